@@ -1,0 +1,126 @@
+# seek.c: one Makefile.
+#   make          build ./seek (release, -O2)
+#   make test     install missing Debian packages, build, run every test (release and ASan/UBSan)
+#   make debug    build ./seek-debug with AddressSanitizer + UndefinedBehaviorSanitizer
+#   make demo     install missing packages, build, run the main job on a shipped model
+#   make clean
+# Opt-outs: NO_CUDA=1, NO_BLAS=1. Arch override: CUDA_ARCH=90.
+
+CC       ?= gcc
+CSTD      = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+WARN      = -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers
+# The reference is portable C: no -ffast-math, no -march=native (results must not depend on the host).
+OPT      ?= -O2 -g
+SAN       = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+INCLUDES  = -Iref -Ifast -Iviz
+CUDA_ARCH ?= 90
+# Build folder (helpers building side by side can each use their own: make B=build-x ...).
+B ?= build
+
+PKG_CONFIG ?= pkg-config
+have = $(shell $(PKG_CONFIG) --exists $(1) 2>/dev/null && echo yes)
+
+HAVE_JANSSON := $(call have,jansson)
+HAVE_PNG     := $(call have,libpng)
+HAVE_EDIT    := $(call have,libedit)
+HAVE_PCRE2   := $(call have,libpcre2-8)
+HAVE_CMOCKA  := $(call have,cmocka)
+ifndef NO_BLAS
+HAVE_BLAS    := $(call have,openblas)
+endif
+ifndef NO_CUDA
+NVCC         ?= $(shell command -v nvcc 2>/dev/null || (test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc))
+endif
+
+DEFS =
+LIBS = -lm
+ifeq ($(HAVE_JANSSON),yes)
+  LIBS += $(shell $(PKG_CONFIG) --libs jansson)
+endif
+ifeq ($(HAVE_PCRE2),yes)
+  DEFS += -DSEEK_HAVE_PCRE2
+  LIBS += $(shell $(PKG_CONFIG) --libs libpcre2-8)
+endif
+ifeq ($(HAVE_PNG),yes)
+  DEFS += -DSEEK_HAVE_PNG
+  LIBS += $(shell $(PKG_CONFIG) --libs libpng)
+endif
+ifeq ($(HAVE_EDIT),yes)
+  DEFS += -DSEEK_HAVE_EDIT
+  LIBS += $(shell $(PKG_CONFIG) --libs libedit)
+endif
+ifeq ($(HAVE_BLAS),yes)
+  DEFS += -DSEEK_HAVE_BLAS
+  LIBS += $(shell $(PKG_CONFIG) --libs openblas)
+endif
+
+CFLAGS_ALL = $(CSTD) $(WARN) $(INCLUDES) $(DEFS) -MMD -MP
+
+REF_SRC  = $(wildcard ref/*.c)
+VIZ_SRC  = $(filter-out viz/seek.c,$(wildcard viz/*.c))
+LIB_SRC  = $(REF_SRC) $(VIZ_SRC)
+TEST_SRC = $(wildcard tests/test_*.c)
+
+REL_OBJ  = $(LIB_SRC:%.c=$(B)/rel/%.o)
+DBG_OBJ  = $(LIB_SRC:%.c=$(B)/dbg/%.o)
+REL_TESTS = $(TEST_SRC:tests/%.c=$(B)/rel/tests/%)
+DBG_TESTS = $(TEST_SRC:tests/%.c=$(B)/dbg/tests/%)
+
+.PHONY: all debug test test-unit deps features demo clean cuda test-cuda bench
+
+all: features seek
+
+# Installs missing Debian packages when a required library is absent (scripts/install-deps.sh).
+deps:
+	@if [ "$(HAVE_JANSSON)" != yes ] || [ "$(HAVE_CMOCKA)" != yes ] || [ "$(HAVE_PCRE2)" != yes ] || \
+	    [ "$(HAVE_PNG)" != yes ] || [ "$(HAVE_EDIT)" != yes ] || { [ -z "$(NO_BLAS)" ] && [ "$(HAVE_BLAS)" != yes ]; }; then \
+	  bash scripts/install-deps.sh; fi
+
+mark = $(if $(filter yes,$(1)),✓,✗)
+features:
+	@echo "seek.c build features:"
+	@echo "  $(call mark,$(HAVE_JANSSON)) jansson (required: config.json, safetensors headers)"
+	@echo "  $(call mark,$(HAVE_BLAS)) OpenBLAS$(if $(NO_BLAS), (NO_BLAS=1),)"
+	@echo "  $(call mark,$(HAVE_PNG)) libpng"
+	@echo "  $(call mark,$(HAVE_EDIT)) libedit"
+	@echo "  $(call mark,$(HAVE_PCRE2)) PCRE2"
+	@echo "  $(call mark,$(HAVE_CMOCKA)) cmocka (tests)"
+	@echo "  $(if $(NVCC),✓ nvcc ($(NVCC)) sm_$(CUDA_ARCH),✗ nvcc$(if $(NO_CUDA), (NO_CUDA=1),))"
+	@if [ "$(HAVE_JANSSON)" != yes ]; then echo "jansson is missing: run 'bash scripts/install-deps.sh' (or 'make demo' / 'make test', which do)"; exit 1; fi
+
+seek: $(B)/rel/viz/seek.o $(REL_OBJ)
+	$(CC) $(OPT) -o $@ $^ $(LIBS)
+
+seek-debug: $(B)/dbg/viz/seek.o $(DBG_OBJ)
+	$(CC) $(SAN) -o $@ $^ $(LIBS)
+
+debug: features seek-debug
+
+$(B)/rel/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(CFLAGS_ALL) -c $< -o $@
+
+$(B)/dbg/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) $(CFLAGS_ALL) -c $< -o $@
+
+$(B)/rel/tests/%: $(B)/rel/tests/%.o $(REL_OBJ)
+	$(CC) $(OPT) -o $@ $^ $(LIBS) -lcmocka
+
+$(B)/dbg/tests/%: $(B)/dbg/tests/%.o $(DBG_OBJ)
+	$(CC) $(SAN) -o $@ $^ $(LIBS) -lcmocka
+
+# `make test`: every unit-test binary and the command-line tests, first against the release
+# build, then against the ASan/UBSan build; the driver ends with "N passed, N failed".
+test: deps
+	@$(MAKE) --no-print-directory features seek seek-debug $(REL_TESTS) $(DBG_TESTS)
+	@B=$(B) bash tests/run.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory features seek
+	@bash scripts/demo.sh
+
+clean:
+	rm -rf $(B) seek seek-debug
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages seek.c builds against, only those that are missing.
+# Idempotent: a second run installs nothing. Used by `make demo`, `make test` and .ci/run.
+# CUDA is not installed here: nvcc is picked up by the Makefile when present (NO_CUDA=1 skips it).
+set -euo pipefail
+
+PKGS=(
+  build-essential   # gcc, make
+  pkg-config        # feature detection in the Makefile
+  libopenblas-dev   # cblas sgemm for the fast CPU path
+  libpng-dev        # PNG pictures
+  libjansson-dev    # config.json, tokenizer.json, safetensors headers
+  libedit-dev       # REPL line editing
+  libpcre2-dev      # tokenizer pre-tokenizer regexes
+  libcmocka-dev     # unit-test framework
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+  SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "install-deps: done"

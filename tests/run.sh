@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every test binary (tests/test_*.c, built by make) and every command-line test script
+# (tests/cli_*.sh), first against the release build and then against the ASan/UBSan build,
+# and ends with the plain summary line "tests: N passed, N failed".
+# Each cmocka binary reports "[  PASSED  ] N test(s)." / "[  FAILED  ] N test(s)"; each script
+# reports "RESULT: passed=N failed=M" through tests/lib.sh. A binary that crashes or exits
+# non-zero without a summary counts as one failure.
+set -u
+cd "$(dirname "$0")/.."
+total_pass=0
+total_fail=0
+failed_names=()
+
+run_one() { # label, command...
+  local label=$1; shift
+  local out rc p f
+  out=$("$@" 2>&1); rc=$?
+  p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p; s/^RESULT: passed=\([0-9]*\) failed=[0-9]*$/\1/p' | tail -n 1)
+  f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p; s/^RESULT: passed=[0-9]* failed=\([0-9]*\)$/\1/p' | tail -n 1)
+  p=${p:-0}; f=${f:-0}
+  if [ $rc -ne 0 ] && [ "$f" = 0 ]; then f=1; fi
+  total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+  if [ "$f" != 0 ]; then
+    failed_names+=("$label")
+    printf '%s\n' "$out" | grep -v '^\[ \(RUN\|       OK\) ' | sed "s|^|  $label: |"
+  fi
+  printf '%-44s %4d passed %4d failed\n' "$label" "$p" "$f"
+}
+
+for mode in rel dbg; do
+  if [ $mode = rel ]; then seek=./seek; else seek=./seek-debug; fi
+  echo "== $mode build ($seek)"
+  for t in ${B:-build}/$mode/tests/test_*; do
+    [ -x "$t" ] || continue
+    case "$t" in *.o|*.d) continue ;; esac
+    run_one "$mode/$(basename "$t")" "$t"
+  done
+  for s in tests/cli_*.sh; do
+    [ -f "$s" ] || continue
+    run_one "$mode/$(basename "$s" .sh)" env SEEK="$seek" bash "$s"
+  done
+done
+
+if [ ${#failed_names[@]} -gt 0 ]; then
+  echo "failing: ${failed_names[*]}"
+fi
+echo "tests: $total_pass passed, $total_fail failed"
+[ $total_fail -eq 0 ]

@@ -1,0 +1,13 @@
+/* commands.h: the `seek` subcommands. Each lives in its own viz/cmd_<name>.c and returns the
+ * process exit status (0 ok, 1 bad input or failure, 2 usage). Errors go to stderr as one line
+ * starting with "seek <name>: ". */
+#ifndef SEEK_COMMANDS_H
+#define SEEK_COMMANDS_H
+
+int cmd_info(int argc, char **argv);        /* viz/cmd_model.c */
+int cmd_forward(int argc, char **argv);     /* viz/cmd_model.c */
+int cmd_generate(int argc, char **argv);    /* viz/cmd_model.c */
+int cmd_tokenize(int argc, char **argv);    /* viz/cmd_tokenize.c */
+int cmd_detokenize(int argc, char **argv);  /* viz/cmd_tokenize.c */
+
+#endif

@@ -1,0 +1,40 @@
+/* seek.c: the `seek` command line. Dispatches to the subcommands in viz/cmd_*.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *usage;
+} Command;
+
+static const Command COMMANDS[] = {
+    {"info", cmd_info, "info DIR                      the config in words, parameters, KV-cache bytes"},
+    {"forward", cmd_forward, "forward DIR --ids \"1,2;3,4\" --logits OUT.f32 [--hidden OUT.f32] [--attn naive|absorb]"},
+    {"generate", cmd_generate, "generate DIR --ids \"...\" -n N [--temp T --top-k K --top-p P --seed S --attn naive|absorb]"},
+    {"tokenize", cmd_tokenize, "tokenize --tokenizer FILE (--text \"...\" | --file F) [--lines] [--bos]"},
+    {"detokenize", cmd_detokenize, "detokenize --tokenizer FILE --ids \"1 2 3\""},
+};
+#define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: seek COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++) fprintf(out, "  seek %s\n", COMMANDS[i].usage);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "seek: unknown command '%s' (try 'seek help')\n", argv[1]);
+    return 2;
+}
