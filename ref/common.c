@@ -30,7 +30,7 @@ int seek_fail_prefix(SeekErr *err, const char *fmt, ...) {
         vsnprintf(prefix, sizeof prefix, fmt, ap);
         va_end(ap);
         memcpy(old, err->msg, sizeof old);
-        snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+        snprintf(err->msg, sizeof err->msg, "%.200s: %.300s", prefix, old);
     }
     return -1;
 }

@@ -1,0 +1,48 @@
+/* attention.c: causal scaled dot-product attention over a key/value cache.
+ *   score(i, j) = (q_i · k_j) · scale   for j <= pos0 + i, -inf otherwise
+ *   P = softmax_j(score);  z_i = Σ_j P(i, j) · v_j
+ * Used by LLaMA attention (MHA, and GQA where query head h reads kv head h / (NH/NKV)) and by
+ * the naive form of MLA (NKV = NH, DQ = dn + dr, DV = dv).
+ * Shapes: q (T, NH, DQ); k rows of (NKV, DQ) and v rows of (NKV, DV), one per position 0..Tk-1,
+ * k_stride / v_stride floats apart; z (T, NH, DV); scores and pattern (NH, T, Tk) or NULL.
+ * row (Tk) is scratch for one row of scores.
+ * Softmax: pass 1 finds the running max (for numerical stability), pass 2 sums exp in double. */
+#include "ops.h"
+
+void attention_forward(float *z, float *scores, float *pattern, const float *q, const float *k, const float *v,
+                       int T, int pos0, int Tk, int NH, int NKV, int DQ, int DV, size_t k_stride, size_t v_stride,
+                       float scale, float *row) {
+    int group = NH / NKV;
+    for (int h = 0; h < NH; h++) {
+        int kvh = h / group;
+        for (int t = 0; t < T; t++) {
+            int last = pos0 + t; /* causal: attend to positions 0..last */
+            const float *qv = q + ((size_t)t * NH + h) * DQ;
+            float maxv = -INFINITY;
+            for (int j = 0; j <= last; j++) {
+                const float *kv = k + (size_t)j * k_stride + (size_t)kvh * DQ;
+                float s = 0.0f;
+                for (int d = 0; d < DQ; d++) s += qv[d] * kv[d];
+                s *= scale;
+                row[j] = s;
+                if (s > maxv) maxv = s;
+            }
+            double sum = 0.0;
+            for (int j = 0; j <= last; j++) sum += exp((double)(row[j] - maxv));
+            float *zv = z + ((size_t)t * NH + h) * DV;
+            for (int d = 0; d < DV; d++) zv[d] = 0.0f;
+            for (int j = 0; j <= last; j++) {
+                float p = (float)(exp((double)(row[j] - maxv)) / sum);
+                const float *vv = v + (size_t)j * v_stride + (size_t)kvh * DV;
+                for (int d = 0; d < DV; d++) zv[d] += p * vv[d];
+                if (pattern) pattern[((size_t)h * T + t) * Tk + j] = p;
+            }
+            if (scores) {
+                float *srow = scores + ((size_t)h * T + t) * Tk;
+                for (int j = 0; j < Tk; j++) srow[j] = j <= last ? row[j] : -INFINITY;
+            }
+            if (pattern)
+                for (int j = last + 1; j < Tk; j++) pattern[((size_t)h * T + t) * Tk + j] = 0.0f;
+        }
+    }
+}

@@ -1,0 +1,10 @@
+/* embedding.c: token embedding lookup, h = Emb[t] (spec §1.3 step 1).
+ * Shapes: ids (N), wte (V, C), out (N, C). Ids are validated by the caller. */
+#include <string.h>
+
+#include "ops.h"
+
+void embedding_forward(float *out, const int *ids, const float *wte, int N, int C) {
+    for (int n = 0; n < N; n++)
+        memcpy(out + (size_t)n * C, wte + (size_t)ids[n] * C, (size_t)C * sizeof(float));
+}

@@ -1,0 +1,438 @@
+/* forward.c: the model forward pass (spec §1.3), the KV cache, and generation.
+ *
+ *   h = Emb[t]
+ *   for each layer: h = h + Attn(RMSNorm_in(h));  h = h + FFN(RMSNorm_post(h))
+ *       Attn is LLaMA attention (MHA/GQA) or MLA; FFN is SwiGLU or DeepSeekMoE
+ *   logits = RMSNorm_final(h) · W_headᵀ
+ *
+ * Every stage calls hook_point() with its TransformerLens-style name (docs/conventions.md) so
+ * the REPL, verification and tests can capture it. Tensors given to hooks are (B, T, ...) with
+ * the token axis 1, except attention scores and patterns (B, NH, T, Tk), replaced per call.
+ * Layer code never allocates: every buffer is a named field of RunState or KVCache.
+ */
+#include "forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mla.h"
+#include "moe.h"
+#include "ops.h"
+
+/* ---- allocation ---- */
+
+static int alloc_floats(float **p, size_t a, size_t b, size_t c, size_t d, SeekErr *err) {
+    size_t n = 1;
+    if (!ck_mul(n, a, &n) || !ck_mul(n, b, &n) || !ck_mul(n, c, &n) || !ck_mul(n, d, &n) || n > (SIZE_MAX / 8))
+        return seek_fail(err, "forward: buffer size overflows");
+    *p = calloc(n ? n : 1, sizeof(float));
+    if (!*p) return seek_fail(err, "forward: out of memory for %zu floats", n);
+    return 0;
+}
+
+int kvcache_init(KVCache *kv, const Config *c, int B, int Tmax, SeekErr *err) {
+    memset(kv, 0, sizeof *kv);
+    kv->B = B;
+    kv->Tmax = Tmax;
+    size_t rows = (size_t)c->L * B * Tmax;
+    int rc = 0;
+    if (c->mla) {
+        rc |= alloc_floats(&kv->latent, rows, c->kv_lora_rank, 1, 1, err);
+        if (!rc) rc |= alloc_floats(&kv->k_pe, rows, c->dr, 1, 1, err);
+    } else {
+        rc |= alloc_floats(&kv->k, rows, c->NKV, c->HS, 1, err);
+        if (!rc) rc |= alloc_floats(&kv->v, rows, c->NKV, c->HS, 1, err);
+    }
+    if (rc) kvcache_free(kv);
+    return rc ? -1 : 0;
+}
+
+void kvcache_free(KVCache *kv) {
+    free(kv->k);
+    free(kv->v);
+    free(kv->latent);
+    free(kv->k_pe);
+    memset(kv, 0, sizeof *kv);
+}
+
+int runstate_init(RunState *s, const Config *c, int B, int T, int Tmax, int with_attn, SeekErr *err) {
+    memset(s, 0, sizeof *s);
+    s->B = B;
+    s->T = T;
+    s->Tmax = Tmax;
+    s->with_attn = with_attn;
+    size_t N = (size_t)B * T;
+    int qk = config_qk_dim(c), dv = config_v_dim(c);
+    int ffn = c->I;
+    if (c->E > 0 && c->Es * c->Hm > ffn) ffn = c->Es * c->Hm;
+    size_t tmp_w = (size_t)c->NH * (c->mla ? c->dr : c->HS);
+    if (tmp_w < (size_t)c->C) tmp_w = (size_t)c->C;
+    int rc = 0;
+#define A(field, ...) if (!rc) rc |= alloc_floats(&s->field, __VA_ARGS__, err)
+    A(inv_freq, (size_t)c->rope_dim / 2 + 1, 1, 1, 1);
+    A(x, N, c->C, 1, 1);
+    A(xn, N, c->C, 1, 1);
+    A(q, N, c->NH, qk, 1);
+    A(z, N, c->NH, dv, 1);
+    A(row, Tmax, 1, 1, 1);
+    A(attn_out, N, c->C, 1, 1);
+    A(mlp_out, N, c->C, 1, 1);
+    A(gate, N, ffn, 1, 1);
+    A(up, N, ffn, 1, 1);
+    A(act, N, ffn, 1, 1);
+    A(tmp, N, tmp_w, 1, 1);
+    if (with_attn) {
+        A(scores, B, c->NH, T, Tmax);
+        A(pattern, B, c->NH, T, Tmax);
+    }
+    if (!c->mla) {
+        A(k_new, N, c->NKV, c->HS, 1);
+        A(v_new, N, c->NKV, c->HS, 1);
+    } else {
+        if (c->q_lora_rank) {
+            A(q_a, N, c->q_lora_rank, 1, 1);
+            A(q_latent, N, c->q_lora_rank, 1, 1);
+        }
+        A(kv_a, N, (size_t)c->kv_lora_rank + c->dr, 1, 1);
+        A(latent_new, N, c->kv_lora_rank, 1, 1);
+        A(kpe_new, N, c->dr, 1, 1);
+        A(kv_exp, (size_t)B * Tmax, c->NH, (size_t)c->dn + c->dv, 1);
+        A(k_full, (size_t)B * Tmax, c->NH, qk, 1);
+        A(v_full, (size_t)B * Tmax, c->NH, c->dv, 1);
+        A(q_abs, N, c->NH, c->kv_lora_rank, 1);
+        A(o_lat, N, c->NH, c->kv_lora_rank, 1);
+        if (c->E > 0) {
+            A(r_logits, N, c->E, 1, 1);
+            A(r_scores, N, c->E, 1, 1);
+            A(r_choice, N, c->E, 1, 1);
+            A(e_w, N, c->K, 1, 1);
+            A(e_idx_f, N, c->K, 1, 1);
+            A(routed, N, c->C, 1, 1);
+            A(shared, N, c->C, 1, 1);
+            A(eg, c->Hm, 1, 1, 1);
+            A(eu, c->Hm, 1, 1, 1);
+            A(ea, c->Hm, 1, 1, 1);
+            A(eo, c->C, 1, 1, 1);
+            A(route_scratch, (size_t)c->E + c->G + 1, 1, 1, 1);
+        }
+    }
+#undef A
+    if (!rc && c->E > 0 && c->mla) {
+        s->e_idx = calloc(N * c->K, sizeof(int));
+        if (!s->e_idx) rc = seek_fail(err, "forward: out of memory");
+    }
+    if (!rc) {
+        s->ids = calloc(N, sizeof(int));
+        if (!s->ids) rc = seek_fail(err, "forward: out of memory");
+    }
+    if (rc) {
+        runstate_free(s);
+        return -1;
+    }
+    rope_inv_freq(s->inv_freq, &s->rope_attn_factor, c);
+    return 0;
+}
+
+void runstate_free(RunState *s) {
+    float **fields[] = {&s->inv_freq, &s->x, &s->xn, &s->q, &s->k_new, &s->v_new, &s->q_a, &s->q_latent,
+                        &s->kv_a, &s->latent_new, &s->kpe_new, &s->kv_exp, &s->k_full, &s->v_full, &s->q_abs,
+                        &s->o_lat, &s->z, &s->scores, &s->pattern, &s->row, &s->attn_out, &s->mlp_out,
+                        &s->gate, &s->up, &s->act, &s->r_logits, &s->r_scores, &s->r_choice, &s->e_w,
+                        &s->e_idx_f, &s->routed, &s->shared, &s->eg, &s->eu, &s->ea, &s->eo,
+                        &s->route_scratch, &s->tmp};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) free(*fields[i]);
+    free(s->e_idx);
+    free(s->ids);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---- hooks ---- */
+
+/* hook for a (B, T, d1[, d2]) tensor, token axis 1 */
+static void hook_bt(ActCache *h, const float *x, int B, int T, size_t d1, size_t d2, const char *fmt, int layer) {
+    if (!h) return;
+    char name[HOOK_NAME_LEN];
+    snprintf(name, sizeof name, fmt, layer);
+    size_t shape[4] = {(size_t)B, (size_t)T, d1, d2};
+    hook_point(h, name, x, d2 ? 4 : 3, shape, 1);
+}
+
+static void hook_attn(ActCache *h, const float *x, int B, int NH, int T, int Tk, const char *fmt, int layer) {
+    if (!h || !x) return;
+    char name[HOOK_NAME_LEN];
+    snprintf(name, sizeof name, fmt, layer);
+    size_t shape[4] = {(size_t)B, (size_t)NH, (size_t)T, (size_t)Tk};
+    hook_point(h, name, x, 4, shape, -1);
+}
+
+/* The attention buffers hold (NH, T, Tmax) per sequence; hooks want (B, NH, T, Tk) contiguous.
+ * Compact in place (Tk <= Tmax, so moving forward never overwrites unread data). */
+static void compact_attn(float *buf, int B, int NH, int T, int Tk, int Tmax) {
+    if (!buf || Tk == Tmax) return;
+    for (size_t r = 0; r < (size_t)B * NH * T; r++) memmove(buf + r * Tk, buf + r * Tmax, (size_t)Tk * sizeof(float));
+}
+
+/* ---- attention blocks ---- */
+
+static void llama_attention(const Model *m, RunState *s, KVCache *kv, int l, int B, int T, int pos0, ActCache *hooks) {
+    const Config *c = &m->cfg;
+    const LayerWeights *w = &m->layers[l];
+    const int N = B * T, NH = c->NH, NKV = c->NKV, HS = c->HS, Tk = pos0 + T;
+    matmul_forward(s->q, s->xn, w->wq, N, c->C, NH * HS);
+    matmul_forward(s->k_new, s->xn, w->wk, N, c->C, NKV * HS);
+    matmul_forward(s->v_new, s->xn, w->wv, N, c->C, NKV * HS);
+    hook_bt(hooks, s->q, B, T, NH, HS, "blocks.%d.attn.hook_q", l);
+    hook_bt(hooks, s->k_new, B, T, NKV, HS, "blocks.%d.attn.hook_k", l);
+    hook_bt(hooks, s->v_new, B, T, NKV, HS, "blocks.%d.attn.hook_v", l);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            size_t r = (size_t)b * T + t;
+            rope_forward(s->q + r * NH * HS, s->q + r * NH * HS, NH, HS, pos0 + t, s->inv_freq, s->rope_attn_factor, HS, c->rope_layout);
+            rope_forward(s->k_new + r * NKV * HS, s->k_new + r * NKV * HS, NKV, HS, pos0 + t, s->inv_freq, s->rope_attn_factor, HS, c->rope_layout);
+        }
+    hook_bt(hooks, s->q, B, T, NH, HS, "blocks.%d.attn.hook_rot_q", l);
+    hook_bt(hooks, s->k_new, B, T, NKV, HS, "blocks.%d.attn.hook_rot_k", l);
+    /* append the new keys and values to the cache */
+    size_t kvw = (size_t)NKV * HS;
+    for (int b = 0; b < B; b++) {
+        size_t base = ((size_t)l * kv->B + b) * kv->Tmax;
+        memcpy(kv->k + (base + pos0) * kvw, s->k_new + (size_t)b * T * kvw, (size_t)T * kvw * sizeof(float));
+        memcpy(kv->v + (base + pos0) * kvw, s->v_new + (size_t)b * T * kvw, (size_t)T * kvw * sizeof(float));
+    }
+    for (int b = 0; b < B; b++) {
+        size_t base = ((size_t)l * kv->B + b) * kv->Tmax;
+        size_t att = (size_t)b * NH * T * s->Tmax;
+        attention_forward(s->z + (size_t)b * T * NH * HS, s->scores ? s->scores + att : NULL,
+                          s->pattern ? s->pattern + att : NULL, s->q + (size_t)b * T * NH * HS, kv->k + base * kvw,
+                          kv->v + base * kvw, T, pos0, s->with_attn ? s->Tmax : Tk, NH, NKV, HS, HS, kvw, kvw,
+                          c->attn_scale, s->row);
+    }
+}
+
+static void mla_attention(const Model *m, RunState *s, KVCache *kv, int l, int B, int T, int pos0, AttnMode mode,
+                          ActCache *hooks) {
+    const Config *c = &m->cfg;
+    const LayerWeights *w = &m->layers[l];
+    const int N = B * T, NH = c->NH, dn = c->dn, dr = c->dr, dv = c->dv, dq = dn + dr, dkv = c->kv_lora_rank;
+    const int Tk = pos0 + T;
+    mla_q_forward(s->q, s->q_a, s->q_latent, s->xn, w, c, N);
+    if (c->q_lora_rank) hook_bt(hooks, s->q_latent, B, T, c->q_lora_rank, 0, "blocks.%d.attn.hook_q_latent", l);
+    hook_bt(hooks, s->q, B, T, NH, dq, "blocks.%d.attn.hook_q", l);
+    mla_kv_forward(s->latent_new, s->kpe_new, s->kv_a, s->xn, w, c, N);
+    hook_bt(hooks, s->latent_new, B, T, dkv, 0, "blocks.%d.attn.hook_kv_latent", l);
+    /* decoupled RoPE: the rope slice of every query head, and the one shared rope key */
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            size_t r = (size_t)b * T + t;
+            float *qp = s->q + r * NH * dq + dn;
+            rope_forward(qp, qp, NH, dq, pos0 + t, s->inv_freq, s->rope_attn_factor, dr, c->rope_layout);
+            float *kp = s->kpe_new + r * dr;
+            rope_forward(kp, kp, 1, dr, pos0 + t, s->inv_freq, s->rope_attn_factor, dr, c->rope_layout);
+        }
+    char name[HOOK_NAME_LEN];
+    snprintf(name, sizeof name, "blocks.%d.attn.hook_rot_q", l);
+    if (hook_wants(hooks, name)) { /* gather the rope slices into (N, NH, dr) */
+        for (size_t r = 0; r < (size_t)N * NH; r++) memcpy(s->tmp + r * dr, s->q + r * dq + dn, (size_t)dr * sizeof(float));
+        hook_bt(hooks, s->tmp, B, T, NH, dr, "blocks.%d.attn.hook_rot_q", l);
+    }
+    hook_bt(hooks, s->kpe_new, B, T, dr, 0, "blocks.%d.attn.hook_rot_k", l);
+    /* the cache keeps only the latent and the rotated rope key */
+    for (int b = 0; b < B; b++) {
+        size_t base = ((size_t)l * kv->B + b) * kv->Tmax + pos0;
+        memcpy(kv->latent + base * dkv, s->latent_new + (size_t)b * T * dkv, (size_t)T * dkv * sizeof(float));
+        memcpy(kv->k_pe + base * dr, s->kpe_new + (size_t)b * T * dr, (size_t)T * dr * sizeof(float));
+    }
+    int Tbuf = s->with_attn ? s->Tmax : Tk;
+    for (int b = 0; b < B; b++) {
+        size_t base = ((size_t)l * kv->B + b) * kv->Tmax;
+        size_t att = (size_t)b * NH * T * s->Tmax;
+        float *sc = s->scores ? s->scores + att : NULL, *pt = s->pattern ? s->pattern + att : NULL;
+        float *z = s->z + (size_t)b * T * NH * dv;
+        const float *q = s->q + (size_t)b * T * NH * dq;
+        if (mode == ATTN_NAIVE) {
+            mla_attend_naive(z, sc, pt, s->kv_exp + (size_t)b * Tk * NH * (dn + dv), s->k_full + (size_t)b * Tk * NH * dq,
+                             s->v_full + (size_t)b * Tk * NH * dv, q, kv->latent + base * dkv, kv->k_pe + base * dr, w, c,
+                             T, pos0, Tbuf, s->row);
+        } else {
+            mla_attend_absorb(z, sc, pt, s->q_abs + (size_t)b * T * NH * dkv, s->o_lat + (size_t)b * T * NH * dkv, q,
+                              kv->latent + base * dkv, kv->k_pe + base * dr, w, c, T, pos0, Tbuf, s->row);
+        }
+    }
+    if (mode == ATTN_NAIVE && hooks) { /* the expanded keys/values cover every position: replaced per call */
+        size_t ks[4] = {(size_t)B, (size_t)Tk, (size_t)NH, (size_t)dq}, vs[4] = {(size_t)B, (size_t)Tk, (size_t)NH, (size_t)dv};
+        snprintf(name, sizeof name, "blocks.%d.attn.hook_k", l);
+        hook_point(hooks, name, s->k_full, 4, ks, -1);
+        snprintf(name, sizeof name, "blocks.%d.attn.hook_v", l);
+        hook_point(hooks, name, s->v_full, 4, vs, -1);
+    }
+}
+
+/* ---- the model ---- */
+
+int model_forward(const Model *m, RunState *s, KVCache *kv, const int *ids, int B, int T, AttnMode mode,
+                  ActCache *hooks, float *hidden, float *logits, SeekErr *err) {
+    const Config *c = &m->cfg;
+    const int N = B * T, C = c->C, pos0 = kv->len, Tk = pos0 + T;
+    if (B != s->B || B != kv->B || T > s->T || T < 1)
+        return seek_fail(err, "forward: batch %dx%d does not fit the run state %dx%d", B, T, s->B, s->T);
+    if (Tk > kv->Tmax || Tk > s->Tmax)
+        return seek_fail(err, "forward: %d positions exceed the cache's %d", Tk, kv->Tmax);
+    if (Tk > c->max_pos)
+        return seek_fail(err, "forward: position %d is beyond max_position_embeddings %d", Tk - 1, c->max_pos);
+    if (mode == ATTN_ABSORB && !c->mla) return seek_fail(err, "forward: --attn absorb needs an MLA model (this is %s)", c->model_type);
+    for (int i = 0; i < N; i++) {
+        if (ids[i] < 0 || ids[i] >= c->V)
+            return seek_fail(err, "forward: token id %d at index %d is out of range [0, %d)", ids[i], i, c->V);
+        s->ids[i] = ids[i];
+    }
+    const size_t layer_stride = (size_t)N * C; /* hidden (L+1, B, T, C) */
+
+    embedding_forward(s->x, s->ids, m->wte, N, C);
+    hook_bt(hooks, s->x, B, T, C, 0, "hook_embed", 0);
+    if (hidden) memcpy(hidden, s->x, layer_stride * sizeof(float));
+
+    for (int l = 0; l < c->L; l++) {
+        const LayerWeights *w = &m->layers[l];
+        hook_bt(hooks, s->x, B, T, C, 0, "blocks.%d.hook_resid_pre", l);
+
+        /* attention sub-block */
+        rmsnorm_forward(s->xn, NULL, s->x, w->attn_norm, N, C, c->eps);
+        hook_bt(hooks, s->xn, B, T, C, 0, "blocks.%d.ln1.hook_normalized", l);
+        if (c->mla) mla_attention(m, s, kv, l, B, T, pos0, mode, hooks);
+        else llama_attention(m, s, kv, l, B, T, pos0, hooks);
+        if (s->with_attn) {
+            compact_attn(s->scores, B, c->NH, T, Tk, s->Tmax);
+            compact_attn(s->pattern, B, c->NH, T, Tk, s->Tmax);
+            hook_attn(hooks, s->scores, B, c->NH, T, Tk, "blocks.%d.attn.hook_attn_scores", l);
+            hook_attn(hooks, s->pattern, B, c->NH, T, Tk, "blocks.%d.attn.hook_pattern", l);
+        }
+        int dv = config_v_dim(c);
+        hook_bt(hooks, s->z, B, T, c->NH, dv, "blocks.%d.attn.hook_z", l);
+        matmul_forward(s->attn_out, s->z, w->wo, N, c->NH * dv, C);
+        hook_bt(hooks, s->attn_out, B, T, C, 0, "blocks.%d.hook_attn_out", l);
+        for (size_t i = 0; i < (size_t)N * C; i++) s->x[i] += s->attn_out[i];
+        hook_bt(hooks, s->x, B, T, C, 0, "blocks.%d.hook_resid_mid", l);
+
+        /* feed-forward sub-block */
+        rmsnorm_forward(s->xn, NULL, s->x, w->mlp_norm, N, C, c->eps);
+        hook_bt(hooks, s->xn, B, T, C, 0, "blocks.%d.ln2.hook_normalized", l);
+        if (!w->is_moe) {
+            swiglu_forward(s->mlp_out, s->gate, s->up, s->act, s->xn, w->w_gate, w->w_up, w->w_down, N, C, c->I);
+        } else {
+            moe_route(s->e_idx, s->e_w, s->r_logits, s->r_scores, s->r_choice, s->xn, w->router, w->router_bias, N, c,
+                      s->route_scratch);
+            hook_bt(hooks, s->r_logits, B, T, c->E, 0, "blocks.%d.mlp.hook_router_logits", l);
+            hook_bt(hooks, s->r_scores, B, T, c->E, 0, "blocks.%d.mlp.hook_router_scores", l);
+            hook_bt(hooks, s->r_choice, B, T, c->E, 0, "blocks.%d.mlp.hook_router_choice", l);
+            for (size_t i = 0; i < (size_t)N * c->K; i++) s->e_idx_f[i] = (float)s->e_idx[i];
+            hook_bt(hooks, s->e_idx_f, B, T, c->K, 0, "blocks.%d.mlp.hook_expert_indices", l);
+            hook_bt(hooks, s->e_w, B, T, c->K, 0, "blocks.%d.mlp.hook_expert_weights", l);
+            moe_forward(s->mlp_out, s->routed, s->shared, s->xn, s->e_idx, s->e_w, w, N, c, s->eg, s->eu, s->ea, s->eo,
+                        s->gate, s->up, s->act);
+            hook_bt(hooks, s->routed, B, T, C, 0, "blocks.%d.mlp.hook_routed_out", l);
+            hook_bt(hooks, s->shared, B, T, C, 0, "blocks.%d.mlp.hook_shared_out", l);
+        }
+        hook_bt(hooks, s->mlp_out, B, T, C, 0, "blocks.%d.hook_mlp_out", l);
+        for (size_t i = 0; i < (size_t)N * C; i++) s->x[i] += s->mlp_out[i];
+        hook_bt(hooks, s->x, B, T, C, 0, "blocks.%d.hook_resid_post", l);
+        if (hidden && l < c->L - 1) memcpy(hidden + (size_t)(l + 1) * layer_stride, s->x, layer_stride * sizeof(float));
+    }
+
+    rmsnorm_forward(s->xn, NULL, s->x, m->final_norm, N, C, c->eps);
+    hook_bt(hooks, s->xn, B, T, C, 0, "ln_final.hook_normalized", 0);
+    if (hidden) memcpy(hidden + (size_t)c->L * layer_stride, s->xn, layer_stride * sizeof(float));
+    matmul_forward(logits, s->xn, m->lm_head, N, C, c->V);
+    hook_bt(hooks, logits, B, T, c->V, 0, "unembed.hook_out", 0);
+    kv->len = Tk;
+    if (hooks && hooks->failed) return seek_fail(err, "forward: out of memory capturing activations");
+    return 0;
+}
+
+/* ---- sampling and generation ---- */
+
+int sample_token(const float *logits, int V, const SampleParams *sp, Rng *rng, float *probs, int *order) {
+    int best = 0;
+    for (int i = 1; i < V; i++)
+        if (logits[i] > logits[best]) best = i;
+    if (sp->temperature <= 0.0f) return best;
+    /* softmax of logits / temperature (max-subtracted, denominator in double) */
+    double sum = 0.0;
+    for (int i = 0; i < V; i++) {
+        probs[i] = (float)exp((double)(logits[i] - logits[best]) / sp->temperature);
+        sum += probs[i];
+    }
+    for (int i = 0; i < V; i++) {
+        probs[i] = (float)(probs[i] / sum);
+        order[i] = i;
+    }
+    /* sort ids by probability, descending (ties: lower id first); insertion sort keeps it simple */
+    for (int i = 1; i < V; i++) {
+        int id = order[i], j = i - 1;
+        while (j >= 0 && (probs[order[j]] < probs[id] || (probs[order[j]] == probs[id] && order[j] > id))) {
+            order[j + 1] = order[j];
+            j--;
+        }
+        order[j + 1] = id;
+    }
+    int keep = V;
+    if (sp->top_k > 0 && sp->top_k < keep) keep = sp->top_k;
+    if (sp->top_p < 1.0f) {
+        double cum = 0.0;
+        for (int i = 0; i < keep; i++) {
+            cum += probs[order[i]];
+            if (cum >= sp->top_p) { keep = i + 1; break; }
+        }
+    }
+    double mass = 0.0;
+    for (int i = 0; i < keep; i++) mass += probs[order[i]];
+    double u = (double)rng_uniform(rng) * mass, acc = 0.0;
+    for (int i = 0; i < keep; i++) {
+        acc += probs[order[i]];
+        if (u < acc) return order[i];
+    }
+    return order[keep - 1];
+}
+
+int model_generate(const Model *m, const int *ids, int B, int T, int n, AttnMode mode, const SampleParams *sp,
+                   ActCache *hooks, int *out, float *logits_out, SeekErr *err) {
+    const Config *c = &m->cfg;
+    if (n < 1) return seek_fail(err, "generate: -n must be at least 1");
+    if ((long long)T + n > c->max_pos)
+        return seek_fail(err, "generate: prompt %d + %d new tokens exceeds max_position_embeddings %d", T, n, c->max_pos);
+    int Tmax = T + n;
+    KVCache kv;
+    RunState s;
+    if (kvcache_init(&kv, c, B, Tmax, err)) return -1;
+    if (runstate_init(&s, c, B, T, Tmax, hooks != NULL, err)) {
+        kvcache_free(&kv);
+        return -1;
+    }
+    float *logits = malloc((size_t)B * T * c->V * sizeof(float));
+    float *probs = malloc((size_t)c->V * sizeof(float));
+    int *order = malloc((size_t)c->V * sizeof(int));
+    int *step_ids = malloc((size_t)B * sizeof(int));
+    int rc = 0;
+    if (!logits || !probs || !order || !step_ids) rc = seek_fail(err, "generate: out of memory");
+    Rng rng;
+    rng_seed(&rng, sp->seed);
+    if (!rc) rc = model_forward(m, &s, &kv, ids, B, T, mode, hooks, NULL, logits, err);
+    for (int step = 0; !rc && step < n; step++) {
+        int Tl = step == 0 ? T : 1; /* rows per sequence in the last call */
+        for (int b = 0; b < B; b++) {
+            const float *row = logits + ((size_t)b * Tl + Tl - 1) * c->V;
+            int tok = sample_token(row, c->V, sp, &rng, probs, order);
+            out[(size_t)b * n + step] = tok;
+            step_ids[b] = tok;
+            if (logits_out) memcpy(logits_out + ((size_t)b * n + step) * c->V, row, (size_t)c->V * sizeof(float));
+        }
+        if (step + 1 < n) rc = model_forward(m, &s, &kv, step_ids, B, 1, mode, hooks, NULL, logits, err);
+    }
+    free(logits);
+    free(probs);
+    free(order);
+    free(step_ids);
+    runstate_free(&s);
+    kvcache_free(&kv);
+    return rc;
+}

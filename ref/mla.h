@@ -1,0 +1,37 @@
+/* mla.h: Multi-head Latent Attention (DeepSeek-V2 §2.1, spec §1.4 and §2).
+ * Shapes use T new tokens of one sequence and Tk cached positions (Tk >= pos0 + T). */
+#ifndef SEEK_MLA_H
+#define SEEK_MLA_H
+
+#include "config.h"
+#include "model.h"
+
+/* Query: q (N, NH, dn+dr) from x (N, C). With q compression, q_a (N, dq') is saved and
+ * q_latent (N, dq') = RMSNorm_qa(x·W_qaᵀ); q = q_latent·W_qbᵀ. Without: q = x·W_qᵀ. */
+void mla_q_forward(float *q, float *q_a, float *q_latent, const float *x, const LayerWeights *w, const Config *cfg, int N);
+
+/* Joint KV down-projection: kv_a (N, dkv+dr) = x·W_kvaᵀ (saved); latent (N, dkv) =
+ * RMSNorm_kva(kv_a[:, :dkv]); k_pe (N, dr) = kv_a[:, dkv:] (not yet rotated). */
+void mla_kv_forward(float *latent, float *k_pe, float *kv_a, const float *x, const LayerWeights *w, const Config *cfg, int N);
+
+/* Naive attention (what transformers computes): expand every cached latent through W_kvb into
+ * per-head k_nope and v, append the shared rope key, attend.
+ * q (T, NH, dn+dr) rotated; latent (Tk, dkv), k_pe (Tk, dr) rotated: the cache.
+ * Writes kv (Tk, NH, dn+dv), k (Tk, NH, dn+dr), v (Tk, NH, dv), z (T, NH, dv) and the scores and
+ * pattern (NH, T, Tk) when not NULL. row (Tk) is scratch. */
+void mla_attend_naive(float *z, float *scores, float *pattern, float *kv, float *k, float *v, const float *q,
+                      const float *latent, const float *k_pe, const LayerWeights *w, const Config *cfg, int T,
+                      int pos0, int Tk, float *row);
+
+/* Absorbed attention (spec §2): W_UK folded into the query, W_UV applied after attending over
+ * the latent. q_abs (T, NH, dkv) = q_nope·W_UK; score = (q_abs·c + q_pe·k_pe)·scale;
+ * o_lat (T, NH, dkv) = Σ P·c; z (T, NH, dv) = o_lat·W_UVᵀ. Same scores/pattern/row as naive. */
+void mla_attend_absorb(float *z, float *scores, float *pattern, float *q_abs, float *o_lat, const float *q,
+                       const float *latent, const float *k_pe, const LayerWeights *w, const Config *cfg, int T,
+                       int pos0, int Tk, float *row);
+
+/* eps of q_a_layernorm and kv_a_layernorm: transformers and DeepSeek's code build both norms with
+ * the RMSNorm default, not config.rms_norm_eps. */
+#define MLA_LATENT_NORM_EPS 1e-6f
+
+#endif

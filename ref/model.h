@@ -1,0 +1,89 @@
+/* model.h: a model's parameters as one arena of float32 with named pointers, plus the parallel
+ * {name, shape} table that serves checkpoint I/O, the REPL's `show`, verification and (later)
+ * gradients by name.
+ *
+ * Names are the Hugging Face checkpoint names (model.layers.L.self_attn.q_a_proj.weight, ...),
+ * so folders load as they are. Routed experts are stored contiguously per layer, (E, Hm, C) for
+ * gate/up and (E, C, Hm) for down; the table has one row per expert pointing into that block.
+ * Weights are (out, in): y = x · Wᵀ.
+ */
+#ifndef SEEK_MODEL_H
+#define SEEK_MODEL_H
+
+#include "config.h"
+
+typedef struct {
+    float *attn_norm;   /* (C)            input_layernorm */
+    /* LLaMA attention */
+    float *wq;          /* (NH*HS, C)     q_proj (MLA without q compression: (NH*(dn+dr), C)) */
+    float *wk;          /* (NKV*HS, C)    k_proj */
+    float *wv;          /* (NKV*HS, C)    v_proj */
+    /* Multi-head Latent Attention */
+    float *wq_a;        /* (dq', C)       q_a_proj */
+    float *q_a_norm;    /* (dq')          q_a_layernorm */
+    float *wq_b;        /* (NH*(dn+dr), dq')  q_b_proj */
+    float *wkv_a;       /* (dkv+dr, C)    kv_a_proj_with_mqa */
+    float *kv_a_norm;   /* (dkv)          kv_a_layernorm */
+    float *wkv_b;       /* (NH*(dn+dv), dkv)  kv_b_proj */
+    float *wo;          /* (C, NH*dv) or (C, NH*HS)  o_proj */
+    float *mlp_norm;    /* (C)            post_attention_layernorm */
+    /* dense SwiGLU FFN */
+    float *w_gate;      /* (I, C) */
+    float *w_up;        /* (I, C) */
+    float *w_down;      /* (C, I) */
+    /* DeepSeekMoE */
+    int is_moe;
+    float *router;      /* (E, C)         mlp.gate.weight */
+    float *router_bias; /* (E)            mlp.gate.e_score_correction_bias (V3) */
+    float *exp_gate;    /* (E, Hm, C)     mlp.experts.e.gate_proj.weight */
+    float *exp_up;      /* (E, Hm, C) */
+    float *exp_down;    /* (E, C, Hm) */
+    float *sh_gate;     /* (Es*Hm, C)     mlp.shared_experts.gate_proj.weight */
+    float *sh_up;       /* (Es*Hm, C) */
+    float *sh_down;     /* (C, Es*Hm) */
+} LayerWeights;
+
+typedef struct {
+    char name[96];
+    int ndim;
+    uint64_t shape[3];
+    float *ptr;
+    size_t numel;
+    int fp8;            /* may be stored as F8_E4M3 + _scale_inv in a quantised checkpoint */
+} ParamInfo;
+
+typedef struct {
+    Config cfg;
+    float *wte;         /* (V, C)  model.embed_tokens.weight */
+    LayerWeights *layers; /* L */
+    float *final_norm;  /* (C)     model.norm.weight */
+    float *lm_head;     /* (V, C)  lm_head.weight; == wte when tied */
+    float *arena;
+    size_t n_floats;
+    ParamInfo *params;
+    size_t n_params;
+    /* what the files held that the model does not use (MTP layers, unknown tensors) */
+    size_t n_unused;
+    char first_unused[128];
+} Model;
+
+/* Parameter counts for `seek info` (computed from the config; no allocation). */
+typedef struct {
+    uint64_t total;            /* every parameter (tied head counted once) */
+    uint64_t active;           /* per token: total minus the routed experts not chosen */
+    uint64_t embedding;        /* embedding + untied head */
+    uint64_t kv_values_per_token;      /* cached values per token, all layers */
+    uint64_t mha_kv_values_per_token;  /* the same with full multi-head attention */
+} ModelCounts;
+
+void model_counts(const Config *cfg, ModelCounts *out);
+
+/* Builds the table and allocates a zeroed arena for cfg. */
+int model_init(Model *m, const Config *cfg, SeekErr *err);
+/* Loads DIR: config.json, then every tensor of the table from the safetensors file(s), each
+ * shape checked against the config. */
+int model_load(Model *m, const char *dir, SeekErr *err);
+void model_free(Model *m);
+const ParamInfo *model_param(const Model *m, const char *name);
+
+#endif

@@ -1,0 +1,28 @@
+/* moe.h: DeepSeekMoE, the router (V2 softmax greedy / group-limited greedy, V3 sigmoid with
+ * bias-corrected group-limited top-k) and the expert mixture (routed + shared experts). */
+#ifndef SEEK_MOE_H
+#define SEEK_MOE_H
+
+#include "config.h"
+#include "model.h"
+
+/* Router for N tokens (spec §1.6, §1.7). Writes logits = x·W_gateᵀ, scores (sigmoid or softmax),
+ * choice (what selection sees: scores + bias for V3, scores for V2), all (N, E); idx (N, K) the
+ * chosen experts in selection order (largest first; ties go to the lower index) and weights (N, K),
+ * the final gate weights (normalised for V3 when norm_topk_prob, times routed_scaling_factor).
+ * scratch: (E + G) floats. */
+void moe_route(int *idx, float *weights, float *logits, float *scores, float *choice, const float *inp,
+               const float *router, const float *bias, int N, const Config *cfg, float *scratch);
+
+/* out (N, C) = Σ_k weights[k] · Expert_{idx[k]}(x) + SharedExperts(x). routed and shared (N, C)
+ * keep the two parts. Scratch: eg, eu, ea (Hm) and eo (C) for one expert on one token; sg, su,
+ * sa (N, Es*Hm) for the shared experts. */
+void moe_forward(float *out, float *routed, float *shared, const float *inp, const int *idx, const float *weights,
+                 const LayerWeights *w, int N, const Config *cfg, float *eg, float *eu, float *ea, float *eo,
+                 float *sg, float *su, float *sa);
+
+/* Top-k of x (n values) with ties to the lower index: writes k indices, largest first.
+ * taken (n) is scratch. Exposed for tests. */
+void topk_indices(int *out, const float *x, int n, int k, unsigned char *taken);
+
+#endif

@@ -1,0 +1,295 @@
+/* cmd_model.c: `seek info`, `seek forward` and `seek generate` on a Hugging Face model folder.
+ * Errors are one line on stderr, "seek CMD: reason", with exit status 1 (bad input) or 2 (usage). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "config.h"
+#include "forward.h"
+#include "model.h"
+
+#define MAX_IDS (1 << 20)
+
+static int fail(const char *cmd, const SeekErr *e) {
+    fprintf(stderr, "seek %s: %s\n", cmd, e->msg);
+    return 1;
+}
+
+static int usage_error(const char *cmd, const char *msg) {
+    fprintf(stderr, "seek %s: %s (see 'seek help')\n", cmd, msg);
+    return 2;
+}
+
+/* "1,2,3;4,5,6": sequences split by ';', ids by ',' or spaces. All sequences the same length. */
+static int parse_id_batch(const char *s, int **ids, int *B, int *T, SeekErr *err) {
+    int cap = 64, n = 0, b = 0, t = 0, T0 = -1;
+    int *v = malloc((size_t)cap * sizeof(int));
+    if (!v) return seek_fail(err, "--ids: out of memory");
+    const char *p = s;
+    for (;;) {
+        while (*p == ' ' || *p == ',') p++;
+        if (*p == ';' || *p == '\0') {
+            if (t == 0) {
+                free(v);
+                return seek_fail(err, "--ids: sequence %d is empty (expected ids like \"1,2,3;4,5,6\")", b + 1);
+            }
+            if (T0 >= 0 && t != T0) {
+                free(v);
+                return seek_fail(err, "--ids: sequence %d has %d ids, sequence 1 has %d (sequences must have equal lengths)", b + 1, t, T0);
+            }
+            T0 = t;
+            b++;
+            t = 0;
+            if (*p == '\0') break;
+            p++;
+            continue;
+        }
+        char tok[32];
+        size_t len = strcspn(p, " ,;");
+        if (len >= sizeof tok) {
+            free(v);
+            return seek_fail(err, "--ids: '%.*s...' is not a token id", 20, p);
+        }
+        memcpy(tok, p, len);
+        tok[len] = '\0';
+        long long x;
+        if (parse_i64(tok, 0, 0x7fffffff, &x, "--ids", err)) {
+            free(v);
+            return -1;
+        }
+        if (n == MAX_IDS) {
+            free(v);
+            return seek_fail(err, "--ids: more than %d ids", MAX_IDS);
+        }
+        if (n == cap) {
+            cap *= 2;
+            int *nv = realloc(v, (size_t)cap * sizeof(int));
+            if (!nv) {
+                free(v);
+                return seek_fail(err, "--ids: out of memory");
+            }
+            v = nv;
+        }
+        v[n++] = (int)x;
+        t++;
+        p += len;
+    }
+    *ids = v;
+    *B = b;
+    *T = T0;
+    return 0;
+}
+
+static int check_ids(const int *ids, int n, int V, SeekErr *err) {
+    for (int i = 0; i < n; i++)
+        if (ids[i] >= V) return seek_fail(err, "--ids: token id %d is out of range [0, %d) (vocab_size)", ids[i], V);
+    return 0;
+}
+
+static int parse_attn(const char *s, AttnMode *mode, SeekErr *err) {
+    if (!strcmp(s, "naive")) *mode = ATTN_NAIVE;
+    else if (!strcmp(s, "absorb")) *mode = ATTN_ABSORB;
+    else return seek_fail(err, "--attn: '%s' is not a mode (expected naive or absorb)", s);
+    return 0;
+}
+
+/* ---- seek info ---- */
+
+static void print_count(const char *label, uint64_t n) {
+    printf("%s", label);
+    if (n >= 1000000000ull) printf("%.2fB", n / 1e9);
+    else if (n >= 1000000ull) printf("%.2fM", n / 1e6);
+    else if (n >= 1000ull) printf("%.1fK", n / 1e3);
+    else printf("%llu", (unsigned long long)n);
+    printf(" (%llu)", (unsigned long long)n);
+}
+
+static const char *rope_type_name(RopeType t) {
+    return t == ROPE_YARN ? "YaRN" : t == ROPE_LINEAR ? "linear" : "default";
+}
+
+int cmd_info(int argc, char **argv) {
+    if (argc != 2) return usage_error("info", "expected: seek info DIR");
+    SeekErr err;
+    Config c;
+    if (config_load(&c, argv[1], &err)) return fail("info", &err);
+    const char *family = c.arch == ARCH_LLAMA ? "LLaMA-style dense transformer (DeepSeek LLM / V1)"
+                         : c.arch == ARCH_DEEPSEEK_V2 ? "DeepSeek-V2 (MLA + DeepSeekMoE, softmax routing)"
+                                                      : "DeepSeek-V3 (MLA + DeepSeekMoE, sigmoid routing with bias)";
+    printf("model        %s: %s\n", c.model_type, family);
+    printf("size         %d layers, hidden %d, vocab %d, max positions %d, rms_norm_eps %g\n", c.L, c.C, c.V, c.max_pos, c.eps);
+    if (!c.mla) {
+        printf("attention    %s: %d query heads, %d kv heads, head_dim %d\n",
+               c.NKV == c.NH ? "multi-head" : c.NKV == 1 ? "multi-query" : "grouped-query", c.NH, c.NKV, c.HS);
+    } else {
+        printf("attention    MLA: %d heads; ", c.NH);
+        if (c.q_lora_rank) printf("q compressed to %d; ", c.q_lora_rank);
+        else printf("no q compression; ");
+        printf("kv latent %d; per head qk = nope %d + rope %d, v %d\n", c.kv_lora_rank, c.dn, c.dr, c.dv);
+    }
+    printf("rope         %s, theta %g, dim %d, %s layout", rope_type_name(c.rope_type), c.rope_theta, c.rope_dim,
+           c.rope_layout == ROPE_LAYOUT_INTERLEAVED ? "interleaved" : "half-rotated");
+    if (c.rope_type == ROPE_YARN)
+        printf("; factor %g, original context %d, beta %g/%g, attention factor %.6f", c.yarn_factor, c.rope_orig_max_pos,
+               c.beta_fast, c.beta_slow, c.attention_factor);
+    else if (c.rope_type == ROPE_LINEAR) printf("; factor %g", c.rope_factor);
+    printf("\nsoftmax      scale %.7f\n", c.attn_scale);
+    int n_moe = 0;
+    for (int l = 0; l < c.L; l++) n_moe += config_layer_is_moe(&c, l);
+    if (n_moe == 0) {
+        printf("ffn          dense SwiGLU, intermediate %d, every layer\n", c.I);
+    } else {
+        printf("ffn          %d dense SwiGLU layer(s) (intermediate %d), %d DeepSeekMoE layer(s)\n", c.L - n_moe, c.I, n_moe);
+        printf("moe          %d routed experts of width %d, top-%d, %d shared; ", c.E, c.Hm, c.K, c.Es);
+        if (c.topk_method == TOPK_NOAUX_TC)
+            printf("sigmoid scores + bias for selection, %d groups keep %d (group score = sum of top-2)", c.G, c.TG);
+        else if (c.topk_method == TOPK_GROUP_LIMITED_GREEDY)
+            printf("softmax scores, %d groups keep %d (group score = max)", c.G, c.TG);
+        else printf("softmax scores, greedy top-%d", c.K);
+        printf("; weights %s, x %g\n", c.norm_topk_prob ? "renormalised" : "not renormalised", c.routed_scaling);
+    }
+    printf("embeddings   %s\n", c.tie_embeddings ? "tied (lm_head = embed_tokens)" : "separate lm_head");
+    if (c.mtp_depth) printf("mtp          %d module(s) stored (num_nextn_predict_layers)\n", c.mtp_depth);
+    if (c.fp8_block_r) printf("fp8          F8_E4M3 weights, %dx%d block scales\n", c.fp8_block_r, c.fp8_block_c);
+
+    ModelCounts mc;
+    model_counts(&c, &mc);
+    print_count("parameters   total ", mc.total);
+    print_count(", active per token ", mc.active);
+    printf(" = %.1f%%", 100.0 * (double)mc.active / (double)mc.total);
+    print_count(", of which embeddings ", mc.embedding);
+    printf("\n");
+    const char *what = c.mla ? "MLA latent + rope key" : c.NKV == c.NH ? "K and V" : "K and V (grouped)";
+    printf("kv cache     %s: %llu values/token = %llu B/token in bf16 (%llu B in fp32)\n", what,
+           (unsigned long long)mc.kv_values_per_token, (unsigned long long)mc.kv_values_per_token * 2,
+           (unsigned long long)mc.kv_values_per_token * 4);
+    printf("             MHA with the same head shapes: %llu values/token = %llu B/token in bf16 (%.2fx)\n",
+           (unsigned long long)mc.mha_kv_values_per_token, (unsigned long long)mc.mha_kv_values_per_token * 2,
+           (double)mc.mha_kv_values_per_token / (double)mc.kv_values_per_token);
+    return 0;
+}
+
+/* ---- seek forward ---- */
+
+int cmd_forward(int argc, char **argv) {
+    const char *dir = NULL, *ids_s = NULL, *logits_path = NULL, *hidden_path = NULL, *attn_s = "naive";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char **dst = !strcmp(a, "--ids") ? &ids_s : !strcmp(a, "--logits") ? &logits_path
+                         : !strcmp(a, "--hidden") ? &hidden_path : !strcmp(a, "--attn") ? &attn_s : NULL;
+        if (dst) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "seek forward: %s needs a value\n", a);
+                return 2;
+            }
+            *dst = argv[++i];
+        } else if (a[0] == '-') {
+            fprintf(stderr, "seek forward: unknown option '%s' (see 'seek help')\n", a);
+            return 2;
+        } else if (!dir) dir = a;
+        else {
+            fprintf(stderr, "seek forward: unexpected argument '%s'\n", a);
+            return 2;
+        }
+    }
+    if (!dir || !ids_s || !logits_path) return usage_error("forward", "expected: seek forward DIR --ids \"1,2;3,4\" --logits OUT.f32");
+    SeekErr err;
+    AttnMode mode = ATTN_NAIVE;
+    int *ids = NULL, B = 0, T = 0;
+    if (parse_attn(attn_s, &mode, &err) || parse_id_batch(ids_s, &ids, &B, &T, &err)) return fail("forward", &err);
+    Model m;
+    if (model_load(&m, dir, &err)) {
+        free(ids);
+        return fail("forward", &err);
+    }
+    const Config *c = &m.cfg;
+    int rc = 0;
+    KVCache kv = {0};
+    RunState s = {0};
+    float *logits = NULL, *hidden = NULL;
+    size_t n_logits = (size_t)B * T * c->V, n_hidden = (size_t)(c->L + 1) * B * T * c->C;
+    if (check_ids(ids, B * T, c->V, &err)) rc = -1;
+    if (!rc && mode == ATTN_ABSORB && !c->mla) rc = seek_fail(&err, "--attn absorb needs an MLA model (this is %s)", c->model_type);
+    if (!rc && T > c->max_pos) rc = seek_fail(&err, "--ids: %d tokens exceed max_position_embeddings %d", T, c->max_pos);
+    if (!rc && (rc = kvcache_init(&kv, c, B, T, &err)) == 0) rc = runstate_init(&s, c, B, T, T, 0, &err);
+    if (!rc) {
+        logits = malloc(n_logits * sizeof(float));
+        hidden = hidden_path ? malloc(n_hidden * sizeof(float)) : NULL;
+        if (!logits || (hidden_path && !hidden)) rc = seek_fail(&err, "out of memory for the outputs");
+    }
+    if (!rc) rc = model_forward(&m, &s, &kv, ids, B, T, mode, NULL, hidden, logits, &err);
+    if (!rc) rc = write_file_atomic(logits_path, logits, n_logits * sizeof(float), &err);
+    if (!rc && hidden_path) rc = write_file_atomic(hidden_path, hidden, n_hidden * sizeof(float), &err);
+    free(logits);
+    free(hidden);
+    free(ids);
+    runstate_free(&s);
+    kvcache_free(&kv);
+    model_free(&m);
+    if (rc) return fail("forward", &err);
+    return 0;
+}
+
+/* ---- seek generate ---- */
+
+int cmd_generate(int argc, char **argv) {
+    const char *dir = NULL, *ids_s = NULL, *attn_s = "naive";
+    const char *n_s = NULL, *temp_s = "0", *topk_s = "0", *topp_s = "1", *seed_s = "0";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char **dst = !strcmp(a, "--ids") ? &ids_s : !strcmp(a, "-n") ? &n_s : !strcmp(a, "--temp") ? &temp_s
+                         : !strcmp(a, "--top-k") ? &topk_s : !strcmp(a, "--top-p") ? &topp_s
+                         : !strcmp(a, "--seed") ? &seed_s : !strcmp(a, "--attn") ? &attn_s : NULL;
+        if (dst) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "seek generate: %s needs a value\n", a);
+                return 2;
+            }
+            *dst = argv[++i];
+        } else if (a[0] == '-') {
+            fprintf(stderr, "seek generate: unknown option '%s' (see 'seek help')\n", a);
+            return 2;
+        } else if (!dir) dir = a;
+        else {
+            fprintf(stderr, "seek generate: unexpected argument '%s'\n", a);
+            return 2;
+        }
+    }
+    if (!dir || !ids_s || !n_s) return usage_error("generate", "expected: seek generate DIR --ids \"...\" -n N");
+    SeekErr err;
+    AttnMode mode = ATTN_NAIVE;
+    long long n, topk, seed;
+    double temp, topp;
+    if (parse_attn(attn_s, &mode, &err) || parse_i64(n_s, 1, CFG_MAX_POSITIONS, &n, "-n", &err) ||
+        parse_f64(temp_s, 0.0, 1000.0, &temp, "--temp", &err) || parse_i64(topk_s, 0, CFG_MAX_VOCAB, &topk, "--top-k", &err) ||
+        parse_f64(topp_s, 0.0, 1.0, &topp, "--top-p", &err) || parse_i64(seed_s, 0, 0x7fffffffffffffffLL, &seed, "--seed", &err))
+        return fail("generate", &err);
+    if (topp <= 0.0) {
+        fprintf(stderr, "seek generate: --top-p: %s is out of range (0, 1]\n", topp_s);
+        return 1;
+    }
+    int *ids = NULL, B = 0, T = 0;
+    if (parse_id_batch(ids_s, &ids, &B, &T, &err)) return fail("generate", &err);
+    Model m;
+    if (model_load(&m, dir, &err)) {
+        free(ids);
+        return fail("generate", &err);
+    }
+    int rc = check_ids(ids, B * T, m.cfg.V, &err);
+    int *out = malloc((size_t)B * (size_t)n * sizeof(int));
+    if (!rc && !out) rc = seek_fail(&err, "out of memory");
+    SampleParams sp = {(float)temp, (int)topk, (float)topp, (uint64_t)seed};
+    if (!rc) rc = model_generate(&m, ids, B, T, (int)n, mode, &sp, NULL, out, NULL, &err);
+    if (!rc)
+        for (int b = 0; b < B; b++) {
+            for (long long i = 0; i < n; i++) printf(i ? " %d" : "%d", out[(size_t)b * n + i]);
+            printf("\n");
+        }
+    free(out);
+    free(ids);
+    model_free(&m);
+    if (rc) return fail("generate", &err);
+    return 0;
+}
