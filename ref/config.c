@@ -112,7 +112,6 @@ static int parse_rope(const Ctx *c, const json_t *root, Config *cfg) {
 
     cfg->rope_type = ROPE_DEFAULT;
     cfg->rope_factor = 1.0;
-    cfg->yarn_factor = 1.0;
     cfg->attention_factor = 1.0;
     cfg->mscale = cfg->mscale_all_dim = 0.0;
     cfg->beta_fast = 32.0;
@@ -132,23 +131,25 @@ static int parse_rope(const Ctx *c, const json_t *root, Config *cfg) {
         return seek_fail(c->err, "%s: field '%s.rope_type': '%s' is not supported (expected default, linear or yarn)",
                          c->path, which, type);
 
+    /* factor: as given; for YaRN without a factor, transformers 5.17 derives it from
+     * max_position_embeddings / original_max_position_embeddings (modeling_rope_utils.py). */
     const json_t *fv = json_object_get(rp, "factor");
-    if (!fv) return seek_fail(c->err, "%s: field '%s.factor': required for rope_type '%s'", c->path, which, type);
-    if (get_num(c, rp, "factor", 1.0, &cfg->rope_factor)) return -1;
+    const json_t *ov = json_object_get(rp, "original_max_position_embeddings");
+    if (ov && !json_is_null(ov) &&
+        get_int(c, rp, "original_max_position_embeddings", cfg->max_pos, 0, 0, 1, CFG_MAX_POSITIONS, &cfg->rope_orig_max_pos))
+        return -1;
+    if (fv && !json_is_null(fv)) {
+        if (get_num(c, rp, "factor", 1.0, &cfg->rope_factor)) return -1;
+    } else if (cfg->rope_type == ROPE_YARN && ov && !json_is_null(ov)) {
+        cfg->rope_factor = (double)cfg->max_pos / (double)cfg->rope_orig_max_pos;
+    } else {
+        return seek_fail(c->err, "%s: field '%s.factor': required for rope_type '%s'", c->path, which, type);
+    }
     if (!(cfg->rope_factor >= 1.0) || cfg->rope_factor > 1e6)
         return seek_fail(c->err, "%s: field '%s.factor': %g is out of range [1, 1e6]", c->path, which, cfg->rope_factor);
-    cfg->yarn_factor = cfg->rope_factor;
     if (cfg->rope_type == ROPE_LINEAR) return 0;
 
-    /* YaRN (transformers _compute_yarn_parameters). When original_max_position_embeddings is
-     * given, the frequency factor is max_position_embeddings / original (DeepSeek-V3 style). */
-    const json_t *ov = json_object_get(rp, "original_max_position_embeddings");
-    if (ov && !json_is_null(ov)) {
-        if (get_int(c, rp, "original_max_position_embeddings", cfg->max_pos, 0, 0, 1, CFG_MAX_POSITIONS,
-                    &cfg->rope_orig_max_pos))
-            return -1;
-        cfg->yarn_factor = (double)cfg->max_pos / (double)cfg->rope_orig_max_pos;
-    }
+    /* YaRN (transformers _compute_yarn_parameters) */
     if (get_num(c, rp, "beta_fast", 32.0, &cfg->beta_fast) || get_num(c, rp, "beta_slow", 1.0, &cfg->beta_slow) ||
         get_num(c, rp, "mscale", 0.0, &cfg->mscale) || get_num(c, rp, "mscale_all_dim", 0.0, &cfg->mscale_all_dim) ||
         get_bool(c, rp, "truncate", 1, &cfg->yarn_truncate))
@@ -159,10 +160,10 @@ static int parse_rope(const Ctx *c, const json_t *root, Config *cfg) {
     if (af && !json_is_null(af)) {
         if (get_num(c, rp, "attention_factor", 1.0, &cfg->attention_factor)) return -1;
     } else if (cfg->mscale != 0.0 && cfg->mscale_all_dim != 0.0) {
-        cfg->attention_factor = yarn_get_mscale(cfg->yarn_factor, cfg->mscale) /
-                                yarn_get_mscale(cfg->yarn_factor, cfg->mscale_all_dim);
+        cfg->attention_factor = yarn_get_mscale(cfg->rope_factor, cfg->mscale) /
+                                yarn_get_mscale(cfg->rope_factor, cfg->mscale_all_dim);
     } else {
-        cfg->attention_factor = yarn_get_mscale(cfg->yarn_factor, 1.0);
+        cfg->attention_factor = yarn_get_mscale(cfg->rope_factor, 1.0);
     }
     return 0;
 }

@@ -52,8 +52,7 @@ typedef struct {
     RopeType rope_type;
     RopeLayout rope_layout; /* LLaMA: half; DeepSeek: interleaved unless rope_interleave=false */
     double rope_theta;
-    double rope_factor;     /* the config's factor (linear, yarn) */
-    double yarn_factor;     /* the factor YaRN frequencies use: max_pos / original if given */
+    double rope_factor;     /* linear/YaRN factor; for YaRN without one, max_pos / original */
     int rope_orig_max_pos;  /* original_max_position_embeddings */
     double beta_fast, beta_slow;
     double mscale, mscale_all_dim;  /* 0 when absent */

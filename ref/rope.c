@@ -41,7 +41,7 @@ void rope_inv_freq(float *inv_freq, float *attn_factor, const Config *cfg) {
         if (low < 0) low = 0;
         if (high > d - 1) high = d - 1;
         if (low == high) high += 0.001;
-        float s = (float)cfg->yarn_factor;
+        float s = (float)cfg->rope_factor;
         for (int i = 0; i < half; i++) {
             float pos_freq = powf(base, (float)(2 * i) / (float)d);
             float extrap = 1.0f / pos_freq;

@@ -132,7 +132,7 @@ int cmd_info(int argc, char **argv) {
     printf("rope         %s, theta %g, dim %d, %s layout", rope_type_name(c.rope_type), c.rope_theta, c.rope_dim,
            c.rope_layout == ROPE_LAYOUT_INTERLEAVED ? "interleaved" : "half-rotated");
     if (c.rope_type == ROPE_YARN)
-        printf("; factor %g, original context %d, beta %g/%g, attention factor %.6f", c.yarn_factor, c.rope_orig_max_pos,
+        printf("; factor %g, original context %d, beta %g/%g, attention factor %.6f", c.rope_factor, c.rope_orig_max_pos,
                c.beta_fast, c.beta_slow, c.attention_factor);
     else if (c.rope_type == ROPE_LINEAR) printf("; factor %g", c.rope_factor);
     printf("\nsoftmax      scale %.7f\n", c.attn_scale);

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# cli_model.sh: `seek info`, `seek forward` and `seek generate` from the command line, and the bad
+# input they must survive (one-line error naming the file/field, non-zero exit, no crash; the
+# same script runs against the ASan/UBSan build). Run by tests/run.sh with SEEK set.
+set -u
+cd "$(dirname "$0")/.."
+. tests/lib.sh
+FX=tests/fixtures
+
+# ---- info: figures from the DeepSeek-V3 paper and spec, not from our code ----
+expect_ok "info v3-671b" "$SEEK" info tests/configs/deepseek-v3-671b
+grep -q "total 671.0" "$TMP/out" && ok || bad "info: V3 total parameters should be 671B: $(grep parameters "$TMP/out")"
+grep -q "active per token 37.[0-9]" "$TMP/out" && ok || bad "info: V3 active parameters should be ~37B"
+grep -q "70272 B/token in bf16" "$TMP/out" && ok || bad "info: V3 MLA cache should be 70,272 B/token (spec §2)"
+grep -q "(71.1[0-9]x)" "$TMP/out" && ok || bad "info: V3 MLA vs MHA ratio should be 71.1x (spec §2)"
+grep -q "scale 0.1352338" "$TMP/out" && ok || bad "info: V3 softmax scale should be 0.1352338 (spec §1.4)"
+expect_ok "info llama" "$SEEK" info $FX/llama_gqa
+grep -q "grouped-query: 4 query heads, 2 kv heads, head_dim 16" "$TMP/out" && ok || bad "info llama: $(sed -n 3p "$TMP/out")"
+
+# ---- forward: output sizes are exactly [B, T, V] and [L+1, B, T, C] floats ----
+expect_ok "forward v3" "$SEEK" forward $FX/v3 --ids "5,6,7;8,9,10" --logits "$TMP/l.f32" --hidden "$TMP/h.f32"
+[ "$(stat -c %s "$TMP/l.f32")" = $((2 * 3 * 256 * 4)) ] && ok || bad "forward: logits file size"
+[ "$(stat -c %s "$TMP/h.f32")" = $((4 * 2 * 3 * 48 * 4)) ] && ok || bad "forward: hidden file size"
+expect_ok "forward absorb" "$SEEK" forward $FX/v3 --ids "5,6,7;8,9,10" --logits "$TMP/l2.f32" --attn absorb
+expect_ok "forward sharded" "$SEEK" forward $FX/v3_yarn --ids "1 2 3" --logits "$TMP/l3.f32"
+# the first sequence of a batch gives the same logits as running it alone (no cross-talk)
+expect_ok "forward single" "$SEEK" forward $FX/v3 --ids "5,6,7" --logits "$TMP/l1.f32"
+cmp -s "$TMP/l1.f32" <(head -c $((3 * 256 * 4)) "$TMP/l.f32") && ok || bad "forward: batch row 0 differs from the same sequence alone"
+
+# ---- generate: naive and absorbed attention give the same tokens; seeded sampling repeats ----
+expect_ok "generate naive" "$SEEK" generate $FX/v3 --ids "5,6,7;8,9,10" -n 6
+cp "$TMP/out" "$TMP/gen_naive"
+expect_ok "generate absorb" "$SEEK" generate $FX/v3 --ids "5,6,7;8,9,10" -n 6 --attn absorb
+cmp -s "$TMP/out" "$TMP/gen_naive" && ok || bad "generate: naive and absorbed tokens differ"
+[ "$(wc -l <"$TMP/gen_naive")" = 2 ] && [ "$(head -1 "$TMP/gen_naive" | wc -w)" = 6 ] && ok || bad "generate: expected 2 lines of 6 ids"
+expect_ok "sample 1" "$SEEK" generate $FX/llama_gqa --ids "3,4" -n 10 --temp 10.0 --top-k 50 --top-p 0.9 --seed 42
+cp "$TMP/out" "$TMP/s1"
+expect_ok "sample 2" "$SEEK" generate $FX/llama_gqa --ids "3,4" -n 10 --temp 10.0 --top-k 50 --top-p 0.9 --seed 42
+cmp -s "$TMP/out" "$TMP/s1" && ok || bad "generate: same seed gave different samples"
+expect_ok "sample 3" "$SEEK" generate $FX/llama_gqa --ids "3,4" -n 10 --temp 10.0 --top-k 50 --top-p 0.9 --seed 43
+cmp -s "$TMP/out" "$TMP/s1" && bad "generate: different seeds gave identical 10-token samples" || ok
+
+# ---- bad command lines ----
+expect_fail "ids out of range" "token id 256 is out of range \[0, 256)" "$SEEK" forward $FX/v3 --ids "1,256" --logits "$TMP/x"
+expect_fail "ids negative" "not an integer\|out of range" "$SEEK" forward $FX/v3 --ids "1,-2" --logits "$TMP/x"
+expect_fail "ids junk" "'12abc' is not an integer" "$SEEK" forward $FX/v3 --ids "1,12abc" --logits "$TMP/x"
+expect_fail "ids ragged" "sequence 2 has 1 ids, sequence 1 has 2" "$SEEK" forward $FX/v3 --ids "1,2;3" --logits "$TMP/x"
+expect_fail "ids empty" "sequence 1 is empty" "$SEEK" forward $FX/v3 --ids "" --logits "$TMP/x"
+expect_fail "attn mode" "'fast' is not a mode" "$SEEK" forward $FX/v3 --ids "1" --logits "$TMP/x" --attn fast
+expect_fail "absorb llama" "absorb needs an MLA model" "$SEEK" forward $FX/llama_gqa --ids "1" --logits "$TMP/x" --attn absorb
+expect_fail "n zero" "-n: 0 is out of range" "$SEEK" generate $FX/v3 --ids "1" -n 0
+expect_fail "temp nan" "--temp: 'nan' is not a number\|--temp: nan is out of range" "$SEEK" generate $FX/v3 --ids "1" -n 2 --temp nan
+expect_fail "too long" "exceeds max_position_embeddings 128" "$SEEK" generate $FX/v3 --ids "1,2" -n 200
+expect_fail "no dir" "config.json: cannot open" "$SEEK" forward "$TMP/nothing" --ids "1" --logits "$TMP/x"
+
+# ---- bad model folders ----
+mk() { rm -rf "$TMP/m"; cp -r "$FX/$1" "$TMP/m"; }
+run_fwd() { "$SEEK" forward "$TMP/m" --ids "1,2" --logits "$TMP/x"; }
+
+mk v3; sed -i 's/"hidden_size": 48/"hidden_size": 64/' "$TMP/m/config.json"
+expect_fail "config/shape mismatch" "model.embed_tokens.weight.*shape.*expected" run_fwd
+mk v3; sed -i 's/"num_hidden_layers": 3/"num_hidden_layers": 4/' "$TMP/m/config.json"
+expect_fail "missing tensor" "model.layers.3.*not found" run_fwd
+mk v3; sed -i 's/"vocab_size": 256/"vocab_size": 300/' "$TMP/m/config.json"
+expect_fail "vocab mismatch" "embed_tokens.weight.*shape" run_fwd
+mk v3; sed -i 's/"num_hidden_layers": 3/"num_hidden_layers": 1000000000/' "$TMP/m/config.json"
+expect_fail "layers huge" "num_hidden_layers.*out of range" run_fwd
+mk v3; sed -i 's/"num_hidden_layers": 3/"num_hidden_layers": 0/' "$TMP/m/config.json"
+expect_fail "layers zero" "num_hidden_layers.*out of range" run_fwd
+mk v3; sed -i 's/"hidden_size": 48/"hidden_size": "48"/' "$TMP/m/config.json"
+expect_fail "wrong type" "field 'hidden_size': expected an integer, got a string" run_fwd
+mk llama_gqa; sed -i 's/"num_key_value_heads": 2/"num_key_value_heads": 3/' "$TMP/m/config.json"
+expect_fail "heads % kv" "num_key_value_heads" run_fwd
+mk v3; sed -i 's/"model_type": "deepseek_v3"/"model_type": "gpt2"/' "$TMP/m/config.json"
+expect_fail "model_type" "'gpt2' is not supported" run_fwd
+mk v3; printf '{"model_type": "llama",' >"$TMP/m/config.json"
+expect_fail "config json" "config.json: invalid JSON" run_fwd
+mk v3; rm "$TMP/m/model.safetensors"
+expect_fail "no weights" "model.safetensors" run_fwd
+
+# safetensors: truncated at many offsets (the header, its end, the data, the last byte)
+mk v3
+size=$(stat -c %s "$FX/v3/model.safetensors")
+hlen=$(od -An -t u8 -N 8 "$FX/v3/model.safetensors" | tr -d ' ')
+for off in 0 1 4 7 8 9 100 $((hlen + 7)) $((hlen + 8)) $((hlen + 9)) $((size / 2)) $((size - 4)) $((size - 1)); do
+  head -c "$off" "$FX/v3/model.safetensors" >"$TMP/m/model.safetensors"
+  expect_fail "truncated at $off" "model.safetensors" run_fwd
+done
+# header length past the end of the file, and 2^63
+printf '\x00\x00\x00\x00\x00\x01\x00\x00{}' >"$TMP/m/model.safetensors"
+expect_fail "header past file" "header length" run_fwd
+printf '\xff\xff\xff\xff\xff\xff\xff\x7f{}' >"$TMP/m/model.safetensors"
+expect_fail "header 2^63" "header length" run_fwd
+# unknown dtype (same length, so the header stays well-formed)
+mk v3; LC_ALL=C sed -i '1s/"F32"/"F33"/' "$TMP/m/model.safetensors"
+expect_fail "unknown dtype" "F33" run_fwd
+# trailing bytes after the last tensor
+mk v3; printf 'xx' >>"$TMP/m/model.safetensors"
+expect_fail "trailing bytes" "model.safetensors" run_fwd
+
+# sharded folders: a shard name that escapes the folder, a missing shard
+mk v3_yarn
+first=$(grep -o '"model-[^"]*\.safetensors"' "$TMP/m/model.safetensors.index.json" | head -1 | tr -d '"')
+sed -i "s|\"$first\"|\"../$first\"|" "$TMP/m/model.safetensors.index.json"
+expect_fail "shard escape" "\.\./$first" run_fwd
+mk v3_yarn; sed -i "s|\"$first\"|\"/etc/passwd\"|" "$TMP/m/model.safetensors.index.json"
+expect_fail "shard absolute" "/etc/passwd" run_fwd
+mk v3_yarn; rm "$TMP/m/$first"
+expect_fail "shard missing" "$first" run_fwd
+
+finish
