@@ -8,8 +8,11 @@
  */
 #include "model.h"
 
+#include <errno.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "safetensors.h"
@@ -237,4 +240,91 @@ int model_load(Model *m, const char *dir, SeekErr *err) {
     }
     stset_close(&set);
     return 0;
+}
+
+/* ---- saving ---- */
+
+static int copy_if_present(const char *src_dir, const char *out_dir, const char *name, SeekErr *err) {
+    char src[4096], dst[4096];
+    if (path_join(src, sizeof src, src_dir, name, err) || path_join(dst, sizeof dst, out_dir, name, err)) return -1;
+    if (access(src, F_OK) != 0) return 0;
+    char *text = NULL;
+    size_t len = 0;
+    if (read_text_file(src, 256u << 20, &text, &len, err)) return -1;
+    int rc = write_file_atomic(dst, text, len, err);
+    free(text);
+    return rc;
+}
+
+static int write_config(const char *src_dir, const char *out_dir, StDtype dtype, SeekErr *err) {
+    char src[4096], dst[4096];
+    if (path_join(src, sizeof src, src_dir, "config.json", err) || path_join(dst, sizeof dst, out_dir, "config.json", err))
+        return -1;
+    json_error_t je;
+    json_t *root = json_load_file(src, JSON_REJECT_DUPLICATES, &je);
+    if (!root || !json_is_object(root)) {
+        json_decref(root);
+        return seek_fail(err, "%s: invalid JSON at line %d: %s", src, je.line, je.text);
+    }
+    json_object_del(root, "quantization_config"); /* the weights are written dequantised */
+    const char *dt = dtype == ST_BF16 ? "bfloat16" : dtype == ST_F16 ? "float16" : "float32";
+    json_object_set_new(root, "torch_dtype", json_string(dt));
+    if (json_object_get(root, "dtype")) json_object_set_new(root, "dtype", json_string(dt));
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (!text) return seek_fail(err, "%s: cannot serialise config", dst);
+    size_t len = strlen(text);
+    char *withnl = malloc(len + 2);
+    if (!withnl) {
+        free(text);
+        return seek_fail(err, "out of memory");
+    }
+    memcpy(withnl, text, len);
+    withnl[len] = '\n';
+    free(text);
+    int rc = write_file_atomic(dst, withnl, len + 1, err);
+    free(withnl);
+    return rc;
+}
+
+int model_save(const Model *m, const char *src_dir, const char *out_dir, int dtype_i, SeekErr *err) {
+    StDtype dtype = (StDtype)dtype_i;
+    if (dtype != ST_F32 && dtype != ST_BF16 && dtype != ST_F16)
+        return seek_fail(err, "save: dtype %s is not supported (expected F32, BF16 or F16)", st_dtype_name(dtype));
+    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) return seek_fail(err, "%s: cannot create: %s", out_dir, strerror(errno));
+    StWriteTensor *ts = calloc(m->n_params ? m->n_params : 1, sizeof *ts);
+    void **bufs = calloc(m->n_params ? m->n_params : 1, sizeof *bufs);
+    int rc = 0;
+    if (!ts || !bufs) rc = seek_fail(err, "save: out of memory");
+    for (size_t i = 0; !rc && i < m->n_params; i++) {
+        const ParamInfo *p = &m->params[i];
+        StDtype d = strstr(p->name, "e_score_correction_bias") ? ST_F32 : dtype;
+        ts[i].name = p->name;
+        ts[i].dtype = d;
+        ts[i].ndim = p->ndim;
+        for (int k = 0; k < p->ndim; k++) ts[i].shape[k] = p->shape[k];
+        if (d == ST_F32) {
+            ts[i].data = p->ptr;
+            continue;
+        }
+        uint16_t *h = malloc(p->numel * sizeof(uint16_t) + 2);
+        if (!h) {
+            rc = seek_fail(err, "save: out of memory for '%s'", p->name);
+            break;
+        }
+        for (size_t k = 0; k < p->numel; k++) h[k] = d == ST_BF16 ? f32_to_bf16(p->ptr[k]) : f32_to_f16(p->ptr[k]);
+        bufs[i] = h;
+        ts[i].data = h;
+    }
+    char path[4096];
+    const char *meta[] = {"format", "pt", "producer", "seek.c"};
+    if (!rc) rc = path_join(path, sizeof path, out_dir, "model.safetensors", err);
+    if (!rc) rc = st_write(path, ts, m->n_params, meta, 2, err);
+    if (!rc) rc = write_config(src_dir, out_dir, dtype, err);
+    const char *extra[] = {"tokenizer.json", "tokenizer_config.json", "generation_config.json"};
+    for (size_t i = 0; !rc && i < sizeof extra / sizeof extra[0]; i++) rc = copy_if_present(src_dir, out_dir, extra[i], err);
+    for (size_t i = 0; bufs && i < m->n_params; i++) free(bufs[i]);
+    free(bufs);
+    free(ts);
+    return rc;
 }

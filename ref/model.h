@@ -84,6 +84,11 @@ int model_init(Model *m, const Config *cfg, SeekErr *err);
  * shape checked against the config. */
 int model_load(Model *m, const char *dir, SeekErr *err);
 void model_free(Model *m);
+/* Writes a Hugging Face model folder OUT that transformers loads unchanged: config.json (the
+ * source folder's, with quantization_config removed and the dtype set), model.safetensors with
+ * every table tensor in `dtype` (F32, BF16 or F16; the V3 routing bias stays F32 as in DeepSeek's
+ * checkpoints) and metadata format=pt, and the source's tokenizer/generation files copied. */
+int model_save(const Model *m, const char *src_dir, const char *out_dir, int dtype /* StDtype */, SeekErr *err);
 const ParamInfo *model_param(const Model *m, const char *name);
 
 #endif

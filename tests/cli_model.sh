@@ -40,6 +40,18 @@ cmp -s "$TMP/out" "$TMP/s1" && ok || bad "generate: same seed gave different sam
 expect_ok "sample 3" "$SEEK" generate $FX/llama_gqa --ids "3,4" -n 10 --temp 10.0 --top-k 50 --top-p 0.9 --seed 43
 cmp -s "$TMP/out" "$TMP/s1" && bad "generate: different seeds gave identical 10-token samples" || ok
 
+# ---- convert: folders seek.c writes load back with the same numbers ----
+expect_ok "convert fp8->f32" "$SEEK" convert $FX/v3_fp8 "$TMP/c32" --dtype f32
+"$SEEK" forward $FX/v3_fp8 --ids "5,6,7;8,9,10" --logits "$TMP/a.f32" && "$SEEK" forward "$TMP/c32" --ids "5,6,7;8,9,10" --logits "$TMP/b.f32"
+cmp -s "$TMP/a.f32" "$TMP/b.f32" && ok || bad "convert: dequantised f32 copy gives different logits"
+grep -q quantization_config "$TMP/c32/config.json" && bad "convert: quantization_config kept" || ok
+expect_ok "convert bf16->bf16" "$SEEK" convert $FX/v3_noq "$TMP/cb" --dtype bf16
+"$SEEK" forward $FX/v3_noq --ids "5,6,7" --logits "$TMP/a.f32" && "$SEEK" forward "$TMP/cb" --ids "5,6,7" --logits "$TMP/b.f32"
+cmp -s "$TMP/a.f32" "$TMP/b.f32" && ok || bad "convert: bf16 weights written as bf16 changed the logits"
+expect_ok "convert sharded->f16" "$SEEK" convert $FX/v3_yarn "$TMP/ch" --dtype f16
+expect_ok "load f16 copy" "$SEEK" generate "$TMP/ch" --ids "5,6,7" -n 3
+expect_fail "convert dtype" "'f8' is not supported" "$SEEK" convert $FX/v3 "$TMP/cx" --dtype f8
+
 # ---- bad command lines ----
 expect_fail "ids out of range" "token id 256 is out of range \[0, 256)" "$SEEK" forward $FX/v3 --ids "1,256" --logits "$TMP/x"
 expect_fail "ids negative" "not an integer\|out of range" "$SEEK" forward $FX/v3 --ids "1,-2" --logits "$TMP/x"

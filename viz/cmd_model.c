@@ -9,6 +9,7 @@
 #include "config.h"
 #include "forward.h"
 #include "model.h"
+#include "safetensors.h"
 
 #define MAX_IDS (1 << 20)
 
@@ -291,5 +292,42 @@ int cmd_generate(int argc, char **argv) {
     free(ids);
     model_free(&m);
     if (rc) return fail("generate", &err);
+    return 0;
+}
+
+/* ---- seek convert ---- */
+
+int cmd_convert(int argc, char **argv) {
+    const char *src = NULL, *out = NULL, *dtype_s = "bf16";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--dtype")) {
+            if (i + 1 >= argc) return usage_error("convert", "--dtype needs a value");
+            dtype_s = argv[++i];
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "seek convert: unknown option '%s' (see 'seek help')\n", argv[i]);
+            return 2;
+        } else if (!src) src = argv[i];
+        else if (!out) out = argv[i];
+        else {
+            fprintf(stderr, "seek convert: unexpected argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!src || !out) return usage_error("convert", "expected: seek convert DIR OUT [--dtype f32|bf16|f16]");
+    StDtype dt;
+    if (!strcmp(dtype_s, "f32")) dt = ST_F32;
+    else if (!strcmp(dtype_s, "bf16")) dt = ST_BF16;
+    else if (!strcmp(dtype_s, "f16")) dt = ST_F16;
+    else {
+        fprintf(stderr, "seek convert: --dtype: '%s' is not supported (expected f32, bf16 or f16)\n", dtype_s);
+        return 1;
+    }
+    SeekErr err;
+    Model m;
+    if (model_load(&m, src, &err)) return fail("convert", &err);
+    int rc = model_save(&m, src, out, dt, &err);
+    if (!rc) printf("wrote %s: %zu tensors, %zu parameters as %s\n", out, m.n_params, m.n_floats, st_dtype_name(dt));
+    model_free(&m);
+    if (rc) return fail("convert", &err);
     return 0;
 }

@@ -7,7 +7,10 @@
 int cmd_info(int argc, char **argv);        /* viz/cmd_model.c */
 int cmd_forward(int argc, char **argv);     /* viz/cmd_model.c */
 int cmd_generate(int argc, char **argv);    /* viz/cmd_model.c */
+int cmd_convert(int argc, char **argv);     /* viz/cmd_model.c */
 int cmd_tokenize(int argc, char **argv);    /* viz/cmd_tokenize.c */
 int cmd_detokenize(int argc, char **argv);  /* viz/cmd_tokenize.c */
+int cmd_bpe_train(int argc, char **argv);   /* viz/cmd_tokenize.c */
+int cmd_tokenize_corpus(int argc, char **argv); /* viz/cmd_tokenize.c */
 
 #endif
