@@ -25,6 +25,7 @@ HAVE_PNG     := $(call have,libpng)
 HAVE_EDIT    := $(call have,libedit)
 HAVE_PCRE2   := $(call have,libpcre2-8)
 HAVE_CMOCKA  := $(call have,cmocka)
+HAVE_UTF8PROC := $(call have,libutf8proc)
 ifndef NO_BLAS
 HAVE_BLAS    := $(call have,openblas)
 endif
@@ -40,6 +41,10 @@ endif
 ifeq ($(HAVE_PCRE2),yes)
   DEFS += -DSEEK_HAVE_PCRE2
   LIBS += $(shell $(PKG_CONFIG) --libs libpcre2-8)
+endif
+ifeq ($(HAVE_UTF8PROC),yes)
+  DEFS += -DSEEK_HAVE_UTF8PROC
+  LIBS += $(shell $(PKG_CONFIG) --libs libutf8proc)
 endif
 ifeq ($(HAVE_PNG),yes)
   DEFS += -DSEEK_HAVE_PNG
@@ -66,13 +71,14 @@ DBG_OBJ  = $(LIB_SRC:%.c=$(B)/dbg/%.o)
 REL_TESTS = $(TEST_SRC:tests/%.c=$(B)/rel/tests/%)
 DBG_TESTS = $(TEST_SRC:tests/%.c=$(B)/dbg/tests/%)
 
+.SECONDARY:
 .PHONY: all debug test test-unit deps features demo clean cuda test-cuda bench
 
 all: features seek
 
 # Installs missing Debian packages when a required library is absent (scripts/install-deps.sh).
 deps:
-	@if [ "$(HAVE_JANSSON)" != yes ] || [ "$(HAVE_CMOCKA)" != yes ] || [ "$(HAVE_PCRE2)" != yes ] || \
+	@if [ "$(HAVE_JANSSON)" != yes ] || [ "$(HAVE_CMOCKA)" != yes ] || [ "$(HAVE_PCRE2)" != yes ] || [ "$(HAVE_UTF8PROC)" != yes ] || \
 	    [ "$(HAVE_PNG)" != yes ] || [ "$(HAVE_EDIT)" != yes ] || { [ -z "$(NO_BLAS)" ] && [ "$(HAVE_BLAS)" != yes ]; }; then \
 	  bash scripts/install-deps.sh; fi
 
@@ -84,6 +90,7 @@ features:
 	@echo "  $(call mark,$(HAVE_PNG)) libpng"
 	@echo "  $(call mark,$(HAVE_EDIT)) libedit"
 	@echo "  $(call mark,$(HAVE_PCRE2)) PCRE2"
+	@echo "  $(call mark,$(HAVE_UTF8PROC)) utf8proc (tokenizer NFC normalizer)"
 	@echo "  $(call mark,$(HAVE_CMOCKA)) cmocka (tests)"
 	@echo "  $(if $(NVCC),✓ nvcc ($(NVCC)) sm_$(CUDA_ARCH),✗ nvcc$(if $(NO_CUDA), (NO_CUDA=1),))"
 	@if [ "$(HAVE_JANSSON)" != yes ]; then echo "jansson is missing: run 'bash scripts/install-deps.sh' (or 'make demo' / 'make test', which do)"; exit 1; fi

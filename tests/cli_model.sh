@@ -85,6 +85,18 @@ mk llama_gqa; sed -i 's/"num_key_value_heads": 2/"num_key_value_heads": 3/' "$TM
 expect_fail "heads % kv" "num_key_value_heads" run_fwd
 mk v3; sed -i 's/"model_type": "deepseek_v3"/"model_type": "gpt2"/' "$TMP/m/config.json"
 expect_fail "model_type" "'gpt2' is not supported" run_fwd
+mk v3; sed -i 's/"rope_theta": 10000.0/"rope_theta": -1.0/' "$TMP/m/config.json"
+expect_fail "rope_theta negative" "field 'rope_theta'.*must be positive" run_fwd
+mk v3; sed -i 's/"rope_type": "default"/"rope_type": "dynamic"/' "$TMP/m/config.json"
+expect_fail "rope type" "'dynamic' is not supported" run_fwd
+mk v3; sed -i 's/"max_position_embeddings": 128/"max_position_embeddings": 100000000000/' "$TMP/m/config.json"
+expect_fail "max positions" "max_position_embeddings.*out of range" run_fwd
+mk v3; sed -i 's/"topk_group": 4/"topk_group": 1/; s/"num_experts_per_tok": 4/"num_experts_per_tok": 5/' "$TMP/m/config.json"
+expect_fail "topk_group too small" "cannot hold num_experts_per_tok" run_fwd
+mk v3; sed -i 's/"n_group": 8/"n_group": 5/' "$TMP/m/config.json"
+expect_fail "n_group divides" "field 'n_group'" run_fwd
+mk v3_yarn; sed -i 's/"factor": 4.0/"factor": 0.5/' "$TMP/m/config.json"
+expect_fail "yarn factor" "factor.*out of range" run_fwd
 mk v3; printf '{"model_type": "llama",' >"$TMP/m/config.json"
 expect_fail "config json" "config.json: invalid JSON" run_fwd
 mk v3; rm "$TMP/m/model.safetensors"

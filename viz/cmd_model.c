@@ -152,7 +152,7 @@ int cmd_info(int argc, char **argv) {
         printf("; weights %s, x %g\n", c.norm_topk_prob ? "renormalised" : "not renormalised", c.routed_scaling);
     }
     printf("embeddings   %s\n", c.tie_embeddings ? "tied (lm_head = embed_tokens)" : "separate lm_head");
-    if (c.mtp_depth) printf("mtp          %d module(s) stored (num_nextn_predict_layers)\n", c.mtp_depth);
+    if (c.mtp_depth) printf("mtp          num_nextn_predict_layers %d (the MTP modules are not run by inference)\n", c.mtp_depth);
     if (c.fp8_block_r) printf("fp8          F8_E4M3 weights, %dx%d block scales\n", c.fp8_block_r, c.fp8_block_c);
 
     ModelCounts mc;
