@@ -12,6 +12,7 @@ PKGS=(
   libjansson-dev    # config.json, tokenizer.json, safetensors headers
   libedit-dev       # REPL line editing
   libpcre2-dev      # tokenizer pre-tokenizer regexes
+  libutf8proc-dev   # tokenizer NFC normalizer
   libcmocka-dev     # unit-test framework
 )
 
