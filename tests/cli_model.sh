@@ -122,6 +122,16 @@ expect_fail "unknown dtype" "F33" run_fwd
 mk v3; printf 'xx' >>"$TMP/m/model.safetensors"
 expect_fail "trailing bytes" "model.safetensors" run_fwd
 
+# a NaN in the weights loads (the format allows it); --check-finite names the tensor and fails
+mk v3
+hlen=$(od -An -t u8 -N 8 "$TMP/m/model.safetensors" | tr -d ' ')
+printf '\x00\x00\xc0\x7f' | dd of="$TMP/m/model.safetensors" bs=1 seek=$((8 + hlen)) conv=notrunc status=none
+expect_ok "nan loads" "$SEEK" forward "$TMP/m" --ids "1,2" --logits "$TMP/x"
+"$SEEK" info "$TMP/m" --check-finite >"$TMP/out" 2>&1 && bad "check-finite: exit 0 with a NaN" || ok
+grep -q "non-finite    [a-z_.]*weight: 1 NaN, 0 Inf" "$TMP/out" && ok || bad "check-finite: $(grep -i finite "$TMP/out")"
+expect_ok "check-finite clean" "$SEEK" info $FX/v3 --check-finite
+grep -q "all finite" "$TMP/out" && ok || bad "check-finite clean: $(tail -1 "$TMP/out")"
+
 # sharded folders: a shard name that escapes the folder, a missing shard
 mk v3_yarn
 first=$(grep -o '"model-[^"]*\.safetensors"' "$TMP/m/model.safetensors.index.json" | head -1 | tr -d '"')

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "forward.h"
 #include "mla.h"
 #include "moe.h"
 #include "ops.h"
@@ -286,6 +287,40 @@ static void test_mla_absorb_equals_naive(void **st) {
     (void)dkv;
 }
 
+/* Sampling. logits ln([0.5, 0.3, 0.15, 0.05]) give those probabilities at temperature 1. */
+static void test_sample(void **st) {
+    (void)st;
+    float lg[4] = {logf(0.5f), logf(0.3f), logf(0.15f), logf(0.05f)}, probs[4];
+    int order[4], count[4] = {0};
+    Rng r;
+    rng_seed(&r, 1);
+    SampleParams greedy = {0.0f, 0, 1.0f, 0};
+    float tie[3] = {1.0f, 2.0f, 2.0f};
+    assert_int_equal(sample_token(tie, 3, &greedy, &r, probs, order), 1); /* ties: lower id */
+    /* top-k 2: only ids 0 and 1, in proportion 5:3 */
+    SampleParams k2 = {1.0f, 2, 1.0f, 0};
+    for (int i = 0; i < 8000; i++) count[sample_token(lg, 4, &k2, &r, probs, order)]++;
+    assert_int_equal(count[2] + count[3], 0);
+    NEAR(count[0] / 8000.0, 0.625, TOL_SAMPLE_FREQ_ABS);
+    /* top-p 0.7: the smallest prefix reaching 0.7 is {0, 1} (0.8) */
+    memset(count, 0, sizeof count);
+    SampleParams p7 = {1.0f, 0, 0.7f, 0};
+    for (int i = 0; i < 4000; i++) count[sample_token(lg, 4, &p7, &r, probs, order)]++;
+    assert_int_equal(count[2] + count[3], 0);
+    /* full distribution: frequencies near 0.5, 0.3, 0.15, 0.05 */
+    memset(count, 0, sizeof count);
+    SampleParams full = {1.0f, 0, 1.0f, 0};
+    for (int i = 0; i < 20000; i++) count[sample_token(lg, 4, &full, &r, probs, order)]++;
+    NEAR(count[0] / 20000.0, 0.5, TOL_SAMPLE_FREQ_ABS);
+    NEAR(count[1] / 20000.0, 0.3, TOL_SAMPLE_FREQ_ABS);
+    NEAR(count[3] / 20000.0, 0.05, TOL_SAMPLE_FREQ_ABS);
+    /* temperature 0.5 squares the odds: p ∝ [.25, .09, .0225, .0025] */
+    memset(count, 0, sizeof count);
+    SampleParams cold = {0.5f, 0, 1.0f, 0};
+    for (int i = 0; i < 20000; i++) count[sample_token(lg, 4, &cold, &r, probs, order)]++;
+    NEAR(count[0] / 20000.0, 0.25 / 0.365, TOL_SAMPLE_FREQ_ABS);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul),         cmocka_unit_test(test_embedding),
@@ -294,7 +329,7 @@ int main(void) {
         cmocka_unit_test(test_yarn_factors),   cmocka_unit_test(test_topk_ties),
         cmocka_unit_test(test_route_v3_groups), cmocka_unit_test(test_route_v3_bias_flip),
         cmocka_unit_test(test_route_v2),       cmocka_unit_test(test_attention_hand),
-        cmocka_unit_test(test_attention_gqa),  cmocka_unit_test(test_mla_absorb_equals_naive),
+        cmocka_unit_test(test_attention_gqa),  cmocka_unit_test(test_mla_absorb_equals_naive), cmocka_unit_test(test_sample),
     };
     return cmocka_run_group_tests_name("ops", tests, NULL, NULL);
 }

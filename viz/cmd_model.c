@@ -111,8 +111,34 @@ static const char *rope_type_name(RopeType t) {
     return t == ROPE_YARN ? "YaRN" : t == ROPE_LINEAR ? "linear" : "default";
 }
 
+/* --check-finite: load the weights and count NaN/Inf per tensor (the format allows them). */
+static int check_finite(const char *dir) {
+    SeekErr err;
+    Model m;
+    if (model_load(&m, dir, &err)) return fail("info", &err);
+    size_t bad_tensors = 0;
+    for (size_t i = 0; i < m.n_params; i++) {
+        const ParamInfo *p = &m.params[i];
+        size_t nan = 0, inf = 0;
+        for (size_t k = 0; k < p->numel; k++) {
+            if (isnan(p->ptr[k])) nan++;
+            else if (isinf(p->ptr[k])) inf++;
+        }
+        if (nan || inf) {
+            printf("non-finite    %s: %zu NaN, %zu Inf of %zu values\n", p->name, nan, inf, p->numel);
+            bad_tensors++;
+        }
+    }
+    printf("weights      %zu tensors, %zu values, %s\n", m.n_params, m.n_floats,
+           bad_tensors ? "some not finite" : "all finite");
+    if (m.n_unused) printf("unused       %zu stored tensor(s) not used, e.g. '%s'\n", m.n_unused, m.first_unused);
+    model_free(&m);
+    return bad_tensors ? 1 : 0;
+}
+
 int cmd_info(int argc, char **argv) {
-    if (argc != 2) return usage_error("info", "expected: seek info DIR");
+    int finite = argc == 3 && !strcmp(argv[2], "--check-finite");
+    if (argc != 2 && !finite) return usage_error("info", "expected: seek info DIR [--check-finite]");
     SeekErr err;
     Config c;
     if (config_load(&c, argv[1], &err)) return fail("info", &err);
@@ -169,6 +195,10 @@ int cmd_info(int argc, char **argv) {
     printf("             MHA with the same head shapes: %llu values/token = %llu B/token in bf16 (%.2fx)\n",
            (unsigned long long)mc.mha_kv_values_per_token, (unsigned long long)mc.mha_kv_values_per_token * 2,
            (double)mc.mha_kv_values_per_token / (double)mc.kv_values_per_token);
+    if (finite) {
+        fflush(stdout);
+        return check_finite(argv[1]);
+    }
     return 0;
 }
 

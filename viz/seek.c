@@ -11,7 +11,7 @@ typedef struct {
 } Command;
 
 static const Command COMMANDS[] = {
-    {"info", cmd_info, "info DIR                      the config in words, parameters, KV-cache bytes"},
+    {"info", cmd_info, "info DIR [--check-finite]     the config in words, parameters, KV-cache bytes (NaN/Inf count per tensor)"},
     {"forward", cmd_forward, "forward DIR --ids \"1,2;3,4\" --logits OUT.f32 [--hidden OUT.f32] [--attn naive|absorb]"},
     {"generate", cmd_generate, "generate DIR --ids \"...\" -n N [--temp T --top-k K --top-p P --seed S --attn naive|absorb]"},
     {"convert", cmd_convert, "convert DIR OUT [--dtype f32|bf16|f16]   write a model folder transformers loads (FP8 -> bf16, ...)"},
