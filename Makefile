@@ -61,7 +61,7 @@ endif
 
 CFLAGS_ALL = $(CSTD) $(WARN) $(INCLUDES) $(DEFS) -MMD -MP
 
-REF_SRC  = $(wildcard ref/*.c)
+REF_SRC  = $(wildcard ref/*.c) $(wildcard fast/cpu/*.c)
 VIZ_SRC  = $(filter-out viz/seek.c,$(wildcard viz/*.c))
 LIB_SRC  = $(REF_SRC) $(VIZ_SRC)
 TEST_SRC = $(wildcard tests/test_*.c)

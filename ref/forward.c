@@ -150,7 +150,7 @@ void runstate_free(RunState *s) {
 /* ---- hooks ---- */
 
 /* hook for a (B, T, d1[, d2]) tensor, token axis 1 */
-static void hook_bt(ActCache *h, const float *x, int B, int T, size_t d1, size_t d2, const char *fmt, int layer) {
+static void hook_bt(ActCache *h, float *x, int B, int T, size_t d1, size_t d2, const char *fmt, int layer) {
     if (!h) return;
     char name[HOOK_NAME_LEN];
     snprintf(name, sizeof name, fmt, layer);
@@ -158,7 +158,7 @@ static void hook_bt(ActCache *h, const float *x, int B, int T, size_t d1, size_t
     hook_point(h, name, x, d2 ? 4 : 3, shape, 1);
 }
 
-static void hook_attn(ActCache *h, const float *x, int B, int NH, int T, int Tk, const char *fmt, int layer) {
+static void hook_attn(ActCache *h, float *x, int B, int NH, int T, int Tk, const char *fmt, int layer) {
     if (!h || !x) return;
     char name[HOOK_NAME_LEN];
     snprintf(name, sizeof name, fmt, layer);
@@ -320,11 +320,11 @@ int model_forward(const Model *m, RunState *s, KVCache *kv, const int *ids, int 
         if (!w->is_moe) {
             swiglu_forward(s->mlp_out, s->gate, s->up, s->act, s->xn, w->w_gate, w->w_up, w->w_down, N, C, c->I);
         } else {
-            moe_route(s->e_idx, s->e_w, s->r_logits, s->r_scores, s->r_choice, s->xn, w->router, w->router_bias, N, c,
-                      s->route_scratch);
+            moe_router_scores(s->r_logits, s->r_scores, s->r_choice, s->xn, w->router, w->router_bias, N, c);
             hook_bt(hooks, s->r_logits, B, T, c->E, 0, "blocks.%d.mlp.hook_router_logits", l);
             hook_bt(hooks, s->r_scores, B, T, c->E, 0, "blocks.%d.mlp.hook_router_scores", l);
-            hook_bt(hooks, s->r_choice, B, T, c->E, 0, "blocks.%d.mlp.hook_router_choice", l);
+            hook_bt(hooks, s->r_choice, B, T, c->E, 0, "blocks.%d.mlp.hook_router_choice", l); /* edits steer selection */
+            moe_select(s->e_idx, s->e_w, s->r_scores, s->r_choice, N, c, s->route_scratch);
             for (size_t i = 0; i < (size_t)N * c->K; i++) s->e_idx_f[i] = (float)s->e_idx[i];
             hook_bt(hooks, s->e_idx_f, B, T, c->K, 0, "blocks.%d.mlp.hook_expert_indices", l);
             hook_bt(hooks, s->e_w, B, T, c->K, 0, "blocks.%d.mlp.hook_expert_weights", l);

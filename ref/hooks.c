@@ -65,7 +65,8 @@ static int append_along(Activation *a, const float *add, const size_t *s) {
     return 0;
 }
 
-void hook_point(ActCache *c, const char *name, const float *x, int ndim, const size_t *shape, int tdim) {
+void hook_point(ActCache *c, const char *name, float *x, int ndim, const size_t *shape, int tdim) {
+    if (c && c->edit) c->edit(c->edit_ctx, name, x, ndim, shape);
     if (!hook_wants(c, name)) return;
     size_t numel = 1;
     for (int i = 0; i < ndim; i++) numel *= shape[i];

@@ -38,20 +38,13 @@ void topk_indices(int *out, const float *x, int n, int k, unsigned char *taken) 
     }
 }
 
-void moe_route(int *idx, float *weights, float *logits, float *scores, float *choice, const float *inp,
-               const float *router, const float *bias, int N, const Config *cfg, float *scratch) {
-    const int E = cfg->E, K = cfg->K, G = cfg->G, C = cfg->C;
-    matmul_forward(logits, inp, router, N, C, E);
-    float *masked = scratch;          /* (E) */
-    float *group_score = scratch + E; /* (G) */
-    unsigned char taken[CFG_MAX_EXPERTS];
-    int kept[CFG_MAX_EXPERTS];
+void moe_router_scores(float *logits, float *scores, float *choice, const float *inp, const float *router,
+                       const float *bias, int N, const Config *cfg) {
+    const int E = cfg->E;
+    matmul_forward(logits, inp, router, N, cfg->C, E);
     for (int n = 0; n < N; n++) {
         const float *lg = logits + (size_t)n * E;
         float *s = scores + (size_t)n * E, *sb = choice + (size_t)n * E;
-        int *id = idx + (size_t)n * K;
-        float *g = weights + (size_t)n * K;
-
         /* affinities */
         if (cfg->scoring == SCORE_SIGMOID) {
             for (int e = 0; e < E; e++) s[e] = 1.0f / (1.0f + expf(-lg[e]));
@@ -64,6 +57,20 @@ void moe_route(int *idx, float *weights, float *logits, float *scores, float *ch
         }
         /* what selection sees: the bias-corrected scores (V3) or the scores (V2) */
         for (int e = 0; e < E; e++) sb[e] = bias ? s[e] + bias[e] : s[e];
+    }
+}
+
+void moe_select(int *idx, float *weights, const float *scores, const float *choice, int N, const Config *cfg,
+                float *scratch) {
+    const int E = cfg->E, K = cfg->K, G = cfg->G;
+    float *masked = scratch;          /* (E) */
+    float *group_score = scratch + E; /* (G) */
+    unsigned char taken[CFG_MAX_EXPERTS];
+    int kept[CFG_MAX_EXPERTS];
+    for (int n = 0; n < N; n++) {
+        const float *s = scores + (size_t)n * E, *sb = choice + (size_t)n * E;
+        int *id = idx + (size_t)n * K;
+        float *g = weights + (size_t)n * K;
 
         if (cfg->topk_method == TOPK_GREEDY) {
             topk_indices(id, sb, E, K, taken);
@@ -100,6 +107,12 @@ void moe_route(int *idx, float *weights, float *logits, float *scores, float *ch
         }
         for (int k = 0; k < K; k++) g[k] *= (float)cfg->routed_scaling;
     }
+}
+
+void moe_route(int *idx, float *weights, float *logits, float *scores, float *choice, const float *inp,
+               const float *router, const float *bias, int N, const Config *cfg, float *scratch) {
+    moe_router_scores(logits, scores, choice, inp, router, bias, N, cfg);
+    moe_select(idx, weights, scores, choice, N, cfg, scratch);
 }
 
 void moe_forward(float *out, float *routed, float *shared, const float *inp, const int *idx, const float *weights,

@@ -6,11 +6,17 @@
 #include "config.h"
 #include "model.h"
 
-/* Router for N tokens (spec §1.6, §1.7). Writes logits = x·W_gateᵀ, scores (sigmoid or softmax),
- * choice (what selection sees: scores + bias for V3, scores for V2), all (N, E); idx (N, K) the
- * chosen experts in selection order (largest first; ties go to the lower index) and weights (N, K),
- * the final gate weights (normalised for V3 when norm_topk_prob, times routed_scaling_factor).
+/* Router scores for N tokens (spec §1.6, §1.7): logits = x·W_gateᵀ, scores (sigmoid or
+ * softmax) and choice (what selection sees: scores + bias for V3, scores for V2), all (N, E). */
+void moe_router_scores(float *logits, float *scores, float *choice, const float *inp, const float *router,
+                       const float *bias, int N, const Config *cfg);
+/* Selection: idx (N, K) the chosen experts in selection order (largest choice first; ties go to
+ * the lower index) with group limiting, and weights (N, K), the final gate weights from the
+ * unbiased scores (normalised for V3 when norm_topk_prob, times routed_scaling_factor).
  * scratch: (E + G) floats. */
+void moe_select(int *idx, float *weights, const float *scores, const float *choice, int N, const Config *cfg,
+                float *scratch);
+/* Both steps. */
 void moe_route(int *idx, float *weights, float *logits, float *scores, float *choice, const float *inp,
                const float *router, const float *bias, int N, const Config *cfg, float *scratch);
 
