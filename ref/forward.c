@@ -56,32 +56,28 @@ void kvcache_free(KVCache *kv) {
     memset(kv, 0, sizeof *kv);
 }
 
-int runstate_init(RunState *s, const Config *c, int B, int T, int Tmax, int with_attn, SeekErr *err) {
-    memset(s, 0, sizeof *s);
-    s->B = B;
-    s->T = T;
-    s->Tmax = Tmax;
-    s->with_attn = with_attn;
+/* Allocates one LayerState's buffers (N = B*T rows). */
+static int layerstate_alloc(LayerState *a, const Config *c, int B, int T, int Tmax, int with_attn, SeekErr *err) {
+    memset(a, 0, sizeof *a);
     size_t N = (size_t)B * T;
     int qk = config_qk_dim(c), dv = config_v_dim(c);
     int ffn = c->I;
     if (c->E > 0 && c->Es * c->Hm > ffn) ffn = c->Es * c->Hm;
-    size_t tmp_w = (size_t)c->NH * (c->mla ? c->dr : c->HS);
-    if (tmp_w < (size_t)c->C) tmp_w = (size_t)c->C;
     int rc = 0;
-#define A(field, ...) if (!rc) rc |= alloc_floats(&s->field, __VA_ARGS__, err)
-    A(inv_freq, (size_t)c->rope_dim / 2 + 1, 1, 1, 1);
-    A(x, N, c->C, 1, 1);
-    A(xn, N, c->C, 1, 1);
+#define A(field, ...) if (!rc) rc |= alloc_floats(&a->field, __VA_ARGS__, err)
+    A(resid, N, c->C, 1, 1);
+    A(xn1, N, c->C, 1, 1);
+    A(rstd1, N, 1, 1, 1);
     A(q, N, c->NH, qk, 1);
     A(z, N, c->NH, dv, 1);
-    A(row, Tmax, 1, 1, 1);
     A(attn_out, N, c->C, 1, 1);
+    A(resid_mid, N, c->C, 1, 1);
+    A(xn2, N, c->C, 1, 1);
+    A(rstd2, N, 1, 1, 1);
     A(mlp_out, N, c->C, 1, 1);
     A(gate, N, ffn, 1, 1);
     A(up, N, ffn, 1, 1);
     A(act, N, ffn, 1, 1);
-    A(tmp, N, tmp_w, 1, 1);
     if (with_attn) {
         A(scores, B, c->NH, T, Tmax);
         A(pattern, B, c->NH, T, Tmax);
@@ -93,8 +89,10 @@ int runstate_init(RunState *s, const Config *c, int B, int T, int Tmax, int with
         if (c->q_lora_rank) {
             A(q_a, N, c->q_lora_rank, 1, 1);
             A(q_latent, N, c->q_lora_rank, 1, 1);
+            A(q_rstd, N, 1, 1, 1);
         }
         A(kv_a, N, (size_t)c->kv_lora_rank + c->dr, 1, 1);
+        A(kv_rstd, N, 1, 1, 1);
         A(latent_new, N, c->kv_lora_rank, 1, 1);
         A(kpe_new, N, c->dr, 1, 1);
         A(kv_exp, (size_t)B * Tmax, c->NH, (size_t)c->dn + c->dv, 1);
@@ -108,23 +106,67 @@ int runstate_init(RunState *s, const Config *c, int B, int T, int Tmax, int with
             A(r_choice, N, c->E, 1, 1);
             A(e_w, N, c->K, 1, 1);
             A(e_idx_f, N, c->K, 1, 1);
+            A(eg, N, c->K, c->Hm, 1);
+            A(eu, N, c->K, c->Hm, 1);
+            A(ea, N, c->K, c->Hm, 1);
+            A(eo, N, c->K, c->C, 1);
             A(routed, N, c->C, 1, 1);
             A(shared, N, c->C, 1, 1);
-            A(eg, c->Hm, 1, 1, 1);
-            A(eu, c->Hm, 1, 1, 1);
-            A(ea, c->Hm, 1, 1, 1);
-            A(eo, c->C, 1, 1, 1);
-            A(route_scratch, (size_t)c->E + c->G + 1, 1, 1, 1);
         }
     }
 #undef A
     if (!rc && c->E > 0 && c->mla) {
-        s->e_idx = calloc(N * c->K, sizeof(int));
-        if (!s->e_idx) rc = seek_fail(err, "forward: out of memory");
+        a->e_idx = calloc(N * c->K, sizeof(int));
+        if (!a->e_idx) rc = seek_fail(err, "forward: out of memory");
     }
+    return rc ? -1 : 0;
+}
+
+static void layerstate_free(LayerState *a) {
+    float **fields[] = {&a->resid, &a->xn1, &a->rstd1, &a->q, &a->k_new, &a->v_new, &a->q_a, &a->q_latent,
+                        &a->q_rstd, &a->kv_a, &a->kv_rstd, &a->latent_new, &a->kpe_new, &a->kv_exp, &a->k_full,
+                        &a->v_full, &a->q_abs, &a->o_lat, &a->z, &a->scores, &a->pattern, &a->attn_out,
+                        &a->resid_mid, &a->xn2, &a->rstd2, &a->mlp_out, &a->gate, &a->up, &a->act, &a->r_logits,
+                        &a->r_scores, &a->r_choice, &a->e_w, &a->e_idx_f, &a->eg, &a->eu, &a->ea, &a->eo,
+                        &a->routed, &a->shared};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) free(*fields[i]);
+    free(a->e_idx);
+    memset(a, 0, sizeof *a);
+}
+
+static int runstate_alloc(RunState *s, const Config *c, int B, int T, int Tmax, int with_attn, int per_layer,
+                          SeekErr *err) {
+    memset(s, 0, sizeof *s);
+    s->B = B;
+    s->T = T;
+    s->Tmax = Tmax;
+    s->nL = c->L;
+    s->with_attn = with_attn;
+    s->per_layer = per_layer;
+    size_t N = (size_t)B * T;
+    size_t tmp_w = (size_t)c->NH * (c->mla ? c->dr : c->HS);
+    if (tmp_w < (size_t)c->C) tmp_w = (size_t)c->C;
+    int rc = 0;
+    s->layer = calloc((size_t)c->L, sizeof(LayerState));
+    if (!s->layer) return seek_fail(err, "forward: out of memory");
+#define A(field, ...) if (!rc) rc |= alloc_floats(&s->field, __VA_ARGS__, err)
+    A(inv_freq, (size_t)c->rope_dim / 2 + 1, 1, 1, 1);
+    A(x, N, c->C, 1, 1);
+    A(xf, N, c->C, 1, 1);
+    A(xnf, N, c->C, 1, 1);
+    A(rstdf, N, 1, 1, 1);
+    A(row, Tmax, 1, 1, 1);
+    A(tmp, N, tmp_w, 1, 1);
+    if (c->E > 0) A(route_scratch, (size_t)c->E + c->G + 1, 1, 1, 1);
+#undef A
     if (!rc) {
         s->ids = calloc(N, sizeof(int));
         if (!s->ids) rc = seek_fail(err, "forward: out of memory");
+    }
+    /* inference: one set of layer buffers shared by every layer; training: one set per layer */
+    for (int l = 0; !rc && l < c->L; l++) {
+        if (per_layer || l == 0) rc = layerstate_alloc(&s->layer[l], c, B, T, Tmax, with_attn, err);
+        else s->layer[l] = s->layer[0];
     }
     if (rc) {
         runstate_free(s);
@@ -134,15 +176,21 @@ int runstate_init(RunState *s, const Config *c, int B, int T, int Tmax, int with
     return 0;
 }
 
+int runstate_init(RunState *s, const Config *c, int B, int T, int Tmax, int with_attn, SeekErr *err) {
+    return runstate_alloc(s, c, B, T, Tmax, with_attn, 0, err);
+}
+
+int runstate_init_train(RunState *s, const Config *c, int B, int T, SeekErr *err) {
+    return runstate_alloc(s, c, B, T, T, 1, 1, err);
+}
+
 void runstate_free(RunState *s) {
-    float **fields[] = {&s->inv_freq, &s->x, &s->xn, &s->q, &s->k_new, &s->v_new, &s->q_a, &s->q_latent,
-                        &s->kv_a, &s->latent_new, &s->kpe_new, &s->kv_exp, &s->k_full, &s->v_full, &s->q_abs,
-                        &s->o_lat, &s->z, &s->scores, &s->pattern, &s->row, &s->attn_out, &s->mlp_out,
-                        &s->gate, &s->up, &s->act, &s->r_logits, &s->r_scores, &s->r_choice, &s->e_w,
-                        &s->e_idx_f, &s->routed, &s->shared, &s->eg, &s->eu, &s->ea, &s->eo,
-                        &s->route_scratch, &s->tmp};
+    if (s->layer)
+        for (int l = 0; l < s->nL; l++)
+            if (s->per_layer || l == 0) layerstate_free(&s->layer[l]);
+    free(s->layer);
+    float **fields[] = {&s->inv_freq, &s->x, &s->xf, &s->xnf, &s->rstdf, &s->row, &s->route_scratch, &s->tmp};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) free(*fields[i]);
-    free(s->e_idx);
     free(s->ids);
     memset(s, 0, sizeof *s);
 }
@@ -178,33 +226,34 @@ static void compact_attn(float *buf, int B, int NH, int T, int Tk, int Tmax) {
 static void llama_attention(const Model *m, RunState *s, KVCache *kv, int l, int B, int T, int pos0, ActCache *hooks) {
     const Config *c = &m->cfg;
     const LayerWeights *w = &m->layers[l];
+    LayerState *a = &s->layer[l];
     const int N = B * T, NH = c->NH, NKV = c->NKV, HS = c->HS, Tk = pos0 + T;
-    matmul_forward(s->q, s->xn, w->wq, N, c->C, NH * HS);
-    matmul_forward(s->k_new, s->xn, w->wk, N, c->C, NKV * HS);
-    matmul_forward(s->v_new, s->xn, w->wv, N, c->C, NKV * HS);
-    hook_bt(hooks, s->q, B, T, NH, HS, "blocks.%d.attn.hook_q", l);
-    hook_bt(hooks, s->k_new, B, T, NKV, HS, "blocks.%d.attn.hook_k", l);
-    hook_bt(hooks, s->v_new, B, T, NKV, HS, "blocks.%d.attn.hook_v", l);
+    matmul_forward(a->q, a->xn1, w->wq, N, c->C, NH * HS);
+    matmul_forward(a->k_new, a->xn1, w->wk, N, c->C, NKV * HS);
+    matmul_forward(a->v_new, a->xn1, w->wv, N, c->C, NKV * HS);
+    hook_bt(hooks, a->q, B, T, NH, HS, "blocks.%d.attn.hook_q", l);
+    hook_bt(hooks, a->k_new, B, T, NKV, HS, "blocks.%d.attn.hook_k", l);
+    hook_bt(hooks, a->v_new, B, T, NKV, HS, "blocks.%d.attn.hook_v", l);
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             size_t r = (size_t)b * T + t;
-            rope_forward(s->q + r * NH * HS, s->q + r * NH * HS, NH, HS, pos0 + t, s->inv_freq, s->rope_attn_factor, HS, c->rope_layout);
-            rope_forward(s->k_new + r * NKV * HS, s->k_new + r * NKV * HS, NKV, HS, pos0 + t, s->inv_freq, s->rope_attn_factor, HS, c->rope_layout);
+            rope_forward(a->q + r * NH * HS, a->q + r * NH * HS, NH, HS, pos0 + t, s->inv_freq, s->rope_attn_factor, HS, c->rope_layout);
+            rope_forward(a->k_new + r * NKV * HS, a->k_new + r * NKV * HS, NKV, HS, pos0 + t, s->inv_freq, s->rope_attn_factor, HS, c->rope_layout);
         }
-    hook_bt(hooks, s->q, B, T, NH, HS, "blocks.%d.attn.hook_rot_q", l);
-    hook_bt(hooks, s->k_new, B, T, NKV, HS, "blocks.%d.attn.hook_rot_k", l);
+    hook_bt(hooks, a->q, B, T, NH, HS, "blocks.%d.attn.hook_rot_q", l);
+    hook_bt(hooks, a->k_new, B, T, NKV, HS, "blocks.%d.attn.hook_rot_k", l);
     /* append the new keys and values to the cache */
     size_t kvw = (size_t)NKV * HS;
     for (int b = 0; b < B; b++) {
         size_t base = ((size_t)l * kv->B + b) * kv->Tmax;
-        memcpy(kv->k + (base + pos0) * kvw, s->k_new + (size_t)b * T * kvw, (size_t)T * kvw * sizeof(float));
-        memcpy(kv->v + (base + pos0) * kvw, s->v_new + (size_t)b * T * kvw, (size_t)T * kvw * sizeof(float));
+        memcpy(kv->k + (base + pos0) * kvw, a->k_new + (size_t)b * T * kvw, (size_t)T * kvw * sizeof(float));
+        memcpy(kv->v + (base + pos0) * kvw, a->v_new + (size_t)b * T * kvw, (size_t)T * kvw * sizeof(float));
     }
     for (int b = 0; b < B; b++) {
         size_t base = ((size_t)l * kv->B + b) * kv->Tmax;
         size_t att = (size_t)b * NH * T * s->Tmax;
-        attention_forward(s->z + (size_t)b * T * NH * HS, s->scores ? s->scores + att : NULL,
-                          s->pattern ? s->pattern + att : NULL, s->q + (size_t)b * T * NH * HS, kv->k + base * kvw,
+        attention_forward(a->z + (size_t)b * T * NH * HS, a->scores ? a->scores + att : NULL,
+                          a->pattern ? a->pattern + att : NULL, a->q + (size_t)b * T * NH * HS, kv->k + base * kvw,
                           kv->v + base * kvw, T, pos0, s->with_attn ? s->Tmax : Tk, NH, NKV, HS, HS, kvw, kvw,
                           c->attn_scale, s->row);
     }
@@ -214,57 +263,58 @@ static void mla_attention(const Model *m, RunState *s, KVCache *kv, int l, int B
                           ActCache *hooks) {
     const Config *c = &m->cfg;
     const LayerWeights *w = &m->layers[l];
+    LayerState *a = &s->layer[l];
     const int N = B * T, NH = c->NH, dn = c->dn, dr = c->dr, dv = c->dv, dq = dn + dr, dkv = c->kv_lora_rank;
     const int Tk = pos0 + T;
-    mla_q_forward(s->q, s->q_a, s->q_latent, s->xn, w, c, N);
-    if (c->q_lora_rank) hook_bt(hooks, s->q_latent, B, T, c->q_lora_rank, 0, "blocks.%d.attn.hook_q_latent", l);
-    hook_bt(hooks, s->q, B, T, NH, dq, "blocks.%d.attn.hook_q", l);
-    mla_kv_forward(s->latent_new, s->kpe_new, s->kv_a, s->xn, w, c, N);
-    hook_bt(hooks, s->latent_new, B, T, dkv, 0, "blocks.%d.attn.hook_kv_latent", l);
+    mla_q_forward(a->q, a->q_a, a->q_latent, a->q_rstd, a->xn1, w, c, N);
+    if (c->q_lora_rank) hook_bt(hooks, a->q_latent, B, T, c->q_lora_rank, 0, "blocks.%d.attn.hook_q_latent", l);
+    hook_bt(hooks, a->q, B, T, NH, dq, "blocks.%d.attn.hook_q", l);
+    mla_kv_forward(a->latent_new, a->kpe_new, a->kv_a, a->kv_rstd, a->xn1, w, c, N);
+    hook_bt(hooks, a->latent_new, B, T, dkv, 0, "blocks.%d.attn.hook_kv_latent", l);
     /* decoupled RoPE: the rope slice of every query head, and the one shared rope key */
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             size_t r = (size_t)b * T + t;
-            float *qp = s->q + r * NH * dq + dn;
+            float *qp = a->q + r * NH * dq + dn;
             rope_forward(qp, qp, NH, dq, pos0 + t, s->inv_freq, s->rope_attn_factor, dr, c->rope_layout);
-            float *kp = s->kpe_new + r * dr;
+            float *kp = a->kpe_new + r * dr;
             rope_forward(kp, kp, 1, dr, pos0 + t, s->inv_freq, s->rope_attn_factor, dr, c->rope_layout);
         }
     char name[HOOK_NAME_LEN];
     snprintf(name, sizeof name, "blocks.%d.attn.hook_rot_q", l);
     if (hook_wants(hooks, name)) { /* gather the rope slices into (N, NH, dr) */
-        for (size_t r = 0; r < (size_t)N * NH; r++) memcpy(s->tmp + r * dr, s->q + r * dq + dn, (size_t)dr * sizeof(float));
+        for (size_t r = 0; r < (size_t)N * NH; r++) memcpy(s->tmp + r * dr, a->q + r * dq + dn, (size_t)dr * sizeof(float));
         hook_bt(hooks, s->tmp, B, T, NH, dr, "blocks.%d.attn.hook_rot_q", l);
     }
-    hook_bt(hooks, s->kpe_new, B, T, dr, 0, "blocks.%d.attn.hook_rot_k", l);
+    hook_bt(hooks, a->kpe_new, B, T, dr, 0, "blocks.%d.attn.hook_rot_k", l);
     /* the cache keeps only the latent and the rotated rope key */
     for (int b = 0; b < B; b++) {
         size_t base = ((size_t)l * kv->B + b) * kv->Tmax + pos0;
-        memcpy(kv->latent + base * dkv, s->latent_new + (size_t)b * T * dkv, (size_t)T * dkv * sizeof(float));
-        memcpy(kv->k_pe + base * dr, s->kpe_new + (size_t)b * T * dr, (size_t)T * dr * sizeof(float));
+        memcpy(kv->latent + base * dkv, a->latent_new + (size_t)b * T * dkv, (size_t)T * dkv * sizeof(float));
+        memcpy(kv->k_pe + base * dr, a->kpe_new + (size_t)b * T * dr, (size_t)T * dr * sizeof(float));
     }
     int Tbuf = s->with_attn ? s->Tmax : Tk;
     for (int b = 0; b < B; b++) {
         size_t base = ((size_t)l * kv->B + b) * kv->Tmax;
         size_t att = (size_t)b * NH * T * s->Tmax;
-        float *sc = s->scores ? s->scores + att : NULL, *pt = s->pattern ? s->pattern + att : NULL;
-        float *z = s->z + (size_t)b * T * NH * dv;
-        const float *q = s->q + (size_t)b * T * NH * dq;
+        float *sc = a->scores ? a->scores + att : NULL, *pt = a->pattern ? a->pattern + att : NULL;
+        float *z = a->z + (size_t)b * T * NH * dv;
+        const float *q = a->q + (size_t)b * T * NH * dq;
         if (mode == ATTN_NAIVE) {
-            mla_attend_naive(z, sc, pt, s->kv_exp + (size_t)b * Tk * NH * (dn + dv), s->k_full + (size_t)b * Tk * NH * dq,
-                             s->v_full + (size_t)b * Tk * NH * dv, q, kv->latent + base * dkv, kv->k_pe + base * dr, w, c,
+            mla_attend_naive(z, sc, pt, a->kv_exp + (size_t)b * Tk * NH * (dn + dv), a->k_full + (size_t)b * Tk * NH * dq,
+                             a->v_full + (size_t)b * Tk * NH * dv, q, kv->latent + base * dkv, kv->k_pe + base * dr, w, c,
                              T, pos0, Tbuf, s->row);
         } else {
-            mla_attend_absorb(z, sc, pt, s->q_abs + (size_t)b * T * NH * dkv, s->o_lat + (size_t)b * T * NH * dkv, q,
+            mla_attend_absorb(z, sc, pt, a->q_abs + (size_t)b * T * NH * dkv, a->o_lat + (size_t)b * T * NH * dkv, q,
                               kv->latent + base * dkv, kv->k_pe + base * dr, w, c, T, pos0, Tbuf, s->row);
         }
     }
     if (mode == ATTN_NAIVE && hooks) { /* the expanded keys/values cover every position: replaced per call */
         size_t ks[4] = {(size_t)B, (size_t)Tk, (size_t)NH, (size_t)dq}, vs[4] = {(size_t)B, (size_t)Tk, (size_t)NH, (size_t)dv};
         snprintf(name, sizeof name, "blocks.%d.attn.hook_k", l);
-        hook_point(hooks, name, s->k_full, 4, ks, -1);
+        hook_point(hooks, name, a->k_full, 4, ks, -1);
         snprintf(name, sizeof name, "blocks.%d.attn.hook_v", l);
-        hook_point(hooks, name, s->v_full, 4, vs, -1);
+        hook_point(hooks, name, a->v_full, 4, vs, -1);
     }
 }
 
@@ -281,12 +331,15 @@ int model_forward(const Model *m, RunState *s, KVCache *kv, const int *ids, int 
     if (Tk > c->max_pos)
         return seek_fail(err, "forward: position %d is beyond max_position_embeddings %d", Tk - 1, c->max_pos);
     if (mode == ATTN_ABSORB && !c->mla) return seek_fail(err, "forward: --attn absorb needs an MLA model (this is %s)", c->model_type);
+    if (s->per_layer && (pos0 != 0 || mode != ATTN_NAIVE))
+        return seek_fail(err, "forward: a training run state takes whole sequences with naive attention");
     for (int i = 0; i < N; i++) {
         if (ids[i] < 0 || ids[i] >= c->V)
             return seek_fail(err, "forward: token id %d at index %d is out of range [0, %d)", ids[i], i, c->V);
         s->ids[i] = ids[i];
     }
     const size_t layer_stride = (size_t)N * C; /* hidden (L+1, B, T, C) */
+    const size_t NC = (size_t)N * C;
 
     embedding_forward(s->x, s->ids, m->wte, N, C);
     hook_bt(hooks, s->x, B, T, C, 0, "hook_embed", 0);
@@ -294,55 +347,59 @@ int model_forward(const Model *m, RunState *s, KVCache *kv, const int *ids, int 
 
     for (int l = 0; l < c->L; l++) {
         const LayerWeights *w = &m->layers[l];
+        LayerState *a = &s->layer[l];
         hook_bt(hooks, s->x, B, T, C, 0, "blocks.%d.hook_resid_pre", l);
+        memcpy(a->resid, s->x, NC * sizeof(float));
 
         /* attention sub-block */
-        rmsnorm_forward(s->xn, NULL, s->x, w->attn_norm, N, C, c->eps);
-        hook_bt(hooks, s->xn, B, T, C, 0, "blocks.%d.ln1.hook_normalized", l);
+        rmsnorm_forward(a->xn1, a->rstd1, a->resid, w->attn_norm, N, C, c->eps);
+        hook_bt(hooks, a->xn1, B, T, C, 0, "blocks.%d.ln1.hook_normalized", l);
         if (c->mla) mla_attention(m, s, kv, l, B, T, pos0, mode, hooks);
         else llama_attention(m, s, kv, l, B, T, pos0, hooks);
-        if (s->with_attn) {
-            compact_attn(s->scores, B, c->NH, T, Tk, s->Tmax);
-            compact_attn(s->pattern, B, c->NH, T, Tk, s->Tmax);
-            hook_attn(hooks, s->scores, B, c->NH, T, Tk, "blocks.%d.attn.hook_attn_scores", l);
-            hook_attn(hooks, s->pattern, B, c->NH, T, Tk, "blocks.%d.attn.hook_pattern", l);
+        if (s->with_attn && hooks) {
+            compact_attn(a->scores, B, c->NH, T, Tk, s->Tmax);
+            compact_attn(a->pattern, B, c->NH, T, Tk, s->Tmax);
+            hook_attn(hooks, a->scores, B, c->NH, T, Tk, "blocks.%d.attn.hook_attn_scores", l);
+            hook_attn(hooks, a->pattern, B, c->NH, T, Tk, "blocks.%d.attn.hook_pattern", l);
         }
         int dv = config_v_dim(c);
-        hook_bt(hooks, s->z, B, T, c->NH, dv, "blocks.%d.attn.hook_z", l);
-        matmul_forward(s->attn_out, s->z, w->wo, N, c->NH * dv, C);
-        hook_bt(hooks, s->attn_out, B, T, C, 0, "blocks.%d.hook_attn_out", l);
-        for (size_t i = 0; i < (size_t)N * C; i++) s->x[i] += s->attn_out[i];
+        hook_bt(hooks, a->z, B, T, c->NH, dv, "blocks.%d.attn.hook_z", l);
+        matmul_forward(a->attn_out, a->z, w->wo, N, c->NH * dv, C);
+        hook_bt(hooks, a->attn_out, B, T, C, 0, "blocks.%d.hook_attn_out", l);
+        for (size_t i = 0; i < NC; i++) s->x[i] += a->attn_out[i];
         hook_bt(hooks, s->x, B, T, C, 0, "blocks.%d.hook_resid_mid", l);
+        memcpy(a->resid_mid, s->x, NC * sizeof(float));
 
         /* feed-forward sub-block */
-        rmsnorm_forward(s->xn, NULL, s->x, w->mlp_norm, N, C, c->eps);
-        hook_bt(hooks, s->xn, B, T, C, 0, "blocks.%d.ln2.hook_normalized", l);
+        rmsnorm_forward(a->xn2, a->rstd2, a->resid_mid, w->mlp_norm, N, C, c->eps);
+        hook_bt(hooks, a->xn2, B, T, C, 0, "blocks.%d.ln2.hook_normalized", l);
         if (!w->is_moe) {
-            swiglu_forward(s->mlp_out, s->gate, s->up, s->act, s->xn, w->w_gate, w->w_up, w->w_down, N, C, c->I);
+            swiglu_forward(a->mlp_out, a->gate, a->up, a->act, a->xn2, w->w_gate, w->w_up, w->w_down, N, C, c->I);
         } else {
-            moe_router_scores(s->r_logits, s->r_scores, s->r_choice, s->xn, w->router, w->router_bias, N, c);
-            hook_bt(hooks, s->r_logits, B, T, c->E, 0, "blocks.%d.mlp.hook_router_logits", l);
-            hook_bt(hooks, s->r_scores, B, T, c->E, 0, "blocks.%d.mlp.hook_router_scores", l);
-            hook_bt(hooks, s->r_choice, B, T, c->E, 0, "blocks.%d.mlp.hook_router_choice", l); /* edits steer selection */
-            moe_select(s->e_idx, s->e_w, s->r_scores, s->r_choice, N, c, s->route_scratch);
-            for (size_t i = 0; i < (size_t)N * c->K; i++) s->e_idx_f[i] = (float)s->e_idx[i];
-            hook_bt(hooks, s->e_idx_f, B, T, c->K, 0, "blocks.%d.mlp.hook_expert_indices", l);
-            hook_bt(hooks, s->e_w, B, T, c->K, 0, "blocks.%d.mlp.hook_expert_weights", l);
-            moe_forward(s->mlp_out, s->routed, s->shared, s->xn, s->e_idx, s->e_w, w, N, c, s->eg, s->eu, s->ea, s->eo,
-                        s->gate, s->up, s->act);
-            hook_bt(hooks, s->routed, B, T, C, 0, "blocks.%d.mlp.hook_routed_out", l);
-            hook_bt(hooks, s->shared, B, T, C, 0, "blocks.%d.mlp.hook_shared_out", l);
+            moe_router_scores(a->r_logits, a->r_scores, a->r_choice, a->xn2, w->router, w->router_bias, N, c);
+            hook_bt(hooks, a->r_logits, B, T, c->E, 0, "blocks.%d.mlp.hook_router_logits", l);
+            hook_bt(hooks, a->r_scores, B, T, c->E, 0, "blocks.%d.mlp.hook_router_scores", l);
+            hook_bt(hooks, a->r_choice, B, T, c->E, 0, "blocks.%d.mlp.hook_router_choice", l); /* edits steer selection */
+            moe_select(a->e_idx, a->e_w, a->r_scores, a->r_choice, N, c, s->route_scratch);
+            for (size_t i = 0; i < (size_t)N * c->K; i++) a->e_idx_f[i] = (float)a->e_idx[i];
+            hook_bt(hooks, a->e_idx_f, B, T, c->K, 0, "blocks.%d.mlp.hook_expert_indices", l);
+            hook_bt(hooks, a->e_w, B, T, c->K, 0, "blocks.%d.mlp.hook_expert_weights", l);
+            moe_forward(a->mlp_out, a->routed, a->shared, a->eg, a->eu, a->ea, a->eo, a->gate, a->up, a->act, a->xn2,
+                        a->e_idx, a->e_w, w, N, c);
+            hook_bt(hooks, a->routed, B, T, C, 0, "blocks.%d.mlp.hook_routed_out", l);
+            hook_bt(hooks, a->shared, B, T, C, 0, "blocks.%d.mlp.hook_shared_out", l);
         }
-        hook_bt(hooks, s->mlp_out, B, T, C, 0, "blocks.%d.hook_mlp_out", l);
-        for (size_t i = 0; i < (size_t)N * C; i++) s->x[i] += s->mlp_out[i];
+        hook_bt(hooks, a->mlp_out, B, T, C, 0, "blocks.%d.hook_mlp_out", l);
+        for (size_t i = 0; i < NC; i++) s->x[i] += a->mlp_out[i];
         hook_bt(hooks, s->x, B, T, C, 0, "blocks.%d.hook_resid_post", l);
         if (hidden && l < c->L - 1) memcpy(hidden + (size_t)(l + 1) * layer_stride, s->x, layer_stride * sizeof(float));
     }
 
-    rmsnorm_forward(s->xn, NULL, s->x, m->final_norm, N, C, c->eps);
-    hook_bt(hooks, s->xn, B, T, C, 0, "ln_final.hook_normalized", 0);
-    if (hidden) memcpy(hidden + (size_t)c->L * layer_stride, s->xn, layer_stride * sizeof(float));
-    matmul_forward(logits, s->xn, m->lm_head, N, C, c->V);
+    memcpy(s->xf, s->x, NC * sizeof(float));
+    rmsnorm_forward(s->xnf, s->rstdf, s->xf, m->final_norm, N, C, c->eps);
+    hook_bt(hooks, s->xnf, B, T, C, 0, "ln_final.hook_normalized", 0);
+    if (hidden) memcpy(hidden + (size_t)c->L * layer_stride, s->xnf, layer_stride * sizeof(float));
+    matmul_forward(logits, s->xnf, m->lm_head, N, C, c->V);
     hook_bt(hooks, logits, B, T, c->V, 0, "unembed.hook_out", 0);
     kv->len = Tk;
     if (hooks && hooks->failed) return seek_fail(err, "forward: out of memory capturing activations");

@@ -22,46 +22,67 @@ typedef struct {
     float *k_pe;        /* MLA: (L, B, Tmax, dr) */
 } KVCache;
 
-/* Scratch for one call of B sequences × T tokens, attending over up to Tmax positions. Sized by
- * runstate_init; named buffers, reused layer after layer. */
+/* What one layer computes in one call, every tensor named. Backward reads these, so in
+ * training mode (runstate_init_train) every layer owns its buffers; for inference the layers
+ * share one set (the pointers of every LayerState are the same), since nothing is kept between
+ * layers. N = B*T rows.  */
 typedef struct {
-    int B, T, Tmax;
-    int with_attn;      /* scores/pattern buffers present (hooks that want them) */
-    float *inv_freq;    /* (rope_dim/2) */
-    float rope_attn_factor;
-    float *x;           /* (B*T, C) residual stream */
-    float *xn;          /* (B*T, C) normalised input of the current sub-block */
-    float *q;           /* (B*T, NH, qk) */
-    float *k_new, *v_new; /* LLaMA: (B*T, NKV, HS) */
-    float *q_a, *q_latent;  /* MLA: (B*T, dq') */
-    float *kv_a;        /* MLA: (B*T, dkv+dr) */
-    float *latent_new;  /* MLA: (B*T, dkv) */
-    float *kpe_new;     /* MLA: (B*T, dr) */
+    float *resid;       /* (N, C) residual entering the layer (input of ln1) */
+    float *xn1;         /* (N, C) ln1 output */
+    float *rstd1;       /* (N) */
+    float *q;           /* (N, NH, qk) queries after RoPE (MLA: the rope slice rotated) */
+    float *k_new, *v_new; /* LLaMA: (N, NKV, HS) new keys (after RoPE) and values */
+    float *q_a, *q_latent; /* MLA: (N, dq') q_a_proj output and its RMSNorm */
+    float *q_rstd;      /* MLA: (N) */
+    float *kv_a;        /* MLA: (N, dkv+dr) kv_a_proj_with_mqa output */
+    float *kv_rstd;     /* MLA: (N) rstd of kv_a_layernorm */
+    float *latent_new;  /* MLA: (N, dkv) normalised latent */
+    float *kpe_new;     /* MLA: (N, dr) rope key after RoPE */
     float *kv_exp;      /* naive MLA: (B, Tmax, NH, dn+dv) */
     float *k_full;      /* naive MLA: (B, Tmax, NH, dn+dr) */
     float *v_full;      /* naive MLA: (B, Tmax, NH, dv) */
-    float *q_abs, *o_lat; /* absorbed MLA: (B*T, NH, dkv) */
-    float *z;           /* (B*T, NH, dv) per-head attention output */
+    float *q_abs, *o_lat; /* absorbed MLA: (N, NH, dkv) */
+    float *z;           /* (N, NH, dv) per-head attention output */
     float *scores, *pattern; /* (B, NH, T, Tmax) when with_attn */
+    float *attn_out;    /* (N, C) */
+    float *resid_mid;   /* (N, C) residual after attention (input of ln2) */
+    float *xn2;         /* (N, C) ln2 output */
+    float *rstd2;       /* (N) */
+    float *mlp_out;     /* (N, C) */
+    float *gate, *up, *act; /* (N, I) dense FFN, or (N, Es*Hm) shared experts */
+    float *r_logits, *r_scores, *r_choice; /* (N, E) */
+    int *e_idx;         /* (N, K) */
+    float *e_w;         /* (N, K) */
+    float *e_idx_f;     /* (N, K) expert indices as floats, for hooks */
+    float *eg, *eu, *ea;/* (N, K, Hm) each chosen expert's gate, up, silu(gate)*up */
+    float *eo;          /* (N, K, C) each chosen expert's output before its gate weight */
+    float *routed, *shared; /* (N, C) */
+} LayerState;
+
+/* Buffers for one call of B sequences × T tokens, attending over up to Tmax positions, sized
+ * by runstate_init / runstate_init_train. */
+typedef struct {
+    int B, T, Tmax, nL;
+    int with_attn;      /* scores/pattern buffers present (hooks that want them, or training) */
+    int per_layer;      /* every layer owns its LayerState (training) */
+    float *inv_freq;    /* (rope_dim/2) */
+    float rope_attn_factor;
+    float *x;           /* (N, C) residual stream */
+    LayerState *layer;  /* (L) */
+    float *xf;          /* (N, C) input of the final norm */
+    float *xnf;         /* (N, C) final norm output */
+    float *rstdf;       /* (N) */
     float *row;         /* (Tmax) */
-    float *attn_out;    /* (B*T, C) */
-    float *mlp_out;     /* (B*T, C) */
-    float *gate, *up, *act; /* (B*T, max(I, Es*Hm)) */
-    float *r_logits, *r_scores, *r_choice; /* (B*T, E) */
-    int *e_idx;         /* (B*T, K) */
-    float *e_w;         /* (B*T, K) */
-    float *e_idx_f;     /* (B*T, K) expert indices as floats, for hooks */
-    float *routed, *shared; /* (B*T, C) */
-    float *eg, *eu, *ea;/* (Hm) */
-    float *eo;          /* (C) */
     float *route_scratch; /* (E + G) */
-    float *tmp;         /* (B*T, max(NH*dr, C)) gather buffer for hooks */
-    int *ids;           /* (B*T) */
+    float *tmp;         /* (N, max(NH*dr, C)) gather buffer for hooks */
+    int *ids;           /* (N) */
 } RunState;
 
 int kvcache_init(KVCache *kv, const Config *cfg, int B, int Tmax, SeekErr *err);
 void kvcache_free(KVCache *kv);
 int runstate_init(RunState *s, const Config *cfg, int B, int T, int Tmax, int with_attn, SeekErr *err);
+/* Training: every layer keeps its activations for backward; attention patterns kept; Tmax = T. */
+int runstate_init_train(RunState *s, const Config *cfg, int B, int T, SeekErr *err);
 void runstate_free(RunState *s);
 
 /* ids (B, T) validated against V here. logits (B, T, V). hidden (L+1, B, T, C) or NULL:

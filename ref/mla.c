@@ -15,23 +15,25 @@
 
 #include "ops.h"
 
-void mla_q_forward(float *q, float *q_a, float *q_latent, const float *x, const LayerWeights *w, const Config *cfg, int N) {
+void mla_q_forward(float *q, float *q_a, float *q_latent, float *q_rstd, const float *x, const LayerWeights *w,
+                   const Config *cfg, int N) {
     const int qdim = cfg->NH * (cfg->dn + cfg->dr);
     if (cfg->q_lora_rank) {
         matmul_forward(q_a, x, w->wq_a, N, cfg->C, cfg->q_lora_rank);
-        rmsnorm_forward(q_latent, NULL, q_a, w->q_a_norm, N, cfg->q_lora_rank, MLA_LATENT_NORM_EPS);
+        rmsnorm_forward(q_latent, q_rstd, q_a, w->q_a_norm, N, cfg->q_lora_rank, MLA_LATENT_NORM_EPS);
         matmul_forward(q, q_latent, w->wq_b, N, cfg->q_lora_rank, qdim);
     } else {
         matmul_forward(q, x, w->wq, N, cfg->C, qdim);
     }
 }
 
-void mla_kv_forward(float *latent, float *k_pe, float *kv_a, const float *x, const LayerWeights *w, const Config *cfg, int N) {
+void mla_kv_forward(float *latent, float *k_pe, float *kv_a, float *kv_rstd, const float *x, const LayerWeights *w,
+                    const Config *cfg, int N) {
     const int dkv = cfg->kv_lora_rank, dr = cfg->dr, width = dkv + dr;
     matmul_forward(kv_a, x, w->wkv_a, N, cfg->C, width);
     for (int n = 0; n < N; n++) {
         const float *row = kv_a + (size_t)n * width;
-        rmsnorm_forward(latent + (size_t)n * dkv, NULL, row, w->kv_a_norm, 1, dkv, MLA_LATENT_NORM_EPS);
+        rmsnorm_forward(latent + (size_t)n * dkv, kv_rstd ? kv_rstd + n : NULL, row, w->kv_a_norm, 1, dkv, MLA_LATENT_NORM_EPS);
         for (int r = 0; r < dr; r++) k_pe[(size_t)n * dr + r] = row[dkv + r];
     }
 }

@@ -6,13 +6,15 @@
 #include "config.h"
 #include "model.h"
 
-/* Query: q (N, NH, dn+dr) from x (N, C). With q compression, q_a (N, dq') is saved and
- * q_latent (N, dq') = RMSNorm_qa(x·W_qaᵀ); q = q_latent·W_qbᵀ. Without: q = x·W_qᵀ. */
-void mla_q_forward(float *q, float *q_a, float *q_latent, const float *x, const LayerWeights *w, const Config *cfg, int N);
+/* Query: q (N, NH, dn+dr) from x (N, C). With q compression, q_a (N, dq') = x·W_qaᵀ and its
+ * rstd (N) are saved, q_latent (N, dq') = RMSNorm_qa(q_a); q = q_latent·W_qbᵀ. Without: q = x·W_qᵀ. */
+void mla_q_forward(float *q, float *q_a, float *q_latent, float *q_rstd, const float *x, const LayerWeights *w,
+                   const Config *cfg, int N);
 
 /* Joint KV down-projection: kv_a (N, dkv+dr) = x·W_kvaᵀ (saved); latent (N, dkv) =
- * RMSNorm_kva(kv_a[:, :dkv]); k_pe (N, dr) = kv_a[:, dkv:] (not yet rotated). */
-void mla_kv_forward(float *latent, float *k_pe, float *kv_a, const float *x, const LayerWeights *w, const Config *cfg, int N);
+ * RMSNorm_kva(kv_a[:, :dkv]) with its rstd (N) saved; k_pe (N, dr) = kv_a[:, dkv:] (not yet rotated). */
+void mla_kv_forward(float *latent, float *k_pe, float *kv_a, float *kv_rstd, const float *x, const LayerWeights *w,
+                    const Config *cfg, int N);
 
 /* Naive attention (what transformers computes): expand every cached latent through W_kvb into
  * per-head k_nope and v, append the shared rope key, attend.

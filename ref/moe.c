@@ -115,21 +115,24 @@ void moe_route(int *idx, float *weights, float *logits, float *scores, float *ch
     moe_select(idx, weights, scores, choice, N, cfg, scratch);
 }
 
-void moe_forward(float *out, float *routed, float *shared, const float *inp, const int *idx, const float *weights,
-                 const LayerWeights *w, int N, const Config *cfg, float *eg, float *eu, float *ea, float *eo,
-                 float *sg, float *su, float *sa) {
+void moe_forward(float *out, float *routed, float *shared, float *eg, float *eu, float *ea, float *eo, float *sg,
+                 float *su, float *sa, const float *inp, const int *idx, const float *weights, const LayerWeights *w,
+                 int N, const Config *cfg) {
     const int C = cfg->C, Hm = cfg->Hm, K = cfg->K;
     const size_t per = (size_t)Hm * C;
-    /* routed experts, token by token */
+    /* routed experts, token by token: each chosen expert's SwiGLU, weighted by its gate */
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *r = routed + (size_t)n * C;
         for (int c = 0; c < C; c++) r[c] = 0.0f;
         for (int k = 0; k < K; k++) {
-            int e = idx[(size_t)n * K + k];
-            swiglu_forward(eo, eg, eu, ea, x, w->exp_gate + e * per, w->exp_up + e * per, w->exp_down + e * per, 1, C, Hm);
-            float g = weights[(size_t)n * K + k];
-            for (int c = 0; c < C; c++) r[c] += g * eo[c];
+            size_t nk = (size_t)n * K + k;
+            int e = idx[nk];
+            float *o = eo + nk * C;
+            swiglu_forward(o, eg + nk * Hm, eu + nk * Hm, ea + nk * Hm, x, w->exp_gate + e * per, w->exp_up + e * per,
+                           w->exp_down + e * per, 1, C, Hm);
+            float g = weights[nk];
+            for (int c = 0; c < C; c++) r[c] += g * o[c];
         }
     }
     /* shared experts: one SwiGLU of width Es*Hm over all tokens */

@@ -20,12 +20,12 @@ void moe_select(int *idx, float *weights, const float *scores, const float *choi
 void moe_route(int *idx, float *weights, float *logits, float *scores, float *choice, const float *inp,
                const float *router, const float *bias, int N, const Config *cfg, float *scratch);
 
-/* out (N, C) = Σ_k weights[k] · Expert_{idx[k]}(x) + SharedExperts(x). routed and shared (N, C)
- * keep the two parts. Scratch: eg, eu, ea (Hm) and eo (C) for one expert on one token; sg, su,
- * sa (N, Es*Hm) for the shared experts. */
-void moe_forward(float *out, float *routed, float *shared, const float *inp, const int *idx, const float *weights,
-                 const LayerWeights *w, int N, const Config *cfg, float *eg, float *eu, float *ea, float *eo,
-                 float *sg, float *su, float *sa);
+/* out (N, C) = Σ_k weights[k] · Expert_{idx[k]}(x) + SharedExperts(x). Saved for backward:
+ * routed and shared (N, C), each chosen expert's eg, eu, ea (N, K, Hm) and output eo (N, K, C)
+ * before weighting, and the shared experts' sg, su, sa (N, Es*Hm). */
+void moe_forward(float *out, float *routed, float *shared, float *eg, float *eu, float *ea, float *eo, float *sg,
+                 float *su, float *sa, const float *inp, const int *idx, const float *weights, const LayerWeights *w,
+                 int N, const Config *cfg);
 
 /* Top-k of x (n values) with ties to the lower index: writes k indices, largest first.
  * taken (n) is scratch. Exposed for tests. */
