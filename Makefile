@@ -4,7 +4,8 @@
 #   make debug    build ./seek-debug with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make demo     install missing packages, build, run the main job on a shipped model
 #   make clean
-# Opt-outs: NO_CUDA=1, NO_BLAS=1. Arch override: CUDA_ARCH=90.
+#   make bench    forward tokens/s, --backend ref vs cpu, and sgemm GFLOP/s vs OpenBLAS's peak
+# Opt-outs: NO_CUDA=1, NO_BLAS=1, NO_OPENMP=1. Arch override: CUDA_ARCH=90.
 
 CC       ?= gcc
 CSTD      = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
@@ -28,6 +29,9 @@ HAVE_CMOCKA  := $(call have,cmocka)
 HAVE_UTF8PROC := $(call have,libutf8proc)
 ifndef NO_BLAS
 HAVE_BLAS    := $(call have,openblas)
+endif
+ifndef NO_OPENMP
+HAVE_OPENMP  := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes)
 endif
 ifndef NO_CUDA
 NVCC         ?= $(shell command -v nvcc 2>/dev/null || (test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc))
@@ -55,13 +59,18 @@ ifeq ($(HAVE_EDIT),yes)
   LIBS += $(shell $(PKG_CONFIG) --libs libedit)
 endif
 ifeq ($(HAVE_BLAS),yes)
-  DEFS += -DSEEK_HAVE_BLAS
+  DEFS += -DSEEK_HAVE_BLAS $(shell $(PKG_CONFIG) --cflags openblas)
   LIBS += $(shell $(PKG_CONFIG) --libs openblas)
+endif
+# OpenMP: fast/cpu splits the loops BLAS does not cover over the cores (ref/ has no pragmas).
+ifeq ($(HAVE_OPENMP),yes)
+  DEFS += -fopenmp
+  LIBS += -fopenmp
 endif
 
 CFLAGS_ALL = $(CSTD) $(WARN) $(INCLUDES) $(DEFS) -MMD -MP
 
-REF_SRC  = $(wildcard ref/*.c) $(wildcard fast/cpu/*.c)
+REF_SRC  = $(wildcard ref/*.c) $(wildcard fast/*.c) $(wildcard fast/cpu/*.c)
 VIZ_SRC  = $(filter-out viz/seek.c,$(wildcard viz/*.c))
 LIB_SRC  = $(REF_SRC) $(VIZ_SRC)
 TEST_SRC = $(wildcard tests/test_*.c)
@@ -72,7 +81,7 @@ REL_TESTS = $(TEST_SRC:tests/%.c=$(B)/rel/tests/%)
 DBG_TESTS = $(TEST_SRC:tests/%.c=$(B)/dbg/tests/%)
 
 .SECONDARY:
-.PHONY: all debug test test-unit deps features demo clean cuda test-cuda bench
+.PHONY: all debug test test-unit deps features demo clean cuda test-cuda bench bench-cpu
 
 all: features seek
 
@@ -86,7 +95,8 @@ mark = $(if $(filter yes,$(1)),✓,✗)
 features:
 	@echo "seek.c build features:"
 	@echo "  $(call mark,$(HAVE_JANSSON)) jansson (required: config.json, safetensors headers)"
-	@echo "  $(call mark,$(HAVE_BLAS)) OpenBLAS$(if $(NO_BLAS), (NO_BLAS=1),)"
+	@echo "  $(call mark,$(HAVE_BLAS)) OpenBLAS$(if $(NO_BLAS), (NO_BLAS=1),) (the cpu backend, fast/cpu)"
+	@echo "  $(call mark,$(HAVE_OPENMP)) OpenMP$(if $(NO_OPENMP), (NO_OPENMP=1),)"
 	@echo "  $(call mark,$(HAVE_PNG)) libpng"
 	@echo "  $(call mark,$(HAVE_EDIT)) libedit"
 	@echo "  $(call mark,$(HAVE_PCRE2)) PCRE2"
@@ -121,7 +131,21 @@ $(B)/dbg/tests/%: $(B)/dbg/tests/%.o $(DBG_OBJ)
 # build, then against the ASan/UBSan build; the driver ends with "N passed, N failed".
 test: deps
 	@$(MAKE) --no-print-directory features seek seek-debug $(REL_TESTS) $(DBG_TESTS)
+	@bash scripts/fetch_deepseek_tokenizer.sh || echo "DeepSeek-V3 tokenizer.json unavailable: the tokenizer tests will fail"
 	@B=$(B) bash tests/run.sh
+
+# `make bench`: encode MB/s for DeepSeek-V3's tokenizer, seek.c and (where installed) HF tokenizers.
+bench: deps
+	@$(MAKE) --no-print-directory features seek
+	@bash scripts/bench_tokenizer.sh
+
+# `make bench-cpu` (part of `make bench`): forward tokens/s with --backend ref and cpu side by
+# side (tiny fixtures and a 40M-parameter random-weight config) and sgemm GFLOP/s against
+# OpenBLAS's own peak in the same run (viz/cmd_bench.c).
+bench: bench-cpu
+bench-cpu: deps
+	@$(MAKE) --no-print-directory features seek
+	./seek bench
 
 demo: deps
 	@$(MAKE) --no-print-directory features seek

@@ -10,7 +10,13 @@ int cmd_generate(int argc, char **argv);    /* viz/cmd_model.c */
 int cmd_convert(int argc, char **argv);     /* viz/cmd_model.c */
 int cmd_tokenize(int argc, char **argv);    /* viz/cmd_tokenize.c */
 int cmd_detokenize(int argc, char **argv);  /* viz/cmd_tokenize.c */
+int cmd_verify(int argc, char **argv);      /* viz/cmd_verify.c */
+int cmd_bench(int argc, char **argv);       /* viz/cmd_bench.c */
 int cmd_bpe_train(int argc, char **argv);   /* viz/cmd_tokenize.c */
 int cmd_tokenize_corpus(int argc, char **argv); /* viz/cmd_tokenize.c */
+
+#include "common.h"
+/* "1,2,3;4,5,6" -> ids (B, T), malloc'd (viz/cmd_model.c). */
+int parse_id_batch(const char *s, int **ids, int *B, int *T, SeekErr *err);
 
 #endif

@@ -12,11 +12,15 @@ typedef struct {
 
 static const Command COMMANDS[] = {
     {"info", cmd_info, "info DIR [--check-finite]     the config in words, parameters, KV-cache bytes (NaN/Inf count per tensor)"},
-    {"forward", cmd_forward, "forward DIR --ids \"1,2;3,4\" --logits OUT.f32 [--hidden OUT.f32] [--attn naive|absorb]"},
-    {"generate", cmd_generate, "generate DIR --ids \"...\" -n N [--temp T --top-k K --top-p P --seed S --attn naive|absorb]"},
+    {"forward", cmd_forward, "forward DIR --ids \"1,2;3,4\" --logits OUT.f32 [--hidden OUT.f32] [--attn naive|absorb] [--backend ref|cpu|cuda]"},
+    {"generate", cmd_generate, "generate DIR --ids \"...\" -n N [--temp T --top-k K --top-p P --seed S --attn naive|absorb] [--backend ref|cpu|cuda]"},
+    {"verify", cmd_verify, "verify DIR [--backend cpu|cuda] [--ids \"1,2;3,4\"] [--attn naive|absorb] [--decode N]   ref vs backend, stage by stage"},
+    {"bench", cmd_bench, "bench [DIR...] [--quick]      forward tokens/s, --backend ref vs cpu, and sgemm GFLOP/s vs OpenBLAS's peak"},
     {"convert", cmd_convert, "convert DIR OUT [--dtype f32|bf16|f16]   write a model folder transformers loads (FP8 -> bf16, ...)"},
     {"tokenize", cmd_tokenize, "tokenize --tokenizer FILE (--text \"...\" | --file F) [--lines] [--bos]"},
     {"detokenize", cmd_detokenize, "detokenize --tokenizer FILE --ids \"1 2 3\""},
+    {"bpe-train", cmd_bpe_train, "bpe-train --corpus F --vocab N [--special TOK]... [--no-default-special] -o tokenizer.json"},
+    {"tokenize-corpus", cmd_tokenize_corpus, "tokenize-corpus --tokenizer FILE --corpus F -o tokens.bin [--bos]"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

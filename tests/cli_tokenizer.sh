@@ -1,0 +1,84 @@
+# tests/cli_tokenizer.sh: `seek tokenize`, `detokenize`, `bpe-train`, `tokenize-corpus` from the
+# command line, with DeepSeek-V3's own tokenizer.json (fetched by scripts/fetch_deepseek_tokenizer.sh
+# into the git-ignored build-data/; if it cannot be fetched, these tests FAIL, they do not skip)
+# and the tokenizer trained by seek.c that tests/fixtures/tokenizer/ holds.
+. tests/lib.sh
+FIX=tests/fixtures/tokenizer
+DS=build-data/deepseek-v3/tokenizer.json
+
+expect_ok "fetch DeepSeek-V3 tokenizer" bash scripts/fetch_deepseek_tokenizer.sh
+
+# expect_out NAME WANT CMD...: the command exits 0 and prints exactly WANT (trailing newlines aside)
+expect_out() {
+  local name=$1 want=$2; shift 2
+  local got
+  if ! got=$("$@" 2>"$TMP/err"); then bad "$name: exit non-zero ($(head -c 300 "$TMP/err"))"; return; fi
+  if [ "$got" != "$want" ]; then bad "$name: got '$got', want '$want'"; return; fi
+  ok
+}
+
+# Known ids (Hugging Face tokenizers 0.23 on the same file).
+expect_out "tokenize" "19923 2058" $SEEK tokenize --tokenizer $DS --text "Hello world"
+expect_out "tokenize --bos" "0 19923 2058" $SEEK tokenize --tokenizer $DS --text "Hello world" --bos
+expect_out "tokenize a folder" "19923 2058" $SEEK tokenize --tokenizer build-data/deepseek-v3 --text "Hello world"
+expect_out "special tokens in text" "0 19923 1" $SEEK tokenize --tokenizer $DS --text "<｜begin▁of▁sentence｜>Hello<｜end▁of▁sentence｜>"
+expect_out "detokenize" "Hello world" $SEEK detokenize --tokenizer $DS --ids "19923 2058"
+expect_out "detokenize commas" "Hello world" $SEEK detokenize --tokenizer $DS --ids "19923,2058"
+expect_out "empty text" "" $SEEK tokenize --tokenizer $DS --text ""
+
+# --lines: one output line per input line, the newline not encoded
+printf 'Hello world\n\nHello world' >"$TMP/lines.txt"
+expect_out "tokenize --lines" "$(printf '19923 2058\n\n19923 2058')" $SEEK tokenize --tokenizer $DS --file "$TMP/lines.txt" --lines
+expect_out "tokenize --lines --bos" "$(printf '0 19923 2058\n0\n0 19923 2058')" $SEEK tokenize --tokenizer $DS --file "$TMP/lines.txt" --lines --bos
+expect_out "tokenize stdin" "19923 2058" sh -c "printf 'Hello world' | $SEEK tokenize --tokenizer $DS --file -"
+
+# Round trip, byte for byte, of multi-script text and of invalid UTF-8
+printf 'Ünïcödé 你好 👨‍👩‍👧 \t  x=1;\r\n<think>ok</think>\n\n' >"$TMP/rt.txt"
+printf 'bad \377\376 utf8 \303( end \360\237\230' >>"$TMP/rt.txt"
+roundtrip() { # tokenizer file
+  local ids
+  ids=$($SEEK tokenize --tokenizer "$1" --file "$TMP/rt.txt") || return 1
+  $SEEK detokenize --tokenizer "$1" --ids "$ids" >"$TMP/rt.out" || return 1
+  printf '\n' | cat "$TMP/rt.txt" - | cmp -s - "$TMP/rt.out"
+}
+expect_ok "round trip (DeepSeek-V3)" roundtrip $DS
+expect_ok "round trip (trained)" roundtrip $FIX/trained/tokenizer.json
+
+# Training reproduces the committed trained tokenizer byte for byte
+mkdir -p "$TMP/tr"
+expect_ok "bpe-train" $SEEK bpe-train --corpus $FIX/corpus.txt --vocab 600 -o "$TMP/tr/tokenizer.json"
+expect_ok "bpe-train is deterministic" cmp "$TMP/tr/tokenizer.json" $FIX/trained/tokenizer.json
+expect_ok "bpe-train writes tokenizer_config.json" cmp "$TMP/tr/tokenizer_config.json" $FIX/trained/tokenizer_config.json
+expect_out "trained tokenizer adds BOS" "0 79 108 115 345 298 268 115 107" $SEEK tokenize --tokenizer "$TMP/tr" --text "Hello world" --bos
+expect_ok "bpe-train --special" $SEEK bpe-train --corpus $FIX/corpus.txt --vocab 300 --no-default-special --special "<s>" --special "</s>" -o "$TMP/tr/small.json"
+expect_out "custom special tokens" "0 1" $SEEK tokenize --tokenizer "$TMP/tr/small.json" --text "<s></s>"
+
+# Token files: header magic, version, vocab size, dtype
+expect_ok "tokenize-corpus" $SEEK tokenize-corpus --tokenizer $FIX/trained/tokenizer.json --corpus $FIX/corpus.txt -o "$TMP/tok.bin"
+expect_out "token file header" "SEEKTOK" sh -c "head -c 7 '$TMP/tok.bin'"
+expect_out "token file dtype uint16" "1 600 2" sh -c "od -An -tu4 -j8 -N12 '$TMP/tok.bin' | tr -s ' ' | sed 's/^ //'"
+expect_ok "tokenize-corpus (DeepSeek-V3, uint32)" $SEEK tokenize-corpus --tokenizer $DS --corpus $FIX/corpus.txt -o "$TMP/tok32.bin"
+expect_out "token file dtype uint32" "1 128815 4" sh -c "od -An -tu4 -j8 -N12 '$TMP/tok32.bin' | tr -s ' ' | sed 's/^ //'"
+
+# Bad input: one line on stderr, non-zero exit, no crash
+printf '{"pre_tokenizer":{"type":"ByteLevel"},"model":{"vocab":{"a":0,"b":0}}}' >"$TMP/dup.json"
+printf '{"pre_tokenizer":{"type":"ByteLevel"},"model":{"vocab":{"a":0,"b":1},"merges":["a c"]}}' >"$TMP/merge.json"
+printf '{"pre_tokenizer":{"type":"Metaspace"},"model":{"vocab":{"a":0}}}' >"$TMP/meta.json"
+head -c 1000 $FIX/trained/tokenizer.json >"$TMP/trunc.json"
+expect_fail "missing tokenizer" "cannot open" $SEEK tokenize --tokenizer "$TMP/nope.json" --text hi
+expect_fail "duplicated ids" "given to two tokens" $SEEK tokenize --tokenizer "$TMP/dup.json" --text hi
+expect_fail "merge of unknown token" '"c" is not in the vocabulary' $SEEK tokenize --tokenizer "$TMP/merge.json" --text hi
+expect_fail "unsupported pre-tokenizer" 'pre_tokenizer: type "Metaspace" is not supported' $SEEK tokenize --tokenizer "$TMP/meta.json" --text hi
+expect_fail "truncated tokenizer.json" "invalid JSON" $SEEK tokenize --tokenizer "$TMP/trunc.json" --text hi
+expect_fail "id out of range" "out of range" $SEEK detokenize --tokenizer $DS --ids "1 128815"
+expect_fail "negative id" "out of range" $SEEK detokenize --tokenizer $DS --ids "-1"
+expect_fail "id not a number" "not an integer" $SEEK detokenize --tokenizer $DS --ids "12abc"
+expect_fail "text and file" "usage" $SEEK tokenize --tokenizer $DS --text a --file b
+expect_fail "unknown flag" "unknown argument" $SEEK tokenize --tokenizer $DS --txt a
+expect_fail "flag without value" "needs a value" $SEEK tokenize --tokenizer
+expect_fail "no BOS known" "no BOS token" $SEEK tokenize --tokenizer $FIX/variant_llama3.json --text a --bos
+expect_fail "vocab too small" "too small" $SEEK bpe-train --corpus $FIX/corpus.txt --vocab 100 -o "$TMP/x.json"
+expect_fail "vocab not a number" "not an integer" $SEEK bpe-train --corpus $FIX/corpus.txt --vocab 1e3 -o "$TMP/x.json"
+expect_fail "missing corpus" "cannot open" $SEEK tokenize-corpus --tokenizer $DS --corpus "$TMP/nope.txt" -o "$TMP/x.bin"
+
+finish
