@@ -46,3 +46,44 @@ void attention_forward(float *z, float *scores, float *pattern, const float *q, 
         }
     }
 }
+
+/* backward for whole sequences (pos0 = 0): with P the saved pattern and S the scaled scores,
+ *   dv_j += Σ_i P_ij · dz_i
+ *   dP_ij = dz_i · v_j
+ *   dS_ij = P_ij · (dP_ij − Σ_j' P_ij' · dP_ij')          (softmax backward)
+ *   dq_i += scale · Σ_j dS_ij · k_j;   dk_j += scale · Σ_i dS_ij · q_i */
+void attention_backward(float *dq, float *dk, float *dv, const float *dz, const float *pattern, const float *q,
+                        const float *k, const float *v, int T, int NH, int NKV, int DQ, int DV, size_t k_stride,
+                        size_t v_stride, float scale, float *row) {
+    int group = NH / NKV;
+    for (int h = 0; h < NH; h++) {
+        int kvh = h / group;
+        for (int t = 0; t < T; t++) {
+            const float *p = pattern + ((size_t)h * T + t) * T;
+            const float *dzv = dz + ((size_t)t * NH + h) * DV;
+            const float *qv = q + ((size_t)t * NH + h) * DQ;
+            float *dqv = dq + ((size_t)t * NH + h) * DQ;
+            double pdp = 0.0;
+            for (int j = 0; j <= t; j++) {
+                const float *vv = v + (size_t)j * v_stride + (size_t)kvh * DV;
+                float *dvv = dv + (size_t)j * v_stride + (size_t)kvh * DV;
+                float dp = 0.0f;
+                for (int d = 0; d < DV; d++) {
+                    dp += dzv[d] * vv[d];
+                    dvv[d] += p[j] * dzv[d];
+                }
+                row[j] = dp;
+                pdp += (double)p[j] * dp;
+            }
+            for (int j = 0; j <= t; j++) {
+                float ds = p[j] * (row[j] - (float)pdp) * scale;
+                const float *kv = k + (size_t)j * k_stride + (size_t)kvh * DQ;
+                float *dkv = dk + (size_t)j * k_stride + (size_t)kvh * DQ;
+                for (int d = 0; d < DQ; d++) {
+                    dqv[d] += ds * kv[d];
+                    dkv[d] += ds * qv[d];
+                }
+            }
+        }
+    }
+}

@@ -214,7 +214,7 @@ static int parse_root(const Ctx *c, const json_t *root, Config *cfg) {
     /* The defaults below are transformers' config classes' own. */
     if (get_int(c, root, "vocab_size", v3 ? 129280 : v2 ? 102400 : 32000, 0, 0, 1, CFG_MAX_VOCAB, &cfg->V) ||
         get_int(c, root, "hidden_size", v3 ? 7168 : 4096, 0, 0, 1, CFG_MAX_DIM, &cfg->C) ||
-        get_int(c, root, "intermediate_size", v3 ? 18432 : 11008, 0, 0, 1, CFG_MAX_DIM, &cfg->I) ||
+        get_int(c, root, "intermediate_size", v3 ? 18432 : 11008, 0, 0, 1, CFG_MAX_DIM, &cfg->I_ffn) ||
         get_int(c, root, "num_hidden_layers", v3 ? 61 : v2 ? 30 : 32, 0, 0, 1, CFG_MAX_LAYERS, &cfg->L) ||
         get_int(c, root, "num_attention_heads", v3 ? 128 : 32, 0, 0, 1, CFG_MAX_HEADS, &cfg->NH) ||
         get_int(c, root, "max_position_embeddings", v3 ? 4096 : 2048, 0, 0, 1, CFG_MAX_POSITIONS, &cfg->max_pos) ||

@@ -38,7 +38,7 @@ typedef struct {
 
     int V;                  /* vocab_size */
     int C;                  /* hidden_size */
-    int I;                  /* intermediate_size (dense FFN) */
+    int I_ffn;              /* I: intermediate_size (dense FFN); not `I`, which <complex.h> defines */
     int L;                  /* num_hidden_layers */
     int NH;                 /* num_attention_heads */
     int NKV;                /* num_key_value_heads (LLaMA; MLA ignores it) */

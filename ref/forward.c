@@ -61,7 +61,7 @@ static int layerstate_alloc(LayerState *a, const Config *c, int B, int T, int Tm
     memset(a, 0, sizeof *a);
     size_t N = (size_t)B * T;
     int qk = config_qk_dim(c), dv = config_v_dim(c);
-    int ffn = c->I;
+    int ffn = c->I_ffn;
     if (c->E > 0 && c->Es * c->Hm > ffn) ffn = c->Es * c->Hm;
     int rc = 0;
 #define A(field, ...) if (!rc) rc |= alloc_floats(&a->field, __VA_ARGS__, err)
@@ -374,7 +374,7 @@ int model_forward(const Model *m, RunState *s, KVCache *kv, const int *ids, int 
         rmsnorm_forward(a->xn2, a->rstd2, a->resid_mid, w->mlp_norm, N, C, c->eps);
         hook_bt(hooks, a->xn2, B, T, C, 0, "blocks.%d.ln2.hook_normalized", l);
         if (!w->is_moe) {
-            swiglu_forward(a->mlp_out, a->gate, a->up, a->act, a->xn2, w->w_gate, w->w_up, w->w_down, N, C, c->I);
+            swiglu_forward(a->mlp_out, a->gate, a->up, a->act, a->xn2, w->w_gate, w->w_up, w->w_down, N, C, c->I_ffn);
         } else {
             moe_router_scores(a->r_logits, a->r_scores, a->r_choice, a->xn2, w->router, w->router_bias, N, c);
             hook_bt(hooks, a->r_logits, B, T, c->E, 0, "blocks.%d.mlp.hook_router_logits", l);

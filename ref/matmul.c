@@ -15,3 +15,25 @@ void matmul_forward(float *out, const float *inp, const float *weight, int N, in
         }
     }
 }
+
+/* backward of out = inp · Wᵀ:  dinp += dout · W  and  dW += doutᵀ · inp. */
+void matmul_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight, int N,
+                     int IC, int OC) {
+    for (int n = 0; n < N; n++) {
+        const float *d = dout + (size_t)n * OC, *x = inp + (size_t)n * IC;
+        if (dinp) {
+            float *dx = dinp + (size_t)n * IC;
+            for (int o = 0; o < OC; o++) {
+                const float *w = weight + (size_t)o * IC;
+                float g = d[o];
+                for (int i = 0; i < IC; i++) dx[i] += g * w[i];
+            }
+        }
+        if (dweight)
+            for (int o = 0; o < OC; o++) {
+                float *dw = dweight + (size_t)o * IC;
+                float g = d[o];
+                for (int i = 0; i < IC; i++) dw[i] += g * x[i];
+            }
+    }
+}

@@ -95,9 +95,9 @@ static void build_table(Builder *b) {
         P(mlp_norm, 0, 1, c->C, 0, 0, "post_attention_layernorm.weight");
         w->is_moe = config_layer_is_moe(c, l);
         if (!w->is_moe) {
-            P(w_gate, 1, 2, c->I, c->C, 0, "mlp.gate_proj.weight");
-            P(w_up, 1, 2, c->I, c->C, 0, "mlp.up_proj.weight");
-            P(w_down, 1, 2, c->C, c->I, 0, "mlp.down_proj.weight");
+            P(w_gate, 1, 2, c->I_ffn, c->C, 0, "mlp.gate_proj.weight");
+            P(w_up, 1, 2, c->I_ffn, c->C, 0, "mlp.up_proj.weight");
+            P(w_down, 1, 2, c->C, c->I_ffn, 0, "mlp.down_proj.weight");
         } else {
             P(router, 0, 2, c->E, c->C, 0, "mlp.gate.weight");
             if (c->arch == ARCH_DEEPSEEK_V3) P(router_bias, 0, 1, c->E, 0, 0, "mlp.gate.e_score_correction_bias");
@@ -145,7 +145,7 @@ void model_counts(const Config *c, ModelCounts *o) {
             p += (uint64_t)c->NH * (c->dn + c->dv) * c->kv_lora_rank + C * c->NH * c->dv;
         }
         if (!config_layer_is_moe(c, l)) {
-            p += 3 * C * c->I;
+            p += 3 * C * c->I_ffn;
         } else {
             uint64_t expert = 3 * C * c->Hm;
             p += (uint64_t)c->E * C + (c->arch == ARCH_DEEPSEEK_V3 ? c->E : 0);

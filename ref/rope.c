@@ -73,3 +73,23 @@ void rope_forward(float *out, const float *inp, int n_vec, size_t stride, int po
         }
     }
 }
+
+/* backward of a' = f(a·c − b·s), b' = f(b·c + a·s): the transposed rotation
+ *   da = f(da'·c + db'·s),  db = f(−da'·s + db'·c)   (in place allowed: dinp may equal dout) */
+void rope_backward(float *dinp, const float *dout, int n_vec, size_t stride, int pos, const float *inv_freq,
+                   float attn_factor, int rd, RopeLayout layout) {
+    int half = rd / 2;
+    for (int i = 0; i < half; i++) {
+        float angle = (float)pos * inv_freq[i];
+        float c = cosf(angle) * attn_factor, s = sinf(angle) * attn_factor;
+        size_t ia = layout == ROPE_LAYOUT_HALF ? (size_t)i : 2 * (size_t)i;
+        size_t ib = layout == ROPE_LAYOUT_HALF ? (size_t)(i + half) : 2 * (size_t)i + 1;
+        for (int v = 0; v < n_vec; v++) {
+            const float *dy = dout + (size_t)v * stride;
+            float *dx = dinp + (size_t)v * stride;
+            float da = dy[ia], db = dy[ib];
+            dx[ia] = da * c + db * s;
+            dx[ib] = db * c - da * s;
+        }
+    }
+}

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "commands.h"
 #include "config.h"
 #include "forward.h"
@@ -23,8 +24,9 @@ static int usage_error(const char *cmd, const char *msg) {
     return 2;
 }
 
-/* "1,2,3;4,5,6": sequences split by ';', ids by ',' or spaces. All sequences the same length. */
-static int parse_id_batch(const char *s, int **ids, int *B, int *T, SeekErr *err) {
+/* "1,2,3;4,5,6": sequences split by ';', ids by ',' or spaces. All sequences the same length.
+ * Shared with viz/cmd_verify.c (commands.h). */
+int parse_id_batch(const char *s, int **ids, int *B, int *T, SeekErr *err) {
     int cap = 64, n = 0, b = 0, t = 0, T0 = -1;
     int *v = malloc((size_t)cap * sizeof(int));
     if (!v) return seek_fail(err, "--ids: out of memory");
@@ -166,9 +168,9 @@ int cmd_info(int argc, char **argv) {
     int n_moe = 0;
     for (int l = 0; l < c.L; l++) n_moe += config_layer_is_moe(&c, l);
     if (n_moe == 0) {
-        printf("ffn          dense SwiGLU, intermediate %d, every layer\n", c.I);
+        printf("ffn          dense SwiGLU, intermediate %d, every layer\n", c.I_ffn);
     } else {
-        printf("ffn          %d dense SwiGLU layer(s) (intermediate %d), %d DeepSeekMoE layer(s)\n", c.L - n_moe, c.I, n_moe);
+        printf("ffn          %d dense SwiGLU layer(s) (intermediate %d), %d DeepSeekMoE layer(s)\n", c.L - n_moe, c.I_ffn, n_moe);
         printf("moe          %d routed experts of width %d, top-%d, %d shared; ", c.E, c.Hm, c.K, c.Es);
         if (c.topk_method == TOPK_NOAUX_TC)
             printf("sigmoid scores + bias for selection, %d groups keep %d (group score = sum of top-2)", c.G, c.TG);
@@ -205,11 +207,12 @@ int cmd_info(int argc, char **argv) {
 /* ---- seek forward ---- */
 
 int cmd_forward(int argc, char **argv) {
-    const char *dir = NULL, *ids_s = NULL, *logits_path = NULL, *hidden_path = NULL, *attn_s = "naive";
+    const char *dir = NULL, *ids_s = NULL, *logits_path = NULL, *hidden_path = NULL, *attn_s = "naive", *backend_s = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **dst = !strcmp(a, "--ids") ? &ids_s : !strcmp(a, "--logits") ? &logits_path
-                         : !strcmp(a, "--hidden") ? &hidden_path : !strcmp(a, "--attn") ? &attn_s : NULL;
+                         : !strcmp(a, "--hidden") ? &hidden_path : !strcmp(a, "--attn") ? &attn_s
+                         : !strcmp(a, "--backend") ? &backend_s : NULL;
         if (dst) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "seek forward: %s needs a value\n", a);
@@ -228,8 +231,11 @@ int cmd_forward(int argc, char **argv) {
     if (!dir || !ids_s || !logits_path) return usage_error("forward", "expected: seek forward DIR --ids \"1,2;3,4\" --logits OUT.f32");
     SeekErr err;
     AttnMode mode = ATTN_NAIVE;
+    Backend be = backend_default();
     int *ids = NULL, B = 0, T = 0;
-    if (parse_attn(attn_s, &mode, &err) || parse_id_batch(ids_s, &ids, &B, &T, &err)) return fail("forward", &err);
+    if ((backend_s && backend_parse(backend_s, &be, &err)) || parse_attn(attn_s, &mode, &err) ||
+        parse_id_batch(ids_s, &ids, &B, &T, &err))
+        return fail("forward", &err);
     Model m;
     if (model_load(&m, dir, &err)) {
         free(ids);
@@ -250,7 +256,7 @@ int cmd_forward(int argc, char **argv) {
         hidden = hidden_path ? malloc(n_hidden * sizeof(float)) : NULL;
         if (!logits || (hidden_path && !hidden)) rc = seek_fail(&err, "out of memory for the outputs");
     }
-    if (!rc) rc = model_forward(&m, &s, &kv, ids, B, T, mode, NULL, hidden, logits, &err);
+    if (!rc) rc = model_forward_on(be, &m, &s, &kv, ids, B, T, mode, NULL, hidden, logits, &err);
     if (!rc) rc = write_file_atomic(logits_path, logits, n_logits * sizeof(float), &err);
     if (!rc && hidden_path) rc = write_file_atomic(hidden_path, hidden, n_hidden * sizeof(float), &err);
     free(logits);
@@ -266,13 +272,14 @@ int cmd_forward(int argc, char **argv) {
 /* ---- seek generate ---- */
 
 int cmd_generate(int argc, char **argv) {
-    const char *dir = NULL, *ids_s = NULL, *attn_s = "naive";
+    const char *dir = NULL, *ids_s = NULL, *attn_s = "naive", *backend_s = NULL;
     const char *n_s = NULL, *temp_s = "0", *topk_s = "0", *topp_s = "1", *seed_s = "0";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **dst = !strcmp(a, "--ids") ? &ids_s : !strcmp(a, "-n") ? &n_s : !strcmp(a, "--temp") ? &temp_s
                          : !strcmp(a, "--top-k") ? &topk_s : !strcmp(a, "--top-p") ? &topp_s
-                         : !strcmp(a, "--seed") ? &seed_s : !strcmp(a, "--attn") ? &attn_s : NULL;
+                         : !strcmp(a, "--seed") ? &seed_s : !strcmp(a, "--attn") ? &attn_s
+                         : !strcmp(a, "--backend") ? &backend_s : NULL;
         if (dst) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "seek generate: %s needs a value\n", a);
@@ -291,9 +298,10 @@ int cmd_generate(int argc, char **argv) {
     if (!dir || !ids_s || !n_s) return usage_error("generate", "expected: seek generate DIR --ids \"...\" -n N");
     SeekErr err;
     AttnMode mode = ATTN_NAIVE;
+    Backend be = backend_default();
     long long n, topk, seed;
     double temp, topp;
-    if (parse_attn(attn_s, &mode, &err) || parse_i64(n_s, 1, CFG_MAX_POSITIONS, &n, "-n", &err) ||
+    if ((backend_s && backend_parse(backend_s, &be, &err)) || parse_attn(attn_s, &mode, &err) || parse_i64(n_s, 1, CFG_MAX_POSITIONS, &n, "-n", &err) ||
         parse_f64(temp_s, 0.0, 1000.0, &temp, "--temp", &err) || parse_i64(topk_s, 0, CFG_MAX_VOCAB, &topk, "--top-k", &err) ||
         parse_f64(topp_s, 0.0, 1.0, &topp, "--top-p", &err) || parse_i64(seed_s, 0, 0x7fffffffffffffffLL, &seed, "--seed", &err))
         return fail("generate", &err);
@@ -312,7 +320,7 @@ int cmd_generate(int argc, char **argv) {
     int *out = malloc((size_t)B * (size_t)n * sizeof(int));
     if (!rc && !out) rc = seek_fail(&err, "out of memory");
     SampleParams sp = {(float)temp, (int)topk, (float)topp, (uint64_t)seed};
-    if (!rc) rc = model_generate(&m, ids, B, T, (int)n, mode, &sp, NULL, out, NULL, &err);
+    if (!rc) rc = model_generate_on(be, &m, ids, B, T, (int)n, mode, &sp, NULL, out, NULL, &err);
     if (!rc)
         for (int b = 0; b < B; b++) {
             for (long long i = 0; i < n; i++) printf(i ? " %d" : "%d", out[(size_t)b * n + i]);
