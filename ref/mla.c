@@ -109,3 +109,58 @@ void mla_attend_absorb(float *z, float *scores, float *pattern, float *q_abs, fl
         }
     }
 }
+
+/* ---- backward ---- */
+
+void mla_attend_naive_backward(float *dq, float *dlatent, float *dk_pe, float *dw_kvb, const float *dz,
+                               const float *pattern, const float *q, const float *latent, const float *k,
+                               const float *v, const LayerWeights *w, const Config *cfg, int T, float *scratch) {
+    const int NH = cfg->NH, dn = cfg->dn, dr = cfg->dr, dv = cfg->dv, dq_w = dn + dr;
+    const size_t TH = (size_t)T * NH;
+    float *dk = scratch, *dvv = dk + TH * dq_w, *dkv = dvv + TH * dv, *row = dkv + TH * (dn + dv);
+    for (size_t i = 0; i < TH * dq_w; i++) dk[i] = 0.0f;
+    for (size_t i = 0; i < TH * dv; i++) dvv[i] = 0.0f;
+    attention_backward(dq, dk, dvv, dz, pattern, q, k, v, T, NH, NH, dq_w, dv, (size_t)NH * dq_w, (size_t)NH * dv,
+                       cfg->attn_scale, row);
+    /* un-assemble: k_h = [k_nope_h ; k_pe] with k_pe shared by all heads, v_h from the expansion */
+    for (int j = 0; j < T; j++)
+        for (int h = 0; h < NH; h++) {
+            const float *dkh = dk + ((size_t)j * NH + h) * dq_w, *dvh = dvv + ((size_t)j * NH + h) * dv;
+            float *d = dkv + ((size_t)j * NH + h) * (dn + dv);
+            for (int i = 0; i < dn; i++) d[i] = dkh[i];
+            for (int i = 0; i < dv; i++) d[dn + i] = dvh[i];
+            for (int r = 0; r < dr; r++) dk_pe[(size_t)j * dr + r] += dkh[dn + r];
+        }
+    /* kv = latent·W_kvbᵀ */
+    matmul_backward(dlatent, dw_kvb, dkv, latent, w->wkv_b, T, cfg->kv_lora_rank, NH * (dn + dv));
+}
+
+void mla_kv_backward(float *dx, LayerWeights *g, const float *dlatent, const float *dk_pe, const float *x,
+                     const float *kv_a, const float *kv_rstd, const LayerWeights *w, const Config *cfg, int N,
+                     float *scratch) {
+    const int dkv = cfg->kv_lora_rank, dr = cfg->dr, width = dkv + dr;
+    float *dkv_a = scratch; /* (N, dkv+dr) */
+    for (size_t i = 0; i < (size_t)N * width; i++) dkv_a[i] = 0.0f;
+    for (int n = 0; n < N; n++) {
+        /* latent = RMSNorm_kva(kv_a[:, :dkv]);  k_pe = kv_a[:, dkv:] */
+        rmsnorm_backward(dkv_a + (size_t)n * width, g->kv_a_norm, dlatent + (size_t)n * dkv, kv_a + (size_t)n * width,
+                         w->kv_a_norm, kv_rstd + n, 1, dkv);
+        for (int r = 0; r < dr; r++) dkv_a[(size_t)n * width + dkv + r] += dk_pe[(size_t)n * dr + r];
+    }
+    matmul_backward(dx, g->wkv_a, dkv_a, x, w->wkv_a, N, cfg->C, width);
+}
+
+void mla_q_backward(float *dx, LayerWeights *g, const float *dq, const float *x, const float *q_a,
+                    const float *q_latent, const float *q_rstd, const LayerWeights *w, const Config *cfg, int N,
+                    float *scratch) {
+    const int qdim = cfg->NH * (cfg->dn + cfg->dr), r = cfg->q_lora_rank;
+    if (!r) {
+        matmul_backward(dx, g->wq, dq, x, w->wq, N, cfg->C, qdim);
+        return;
+    }
+    float *dlat = scratch, *dqa = scratch + (size_t)N * r;
+    for (size_t i = 0; i < 2 * (size_t)N * r; i++) scratch[i] = 0.0f;
+    matmul_backward(dlat, g->wq_b, dq, q_latent, w->wq_b, N, r, qdim);
+    rmsnorm_backward(dqa, g->q_a_norm, dlat, q_a, w->q_a_norm, q_rstd, N, r);
+    matmul_backward(dx, g->wq_a, dqa, x, w->wq_a, N, cfg->C, r);
+}

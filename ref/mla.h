@@ -32,6 +32,25 @@ void mla_attend_absorb(float *z, float *scores, float *pattern, float *q_abs, fl
                        const float *latent, const float *k_pe, const LayerWeights *w, const Config *cfg, int T,
                        int pos0, int Tk, float *row);
 
+/* ---- backward (whole sequences: pos0 = 0, Tk = T) ---- */
+
+/* Backward of mla_attend_naive. From dz (T, NH, dv), accumulates dq (T, NH, dn+dr) (gradient of
+ * the ROTATED queries), dlatent (T, dkv), dk_pe (T, dr) (of the ROTATED rope key) and dw_kvb.
+ * k, v, pattern are the saved forward values. scratch: T·NH·(2·(dn+dr) + 2·dv + dn) + T floats. */
+void mla_attend_naive_backward(float *dq, float *dlatent, float *dk_pe, float *dw_kvb, const float *dz,
+                               const float *pattern, const float *q, const float *latent, const float *k,
+                               const float *v, const LayerWeights *w, const Config *cfg, int T, float *scratch);
+/* Backward of mla_kv_forward: from dlatent (N, dkv) and dk_pe (N, dr) (before RoPE), accumulates
+ * dx (N, C) and the grads of kv_a_proj_with_mqa and kv_a_layernorm (in g). scratch: N·(dkv+dr). */
+void mla_kv_backward(float *dx, LayerWeights *g, const float *dlatent, const float *dk_pe, const float *x,
+                     const float *kv_a, const float *kv_rstd, const LayerWeights *w, const Config *cfg, int N,
+                     float *scratch);
+/* Backward of mla_q_forward: from dq (N, NH, dn+dr) (before RoPE), accumulates dx (N, C) and the
+ * grads of q_a_proj, q_a_layernorm, q_b_proj or q_proj (in g). scratch: 2·N·dq'. */
+void mla_q_backward(float *dx, LayerWeights *g, const float *dq, const float *x, const float *q_a,
+                    const float *q_latent, const float *q_rstd, const LayerWeights *w, const Config *cfg, int N,
+                    float *scratch);
+
 /* eps of q_a_layernorm and kv_a_layernorm: transformers and DeepSeek's code build both norms with
  * the RMSNorm default, not config.rms_norm_eps. */
 #define MLA_LATENT_NORM_EPS 1e-6f

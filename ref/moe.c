@@ -140,3 +140,71 @@ void moe_forward(float *out, float *routed, float *shared, float *eg, float *eu,
     else memset(shared, 0, (size_t)N * C * sizeof(float));
     for (size_t i = 0; i < (size_t)N * C; i++) out[i] = routed[i] + shared[i];
 }
+
+size_t moe_backward_scratch(const Config *cfg, int N) {
+    size_t sh = 3 * (size_t)N * cfg->Es * cfg->Hm;
+    return (size_t)N * cfg->E + cfg->E + cfg->K + 3 * (size_t)cfg->Hm + cfg->C + sh;
+}
+
+/* backward of, per token:  out = Σ_k g_k·o_k + shared,  o_k = Expert_{e_k}(x),
+ *   g_k = S·s_k / (Σ_k' s_k' + 1e-20)  (normalised)  or  S·s_k,
+ *   s = sigmoid(logits) or softmax(logits),  logits = x·W_gateᵀ
+ * so  dg_k = dout·o_k,  do_k = g_k·dout,
+ *     normalised: ds_j = S·(dg_j / D − Σ_k dg_k·s_k / D²) for the chosen j (D = Σ s + 1e-20),
+ *     sigmoid: dlogit_e = ds_e·s_e·(1 − s_e);  softmax: dlogit_e = s_e·(ds_e − Σ_j s_j·ds_j). */
+void moe_backward(float *dinp, LayerWeights *g, const float *dout, const float *dscores, const float *inp,
+                  const int *idx, const float *weights, const float *scores, const float *eg, const float *eu,
+                  const float *ea, const float *eo, const float *sg, const float *su, const float *sa,
+                  const LayerWeights *w, int N, const Config *cfg, float *scratch) {
+    const int C = cfg->C, Hm = cfg->Hm, K = cfg->K, E = cfg->E;
+    const size_t per = (size_t)Hm * C;
+    const float S = (float)cfg->routed_scaling;
+    float *dlogits = scratch;                 /* (N, E) */
+    float *ds = dlogits + (size_t)N * E;      /* (E) */
+    float *dg = ds + E;                       /* (K) */
+    float *sw = dg + K;                       /* (3·Hm) one expert's SwiGLU scratch */
+    float *dov = sw + 3 * (size_t)Hm;         /* (C) */
+    float *shs = dov + C;                     /* (3·N·Es·Hm) shared experts' scratch */
+    for (size_t i = 0; i < (size_t)N * E; i++) dlogits[i] = 0.0f;
+    for (int n = 0; n < N; n++) {
+        const float *d = dout + (size_t)n * C, *s = scores + (size_t)n * E;
+        /* experts: dg_k and the expert's own backward with do_k = g_k·dout */
+        for (int k = 0; k < K; k++) {
+            size_t nk = (size_t)n * K + k;
+            int e = idx[nk];
+            const float *o = eo + nk * C;
+            double acc = 0.0;
+            for (int c = 0; c < C; c++) acc += (double)d[c] * o[c];
+            dg[k] = (float)acc;
+            for (int c = 0; c < C; c++) dov[c] = weights[nk] * d[c];
+            swiglu_backward(dinp + (size_t)n * C, g->exp_gate + e * per, g->exp_up + e * per, g->exp_down + e * per, dov,
+                            inp + (size_t)n * C, eg + nk * Hm, eu + nk * Hm, ea + nk * Hm, w->exp_gate + e * per,
+                            w->exp_up + e * per, w->exp_down + e * per, 1, C, Hm, sw);
+        }
+        /* gate weights -> scores of the chosen experts */
+        for (int e = 0; e < E; e++) ds[e] = dscores ? dscores[(size_t)n * E + e] : 0.0f;
+        if (cfg->norm_topk_prob) {
+            float D = 0.0f;
+            for (int k = 0; k < K; k++) D += s[idx[(size_t)n * K + k]];
+            D += 1e-20f;
+            double dot = 0.0;
+            for (int k = 0; k < K; k++) dot += (double)dg[k] * s[idx[(size_t)n * K + k]];
+            for (int k = 0; k < K; k++) ds[idx[(size_t)n * K + k]] += S * (float)(dg[k] / D - dot / ((double)D * D));
+        } else {
+            for (int k = 0; k < K; k++) ds[idx[(size_t)n * K + k]] += S * dg[k];
+        }
+        /* scores -> router logits */
+        float *dl = dlogits + (size_t)n * E;
+        if (cfg->scoring == SCORE_SIGMOID) {
+            for (int e = 0; e < E; e++) dl[e] = ds[e] * s[e] * (1.0f - s[e]);
+        } else {
+            double dot = 0.0;
+            for (int e = 0; e < E; e++) dot += (double)s[e] * ds[e];
+            for (int e = 0; e < E; e++) dl[e] = s[e] * (ds[e] - (float)dot);
+        }
+    }
+    matmul_backward(dinp, g->router, dlogits, inp, w->router, N, C, E);
+    if (cfg->Es > 0)
+        swiglu_backward(dinp, g->sh_gate, g->sh_up, g->sh_down, dout, inp, sg, su, sa, w->sh_gate, w->sh_up, w->sh_down,
+                        N, C, cfg->Es * Hm, shs);
+}

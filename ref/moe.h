@@ -27,6 +27,18 @@ void moe_forward(float *out, float *routed, float *shared, float *eg, float *eu,
                  float *su, float *sa, const float *inp, const int *idx, const float *weights, const LayerWeights *w,
                  int N, const Config *cfg);
 
+/* Backward of moe_route's gate weights and moe_forward. Gradients flow through the chosen
+ * experts, the shared experts, and the router through the selected gate weights (including
+ * their renormalisation and scaling); the selection itself and the balancing bias get none.
+ * Accumulates dinp (N, C) and the expert, shared-expert and router grads in g. dscores (N, E),
+ * when not NULL, is added to the router's score gradient first (the balance loss uses it).
+ * scratch: moe_backward_scratch(cfg, N) floats. */
+void moe_backward(float *dinp, LayerWeights *g, const float *dout, const float *dscores, const float *inp,
+                  const int *idx, const float *weights, const float *scores, const float *eg, const float *eu,
+                  const float *ea, const float *eo, const float *sg, const float *su, const float *sa,
+                  const LayerWeights *w, int N, const Config *cfg, float *scratch);
+size_t moe_backward_scratch(const Config *cfg, int N);
+
 /* Top-k of x (n values) with ties to the lower index: writes k indices, largest first.
  * taken (n) is scratch. Exposed for tests. */
 void topk_indices(int *out, const float *x, int n, int k, unsigned char *taken);

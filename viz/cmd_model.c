@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "commands.h"
@@ -11,6 +12,7 @@
 #include "forward.h"
 #include "model.h"
 #include "safetensors.h"
+#include "tokenizer.h"
 
 #define MAX_IDS (1 << 20)
 
@@ -271,15 +273,44 @@ int cmd_forward(int argc, char **argv) {
 
 /* ---- seek generate ---- */
 
+/* --prompt: encode with the folder's tokenizer (BOS when tokenizer_config.json says so). */
+static int encode_prompt(const char *dir, const char *prompt, int V, Tokenizer **tok, int **ids, int *T, SeekErr *err) {
+    char path[4096];
+    if (path_join(path, sizeof path, dir, "tokenizer.json", err)) return -1;
+    if (access(path, R_OK) != 0) return seek_fail(err, "%s: no tokenizer.json (needed for --prompt; use --ids)", dir);
+    if (tokenizer_load(tok, path, err)) return -1;
+    TokIds t = {0};
+    if (tokenizer_encode(*tok, prompt, strlen(prompt), tokenizer_add_bos(*tok), &t, err)) return -1;
+    if (t.n == 0) {
+        free(t.ids);
+        return seek_fail(err, "--prompt: the prompt encodes to no tokens");
+    }
+    for (size_t i = 0; i < t.n; i++)
+        if (t.ids[i] >= V) {
+            int bad = t.ids[i];
+            free(t.ids);
+            return seek_fail(err, "--prompt: token id %d from the tokenizer is out of range [0, %d) (vocab_size)", bad, V);
+        }
+    *ids = malloc(t.n * sizeof(int));
+    if (!*ids) {
+        free(t.ids);
+        return seek_fail(err, "out of memory");
+    }
+    for (size_t i = 0; i < t.n; i++) (*ids)[i] = t.ids[i];
+    *T = (int)t.n;
+    free(t.ids);
+    return 0;
+}
+
 int cmd_generate(int argc, char **argv) {
-    const char *dir = NULL, *ids_s = NULL, *attn_s = "naive", *backend_s = NULL;
+    const char *dir = NULL, *ids_s = NULL, *prompt = NULL, *attn_s = "naive", *backend_s = NULL;
     const char *n_s = NULL, *temp_s = "0", *topk_s = "0", *topp_s = "1", *seed_s = "0";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        const char **dst = !strcmp(a, "--ids") ? &ids_s : !strcmp(a, "-n") ? &n_s : !strcmp(a, "--temp") ? &temp_s
-                         : !strcmp(a, "--top-k") ? &topk_s : !strcmp(a, "--top-p") ? &topp_s
-                         : !strcmp(a, "--seed") ? &seed_s : !strcmp(a, "--attn") ? &attn_s
-                         : !strcmp(a, "--backend") ? &backend_s : NULL;
+        const char **dst = !strcmp(a, "--ids") ? &ids_s : !strcmp(a, "--prompt") ? &prompt : !strcmp(a, "-n") ? &n_s
+                         : !strcmp(a, "--temp") ? &temp_s : !strcmp(a, "--top-k") ? &topk_s
+                         : !strcmp(a, "--top-p") ? &topp_s : !strcmp(a, "--seed") ? &seed_s
+                         : !strcmp(a, "--attn") ? &attn_s : !strcmp(a, "--backend") ? &backend_s : NULL;
         if (dst) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "seek generate: %s needs a value\n", a);
@@ -295,7 +326,8 @@ int cmd_generate(int argc, char **argv) {
             return 2;
         }
     }
-    if (!dir || !ids_s || !n_s) return usage_error("generate", "expected: seek generate DIR --ids \"...\" -n N");
+    if (!dir || (!ids_s == !prompt) || !n_s)
+        return usage_error("generate", "expected: seek generate DIR (--ids \"...\" | --prompt \"...\") -n N");
     SeekErr err;
     AttnMode mode = ATTN_NAIVE;
     Backend be = backend_default();
@@ -309,23 +341,39 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "seek generate: --top-p: %s is out of range (0, 1]\n", topp_s);
         return 1;
     }
-    int *ids = NULL, B = 0, T = 0;
-    if (parse_id_batch(ids_s, &ids, &B, &T, &err)) return fail("generate", &err);
     Model m;
-    if (model_load(&m, dir, &err)) {
-        free(ids);
-        return fail("generate", &err);
-    }
-    int rc = check_ids(ids, B * T, m.cfg.V, &err);
-    int *out = malloc((size_t)B * (size_t)n * sizeof(int));
+    if (model_load(&m, dir, &err)) return fail("generate", &err);
+    int *ids = NULL, B = 1, T = 0, rc = 0;
+    Tokenizer *tok = NULL;
+    if (prompt) rc = encode_prompt(dir, prompt, m.cfg.V, &tok, &ids, &T, &err);
+    else if ((rc = parse_id_batch(ids_s, &ids, &B, &T, &err)) == 0) rc = check_ids(ids, B * T, m.cfg.V, &err);
+    int *out = rc ? NULL : malloc((size_t)B * (size_t)n * sizeof(int));
     if (!rc && !out) rc = seek_fail(&err, "out of memory");
     SampleParams sp = {(float)temp, (int)topk, (float)topp, (uint64_t)seed};
     if (!rc) rc = model_generate_on(be, &m, ids, B, T, (int)n, mode, &sp, NULL, out, NULL, &err);
-    if (!rc)
+    if (!rc && tok) {
+        /* text: the continuation up to (not including) the first end-of-sentence token */
+        int32_t eos = tokenizer_eos_id(tok);
+        size_t len = 0;
+        while (len < (size_t)n && out[len] != eos) len++;
+        int32_t *o32 = malloc(len * sizeof(int32_t) + 4);
+        TokBytes text = {0};
+        if (!o32) rc = seek_fail(&err, "out of memory");
+        for (size_t i = 0; !rc && i < len; i++) o32[i] = out[i];
+        if (!rc) rc = tokenizer_decode(tok, o32, len, &text, &err);
+        if (!rc) {
+            fwrite(text.data, 1, text.n, stdout);
+            printf("\n");
+        }
+        free(o32);
+        free(text.data);
+    } else if (!rc) {
         for (int b = 0; b < B; b++) {
             for (long long i = 0; i < n; i++) printf(i ? " %d" : "%d", out[(size_t)b * n + i]);
             printf("\n");
         }
+    }
+    if (tok) tokenizer_free(tok);
     free(out);
     free(ids);
     model_free(&m);

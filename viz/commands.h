@@ -8,12 +8,14 @@ int cmd_info(int argc, char **argv);        /* viz/cmd_model.c */
 int cmd_forward(int argc, char **argv);     /* viz/cmd_model.c */
 int cmd_generate(int argc, char **argv);    /* viz/cmd_model.c */
 int cmd_convert(int argc, char **argv);     /* viz/cmd_model.c */
+int cmd_grad(int argc, char **argv);        /* viz/cmd_train.c */
 int cmd_tokenize(int argc, char **argv);    /* viz/cmd_tokenize.c */
 int cmd_detokenize(int argc, char **argv);  /* viz/cmd_tokenize.c */
 int cmd_verify(int argc, char **argv);      /* viz/cmd_verify.c */
 int cmd_bench(int argc, char **argv);       /* viz/cmd_bench.c */
 int cmd_bpe_train(int argc, char **argv);   /* viz/cmd_tokenize.c */
 int cmd_tokenize_corpus(int argc, char **argv); /* viz/cmd_tokenize.c */
+int cmd_repl(int argc, char **argv);        /* viz/cmd_repl.c */
 
 #include "common.h"
 /* "1,2,3;4,5,6" -> ids (B, T), malloc'd (viz/cmd_model.c). */

@@ -1,6 +1,8 @@
 /* seek.c: the `seek` command line. Dispatches to the subcommands in viz/cmd_*.c. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 
@@ -16,10 +18,12 @@ static const Command COMMANDS[] = {
     {"generate", cmd_generate, "generate DIR --ids \"...\" -n N [--temp T --top-k K --top-p P --seed S --attn naive|absorb] [--backend ref|cpu|cuda]"},
     {"verify", cmd_verify, "verify DIR [--backend cpu|cuda] [--ids \"1,2;3,4\"] [--attn naive|absorb] [--decode N]   ref vs backend, stage by stage"},
     {"bench", cmd_bench, "bench [DIR...] [--quick]      forward tokens/s, --backend ref vs cpu, and sgemm GFLOP/s vs OpenBLAS's peak"},
+    {"grad", cmd_grad, "grad DIR --ids \"1,2,3;4,5,6\" -o grads.safetensors   loss (labels = ids) and every parameter's gradient"},
     {"convert", cmd_convert, "convert DIR OUT [--dtype f32|bf16|f16]   write a model folder transformers loads (FP8 -> bf16, ...)"},
     {"tokenize", cmd_tokenize, "tokenize --tokenizer FILE (--text \"...\" | --file F) [--lines] [--bos]"},
     {"detokenize", cmd_detokenize, "detokenize --tokenizer FILE --ids \"1 2 3\""},
     {"bpe-train", cmd_bpe_train, "bpe-train --corpus F --vocab N [--special TOK]... [--no-default-special] -o tokenizer.json"},
+    {"repl", cmd_repl, "repl [DIR] [--script FILE]    step through a model: stages, attention, routing, latents, PNG pictures"},
     {"tokenize-corpus", cmd_tokenize_corpus, "tokenize-corpus --tokenizer FILE --corpus F -o tokens.bin [--bos]"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
@@ -30,6 +34,13 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+#ifdef _OPENMP
+    /* OpenMP threads spin after each parallel region and steal the cores OpenBLAS's own threads
+     * need for the next product (on 2 cores the cpu backend ran 2-10x slower). libgomp reads
+     * OMP_WAIT_POLICY once, as it loads, so unless the user chose one, seek restarts itself once
+     * with it set to passive (docs/fast-cpu.md). If the restart fails, it runs on as it is. */
+    if (!getenv("OMP_WAIT_POLICY") && setenv("OMP_WAIT_POLICY", "passive", 1) == 0) execv("/proc/self/exe", argv);
+#endif
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -1,0 +1,98 @@
+/* cpu.h: the fast CPU twins of the reference (OpenBLAS for matrix products, OpenMP over the two
+ * cores for the loops BLAS does not cover).
+ *
+ * Every function here has a twin in ref/ with the same stem and the same argument list, and a
+ * backend suffix: `_blas` for the matrix product itself, `_cpu` for everything built on it.
+ * tests/test_fast_cpu.c checks each one against its twin (nice and awkward shapes, NaN/Inf
+ * positions first, guard bytes around outputs); `seek verify` checks the whole forward stage by
+ * stage through the hook names. Cheap ops (embedding, RMSNorm, RoPE, routing selection, sampling)
+ * are not duplicated: the CPU forward calls the ref/ functions.
+ *
+ * What differs from the reference, by design (docs/fast-cpu.md):
+ *   - sums run in BLAS's order (blocked, vectorised), not strictly left to right;
+ *   - attention is one pass over blocks of ATT_BLOCK keys with an online softmax (running max and
+ *     rescaled sum, denominator still in double), so it needs no score buffer: the `row` scratch
+ *     of the reference's argument list is accepted and unused;
+ *   - routed experts run one GEMM per expert over the tokens that chose it. moe_forward_cpu
+ *     borrows buffers it writes last as the gather space (see moe.c), so it keeps the
+ *     reference's argument list and still allocates nothing.
+ * Shapes and argument order are the reference's (ref/ops.h, ref/mla.h, ref/moe.h). Built only
+ * with OpenBLAS (SEEK_HAVE_BLAS); without it the CPU backend is absent and the CLI says so.
+ */
+#ifndef SEEK_FAST_CPU_H
+#define SEEK_FAST_CPU_H
+
+#include "forward.h"
+#include "model.h"
+
+#ifdef SEEK_HAVE_BLAS
+
+/* Keys per block in the online-softmax attention (a stack array of this many scores per thread). */
+#define ATT_BLOCK 256
+
+/* matmul.c: out (N, OC) = inp (N, IC) · weight (OC, IC)ᵀ through cblas_sgemm (sgemv when N = 1). */
+void matmul_forward_blas(float *out, const float *inp, const float *weight, int N, int IC, int OC);
+
+/* attention.c: twin of attention_forward (ref/attention.c). OpenMP over (head, query row). */
+void attention_forward_cpu(float *z, float *scores, float *pattern, const float *q, const float *k, const float *v,
+                           int T, int pos0, int Tk, int NH, int NKV, int DQ, int DV, size_t k_stride, size_t v_stride,
+                           float scale, float *row);
+
+/* mlp.c: twin of swiglu_forward (ref/mlp.c). */
+void swiglu_forward_cpu(float *out, float *gate, float *up, float *act, const float *inp, const float *w_gate,
+                        const float *w_up, const float *w_down, int N, int C, int H);
+
+/* mla.c: twins of ref/mla.c. The absorbed form runs W_UK and W_UV as one GEMM per head. */
+void mla_q_forward_cpu(float *q, float *q_a, float *q_latent, float *q_rstd, const float *x, const LayerWeights *w,
+                       const Config *cfg, int N);
+void mla_kv_forward_cpu(float *latent, float *k_pe, float *kv_a, float *kv_rstd, const float *x, const LayerWeights *w,
+                        const Config *cfg, int N);
+void mla_attend_naive_cpu(float *z, float *scores, float *pattern, float *kv, float *k, float *v, const float *q,
+                          const float *latent, const float *k_pe, const LayerWeights *w, const Config *cfg, int T,
+                          int pos0, int Tk, float *row);
+void mla_attend_absorb_cpu(float *z, float *scores, float *pattern, float *q_abs, float *o_lat, const float *q,
+                           const float *latent, const float *k_pe, const LayerWeights *w, const Config *cfg, int T,
+                           int pos0, int Tk, float *row);
+
+/* moe.c: twins of ref/moe.c. The router's scoring arithmetic is the reference's, operation for
+ * operation (only the logits GEMM differs); selection is ref's moe_select itself. */
+void moe_router_scores_cpu(float *logits, float *scores, float *choice, const float *inp, const float *router,
+                           const float *bias, int N, const Config *cfg);
+/* Needs out, routed and shared distinct from inp (they are in the forward). */
+void moe_forward_cpu(float *out, float *routed, float *shared, float *eg, float *eu, float *ea, float *eo, float *sg,
+                     float *su, float *sa, const float *inp, const int *idx, const float *weights, const LayerWeights *w,
+                     int N, const Config *cfg);
+
+/* forward.c: twins of model_forward and model_generate (ref/forward.c), stage for stage, with the
+ * same hook_point calls in the same order on the same RunState buffers, so captures and the edit
+ * callback behave identically. */
+int model_forward_cpu(const Model *m, RunState *s, KVCache *kv, const int *ids, int B, int T, AttnMode mode,
+                      ActCache *hooks, float *hidden, float *logits, SeekErr *err);
+int model_generate_cpu(const Model *m, const int *ids, int B, int T, int n, AttnMode mode, const SampleParams *sp,
+                       ActCache *hooks, int *out, float *logits_out, SeekErr *err);
+
+/* Profiling for `seek bench` (program tier, single-threaded callers): while cpu_gemm_stats is
+ * not NULL every sgemm/sgemv issued by this backend adds its wall time and 2·M·N·K flops. */
+typedef struct {
+    double seconds;
+    double flops;
+    long calls;
+} CpuGemmStats;
+extern CpuGemmStats *cpu_gemm_stats;
+
+/* Internal: C (M, N) = A (M, K) · op(B), op(B) = Bᵀ with B (N, K) when b_trans, else B (K, N);
+ * leading dimensions in floats. Used by the twins for per-head and per-expert products. */
+void cpu_sgemm(int b_trans, int M, int N, int K, const float *A, size_t lda, const float *Bm, size_t ldb, float *Cm,
+               size_t ldc);
+
+/* Internal: one query row of causal attention with an online softmax (attention.c), shared by
+ * attention_forward_cpu and the absorbed MLA twin. Keys j = 0..n-1 score
+ *   s_j = (q1·k1_j + q2·k2_j) · scale      (q1, k1: D1 values; q2, k2: D2 values, D2 may be 0)
+ * and z (DV) = Σ_j softmax(s)_j · v_j. k1/k2/v rows are s1/s2/sv floats apart. When not NULL,
+ * srow/prow (Tk) receive the scores (-inf past n) and the probabilities (0 past n). */
+void cpu_attend_row(float *z, float *srow, float *prow, const float *q1, const float *k1, size_t s1, int D1,
+                    const float *q2, const float *k2, size_t s2, int D2, const float *v, size_t sv, int DV, int n, int Tk,
+                    float scale);
+
+#endif /* SEEK_HAVE_BLAS */
+#endif

@@ -1,0 +1,43 @@
+/* backward.h: the whole-model backward pass and the next-token loss.
+ *
+ * Gradients live in a second Model built by model_init on the same config, so they have the
+ * same {name, shape} table (checkpoint names, one row per expert) as the parameters; a tied head
+ * shares its gradient with the embedding exactly as it shares its weights.
+ */
+#ifndef SEEK_BACKWARD_H
+#define SEEK_BACKWARD_H
+
+#include "forward.h"
+
+/* Scratch for one backward of B sequences × T tokens. */
+typedef struct {
+    int B, T;
+    float *dx;      /* (N, C) gradient of the residual stream */
+    float *dxn;     /* (N, C) gradient of a norm's output */
+    float *dz;      /* (N, NH, dv) */
+    float *dq;      /* (N, NH, qk) */
+    float *dk, *dv; /* LLaMA: (B, T, NKV, HS) */
+    float *dlatent; /* MLA: (N, dkv) */
+    float *dkpe;    /* MLA: (N, dr) */
+    float *dlogits; /* (N, V) */
+    float *probs;   /* (N, V) softmax of the logits (loss) */
+    float *logits;  /* (N, V) */
+    int *targets;   /* (N) next-token targets, -1 where none */
+    float *scratch; /* the largest op scratch (swiglu, MoE, MLA) */
+} GradState;
+
+int gradstate_init(GradState *g, const Config *cfg, int B, int T, SeekErr *err);
+void gradstate_free(GradState *g);
+
+/* Accumulates d loss / d parameter into grads, from dlogits (N, V) and the activations the
+ * training forward saved in s (runstate_init_train) and kv (the cache holds each layer's K/V or
+ * latent and rope key). */
+void model_backward(Model *grads, GradState *g, const Model *m, const RunState *s, const KVCache *kv,
+                    const float *dlogits, int B, int T);
+
+/* The loss transformers computes for labels = input_ids: mean cross-entropy of predicting
+ * ids[b, t+1] from position t, over B·(T−1) predictions. Runs the forward, and when grads is not
+ * NULL the backward (accumulating into grads). Returns 0 and the loss in *loss. */
+int model_loss_grad(const Model *m, Model *grads, const int *ids, int B, int T, double *loss, SeekErr *err);
+
+#endif

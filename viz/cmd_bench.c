@@ -1,0 +1,249 @@
+/* cmd_bench.c: `seek bench [DIR...] [--quick]` (what `make bench-cpu` runs).
+ *
+ * For each model — by default the tiny fixtures tests/fixtures/v3 and tests/fixtures/llama_gqa and
+ * bench-40m, a DeepSeek-V3-shaped config defined below with random weights — it measures, side by
+ * side in the same run:
+ *   prefill   forward tokens/s of one call over B x T tokens (naive attention, as `seek forward`),
+ *   decode    tokens/s of T = 1 calls through the KV cache after a prompt (absorbed MLA, the decode
+ *             form; LLaMA attention for llama),
+ * with --backend ref and --backend cpu, and their ratio; the median of several runs of each. For
+ * the cpu prefill it also sums the time and flops of every sgemm/sgemv the backend issued
+ * (cpu_gemm_stats) and reports the matrix-product GFLOP/s reached, their share of the forward
+ * time, and that rate against OpenBLAS's own sgemm peak measured first in the same run (the best
+ * of several 2048^3 products). The logits of both backends are compared, so what is timed is
+ * also checked (max |cpu - ref| / max |ref|).
+ * Speed is measured here, never in tests (../shared/docs/performance.md): machines are shared and
+ * noisy, so quote medians and ratios measured side by side.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend.h"
+#include "commands.h"
+#include "config.h"
+#include "forward.h"
+#include "model.h"
+
+#ifdef SEEK_HAVE_BLAS
+#include <cblas.h>
+
+#include "cpu/cpu.h"
+
+/* bench-40m: DeepSeek-V3 layout (MLA with q compression, sigmoid routing with bias and groups,
+ * one dense layer then MoE) at a size where the reference takes seconds, not hours. */
+static const char BENCH_40M[] =
+    "{\"model_type\": \"deepseek_v3\", \"vocab_size\": 8192, \"hidden_size\": 512, \"intermediate_size\": 1536,"
+    " \"moe_intermediate_size\": 192, \"num_hidden_layers\": 6, \"num_attention_heads\": 8, \"num_key_value_heads\": 8,"
+    " \"n_routed_experts\": 16, \"n_shared_experts\": 1, \"num_experts_per_tok\": 4, \"n_group\": 4, \"topk_group\": 2,"
+    " \"first_k_dense_replace\": 1, \"moe_layer_freq\": 1, \"q_lora_rank\": 256, \"kv_lora_rank\": 128,"
+    " \"qk_nope_head_dim\": 64, \"qk_rope_head_dim\": 32, \"v_head_dim\": 64, \"max_position_embeddings\": 4096,"
+    " \"rms_norm_eps\": 1e-6, \"rope_theta\": 10000.0, \"routed_scaling_factor\": 2.5, \"norm_topk_prob\": true,"
+    " \"scoring_func\": \"sigmoid\", \"topk_method\": \"noaux_tc\", \"tie_word_embeddings\": false,"
+    " \"bos_token_id\": 0, \"eos_token_id\": 1}";
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Random weights: linear layers N(0, 1/fan_in), embeddings N(0, 1), norms 1 + 0.1·N(0, 1),
+ * the routing bias 0.01·N(0, 1); one seeded RNG. */
+static void random_weights(Model *m, uint64_t seed) {
+    Rng r;
+    rng_seed(&r, seed);
+    for (size_t i = 0; i < m->n_params; i++) {
+        const ParamInfo *p = &m->params[i];
+        const char *n = p->name;
+        int is_norm = strstr(n, "norm") != NULL, is_bias = strstr(n, "bias") != NULL, is_emb = strstr(n, "embed") != NULL;
+        float scale = is_emb ? 1.0f : is_bias ? 0.01f : is_norm ? 0.1f : 1.0f / sqrtf((float)p->shape[p->ndim - 1]);
+        for (size_t k = 0; k < p->numel; k++) p->ptr[k] = (is_norm && !is_bias ? 1.0f : 0.0f) + scale * rng_normal(&r);
+    }
+}
+
+/* OpenBLAS's own sgemm rate: the best of `reps` n^3 products (GFLOP/s). */
+static double sgemm_peak(int n, int reps) {
+    float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float)),
+          *c = malloc((size_t)n * n * sizeof(float));
+    if (!a || !b || !c) SEEK_DIE("bench: out of memory");
+    Rng r;
+    rng_seed(&r, 7);
+    for (size_t i = 0; i < (size_t)n * n; i++) a[i] = rng_uniform(&r) - 0.5f, b[i] = rng_uniform(&r) - 0.5f;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n); /* warm-up */
+    double best = 0;
+    for (int i = 0; i < reps; i++) {
+        double t0 = now_s();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        double g = 2.0 * n * n * (double)n / (now_s() - t0) / 1e9;
+        if (g > best) best = g;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return best;
+}
+
+typedef struct {
+    double prefill_tps, decode_tps; /* medians */
+    double gemm_gflops, gemm_share; /* cpu only */
+} Result;
+
+/* Median prefill and decode rates of one backend. logits (B·T·V) keeps the prefill's output. */
+static int measure(Backend be, const Model *m, const int *ids, int B, int T, int n_dec, int reps, float *logits, Result *res,
+                   SeekErr *err) {
+    const Config *c = &m->cfg;
+    AttnMode dec_mode = c->mla ? ATTN_ABSORB : ATTN_NAIVE;
+    double pre[16], dec[16], gemm_s = 0, gemm_f = 0, fwd_s = 0;
+    KVCache kv;
+    RunState s;
+    if (kvcache_init(&kv, c, B, T + n_dec, err)) return -1;
+    if (runstate_init(&s, c, B, T, T + n_dec, 0, err)) {
+        kvcache_free(&kv);
+        return -1;
+    }
+    int *step = calloc((size_t)B, sizeof(int));
+    int rc = step ? 0 : seek_fail(err, "bench: out of memory");
+    for (int r = 0; !rc && r < reps; r++) {
+        /* prefill */
+        CpuGemmStats st = {0};
+        if (be == BACKEND_CPU) cpu_gemm_stats = &st;
+        kv.len = 0;
+        double t0 = now_s();
+        rc = model_forward_on(be, m, &s, &kv, ids, B, T, ATTN_NAIVE, NULL, NULL, logits, err);
+        double dt = now_s() - t0;
+        cpu_gemm_stats = NULL;
+        pre[r] = (double)B * T / dt;
+        gemm_s += st.seconds;
+        gemm_f += st.flops;
+        fwd_s += dt;
+        /* decode: the prompt through the cache (not timed), then n_dec single-token steps */
+        kv.len = 0;
+        if (!rc) rc = model_forward_on(be, m, &s, &kv, ids, B, T, dec_mode, NULL, NULL, logits, err);
+        t0 = now_s();
+        for (int d = 0; !rc && d < n_dec; d++) {
+            for (int b = 0; b < B; b++) step[b] = 3 + (5 * d + b) % (c->V - 3);
+            rc = model_forward_on(be, m, &s, &kv, step, B, 1, dec_mode, NULL, NULL, logits + (size_t)B * c->V, err);
+        }
+        dec[r] = (double)B * n_dec / (now_s() - t0);
+    }
+    /* the prefill logits again, for the comparison (the decode steps wrote past them) */
+    kv.len = 0;
+    if (!rc) rc = model_forward_on(be, m, &s, &kv, ids, B, T, ATTN_NAIVE, NULL, NULL, logits, err);
+    if (!rc) {
+        res->prefill_tps = median(pre, reps);
+        res->decode_tps = median(dec, reps);
+        res->gemm_gflops = gemm_s > 0 ? gemm_f / gemm_s / 1e9 : 0;
+        res->gemm_share = fwd_s > 0 ? gemm_s / fwd_s : 0;
+    }
+    free(step);
+    runstate_free(&s);
+    kvcache_free(&kv);
+    return rc;
+}
+
+static int bench_model(const char *label, const Model *m, int B, int T, int n_dec, int reps_ref, int reps_cpu, double peak,
+                       SeekErr *err) {
+    const Config *c = &m->cfg;
+    if (T + n_dec > c->max_pos) T = c->max_pos - n_dec;
+    size_t nl = (size_t)B * (T + 1) * c->V;
+    int *ids = malloc((size_t)B * T * sizeof(int));
+    float *l_ref = malloc(nl * sizeof(float)), *l_cpu = malloc(nl * sizeof(float));
+    if (!ids || !l_ref || !l_cpu) SEEK_DIE("bench: out of memory");
+    for (int i = 0; i < B * T; i++) ids[i] = 3 + (17 * i + 5) % (c->V - 3);
+    ModelCounts mc;
+    model_counts(c, &mc);
+    Result rr, rc_;
+    int rc = measure(BACKEND_REF, m, ids, B, T, n_dec, reps_ref, l_ref, &rr, err);
+    if (!rc) rc = measure(BACKEND_CPU, m, ids, B, T, n_dec, reps_cpu, l_cpu, &rc_, err);
+    if (!rc) {
+        double md = 0, mw = 0;
+        for (size_t i = 0; i < (size_t)B * T * c->V; i++) {
+            md = fmax(md, fabs((double)l_cpu[i] - l_ref[i]));
+            mw = fmax(mw, fabs((double)l_ref[i]));
+        }
+        printf("%-10s %6.1fM %6.1fM  prefill %dx%-4d ref %9.1f  cpu %9.1f  x%6.1f | decode %s ref %8.1f  cpu %8.1f  x%5.1f"
+               " | sgemm %5.1f GFLOP/s = %3.0f%% of peak, %3.0f%% of cpu time | logits rel %.1e\n",
+               label, mc.total / 1e6, mc.active / 1e6, B, T, rr.prefill_tps, rc_.prefill_tps, rc_.prefill_tps / rr.prefill_tps,
+               c->mla ? "absorb" : "llama ", rr.decode_tps, rc_.decode_tps, rc_.decode_tps / rr.decode_tps, rc_.gemm_gflops,
+               100.0 * rc_.gemm_gflops / peak, 100.0 * rc_.gemm_share, mw > 0 ? md / mw : md);
+        fflush(stdout);
+    }
+    free(ids);
+    free(l_ref);
+    free(l_cpu);
+    return rc;
+}
+
+int cmd_bench(int argc, char **argv) {
+    int quick = 0, n_dirs = 0;
+    const char *dirs[16];
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (argv[i][0] == '-') {
+            fprintf(stderr, "seek bench: unknown option '%s' (see 'seek help')\n", argv[i]);
+            return 2;
+        } else if (n_dirs < 16) dirs[n_dirs++] = argv[i];
+        else {
+            fprintf(stderr, "seek bench: at most 16 model folders\n");
+            return 2;
+        }
+    }
+    SeekErr err;
+    const char *wp = getenv("OMP_WAIT_POLICY");
+    printf("seek bench: %s, %d BLAS thread(s), OMP_WAIT_POLICY=%s; forward tokens/s (median of runs), ref vs cpu side by side\n",
+           openblas_get_config(), openblas_get_num_threads(), wp ? wp : "(unset)");
+    double peak = sgemm_peak(quick ? 512 : 2048, quick ? 3 : 7);
+    printf("OpenBLAS sgemm peak (best of %d %d^3 products): %.1f GFLOP/s\n", quick ? 3 : 7, quick ? 512 : 2048, peak);
+    printf("%-10s %7s %7s  (tokens/s)\n", "model", "params", "active");
+    int rc = 0;
+    if (n_dirs == 0) {
+        static const char *tiny[] = {"tests/fixtures/v3", "tests/fixtures/llama_gqa"};
+        for (int i = 0; i < 2; i++) dirs[n_dirs++] = tiny[i];
+    }
+    for (int i = 0; !rc && i < n_dirs; i++) {
+        Model m;
+        if (model_load(&m, dirs[i], &err)) {
+            rc = -1;
+            break;
+        }
+        const char *label = strrchr(dirs[i], '/') ? strrchr(dirs[i], '/') + 1 : dirs[i];
+        rc = bench_model(label, &m, 4, 64, 32, quick ? 3 : 5, quick ? 3 : 15, peak, &err);
+        model_free(&m);
+    }
+    if (!rc && argc == 1 + quick) { /* the default set ends with bench-40m */
+        Config c;
+        Model m;
+        if (config_parse(&c, BENCH_40M, sizeof BENCH_40M - 1, "bench-40m", &err) || model_init(&m, &c, &err)) rc = -1;
+        else {
+            random_weights(&m, 1234);
+            rc = bench_model("bench-40m", &m, 1, quick ? 64 : 256, 32, 3, quick ? 3 : 7, peak, &err);
+            model_free(&m);
+        }
+    }
+    if (rc) {
+        fprintf(stderr, "seek bench: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
+#else
+int cmd_bench(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "seek bench: this seek was built without OpenBLAS, so there is no cpu backend to measure\n");
+    return 1;
+}
+#endif

@@ -1,0 +1,102 @@
+/* repl.h: the notebook-style REPL (`seek repl`): load a model, run a prompt with every stage
+ * captured, walk through the stages, and look at attention, expert routing, the MLA latent and
+ * the next-token distribution, on the terminal or as PNG (docs/repl.md).
+ *
+ * The REPL is a library-tier object: repl_handle_line() takes one line, prints to r->out (results)
+ * and r->err (one-line errors with a hint, "error: ..."), and never exits or aborts on bad input;
+ * a failed command leaves the state as it was. Line reading, history, completion and signals
+ * live in viz/cmd_repl.c.
+ *
+ * A run is one model_forward over the whole sequence with an ActCache capturing every stage,
+ * so stepping (`step`, `back`, `goto`) only moves a cursor over captured tensors and answers at
+ * once. `gen N` decodes with the KV cache and then re-runs the whole sequence once so every view
+ * covers every position. Interventions (`ablate`) are an edit callback on the cache (hooks.h).
+ */
+#ifndef SEEK_REPL_H
+#define SEEK_REPL_H
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "forward.h"
+#include "hooks.h"
+#include "model.h"
+#include "plot.h"
+#include "term.h"
+
+#define REPL_MAX_LINE (64 * 1024)   /* longer lines are refused ("line too long") */
+#define REPL_MAX_ABLATIONS 256
+#define REPL_MAX_TOKENS 4096
+
+typedef enum { REPL_CONTINUE = 0, REPL_QUIT = 1 } ReplStatus;
+
+typedef struct {
+    int kind;       /* 0: head, 1: expert */
+    int layer, index;
+    char hook[HOOK_NAME_LEN];
+} Ablation;
+
+struct Tokenizer;
+
+typedef struct Repl {
+    FILE *out, *err;
+    TermColor color;
+    int color_auto;         /* colour follows term_detect(out) */
+    int width;              /* terminal columns */
+    int interactive;        /* Enter repeats `step`; labels keep UTF-8 */
+
+    /* the model */
+    int loaded;
+    char dir[1024];
+    Model model;
+    struct Tokenizer *tok;  /* NULL when the folder has none */
+    char tok_note[256];     /* why there is no tokenizer */
+
+    /* the sequence and its captured run */
+    int *ids;               /* (T) */
+    int T;
+    int have_run;
+    ActCache cache;         /* every stage of the last run, in forward order */
+    size_t cur;             /* the stage cursor */
+    float *logits;          /* (T, V) of the last run */
+
+    /* settings */
+    SampleParams sp;
+    AttnMode attn;
+    Cmap cmap;
+
+    /* interventions */
+    Ablation abl[REPL_MAX_ABLATIONS];
+    int n_abl;
+
+    /* the last picture, for `png FILE` */
+    Picture pic;
+    int have_pic;
+
+    int last_was_step;      /* an empty line repeats `step` (interactive only) */
+    int n_errors;
+} Repl;
+
+/* Set by the SIGINT handler; `gen` stops before the next token when it is set and clears it.
+ * The line reader clears it before each command. */
+extern volatile sig_atomic_t repl_interrupt;
+
+void repl_init(Repl *r, FILE *out, FILE *err);
+void repl_free(Repl *r);
+/* Loads DIR (and DIR/tokenizer.json when present); prints one summary line. */
+int repl_load(Repl *r, const char *dir, SeekErr *err);
+/* Handles one line of input (len bytes, NUL bytes included). */
+ReplStatus repl_handle_line(Repl *r, const char *line, size_t len);
+
+/* Prints a one-line error ("error: msg", escaped) and counts it. */
+void repl_error(Repl *r, const char *msg);
+
+/* Completion: the i-th command name (NULL past the end), and candidate words for an argument
+ * (stage names of the last run, parameter names, keywords): calls fn for each. */
+const char *repl_command_name(int i);
+void repl_each_word(const Repl *r, void (*fn)(void *ctx, const char *word), void *ctx);
+
+/* The documented shape and meaning of a hook name (docs/hooks.md), or NULL when undocumented. */
+const char *hook_doc(const char *name, const char **shape);
+
+#endif
