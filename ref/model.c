@@ -28,6 +28,8 @@ typedef struct {
 
 /* Adds a tensor of ndim dims; returns its pointer (NULL in the sizing pass). When `block` is
  * non-NULL the tensor lives inside an existing block (routed experts) and takes no new space. */
+static int building_mtp; /* rows added while set belong to an MTP module */
+
 static float *add(Builder *b, const char *name, int ndim, uint64_t d0, uint64_t d1, uint64_t d2, float *inside, int fp8) {
     size_t numel = 1;
     uint64_t dims[3] = {d0, d1, d2};
@@ -47,6 +49,7 @@ static float *add(Builder *b, const char *name, int ndim, uint64_t d0, uint64_t 
         pi->ptr = p;
         pi->numel = numel;
         pi->fp8 = fp8;
+        pi->mtp = building_mtp;
     }
     b->n_params++;
     return p;
@@ -59,73 +62,99 @@ static float *add_block(Builder *b, size_t numel) {
     return p;
 }
 
+/* One decoder block's rows: attention, norms, dense FFN or MoE. l is the checkpoint layer index. */
+static void build_layer(Builder *b, LayerWeights *w, int l) {
+    const Config *c = &b->m->cfg;
+    char n[128];
+#define P(field, fp8, nd, a, bb, cc, ...)                                   \
+    do {                                                                    \
+        snprintf(n, sizeof n, "model.layers.%d.%s", l, __VA_ARGS__);        \
+        w->field = add(b, n, nd, a, bb, cc, NULL, fp8);                     \
+    } while (0)
+    P(attn_norm, 0, 1, c->C, 0, 0, "input_layernorm.weight");
+    if (!c->mla) {
+        P(wq, 1, 2, (uint64_t)c->NH * c->HS, c->C, 0, "self_attn.q_proj.weight");
+        P(wk, 1, 2, (uint64_t)c->NKV * c->HS, c->C, 0, "self_attn.k_proj.weight");
+        P(wv, 1, 2, (uint64_t)c->NKV * c->HS, c->C, 0, "self_attn.v_proj.weight");
+        P(wo, 1, 2, c->C, (uint64_t)c->NH * c->HS, 0, "self_attn.o_proj.weight");
+    } else {
+        uint64_t qdim = (uint64_t)c->NH * (c->dn + c->dr);
+        if (c->q_lora_rank) {
+            P(wq_a, 1, 2, c->q_lora_rank, c->C, 0, "self_attn.q_a_proj.weight");
+            P(q_a_norm, 0, 1, c->q_lora_rank, 0, 0, "self_attn.q_a_layernorm.weight");
+            P(wq_b, 1, 2, qdim, c->q_lora_rank, 0, "self_attn.q_b_proj.weight");
+        } else {
+            P(wq, 1, 2, qdim, c->C, 0, "self_attn.q_proj.weight");
+        }
+        P(wkv_a, 1, 2, (uint64_t)c->kv_lora_rank + c->dr, c->C, 0, "self_attn.kv_a_proj_with_mqa.weight");
+        P(kv_a_norm, 0, 1, c->kv_lora_rank, 0, 0, "self_attn.kv_a_layernorm.weight");
+        P(wkv_b, 1, 2, (uint64_t)c->NH * (c->dn + c->dv), c->kv_lora_rank, 0, "self_attn.kv_b_proj.weight");
+        P(wo, 1, 2, c->C, (uint64_t)c->NH * c->dv, 0, "self_attn.o_proj.weight");
+    }
+    P(mlp_norm, 0, 1, c->C, 0, 0, "post_attention_layernorm.weight");
+    w->is_moe = config_layer_is_moe(c, l);
+    if (!w->is_moe) {
+        P(w_gate, 1, 2, c->I_ffn, c->C, 0, "mlp.gate_proj.weight");
+        P(w_up, 1, 2, c->I_ffn, c->C, 0, "mlp.up_proj.weight");
+        P(w_down, 1, 2, c->C, c->I_ffn, 0, "mlp.down_proj.weight");
+    } else {
+        P(router, 0, 2, c->E, c->C, 0, "mlp.gate.weight");
+        if (c->arch == ARCH_DEEPSEEK_V3) P(router_bias, 0, 1, c->E, 0, 0, "mlp.gate.e_score_correction_bias");
+        size_t per = (size_t)c->Hm * c->C;
+        w->exp_gate = add_block(b, per * c->E);
+        w->exp_up = add_block(b, per * c->E);
+        w->exp_down = add_block(b, per * c->E);
+        for (int e = 0; e < c->E; e++) {
+            size_t off = (size_t)e * per;
+            snprintf(n, sizeof n, "model.layers.%d.mlp.experts.%d.gate_proj.weight", l, e);
+            add(b, n, 2, c->Hm, c->C, 0, w->exp_gate ? w->exp_gate + off : NULL, 1);
+            snprintf(n, sizeof n, "model.layers.%d.mlp.experts.%d.up_proj.weight", l, e);
+            add(b, n, 2, c->Hm, c->C, 0, w->exp_up ? w->exp_up + off : NULL, 1);
+            snprintf(n, sizeof n, "model.layers.%d.mlp.experts.%d.down_proj.weight", l, e);
+            add(b, n, 2, c->C, c->Hm, 0, w->exp_down ? w->exp_down + off : NULL, 1);
+        }
+        if (c->Es > 0) {
+            uint64_t sh = (uint64_t)c->Es * c->Hm;
+            P(sh_gate, 1, 2, sh, c->C, 0, "mlp.shared_experts.gate_proj.weight");
+            P(sh_up, 1, 2, sh, c->C, 0, "mlp.shared_experts.up_proj.weight");
+            P(sh_down, 1, 2, c->C, sh, 0, "mlp.shared_experts.down_proj.weight");
+        }
+    }
+#undef P
+}
+
 static void build_table(Builder *b) {
     const Config *c = &b->m->cfg;
     char n[128];
     LayerWeights *lw = b->m->layers;
+    building_mtp = 0;
     b->m->wte = add(b, "model.embed_tokens.weight", 2, c->V, c->C, 0, NULL, 0);
     for (int l = 0; l < c->L; l++) {
         LayerWeights tmp = {0};
-        LayerWeights *w = lw ? &lw[l] : &tmp;
-#define P(field, fp8, nd, a, bb, cc, ...)                                   \
-    do {                                                                    \
-        snprintf(n, sizeof n, "model.layers.%d.%s", l, __VA_ARGS__);           \
-        w->field = add(b, n, nd, a, bb, cc, NULL, fp8);                     \
-    } while (0)
-        P(attn_norm, 0, 1, c->C, 0, 0, "input_layernorm.weight");
-        if (!c->mla) {
-            P(wq, 1, 2, (uint64_t)c->NH * c->HS, c->C, 0, "self_attn.q_proj.weight");
-            P(wk, 1, 2, (uint64_t)c->NKV * c->HS, c->C, 0, "self_attn.k_proj.weight");
-            P(wv, 1, 2, (uint64_t)c->NKV * c->HS, c->C, 0, "self_attn.v_proj.weight");
-            P(wo, 1, 2, c->C, (uint64_t)c->NH * c->HS, 0, "self_attn.o_proj.weight");
-        } else {
-            uint64_t qdim = (uint64_t)c->NH * (c->dn + c->dr);
-            if (c->q_lora_rank) {
-                P(wq_a, 1, 2, c->q_lora_rank, c->C, 0, "self_attn.q_a_proj.weight");
-                P(q_a_norm, 0, 1, c->q_lora_rank, 0, 0, "self_attn.q_a_layernorm.weight");
-                P(wq_b, 1, 2, qdim, c->q_lora_rank, 0, "self_attn.q_b_proj.weight");
-            } else {
-                P(wq, 1, 2, qdim, c->C, 0, "self_attn.q_proj.weight");
-            }
-            P(wkv_a, 1, 2, (uint64_t)c->kv_lora_rank + c->dr, c->C, 0, "self_attn.kv_a_proj_with_mqa.weight");
-            P(kv_a_norm, 0, 1, c->kv_lora_rank, 0, 0, "self_attn.kv_a_layernorm.weight");
-            P(wkv_b, 1, 2, (uint64_t)c->NH * (c->dn + c->dv), c->kv_lora_rank, 0, "self_attn.kv_b_proj.weight");
-            P(wo, 1, 2, c->C, (uint64_t)c->NH * c->dv, 0, "self_attn.o_proj.weight");
-        }
-        P(mlp_norm, 0, 1, c->C, 0, 0, "post_attention_layernorm.weight");
-        w->is_moe = config_layer_is_moe(c, l);
-        if (!w->is_moe) {
-            P(w_gate, 1, 2, c->I_ffn, c->C, 0, "mlp.gate_proj.weight");
-            P(w_up, 1, 2, c->I_ffn, c->C, 0, "mlp.up_proj.weight");
-            P(w_down, 1, 2, c->C, c->I_ffn, 0, "mlp.down_proj.weight");
-        } else {
-            P(router, 0, 2, c->E, c->C, 0, "mlp.gate.weight");
-            if (c->arch == ARCH_DEEPSEEK_V3) P(router_bias, 0, 1, c->E, 0, 0, "mlp.gate.e_score_correction_bias");
-            size_t per = (size_t)c->Hm * c->C;
-            w->exp_gate = add_block(b, per * c->E);
-            w->exp_up = add_block(b, per * c->E);
-            w->exp_down = add_block(b, per * c->E);
-            for (int e = 0; e < c->E; e++) {
-                size_t off = (size_t)e * per;
-                snprintf(n, sizeof n, "model.layers.%d.mlp.experts.%d.gate_proj.weight", l, e);
-                add(b, n, 2, c->Hm, c->C, 0, w->exp_gate ? w->exp_gate + off : NULL, 1);
-                snprintf(n, sizeof n, "model.layers.%d.mlp.experts.%d.up_proj.weight", l, e);
-                add(b, n, 2, c->Hm, c->C, 0, w->exp_up ? w->exp_up + off : NULL, 1);
-                snprintf(n, sizeof n, "model.layers.%d.mlp.experts.%d.down_proj.weight", l, e);
-                add(b, n, 2, c->C, c->Hm, 0, w->exp_down ? w->exp_down + off : NULL, 1);
-            }
-            if (c->Es > 0) {
-                uint64_t sh = (uint64_t)c->Es * c->Hm;
-                P(sh_gate, 1, 2, sh, c->C, 0, "mlp.shared_experts.gate_proj.weight");
-                P(sh_up, 1, 2, sh, c->C, 0, "mlp.shared_experts.up_proj.weight");
-                P(sh_down, 1, 2, c->C, sh, 0, "mlp.shared_experts.down_proj.weight");
-            }
-        }
-#undef P
+        build_layer(b, lw ? &lw[l] : &tmp, l);
     }
     b->m->final_norm = add(b, "model.norm.weight", 1, c->C, 0, 0, NULL, 0);
     if (c->tie_embeddings) b->m->lm_head = b->m->wte;
     else b->m->lm_head = add(b, "lm_head.weight", 2, c->V, c->C, 0, NULL, 0);
+    /* MTP modules (DeepSeek-V3 names): layer L+k holds enorm, hnorm, eh_proj, a decoder block and
+     * shared_head.norm; its embed_tokens and shared_head.head are the main model's. */
+    building_mtp = 1;
+    for (int k = 0; k < c->mtp_depth; k++) {
+        int l = c->L + k;
+        MtpWeights tmpm = {0};
+        MtpWeights *mw = b->m->mtp ? &b->m->mtp[k] : &tmpm;
+        snprintf(n, sizeof n, "model.layers.%d.enorm.weight", l);
+        mw->enorm = add(b, n, 1, c->C, 0, 0, NULL, 0);
+        snprintf(n, sizeof n, "model.layers.%d.hnorm.weight", l);
+        mw->hnorm = add(b, n, 1, c->C, 0, 0, NULL, 0);
+        snprintf(n, sizeof n, "model.layers.%d.eh_proj.weight", l);
+        mw->eh_proj = add(b, n, 2, c->C, 2 * (uint64_t)c->C, 0, NULL, 0);
+        LayerWeights tmp = {0};
+        build_layer(b, lw ? &lw[l] : &tmp, l);
+        snprintf(n, sizeof n, "model.layers.%d.shared_head.norm.weight", l);
+        mw->head_norm = add(b, n, 1, c->C, 0, 0, NULL, 0);
+    }
+    building_mtp = 0;
 }
 
 void model_counts(const Config *c, ModelCounts *o) {
@@ -175,9 +204,10 @@ int model_init(Model *m, const Config *cfg, SeekErr *err) {
         return seek_fail(err, "model: needs %.1f GiB of float32 parameters, more than this machine's %.1f GiB of memory",
                          (double)bytes / (1 << 30), (double)pages * page / (1 << 30));
     m->arena = calloc(b.n_floats ? b.n_floats : 1, sizeof(float));
-    m->layers = calloc((size_t)cfg->L, sizeof(LayerWeights));
+    m->layers = calloc((size_t)cfg->L + cfg->mtp_depth, sizeof(LayerWeights));
+    m->mtp = calloc((size_t)cfg->mtp_depth + 1, sizeof(MtpWeights));
     m->params = calloc(b.n_params ? b.n_params : 1, sizeof(ParamInfo));
-    if (!m->arena || !m->layers || !m->params) {
+    if (!m->arena || !m->layers || !m->params || !m->mtp) {
         model_free(m);
         return seek_fail(err, "model: out of memory for %zu parameters", b.n_floats);
     }
@@ -185,12 +215,14 @@ int model_init(Model *m, const Config *cfg, SeekErr *err) {
     build_table(&b2); /* assigning pass */
     m->n_floats = b2.n_floats;
     m->n_params = b2.n_params;
+    m->has_mtp = cfg->mtp_depth > 0;
     return 0;
 }
 
 void model_free(Model *m) {
     free(m->arena);
     free(m->layers);
+    free(m->mtp);
     free(m->params);
     memset(m, 0, sizeof *m);
 }
@@ -208,7 +240,9 @@ static int known_unused(const Config *c, const char *name) {
     if (n > 10 && !strcmp(name + n - 10, "_scale_inv")) return 1;
     if (c->tie_embeddings && !strcmp(name, "lm_head.weight")) return 1;
     int layer = -1;
-    if (sscanf(name, "model.layers.%d.", &layer) == 1 && layer >= c->L) return 1;
+    if (sscanf(name, "model.layers.%d.", &layer) == 1 && layer >= c->L + c->mtp_depth) return 1;
+    /* an MTP module's copies of the shared embedding and output head */
+    if (layer >= c->L && (strstr(name, ".embed_tokens.weight") || strstr(name, ".shared_head.head.weight"))) return 1;
     if (strstr(name, "rotary_emb.inv_freq")) return 1;
     return 0;
 }
@@ -222,8 +256,27 @@ int model_load(Model *m, const char *dir, SeekErr *err) {
         stset_close(&set);
         return -1;
     }
+    /* MTP modules are optional: transformers' configs declare them without storing them. Either
+     * every MTP tensor is present, or none is (then the model has no MTP). */
+    size_t mtp_rows = 0, mtp_found = 0;
+    const char *mtp_missing = NULL;
+    for (size_t i = 0; i < m->n_params; i++)
+        if (m->params[i].mtp) {
+            mtp_rows++;
+            if (stset_find(&set, m->params[i].name, NULL)) mtp_found++;
+            else if (!mtp_missing) mtp_missing = m->params[i].name;
+        }
+    if (mtp_found && mtp_found < mtp_rows) {
+        seek_fail(err, "%s: MTP tensor '%s' not found (the folder has %zu of the %zu MTP tensors of num_nextn_predict_layers %d)",
+                  dir, mtp_missing, mtp_found, mtp_rows, cfg.mtp_depth);
+        stset_close(&set);
+        model_free(m);
+        return -1;
+    }
+    m->has_mtp = mtp_rows > 0 && mtp_found == mtp_rows;
     for (size_t i = 0; i < m->n_params; i++) {
         const ParamInfo *p = &m->params[i];
+        if (p->mtp && !m->has_mtp) continue;
         if (stset_load_f32(&set, p->name, p->ptr, p->ndim, p->shape, cfg.fp8_block_r ? cfg.fp8_block_r : 128,
                            cfg.fp8_block_c ? cfg.fp8_block_c : 128, err)) {
             stset_close(&set);

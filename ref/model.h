@@ -43,6 +43,15 @@ typedef struct {
     float *sh_down;     /* (C, Es*Hm) */
 } LayerWeights;
 
+/* Multi-Token Prediction module k (DeepSeek-V3 §2.2), stored as model.layers.{L+k}: its decoder
+ * block is Model.layers[L+k]; the embedding and the output head are the main model's. */
+typedef struct {
+    float *enorm;       /* (C)      enorm: RMSNorm of the next token's embedding */
+    float *hnorm;       /* (C)      hnorm: RMSNorm of the previous depth's hidden state */
+    float *eh_proj;     /* (C, 2C)  eh_proj on [enorm(e) ; hnorm(h)] (embedding first) */
+    float *head_norm;   /* (C)      shared_head.norm (shared_head.head = lm_head) */
+} MtpWeights;
+
 typedef struct {
     char name[96];
     int ndim;
@@ -50,12 +59,15 @@ typedef struct {
     float *ptr;
     size_t numel;
     int fp8;            /* may be stored as F8_E4M3 + _scale_inv in a quantised checkpoint */
+    int mtp;            /* part of an MTP module: optional when loading */
 } ParamInfo;
 
 typedef struct {
     Config cfg;
     float *wte;         /* (V, C)  model.embed_tokens.weight */
-    LayerWeights *layers; /* L */
+    LayerWeights *layers; /* L + D: the main layers, then each MTP module's block */
+    MtpWeights *mtp;    /* D */
+    int has_mtp;        /* the MTP weights are present (loaded or initialised) */
     float *final_norm;  /* (C)     model.norm.weight */
     float *lm_head;     /* (V, C)  lm_head.weight; == wte when tied */
     float *arena;
