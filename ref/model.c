@@ -349,15 +349,18 @@ int model_save(const Model *m, const char *src_dir, const char *out_dir, int dty
     void **bufs = calloc(m->n_params ? m->n_params : 1, sizeof *bufs);
     int rc = 0;
     if (!ts || !bufs) rc = seek_fail(err, "save: out of memory");
+    size_t nw = 0; /* tensors written: MTP rows only when the model has its MTP modules */
     for (size_t i = 0; !rc && i < m->n_params; i++) {
         const ParamInfo *p = &m->params[i];
+        if (p->mtp && !m->has_mtp) continue;
         StDtype d = strstr(p->name, "e_score_correction_bias") ? ST_F32 : dtype;
-        ts[i].name = p->name;
-        ts[i].dtype = d;
-        ts[i].ndim = p->ndim;
-        for (int k = 0; k < p->ndim; k++) ts[i].shape[k] = p->shape[k];
+        StWriteTensor *t = &ts[nw++];
+        t->name = p->name;
+        t->dtype = d;
+        t->ndim = p->ndim;
+        for (int k = 0; k < p->ndim; k++) t->shape[k] = p->shape[k];
         if (d == ST_F32) {
-            ts[i].data = p->ptr;
+            t->data = p->ptr;
             continue;
         }
         uint16_t *h = malloc(p->numel * sizeof(uint16_t) + 2);
@@ -367,12 +370,12 @@ int model_save(const Model *m, const char *src_dir, const char *out_dir, int dty
         }
         for (size_t k = 0; k < p->numel; k++) h[k] = d == ST_BF16 ? f32_to_bf16(p->ptr[k]) : f32_to_f16(p->ptr[k]);
         bufs[i] = h;
-        ts[i].data = h;
+        t->data = h;
     }
     char path[4096];
     const char *meta[] = {"format", "pt", "producer", "seek.c"};
     if (!rc) rc = path_join(path, sizeof path, out_dir, "model.safetensors", err);
-    if (!rc) rc = st_write(path, ts, m->n_params, meta, 2, err);
+    if (!rc) rc = st_write(path, ts, nw, meta, 2, err);
     if (!rc) rc = write_config(src_dir, out_dir, dtype, err);
     const char *extra[] = {"tokenizer.json", "tokenizer_config.json", "generation_config.json"};
     for (size_t i = 0; !rc && i < sizeof extra / sizeof extra[0]; i++) rc = copy_if_present(src_dir, out_dir, extra[i], err);

@@ -59,9 +59,10 @@ float schedule_lr(const Schedule *s, int step);
  * non-overlapping windows of T tokens; the last val_fraction of the windows (at least one) is the
  * validation set, the rest are shuffled with the loader's own Rng at every epoch. */
 typedef struct {
-    int32_t *tokens;
+    int32_t *tokens;  /* (n) */
     size_t n;
     uint32_t vocab;   /* vocab size the file declares (256 for raw bytes) */
+    char *path;       /* the file's path, for the loader's messages (owned) */
 } TokenData;
 
 int data_load(TokenData *d, const char *path, int raw_bytes, SeekErr *err);

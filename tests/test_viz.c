@@ -570,7 +570,7 @@ static void test_repl_bad_input(void **state) {
         "set top_p 0", "set top_p 2", "set seed -1", "set colour pink", "set nosuch 1", "set attn 1",
         "set backend cuda", "show nosuch", "show blocks.0.attn.hook_z [0, 9]", "show blocks.0.attn.hook_z [0, 2:1]",
         "show blocks.0.attn.hook_z [0,0,0,0,0]", "goto 999", "goto hook", "stages nosuch", "help nosuch",
-        "prompt hello", "compare", "load /nonexistent/dir", "\x1b[31mred\x1b[0m", "\xff\xfe binary \x01\x02",
+        "prompt hello", "load /nonexistent/dir", "\x1b[31mred\x1b[0m", "\xff\xfe binary \x01\x02",
     };
     for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
         int n = run(&s, BAD[i]);
@@ -696,6 +696,31 @@ static void test_repl_png(void **state) {
     session_close(&s);
 }
 
+/* compare: the fast CPU twin agrees with the reference at every stage (when OpenBLAS is built
+ * in), or one line says that no fast backend exists. */
+static void test_repl_compare(void **state) {
+    (void)state;
+    Session s;
+    session_open(&s, "tests/fixtures/v3");
+    assert_int_equal(run(&s, "ids 5 17 42 99 3 200 7"), 0);
+#ifdef SEEK_HAVE_BLAS
+    assert_int_equal(run(&s, "compare"), 0);
+    fflush(s.fo);
+    assert_non_null(strstr(s.out, "all 68 stages pass"));
+    assert_int_equal(run(&s, "set backend cpu"), 0);
+    assert_int_equal(run(&s, "ablate head 1 2"), 0);
+    assert_int_equal(run(&s, "compare"), 0); /* interventions apply to both */
+    fflush(s.fo);
+    assert_null(strstr(s.out, "FAIL"));
+    assert_true(s.r.have_pic);
+#else
+    assert_int_equal(run(&s, "compare"), 1);
+    assert_non_null(strstr(s.err, "no fast backend"));
+#endif
+    assert_int_equal(run(&s, "set backend cuda"), 1);
+    session_close(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_colormap),        cmocka_unit_test(test_font),
@@ -705,6 +730,7 @@ int main(void) {
         cmocka_unit_test(test_repl_bias_flips), cmocka_unit_test(test_repl_ablate),
         cmocka_unit_test(test_repl_bad_input),  cmocka_unit_test(test_repl_step_speed),
         cmocka_unit_test(test_repl_gen_interrupt), cmocka_unit_test(test_repl_png),
+        cmocka_unit_test(test_repl_compare),
     };
     return cmocka_run_group_tests_name("renderers and REPL", tests, NULL, NULL);
 }

@@ -61,17 +61,20 @@ int cmd_grad(int argc, char **argv) {
     if (!rc) {
         StWriteTensor *ts = calloc(g.n_params, sizeof *ts);
         if (!ts) rc = seek_fail(&err, "out of memory");
+        size_t nw = 0; /* MTP modules only when the model has them */
         for (size_t i = 0; !rc && i < g.n_params; i++) {
-            ts[i].name = g.params[i].name;
-            ts[i].dtype = ST_F32;
-            ts[i].ndim = g.params[i].ndim;
-            for (int k = 0; k < g.params[i].ndim; k++) ts[i].shape[k] = g.params[i].shape[k];
-            ts[i].data = g.params[i].ptr;
+            if (g.params[i].mtp && !m.has_mtp) continue;
+            StWriteTensor *t = &ts[nw++];
+            t->name = g.params[i].name;
+            t->dtype = ST_F32;
+            t->ndim = g.params[i].ndim;
+            for (int k = 0; k < g.params[i].ndim; k++) t->shape[k] = g.params[i].shape[k];
+            t->data = g.params[i].ptr;
         }
         char loss_s[32];
         snprintf(loss_s, sizeof loss_s, "%.9g", loss);
         const char *meta[] = {"format", "pt", "loss", loss_s, "producer", "seek.c grad"};
-        if (!rc) rc = st_write(out, ts, g.n_params, meta, 3, &err);
+        if (!rc) rc = st_write(out, ts, nw, meta, 3, &err);
         free(ts);
     }
     if (!rc) printf("loss %.6f\n", loss);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "moe.h"
+#include "../tests/tolerances.h"
 #include "tokenizer.h"
 
 volatile sig_atomic_t repl_interrupt = 0;
@@ -175,7 +176,7 @@ static int run_forward(Repl *r) {
     if (!rc) {
         rc = runstate_init(&s, c, 1, r->T, r->T, 1, &err);
         if (!rc) {
-            rc = model_forward(&r->model, &s, &kv, r->ids, 1, r->T, r->attn, &r->cache, NULL, logits, &err);
+            rc = model_forward_on(r->backend, &r->model, &s, &kv, r->ids, 1, r->T, r->attn, &r->cache, NULL, logits, &err);
             runstate_free(&s);
         }
         kvcache_free(&kv);
@@ -1052,7 +1053,7 @@ static int cmd_gen(Repl *r, int argc, char **argv, const char *rest) {
     Rng rng;
     rng_seed(&rng, r->sp.seed);
     if (!rc) {
-        rc = model_forward(&r->model, &s, &kv, seq, 1, T0, r->attn, &dc, NULL, logits, &err);
+        rc = model_forward_on(r->backend, &r->model, &s, &kv, seq, 1, T0, r->attn, &dc, NULL, logits, &err);
         const float *last = logits + (size_t)(T0 - 1) * c->V;
         while (!rc && made < n) {
             if (repl_interrupt) {
@@ -1062,7 +1063,7 @@ static int cmd_gen(Repl *r, int argc, char **argv, const char *rest) {
             int tok = sample_token(last, c->V, &r->sp, &rng, probs, order);
             seq[T0 + made++] = tok;
             if (made < n) {
-                rc = model_forward(&r->model, &s, &kv, &seq[T0 + made - 1], 1, 1, r->attn, &dc, NULL, logits, &err);
+                rc = model_forward_on(r->backend, &r->model, &s, &kv, &seq[T0 + made - 1], 1, 1, r->attn, &dc, NULL, logits, &err);
                 last = logits;
             }
         }
@@ -1174,19 +1175,111 @@ static int cmd_ablate(Repl *r, int argc, char **argv, const char *rest) {
     return 0;
 }
 
+/* Runs the sequence on backend b with every stage captured into cap (initialised here). */
+static int capture_on(Repl *r, Backend b, ActCache *cap, SeekErr *err) {
+    const Config *c = &r->model.cfg;
+    actcache_init(cap);
+    cap->edit = r->n_abl ? ablation_edit : NULL;
+    cap->edit_ctx = r;
+    float *logits = malloc((size_t)r->T * c->V * sizeof(float));
+    if (!logits) return seek_fail(err, "out of memory");
+    KVCache kv;
+    RunState s;
+    int rc = kvcache_init(&kv, c, 1, r->T, err);
+    if (!rc) {
+        rc = runstate_init(&s, c, 1, r->T, r->T, 1, err);
+        if (!rc) {
+            rc = model_forward_on(b, &r->model, &s, &kv, r->ids, 1, r->T, r->attn, cap, NULL, logits, err);
+            runstate_free(&s);
+        }
+        kvcache_free(&kv);
+    }
+    free(logits);
+    return rc;
+}
+
+/* The fast backend against the reference at every stage (the rule of `seek verify`: NaN/Inf at
+ * the same positions, max|got - want| / max|want| <= TOL_CPU_STAGE_REL, normalised MSE <=
+ * TOL_CPU_STAGE_NMSE, equal expert sets). */
 static int cmd_compare(Repl *r, int argc, char **argv, const char *rest) {
-    return fail(r, "compare: no fast backend is built yet (fast/cpu/ and fast/cuda/ hold no twins of the reference); "
-                   "only 'ref' is available");
+    if (need_run(r, "compare")) return -1;
+    Backend fast = r->backend != BACKEND_REF ? r->backend : backend_default();
+    SeekErr err;
+    if (fast == BACKEND_REF) {
+        backend_check(BACKEND_CPU, &err);
+        return fail(r, "compare: no fast backend is built into this seek (%s)", err.msg);
+    }
+    ActCache want, got;
+    if (capture_on(r, BACKEND_REF, &want, &err) || capture_on(r, fast, &got, &err)) {
+        actcache_free(&want);
+        actcache_free(&got);
+        return fail(r, "compare: %s", err.msg);
+    }
+    char title[160];
+    snprintf(title, sizeof title, "%s against ref, %d tokens, %s attention", backend_name(fast), r->T,
+             r->attn == ATTN_ABSORB ? "absorbed" : "naive");
+    new_picture(r, title, 1);
+    Panel *pn = picture_add(&r->pic, PANEL_LINES, 1, (int)want.n, "log10 of the relative error per stage (forward order)", &err);
+    if (pn) snprintf(pn->xlabel, sizeof pn->xlabel, "stage");
+    say(r, "%s\n%-5s %-38s %9s %9s %9s  %s\n", title, "stage", "name", "max abs", "max rel", "nmse", "result");
+    size_t n_fail = 0;
+    long first = -1;
+    for (size_t i = 0; i < want.n; i++) {
+        const Activation *a = &want.items[i], *b = actcache_get(&got, a->name);
+        int pass = b && b->numel == a->numel && b->ndim == a->ndim;
+        double max_abs = 0, max_want = 0, sd = 0, sw = 0;
+        size_t bad_pos = 0;
+        for (size_t k = 0; pass && k < a->numel; k++) {
+            double x = a->data[k], y = b->data[k];
+            int same = isnan(x) ? isnan(y) : isinf(x) ? (isinf(y) && (x > 0) == (y > 0)) : isfinite(y);
+            if (!same) { bad_pos++; continue; }
+            if (!isfinite(x)) continue;
+            double d = fabs(y - x);
+            if (d > max_abs) max_abs = d;
+            if (fabs(x) > max_want) max_want = fabs(x);
+            sd += d * d;
+            sw += x * x;
+        }
+        double rel = max_want > 0 ? max_abs / max_want : max_abs, nmse = sw > 0 ? sd / sw : sd;
+        const char *why = !b ? "missing" : !pass ? "shape" : bad_pos ? "NaN/Inf positions" : "";
+        if (pass && (bad_pos || rel > TOL_CPU_STAGE_REL || nmse > TOL_CPU_STAGE_NMSE)) {
+            pass = 0;
+            if (!why[0]) why = "over the limit";
+        }
+        size_t last = a->shape[a->ndim - 1];
+        if (pass && strstr(a->name, "hook_expert_indices")) { /* discrete: sorted sets per token */
+            for (size_t row = 0; pass && row < a->numel / last; row++)
+                for (size_t j = 0; j < last; j++) {
+                    int found = 0;
+                    for (size_t k2 = 0; k2 < last; k2++) found |= a->data[row * last + j] == b->data[row * last + k2];
+                    if (!found) { pass = 0; why = "expert sets differ"; break; }
+                }
+        }
+        if (pn) pn->v[i] = (float)log10(rel > 1e-12 ? rel : 1e-12);
+        if (!pass) {
+            n_fail++;
+            if (first < 0) first = (long)i;
+        }
+        say(r, "%5zu %-38s %9.2e %9.2e %9.2e  %s%s%s\n", i, a->name, max_abs, rel, nmse, pass ? "pass" : "FAIL",
+            why[0] ? " " : "", why);
+    }
+    if (pn) panel_auto_range(pn);
+    r->have_pic = pn != NULL;
+    if (first >= 0) say(r, "%zu of %zu stages FAIL; first divergence at stage %ld, %s\n", n_fail, want.n, first, want.items[first].name);
+    else say(r, "all %zu stages pass (relative error <= %g, nmse <= %g)\n", want.n, TOL_CPU_STAGE_REL, TOL_CPU_STAGE_NMSE);
+    actcache_free(&want);
+    actcache_free(&got);
+    return 0;
 }
 
 /* ---- settings, files, help ---- */
 
 static int cmd_set(Repl *r, int argc, char **argv, const char *rest) {
     if (argc == 1) {
-        say(r, "temperature %g\ntop_k %d\ntop_p %g\nseed %llu\nattn %s\ncolour %s%s\ncmap %s\nbackend ref\n",
+        say(r, "temperature %g\ntop_k %d\ntop_p %g\nseed %llu\nattn %s\ncolour %s%s\ncmap %s\nbackend %s\n",
             r->sp.temperature, r->sp.top_k, r->sp.top_p, (unsigned long long)r->sp.seed,
             r->attn == ATTN_ABSORB ? "absorb" : "naive", term_color_name(r->color), r->color_auto ? " (auto)" : "",
-            cmap_name(r->cmap));
+            cmap_name(r->cmap), backend_name(r->backend));
         return 0;
     }
     if (argc != 3) return fail(r, "set needs a key and a value (usage: set KEY VALUE; 'set' lists them)");
@@ -1242,14 +1335,26 @@ static int cmd_set(Repl *r, int argc, char **argv, const char *rest) {
         if (cmap_by_name(v, &m) || cmap_is_diverging(m)) return fail(r, "cmap: '%s' is not viridis, magma or cividis", v);
         r->cmap = m;
     } else if (!strcmp(k, "backend")) {
-        if (strcmp(v, "ref")) return fail(r, "backend: '%s' is not built; only 'ref' (the reference) is available", v);
+        Backend b;
+        SeekErr e;
+        if (backend_parse(v, &b, &e)) return fail(r, "%s", e.msg);
+        Backend old = r->backend;
+        r->backend = b;
+        if (r->have_run && b != old) {
+            if (run_forward(r)) {
+                r->backend = old;
+                run_forward(r);
+                return -1;
+            }
+            say_run(r);
+        }
     } else return fail(r, "set: unknown key '%s' (keys: temperature, top_k, top_p, seed, attn, colour, cmap, backend)", k);
     say(r, "%s = %s\n", k, v);
     return 0;
 }
 
 static int cmd_png(Repl *r, int argc, char **argv, const char *rest) {
-    if (!r->have_pic) return fail(r, "png: no picture yet (run attn, route, path, latent or top first)");
+    if (!r->have_pic) return fail(r, "png: no picture yet (run attn, route, path, latent, top or compare first)");
     SeekErr err;
     Image im;
     if (picture_render(&r->pic, &im, &err)) return fail(r, "png: %s", err.msg);
@@ -1282,7 +1387,7 @@ static const Cmd CMDS[] = {
     {"top", 0, 2, cmd_top, "top [k] [POS]", "the k most likely next tokens after position POS (default: the last)"},
     {"gen", 1, 1, cmd_gen, "gen N", "generate N tokens (set temperature/top_k/top_p/seed), then re-run the whole sequence"},
     {"ablate", 0, 3, cmd_ablate, "ablate head L H | expert L E | off", "zero a head's output (hook_z) or never route to an expert (hook_router_choice = -inf), then re-run"},
-    {"compare", 0, 0, cmd_compare, "compare", "the chosen fast backend against the reference at every stage"},
+    {"compare", 0, 0, cmd_compare, "compare", "the fast backend (set backend, else the default) against the reference at every stage"},
     {"set", 0, 2, cmd_set, "set [KEY VALUE]", "temperature, top_k, top_p, seed, attn naive|absorb, colour auto|none|256|truecolor, cmap, backend"},
     {"png", 1, 1, cmd_png, "png FILE", "write the last picture as a PNG file"},
     {"quit", 0, 0, cmd_quit, "quit", "leave (also: exit, Ctrl-D)"},
@@ -1490,7 +1595,7 @@ int repl_load(Repl *r, const char *dir, SeekErr *err) {
 
 static const char *const KEYWORDS[] = {"head", "expert", "off", "temperature", "top_k", "top_p", "seed", "attn", "colour",
                                        "cmap", "backend", "naive", "absorb", "auto", "none", "256", "truecolor",
-                                       "viridis", "magma", "cividis", "ref"};
+                                       "viridis", "magma", "cividis", "ref", "cpu", "cuda"};
 
 void repl_each_word(const Repl *r, void (*fn)(void *ctx, const char *word), void *ctx) {
     for (size_t i = 0; i < sizeof KEYWORDS / sizeof KEYWORDS[0]; i++) fn(ctx, KEYWORDS[i]);

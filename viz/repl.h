@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include "backend.h"
 #include "forward.h"
 #include "hooks.h"
 #include "model.h"
@@ -63,6 +64,7 @@ typedef struct Repl {
     /* settings */
     SampleParams sp;
     AttnMode attn;
+    Backend backend;        /* what runs the model: ref (default) or a fast twin */
     Cmap cmap;
 
     /* interventions */

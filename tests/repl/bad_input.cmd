@@ -43,12 +43,10 @@ set temperature 1e309
 set top_p 0
 set seed -1
 set colour pink
-set backend cuda
 show nosuch
 show blocks.0.attn.hook_z [0, 9]
 goto 999
 goto attn
-compare
 help nosuch
 prompt hello
 png /nonexistent/dir/x.png
