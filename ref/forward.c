@@ -197,51 +197,52 @@ void runstate_free(RunState *s) {
 
 /* ---- hooks ---- */
 
-/* hook for a (B, T, d1[, d2]) tensor, token axis 1 */
-static void hook_bt(ActCache *h, float *x, int B, int T, size_t d1, size_t d2, const char *fmt, int layer) {
+/* hook for a (B, T, d1[, d2]) tensor, token axis 1; the name is "<prefix>.<stage>" or "<stage>" */
+void hook_bt(ActCache *h, float *x, int B, int T, size_t d1, size_t d2, const char *prefix, const char *stage) {
     if (!h) return;
     char name[HOOK_NAME_LEN];
-    snprintf(name, sizeof name, fmt, layer);
+    if (prefix && *prefix) snprintf(name, sizeof name, "%s.%s", prefix, stage);
+    else snprintf(name, sizeof name, "%s", stage);
     size_t shape[4] = {(size_t)B, (size_t)T, d1, d2};
     hook_point(h, name, x, d2 ? 4 : 3, shape, 1);
 }
 
-static void hook_attn(ActCache *h, float *x, int B, int NH, int T, int Tk, const char *fmt, int layer) {
+/* hook for a (B, NH, T, Tk) attention tensor, replaced per call */
+void hook_attn(ActCache *h, float *x, int B, int NH, int T, int Tk, const char *prefix, const char *stage) {
     if (!h || !x) return;
     char name[HOOK_NAME_LEN];
-    snprintf(name, sizeof name, fmt, layer);
+    snprintf(name, sizeof name, "%s.%s", prefix, stage);
     size_t shape[4] = {(size_t)B, (size_t)NH, (size_t)T, (size_t)Tk};
     hook_point(h, name, x, 4, shape, -1);
 }
 
 /* The attention buffers hold (NH, T, Tmax) per sequence; hooks want (B, NH, T, Tk) contiguous.
  * Compact in place (Tk <= Tmax, so moving forward never overwrites unread data). */
-static void compact_attn(float *buf, int B, int NH, int T, int Tk, int Tmax) {
+void compact_attn(float *buf, int B, int NH, int T, int Tk, int Tmax) {
     if (!buf || Tk == Tmax) return;
     for (size_t r = 0; r < (size_t)B * NH * T; r++) memmove(buf + r * Tk, buf + r * Tmax, (size_t)Tk * sizeof(float));
 }
 
 /* ---- attention blocks ---- */
 
-static void llama_attention(const Model *m, RunState *s, KVCache *kv, int l, int B, int T, int pos0, ActCache *hooks) {
+static void llama_attention(const Model *m, RunState *s, KVCache *kv, const LayerWeights *w, LayerState *a, int l,
+                            const char *px, int B, int T, int pos0, ActCache *hooks) {
     const Config *c = &m->cfg;
-    const LayerWeights *w = &m->layers[l];
-    LayerState *a = &s->layer[l];
     const int N = B * T, NH = c->NH, NKV = c->NKV, HS = c->HS, Tk = pos0 + T;
     matmul_forward(a->q, a->xn1, w->wq, N, c->C, NH * HS);
     matmul_forward(a->k_new, a->xn1, w->wk, N, c->C, NKV * HS);
     matmul_forward(a->v_new, a->xn1, w->wv, N, c->C, NKV * HS);
-    hook_bt(hooks, a->q, B, T, NH, HS, "blocks.%d.attn.hook_q", l);
-    hook_bt(hooks, a->k_new, B, T, NKV, HS, "blocks.%d.attn.hook_k", l);
-    hook_bt(hooks, a->v_new, B, T, NKV, HS, "blocks.%d.attn.hook_v", l);
+    hook_bt(hooks, a->q, B, T, NH, HS, px, "attn.hook_q");
+    hook_bt(hooks, a->k_new, B, T, NKV, HS, px, "attn.hook_k");
+    hook_bt(hooks, a->v_new, B, T, NKV, HS, px, "attn.hook_v");
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             size_t r = (size_t)b * T + t;
             rope_forward(a->q + r * NH * HS, a->q + r * NH * HS, NH, HS, pos0 + t, s->inv_freq, s->rope_attn_factor, HS, c->rope_layout);
             rope_forward(a->k_new + r * NKV * HS, a->k_new + r * NKV * HS, NKV, HS, pos0 + t, s->inv_freq, s->rope_attn_factor, HS, c->rope_layout);
         }
-    hook_bt(hooks, a->q, B, T, NH, HS, "blocks.%d.attn.hook_rot_q", l);
-    hook_bt(hooks, a->k_new, B, T, NKV, HS, "blocks.%d.attn.hook_rot_k", l);
+    hook_bt(hooks, a->q, B, T, NH, HS, px, "attn.hook_rot_q");
+    hook_bt(hooks, a->k_new, B, T, NKV, HS, px, "attn.hook_rot_k");
     /* append the new keys and values to the cache */
     size_t kvw = (size_t)NKV * HS;
     for (int b = 0; b < B; b++) {
@@ -259,18 +260,16 @@ static void llama_attention(const Model *m, RunState *s, KVCache *kv, int l, int
     }
 }
 
-static void mla_attention(const Model *m, RunState *s, KVCache *kv, int l, int B, int T, int pos0, AttnMode mode,
-                          ActCache *hooks) {
+static void mla_attention(const Model *m, RunState *s, KVCache *kv, const LayerWeights *w, LayerState *a, int l,
+                          const char *px, int B, int T, int pos0, AttnMode mode, ActCache *hooks) {
     const Config *c = &m->cfg;
-    const LayerWeights *w = &m->layers[l];
-    LayerState *a = &s->layer[l];
     const int N = B * T, NH = c->NH, dn = c->dn, dr = c->dr, dv = c->dv, dq = dn + dr, dkv = c->kv_lora_rank;
     const int Tk = pos0 + T;
     mla_q_forward(a->q, a->q_a, a->q_latent, a->q_rstd, a->xn1, w, c, N);
-    if (c->q_lora_rank) hook_bt(hooks, a->q_latent, B, T, c->q_lora_rank, 0, "blocks.%d.attn.hook_q_latent", l);
-    hook_bt(hooks, a->q, B, T, NH, dq, "blocks.%d.attn.hook_q", l);
+    if (c->q_lora_rank) hook_bt(hooks, a->q_latent, B, T, c->q_lora_rank, 0, px, "attn.hook_q_latent");
+    hook_bt(hooks, a->q, B, T, NH, dq, px, "attn.hook_q");
     mla_kv_forward(a->latent_new, a->kpe_new, a->kv_a, a->kv_rstd, a->xn1, w, c, N);
-    hook_bt(hooks, a->latent_new, B, T, dkv, 0, "blocks.%d.attn.hook_kv_latent", l);
+    hook_bt(hooks, a->latent_new, B, T, dkv, 0, px, "attn.hook_kv_latent");
     /* decoupled RoPE: the rope slice of every query head, and the one shared rope key */
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
@@ -281,12 +280,12 @@ static void mla_attention(const Model *m, RunState *s, KVCache *kv, int l, int B
             rope_forward(kp, kp, 1, dr, pos0 + t, s->inv_freq, s->rope_attn_factor, dr, c->rope_layout);
         }
     char name[HOOK_NAME_LEN];
-    snprintf(name, sizeof name, "blocks.%d.attn.hook_rot_q", l);
+    snprintf(name, sizeof name, "%s.attn.hook_rot_q", px);
     if (hook_wants(hooks, name)) { /* gather the rope slices into (N, NH, dr) */
         for (size_t r = 0; r < (size_t)N * NH; r++) memcpy(s->tmp + r * dr, a->q + r * dq + dn, (size_t)dr * sizeof(float));
-        hook_bt(hooks, s->tmp, B, T, NH, dr, "blocks.%d.attn.hook_rot_q", l);
+        hook_bt(hooks, s->tmp, B, T, NH, dr, px, "attn.hook_rot_q");
     }
-    hook_bt(hooks, a->kpe_new, B, T, dr, 0, "blocks.%d.attn.hook_rot_k", l);
+    hook_bt(hooks, a->kpe_new, B, T, dr, 0, px, "attn.hook_rot_k");
     /* the cache keeps only the latent and the rotated rope key */
     for (int b = 0; b < B; b++) {
         size_t base = ((size_t)l * kv->B + b) * kv->Tmax + pos0;
@@ -311,11 +310,67 @@ static void mla_attention(const Model *m, RunState *s, KVCache *kv, int l, int B
     }
     if (mode == ATTN_NAIVE && hooks) { /* the expanded keys/values cover every position: replaced per call */
         size_t ks[4] = {(size_t)B, (size_t)Tk, (size_t)NH, (size_t)dq}, vs[4] = {(size_t)B, (size_t)Tk, (size_t)NH, (size_t)dv};
-        snprintf(name, sizeof name, "blocks.%d.attn.hook_k", l);
+        snprintf(name, sizeof name, "%s.attn.hook_k", px);
         hook_point(hooks, name, a->k_full, 4, ks, -1);
-        snprintf(name, sizeof name, "blocks.%d.attn.hook_v", l);
+        snprintf(name, sizeof name, "%s.attn.hook_v", px);
         hook_point(hooks, name, a->v_full, 4, vs, -1);
     }
+}
+
+/* One decoder block on the residual stream s->x, in place (spec §1.3 step 2):
+ *   x = x + Attn(RMSNorm_in(x));  x = x + FFN(RMSNorm_post(x))
+ * w the block's weights, a its LayerState, kv_layer its slot in the cache, px the hook-name
+ * prefix ("blocks.L", or "mtp.K" for an MTP module's block). */
+void block_forward(const Model *m, RunState *s, KVCache *kv, const LayerWeights *w, LayerState *a, int kv_layer,
+               const char *px, int B, int T, int pos0, AttnMode mode, ActCache *hooks) {
+    const Config *c = &m->cfg;
+    const int N = B * T, C = c->C, Tk = pos0 + T;
+    const size_t NC = (size_t)N * C;
+    const int l = kv_layer;
+    hook_bt(hooks, s->x, B, T, C, 0, px, "hook_resid_pre");
+    memcpy(a->resid, s->x, NC * sizeof(float));
+
+    /* attention sub-block */
+    rmsnorm_forward(a->xn1, a->rstd1, a->resid, w->attn_norm, N, C, c->eps);
+    hook_bt(hooks, a->xn1, B, T, C, 0, px, "ln1.hook_normalized");
+    if (c->mla) mla_attention(m, s, kv, w, a, l, px, B, T, pos0, mode, hooks);
+    else llama_attention(m, s, kv, w, a, l, px, B, T, pos0, hooks);
+    if (s->with_attn && hooks) {
+        compact_attn(a->scores, B, c->NH, T, Tk, s->Tmax);
+        compact_attn(a->pattern, B, c->NH, T, Tk, s->Tmax);
+        hook_attn(hooks, a->scores, B, c->NH, T, Tk, px, "attn.hook_attn_scores");
+        hook_attn(hooks, a->pattern, B, c->NH, T, Tk, px, "attn.hook_pattern");
+    }
+    int dv = config_v_dim(c);
+    hook_bt(hooks, a->z, B, T, c->NH, dv, px, "attn.hook_z");
+    matmul_forward(a->attn_out, a->z, w->wo, N, c->NH * dv, C);
+    hook_bt(hooks, a->attn_out, B, T, C, 0, px, "hook_attn_out");
+    for (size_t i = 0; i < NC; i++) s->x[i] += a->attn_out[i];
+    hook_bt(hooks, s->x, B, T, C, 0, px, "hook_resid_mid");
+    memcpy(a->resid_mid, s->x, NC * sizeof(float));
+
+    /* feed-forward sub-block */
+    rmsnorm_forward(a->xn2, a->rstd2, a->resid_mid, w->mlp_norm, N, C, c->eps);
+    hook_bt(hooks, a->xn2, B, T, C, 0, px, "ln2.hook_normalized");
+    if (!w->is_moe) {
+        swiglu_forward(a->mlp_out, a->gate, a->up, a->act, a->xn2, w->w_gate, w->w_up, w->w_down, N, C, c->I_ffn);
+    } else {
+        moe_router_scores(a->r_logits, a->r_scores, a->r_choice, a->xn2, w->router, w->router_bias, N, c);
+        hook_bt(hooks, a->r_logits, B, T, c->E, 0, px, "mlp.hook_router_logits");
+        hook_bt(hooks, a->r_scores, B, T, c->E, 0, px, "mlp.hook_router_scores");
+        hook_bt(hooks, a->r_choice, B, T, c->E, 0, px, "mlp.hook_router_choice"); /* edits steer selection */
+        moe_select(a->e_idx, a->e_w, a->r_scores, a->r_choice, N, c, s->route_scratch);
+        for (size_t i = 0; i < (size_t)N * c->K; i++) a->e_idx_f[i] = (float)a->e_idx[i];
+        hook_bt(hooks, a->e_idx_f, B, T, c->K, 0, px, "mlp.hook_expert_indices");
+        hook_bt(hooks, a->e_w, B, T, c->K, 0, px, "mlp.hook_expert_weights");
+        moe_forward(a->mlp_out, a->routed, a->shared, a->eg, a->eu, a->ea, a->eo, a->gate, a->up, a->act, a->xn2,
+                    a->e_idx, a->e_w, w, N, c);
+        hook_bt(hooks, a->routed, B, T, C, 0, px, "mlp.hook_routed_out");
+        hook_bt(hooks, a->shared, B, T, C, 0, px, "mlp.hook_shared_out");
+    }
+    hook_bt(hooks, a->mlp_out, B, T, C, 0, px, "hook_mlp_out");
+    for (size_t i = 0; i < NC; i++) s->x[i] += a->mlp_out[i];
+    hook_bt(hooks, s->x, B, T, C, 0, px, "hook_resid_post");
 }
 
 /* ---- the model ---- */
@@ -342,65 +397,22 @@ int model_forward(const Model *m, RunState *s, KVCache *kv, const int *ids, int 
     const size_t NC = (size_t)N * C;
 
     embedding_forward(s->x, s->ids, m->wte, N, C);
-    hook_bt(hooks, s->x, B, T, C, 0, "hook_embed", 0);
+    hook_bt(hooks, s->x, B, T, C, 0, NULL, "hook_embed");
     if (hidden) memcpy(hidden, s->x, layer_stride * sizeof(float));
 
     for (int l = 0; l < c->L; l++) {
-        const LayerWeights *w = &m->layers[l];
-        LayerState *a = &s->layer[l];
-        hook_bt(hooks, s->x, B, T, C, 0, "blocks.%d.hook_resid_pre", l);
-        memcpy(a->resid, s->x, NC * sizeof(float));
-
-        /* attention sub-block */
-        rmsnorm_forward(a->xn1, a->rstd1, a->resid, w->attn_norm, N, C, c->eps);
-        hook_bt(hooks, a->xn1, B, T, C, 0, "blocks.%d.ln1.hook_normalized", l);
-        if (c->mla) mla_attention(m, s, kv, l, B, T, pos0, mode, hooks);
-        else llama_attention(m, s, kv, l, B, T, pos0, hooks);
-        if (s->with_attn && hooks) {
-            compact_attn(a->scores, B, c->NH, T, Tk, s->Tmax);
-            compact_attn(a->pattern, B, c->NH, T, Tk, s->Tmax);
-            hook_attn(hooks, a->scores, B, c->NH, T, Tk, "blocks.%d.attn.hook_attn_scores", l);
-            hook_attn(hooks, a->pattern, B, c->NH, T, Tk, "blocks.%d.attn.hook_pattern", l);
-        }
-        int dv = config_v_dim(c);
-        hook_bt(hooks, a->z, B, T, c->NH, dv, "blocks.%d.attn.hook_z", l);
-        matmul_forward(a->attn_out, a->z, w->wo, N, c->NH * dv, C);
-        hook_bt(hooks, a->attn_out, B, T, C, 0, "blocks.%d.hook_attn_out", l);
-        for (size_t i = 0; i < NC; i++) s->x[i] += a->attn_out[i];
-        hook_bt(hooks, s->x, B, T, C, 0, "blocks.%d.hook_resid_mid", l);
-        memcpy(a->resid_mid, s->x, NC * sizeof(float));
-
-        /* feed-forward sub-block */
-        rmsnorm_forward(a->xn2, a->rstd2, a->resid_mid, w->mlp_norm, N, C, c->eps);
-        hook_bt(hooks, a->xn2, B, T, C, 0, "blocks.%d.ln2.hook_normalized", l);
-        if (!w->is_moe) {
-            swiglu_forward(a->mlp_out, a->gate, a->up, a->act, a->xn2, w->w_gate, w->w_up, w->w_down, N, C, c->I_ffn);
-        } else {
-            moe_router_scores(a->r_logits, a->r_scores, a->r_choice, a->xn2, w->router, w->router_bias, N, c);
-            hook_bt(hooks, a->r_logits, B, T, c->E, 0, "blocks.%d.mlp.hook_router_logits", l);
-            hook_bt(hooks, a->r_scores, B, T, c->E, 0, "blocks.%d.mlp.hook_router_scores", l);
-            hook_bt(hooks, a->r_choice, B, T, c->E, 0, "blocks.%d.mlp.hook_router_choice", l); /* edits steer selection */
-            moe_select(a->e_idx, a->e_w, a->r_scores, a->r_choice, N, c, s->route_scratch);
-            for (size_t i = 0; i < (size_t)N * c->K; i++) a->e_idx_f[i] = (float)a->e_idx[i];
-            hook_bt(hooks, a->e_idx_f, B, T, c->K, 0, "blocks.%d.mlp.hook_expert_indices", l);
-            hook_bt(hooks, a->e_w, B, T, c->K, 0, "blocks.%d.mlp.hook_expert_weights", l);
-            moe_forward(a->mlp_out, a->routed, a->shared, a->eg, a->eu, a->ea, a->eo, a->gate, a->up, a->act, a->xn2,
-                        a->e_idx, a->e_w, w, N, c);
-            hook_bt(hooks, a->routed, B, T, C, 0, "blocks.%d.mlp.hook_routed_out", l);
-            hook_bt(hooks, a->shared, B, T, C, 0, "blocks.%d.mlp.hook_shared_out", l);
-        }
-        hook_bt(hooks, a->mlp_out, B, T, C, 0, "blocks.%d.hook_mlp_out", l);
-        for (size_t i = 0; i < NC; i++) s->x[i] += a->mlp_out[i];
-        hook_bt(hooks, s->x, B, T, C, 0, "blocks.%d.hook_resid_post", l);
+        char px[32];
+        snprintf(px, sizeof px, "blocks.%d", l);
+        block_forward(m, s, kv, &m->layers[l], &s->layer[l], l, px, B, T, pos0, mode, hooks);
         if (hidden && l < c->L - 1) memcpy(hidden + (size_t)(l + 1) * layer_stride, s->x, layer_stride * sizeof(float));
     }
 
     memcpy(s->xf, s->x, NC * sizeof(float));
     rmsnorm_forward(s->xnf, s->rstdf, s->xf, m->final_norm, N, C, c->eps);
-    hook_bt(hooks, s->xnf, B, T, C, 0, "ln_final.hook_normalized", 0);
+    hook_bt(hooks, s->xnf, B, T, C, 0, NULL, "ln_final.hook_normalized");
     if (hidden) memcpy(hidden + (size_t)c->L * layer_stride, s->xnf, layer_stride * sizeof(float));
     matmul_forward(logits, s->xnf, m->lm_head, N, C, c->V);
-    hook_bt(hooks, logits, B, T, c->V, 0, "unembed.hook_out", 0);
+    hook_bt(hooks, logits, B, T, c->V, 0, NULL, "unembed.hook_out");
     kv->len = Tk;
     if (hooks && hooks->failed) return seek_fail(err, "forward: out of memory capturing activations");
     return 0;

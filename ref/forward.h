@@ -91,6 +91,17 @@ void runstate_free(RunState *s);
 int model_forward(const Model *m, RunState *s, KVCache *kv, const int *ids, int B, int T, AttnMode mode,
                   ActCache *hooks, float *hidden, float *logits, SeekErr *err);
 
+/* One decoder block on s->x in place (the body of the layer loop; also an MTP module's block). */
+void block_forward(const Model *m, RunState *s, KVCache *kv, const LayerWeights *w, LayerState *a, int kv_layer,
+                   const char *px, int B, int T, int pos0, AttnMode mode, ActCache *hooks);
+
+/* Hook helpers shared with the fast backends' mirrors of this forward: capture a (B, T, d1[, d2])
+ * tensor as "<prefix>.<stage>" (token axis 1), a (B, NH, T, Tk) attention tensor (replaced per
+ * call), and compact attention rows from stride Tmax to Tk in place. */
+void hook_bt(ActCache *h, float *x, int B, int T, size_t d1, size_t d2, const char *prefix, const char *stage);
+void hook_attn(ActCache *h, float *x, int B, int NH, int T, int Tk, const char *prefix, const char *stage);
+void compact_attn(float *buf, int B, int NH, int T, int Tk, int Tmax);
+
 typedef struct {
     float temperature;  /* <= 0: greedy */
     int top_k;          /* 0: off */

@@ -466,6 +466,41 @@ static void forward_with(int cpu, const Model *m, const int *ids, int B, int T, 
     kvcache_free(&kv);
 }
 
+/* block_forward_cpu vs block_forward: one decoder block (MLA + MoE, layer 1 of the v3 fixture;
+ * MHA + dense, layer 0 of llama_gqa) on the same random residual stream and KV cache. */
+static void check_block(const char *dir, int l) {
+    Model m;
+    SeekErr e;
+    if (model_load(&m, dir, &e)) fail_msg("%s", e.msg);
+    const Config *c = &m.cfg;
+    int B = 2, T = 5;
+    RunState sr, sc;
+    KVCache kr, kc;
+    if (runstate_init(&sr, c, B, T, T, 1, &e) || runstate_init(&sc, c, B, T, T, 1, &e) ||
+        kvcache_init(&kr, c, B, T, &e) || kvcache_init(&kc, c, B, T, &e))
+        fail_msg("%s", e.msg);
+    float *x = rnd((size_t)B * T * c->C, 1.0f);
+    memcpy(sr.x, x, (size_t)B * T * c->C * sizeof(float));
+    memcpy(sc.x, x, (size_t)B * T * c->C * sizeof(float));
+    block_forward(&m, &sr, &kr, &m.layers[l], &sr.layer[l], l, "blocks.x", B, T, 0, ATTN_NAIVE, NULL);
+    block_forward_cpu(&m, &sc, &kc, &m.layers[l], &sc.layer[l], l, "blocks.x", B, T, 0, ATTN_NAIVE, NULL);
+    char what[96];
+    snprintf(what, sizeof what, "block_forward_cpu %s layer %d", dir + 15, l);
+    expect_close(what, sc.x, sr.x, (size_t)B * T * c->C);
+    free(x);
+    runstate_free(&sr);
+    runstate_free(&sc);
+    kvcache_free(&kr);
+    kvcache_free(&kc);
+    model_free(&m);
+}
+
+static void test_block(void **st) {
+    (void)st;
+    check_block("tests/fixtures/v3", 1);
+    check_block("tests/fixtures/llama_gqa", 0);
+}
+
 static void test_model_edits(void **st) {
     (void)st;
     Model m;
@@ -556,7 +591,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul), cmocka_unit_test(test_attention),   cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_mla),    cmocka_unit_test(test_moe),         cmocka_unit_test(test_model_edits),
-        cmocka_unit_test(test_greedy_vs_transformers),
+        cmocka_unit_test(test_greedy_vs_transformers), cmocka_unit_test(test_block),
     };
     return cmocka_run_group_tests_name("fast cpu twins vs ref", tests, NULL, NULL);
 }

@@ -66,6 +66,8 @@ void moe_forward_cpu(float *out, float *routed, float *shared, float *eg, float 
 /* forward.c: twins of model_forward and model_generate (ref/forward.c), stage for stage, with the
  * same hook_point calls in the same order on the same RunState buffers, so captures and the edit
  * callback behave identically. */
+void block_forward_cpu(const Model *m, RunState *s, KVCache *kv, const LayerWeights *w, LayerState *a, int kv_layer,
+                       const char *px, int B, int T, int pos0, AttnMode mode, ActCache *hooks);
 int model_forward_cpu(const Model *m, RunState *s, KVCache *kv, const int *ids, int B, int T, AttnMode mode,
                       ActCache *hooks, float *hidden, float *logits, SeekErr *err);
 int model_generate_cpu(const Model *m, const int *ids, int B, int T, int n, AttnMode mode, const SampleParams *sp,
