@@ -68,10 +68,9 @@ static void zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
 
 /* LLaMA attention: z = softmax(RoPE(q)·RoPE(k)ᵀ·s)·v with q, k, v = xn1·W_{q,k,v}ᵀ */
 static void llama_attention_backward(LayerWeights *gw, GradState *g, const Model *m, const RunState *s,
-                                     const KVCache *kv, int l, int B, int T, float *dxn1) {
+                                     const KVCache *kv, const LayerWeights *w, const LayerState *a, int l, int B,
+                                     int T, float *dxn1) {
     const Config *c = &m->cfg;
-    const LayerWeights *w = &m->layers[l];
-    const LayerState *a = &s->layer[l];
     const int N = B * T, NH = c->NH, NKV = c->NKV, HS = c->HS;
     const size_t kvw = (size_t)NKV * HS;
     zero(g->dq, (size_t)N * NH * HS);
@@ -98,10 +97,9 @@ static void llama_attention_backward(LayerWeights *gw, GradState *g, const Model
 
 /* MLA (naive form, as trained): queries, the latent and the shared rope key */
 static void mla_attention_backward(LayerWeights *gw, GradState *g, const Model *m, const RunState *s,
-                                   const KVCache *kv, int l, int B, int T, float *dxn1) {
+                                   const KVCache *kv, const LayerWeights *w, const LayerState *a, int l, int B, int T,
+                                   float *dxn1) {
     const Config *c = &m->cfg;
-    const LayerWeights *w = &m->layers[l];
-    const LayerState *a = &s->layer[l];
     const int N = B * T, NH = c->NH, dn = c->dn, dr = c->dr, dv = c->dv, dq = dn + dr, dkv = c->kv_lora_rank;
     zero(g->dq, (size_t)N * NH * dq);
     zero(g->dlatent, (size_t)N * dkv);
@@ -126,41 +124,46 @@ static void mla_attention_backward(LayerWeights *gw, GradState *g, const Model *
     mla_q_backward(dxn1, gw, g->dq, a->xn1, a->q_a, a->q_latent, a->q_rstd, w, c, N, g->scratch);
 }
 
-void model_backward(Model *grads, GradState *g, const Model *m, const RunState *s, const KVCache *kv,
-                    const float *dlogits, int B, int T) {
+void block_backward(LayerWeights *gw, GradState *g, const Model *m, const RunState *s, const KVCache *kv,
+                    const LayerWeights *w, const LayerState *a, int kv_layer, const float *dscores, int B, int T) {
     const Config *c = &m->cfg;
     const int N = B * T, C = c->C, dv = config_v_dim(c);
     const size_t NC = (size_t)N * C;
+    /* x_out = resid_mid + FFN(RMSNorm_post(resid_mid)): dx flows to both */
+    zero(g->dxn, NC);
+    if (!w->is_moe)
+        swiglu_backward(g->dxn, gw->w_gate, gw->w_up, gw->w_down, g->dx, a->xn2, a->gate, a->up, a->act, w->w_gate,
+                        w->w_up, w->w_down, N, C, c->I_ffn, g->scratch);
+    else
+        moe_backward(g->dxn, gw, g->dx, dscores, a->xn2, a->e_idx, a->e_w, a->r_scores, a->eg, a->eu, a->ea, a->eo,
+                     a->gate, a->up, a->act, w, N, c, g->scratch);
+    rmsnorm_backward(g->dx, gw->mlp_norm, g->dxn, a->resid_mid, w->mlp_norm, a->rstd2, N, C);
 
-    /* logits = xnf·W_headᵀ;  xnf = RMSNorm_final(xf) */
+    /* resid_mid = resid + z·W_oᵀ,  z = Attn(RMSNorm_in(resid)) */
+    zero(g->dz, (size_t)N * c->NH * dv);
+    matmul_backward(g->dz, gw->wo, g->dx, a->z, w->wo, N, c->NH * dv, C);
+    zero(g->dxn, NC);
+    if (c->mla) mla_attention_backward(gw, g, m, s, kv, w, a, kv_layer, B, T, g->dxn);
+    else llama_attention_backward(gw, g, m, s, kv, w, a, kv_layer, B, T, g->dxn);
+    rmsnorm_backward(g->dx, gw->attn_norm, g->dxn, a->resid, w->attn_norm, a->rstd1, N, C);
+}
+
+void model_backward(Model *grads, GradState *g, const Model *m, const RunState *s, const KVCache *kv,
+                    const float *dlogits, const float *dxnf_extra, float *const *dscores, int B, int T) {
+    const Config *c = &m->cfg;
+    const int N = B * T, C = c->C;
+    const size_t NC = (size_t)N * C;
+
+    /* logits = xnf·W_headᵀ;  xnf = RMSNorm_final(xf); MTP's first depth also reads xnf */
     zero(g->dxn, NC);
     matmul_backward(g->dxn, grads->lm_head, dlogits, s->xnf, m->lm_head, N, C, c->V);
+    if (dxnf_extra)
+        for (size_t i = 0; i < NC; i++) g->dxn[i] += dxnf_extra[i];
     zero(g->dx, NC);
     rmsnorm_backward(g->dx, grads->final_norm, g->dxn, s->xf, m->final_norm, s->rstdf, N, C);
 
-    for (int l = c->L - 1; l >= 0; l--) {
-        const LayerWeights *w = &m->layers[l];
-        LayerWeights *gw = &grads->layers[l];
-        const LayerState *a = &s->layer[l];
-
-        /* x_out = resid_mid + FFN(RMSNorm_post(resid_mid)): dx flows to both */
-        zero(g->dxn, NC);
-        if (!w->is_moe)
-            swiglu_backward(g->dxn, gw->w_gate, gw->w_up, gw->w_down, g->dx, a->xn2, a->gate, a->up, a->act, w->w_gate,
-                            w->w_up, w->w_down, N, C, c->I_ffn, g->scratch);
-        else
-            moe_backward(g->dxn, gw, g->dx, NULL, a->xn2, a->e_idx, a->e_w, a->r_scores, a->eg, a->eu, a->ea, a->eo,
-                         a->gate, a->up, a->act, w, N, c, g->scratch);
-        rmsnorm_backward(g->dx, gw->mlp_norm, g->dxn, a->resid_mid, w->mlp_norm, a->rstd2, N, C);
-
-        /* resid_mid = resid + z·W_oᵀ,  z = Attn(RMSNorm_in(resid)) */
-        zero(g->dz, (size_t)N * c->NH * dv);
-        matmul_backward(g->dz, gw->wo, g->dx, a->z, w->wo, N, c->NH * dv, C);
-        zero(g->dxn, NC);
-        if (c->mla) mla_attention_backward(gw, g, m, s, kv, l, B, T, g->dxn);
-        else llama_attention_backward(gw, g, m, s, kv, l, B, T, g->dxn);
-        rmsnorm_backward(g->dx, gw->attn_norm, g->dxn, a->resid, w->attn_norm, a->rstd1, N, C);
-    }
+    for (int l = c->L - 1; l >= 0; l--)
+        block_backward(&grads->layers[l], g, m, s, kv, &m->layers[l], &s->layer[l], l, dscores ? dscores[l] : NULL, B, T);
     /* x_0 = Emb[ids] */
     embedding_backward(grads->wte, g->dx, s->ids, N, C);
 }
@@ -191,7 +194,7 @@ int model_loss_grad(const Model *m, Model *grads, const int *ids, int B, int T, 
         if (grads) {
             zero(g.dlogits, (size_t)B * T * c->V);
             crossentropy_backward(g.dlogits, 1.0f, g.probs, g.targets, B * T, c->V, count);
-            model_backward(grads, &g, m, &s, &kv, g.dlogits, B, T);
+            model_backward(grads, &g, m, &s, &kv, g.dlogits, NULL, NULL, B, T);
         }
     }
     gradstate_free(&g);

@@ -31,9 +31,15 @@ void gradstate_free(GradState *g);
 
 /* Accumulates d loss / d parameter into grads, from dlogits (N, V) and the activations the
  * training forward saved in s (runstate_init_train) and kv (the cache holds each layer's K/V or
- * latent and rope key). */
+ * latent and rope key). dxnf_extra (N, C) or NULL: more gradient on the final norm's output (from
+ * the MTP modules, which read it). dscores (L pointers, each (N, E) or NULL) or NULL: gradient on
+ * each MoE layer's router scores (from the balance loss). */
 void model_backward(Model *grads, GradState *g, const Model *m, const RunState *s, const KVCache *kv,
-                    const float *dlogits, int B, int T);
+                    const float *dlogits, const float *dxnf_extra, float *const *dscores, int B, int T);
+/* One decoder block backward, g->dx in place: on entry the gradient of the block's output, on
+ * return that of its input. w/a/kv_layer as in block_forward. */
+void block_backward(LayerWeights *gw, GradState *g, const Model *m, const RunState *s, const KVCache *kv,
+                    const LayerWeights *w, const LayerState *a, int kv_layer, const float *dscores, int B, int T);
 
 /* The loss transformers computes for labels = input_ids: mean cross-entropy of predicting
  * ids[b, t+1] from position t, over B·(T−1) predictions. Runs the forward, and when grads is not

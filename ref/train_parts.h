@@ -36,8 +36,8 @@ void adamw_step(Model *m, const Model *grads, float *mom1, float *mom2, const Ad
 
 /* sqrt(Σ g²) over the trained parameters, accumulated in double. */
 double grad_global_norm(const Model *grads);
-/* Scales every gradient by max_norm / norm when norm > max_norm (max_norm <= 0: no clipping).
- * Returns the factor applied (1 when none). */
+/* Scales every trained gradient (those the norm counts) by max_norm / norm when norm > max_norm
+ * (max_norm <= 0: no clipping). Returns the factor applied (1 when none). */
 float grad_clip(Model *grads, double norm, double max_norm);
 
 typedef enum { SCHED_CONSTANT, SCHED_COSINE, SCHED_WSD } SchedKind;
@@ -48,9 +48,10 @@ typedef struct {
     int total;        /* total steps */
     int decay_steps;  /* WSD: the final decay phase's length (linear to lr_min) */
 } Schedule;
-/* Learning rate at step (0-based). Cosine: warmup, then lr_min + (lr_max−lr_min)·(1+cos(π·p))/2
- * over the remaining steps; WSD: warmup, stable at lr_max, linear decay over the last
- * decay_steps; constant: warmup then lr_max. */
+/* Learning rate at step (0-based). Warmup (step < warmup): lr_max·(step+1)/warmup. Cosine: then
+ * lr_min + (lr_max−lr_min)·(1+cos(π·p))/2, p = (step−warmup)/(total−1−warmup) clamped to [0, 1];
+ * WSD: stable at lr_max, then linear decay over the last decay_steps; both reach lr_min exactly at
+ * the last step, total−1. Constant: warmup then lr_max. */
 float schedule_lr(const Schedule *s, int step);
 
 /* ---- data.c: token data ----
@@ -88,14 +89,16 @@ void loader_next(Loader *L, int B, int *ids);
 /* Validation window i (0 <= i < n_val) into ids (T). */
 void loader_val(const Loader *L, size_t i, int *ids);
 /* Restores the position of a saved loader (same data, T, seed): epoch, pos and the Rng state;
- * the epoch's order is recomputed from the seed, so the stream continues identically. */
+ * the epoch's order is recomputed from (seed, epoch), so the stream continues identically. A
+ * rng_state that recomputing does not reproduce (other data, T or seed) is refused. */
 int loader_restore(Loader *L, uint64_t epoch, size_t pos, uint64_t rng_state, SeekErr *err);
 
 /* ---- checkpoint.c: checkpoints ----
  * A checkpoint is a folder ROOT/step-NNNNNNNN/ holding a Hugging Face model (config.json,
  * model.safetensors: transformers loads it) and train_state.safetensors:
  *   tensors "adam.m1", "adam.m2" (F32, n_floats each, laid out like the arena), "state" (U64: the
- *   fields of TrainState below, in order), "spike" (F64: the spike detector's window);
+ *   fields of TrainState below, in order), "spike" (F64: the spike detector's window),
+ *   "spike.count" (U64 [1]);
  *   __metadata__: magic "seek-train-state", version "1", config_hash (hex), n_floats.
  * It is written into ROOT/.tmp-step-NNNNNNNN, every file fsynced, the folder renamed into place and
  * ROOT fsynced; then ROOT/latest (the folder's name) is replaced the same way. A crash at any
@@ -120,13 +123,16 @@ typedef struct {
  * another architecture or size is refused. */
 uint64_t config_hash(const Config *cfg);
 
-/* Saves m (as `dtype` F32), its config (src_config_json: the config.json text to write, e.g. from
- * the model folder or built by the trainer), the optimizer moments and the state. */
+/* Saves m (as F32), its config (config_json: the config.json text to write, e.g. from the model
+ * folder or built by the trainer), the optimizer moments and the state into
+ * ROOT/step-<st->step, 8 digits>. Refuses (before writing anything) non-finite parameters or
+ * moments. A step folder of the same name is replaced safely. */
 int checkpoint_save(const char *root, const Model *m, const char *config_json, const float *mom1, const float *mom2,
                     const TrainState *st, const SpikeState *sp, SeekErr *err);
 /* Finds ROOT/latest (or takes DIR itself when it is a step folder) and loads it into m (which
  * must already be initialised for the same config: config_hash and n_floats are checked),
- * mom1, mom2, st, sp. Errors name the file and the field that does not match. */
+ * mom1, mom2, st, sp (each of these four may be NULL: not loaded). Errors name the file and the
+ * field that does not match; on any error nothing is written to m or the outputs. */
 int checkpoint_load(const char *path, Model *m, float *mom1, float *mom2, TrainState *st, SpikeState *sp,
                     SeekErr *err);
 /* The step folder that ROOT/latest names (or DIR itself), for messages and resume. */

@@ -25,6 +25,8 @@
 #include "moe.h"
 #include "ops.h"
 #include "safetensors.h"
+#include "balance.h"
+#include "train.h"
 #include "tolerances.h"
 
 /* ---- 1. whole model vs transformers ---- */
@@ -331,37 +333,45 @@ static void test_fd_crossentropy(void **st) {
 /* fd_error variant for piecewise functions: the loss sets fd_invalid when a perturbation
  * changes a discrete choice (expert selection); such elements are skipped and counted. */
 static int fd_invalid, fd_skipped;
-static double fd_error_piecewise(LossFn f, void *ctx, float *x, size_t n, const float *g, size_t max_checks) {
-    size_t step = n > max_checks ? n / max_checks : 1;
+static double fd_last_rms_g, fd_last_rms_err; /* RMS over the checked elements, of g and of g_fd − g */
+static double fd_error_piecewise_h(LossFn f, void *ctx, float *x, size_t n, const float *g, size_t max_checks, float H) {
+    size_t step = n > max_checks ? n / max_checks : 1, used = 0;
     double num = 0, den = 0;
     for (size_t i = 0; i < n; i += step) {
         float v = x[i];
         fd_invalid = 0;
-        x[i] = v + (float)FD_H;       double p1 = f(ctx);
-        x[i] = v - (float)FD_H;       double m1 = f(ctx);
-        x[i] = v + 2 * (float)FD_H;   double p2 = f(ctx);
-        x[i] = v - 2 * (float)FD_H;   double m2 = f(ctx);
+        x[i] = v + H;       double p1 = f(ctx);
+        x[i] = v - H;       double m1 = f(ctx);
+        x[i] = v + 2 * H;   double p2 = f(ctx);
+        x[i] = v - 2 * H;   double m2 = f(ctx);
         x[i] = v;
         if (fd_invalid) { fd_skipped++; continue; }
-        double fdv = (m2 - 8 * m1 + 8 * p1 - p2) / (12 * FD_H);
+        double fdv = (m2 - 8 * m1 + 8 * p1 - p2) / (12 * (double)H);
         num += (fdv - g[i]) * (fdv - g[i]);
         den += (double)g[i] * g[i];
+        used++;
     }
+    fd_last_rms_g = used ? sqrt(den / used) : 0;
+    fd_last_rms_err = used ? sqrt(num / used) : 0;
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
+static double fd_error_piecewise(LossFn f, void *ctx, float *x, size_t n, const float *g, size_t max_checks) {
+    return fd_error_piecewise_h(f, ctx, x, n, g, max_checks, (float)FD_H);
+}
 
-/* A one-layer model's parameters filled with seeded values (norm weights near 1). */
-static void random_model(Model *m, const char *json) {
+/* A model's parameters filled with seeded values (norm weights near 1, others N(0, scale²)). */
+static void random_model_scaled(Model *m, const char *json, float scale) {
     Config c;
     SeekErr e;
     if (config_parse(&c, json, strlen(json), "t", &e) || model_init(m, &c, &e)) fail_msg("%s", e.msg);
     for (size_t i = 0; i < m->n_params; i++) {
         ParamInfo *p = &m->params[i];
         int is_norm = strstr(p->name, "norm") != NULL;
-        fill(p->ptr, p->numel, is_norm ? 0.2f : 0.5f);
+        fill(p->ptr, p->numel, is_norm ? 0.2f : scale);
         if (is_norm) for (size_t k = 0; k < p->numel; k++) p->ptr[k] += 1.0f;
     }
 }
+static void random_model(Model *m, const char *json) { random_model_scaled(m, json, 0.5f); }
 
 /* MLA block: x -> q, latent, rope key -> naive attention -> z; L = r·z */
 enum { MT = 4 };
@@ -450,6 +460,7 @@ typedef struct {
     Model m;
     float *x, *r, *out, *lg, *sc, *ch, *w, *routed, *shared, *eg, *eu, *ea, *eo, *sg, *su, *sa, *scr;
     int idx[64], base_idx[64];
+    float alpha; /* balance loss weight (sequences of ET tokens, B = 1) */
 } MoeCtx;
 static double moe_loss(void *p) {
     MoeCtx *c = p;
@@ -459,13 +470,14 @@ static double moe_loss(void *p) {
     for (int i = 0; i < ET * cfg->K; i++)
         if (c->idx[i] != c->base_idx[i]) fd_invalid = 1;
     moe_forward(c->out, c->routed, c->shared, c->eg, c->eu, c->ea, c->eo, c->sg, c->su, c->sa, c->x, c->idx, c->w, w, ET, cfg);
-    return dot_r(c->out, c->r, (size_t)ET * cfg->C);
+    return dot_r(c->out, c->r, (size_t)ET * cfg->C) + balance_loss(NULL, c->sc, c->idx, 1, ET, cfg, c->alpha);
 }
 
 static void check_moe(const char *json, const char *label) {
     MoeCtx c;
     memset(&c, 0, sizeof c);
     random_model(&c.m, json);
+    c.alpha = 0.5f; /* large, so the balance loss's gradient is a visible part of the router's */
     const Config *cfg = &c.m.cfg;
     int C = cfg->C, E = cfg->E, K = cfg->K, Hm = cfg->Hm, Sh = cfg->Es * Hm;
     if (c.m.layers[0].router_bias) fill(c.m.layers[0].router_bias, E, 0.1f);
@@ -479,9 +491,11 @@ static void check_moe(const char *json, const char *label) {
     SeekErr e;
     if (model_init(&g, cfg, &e)) fail_msg("%s", e.msg);
     for (size_t i = 0; i < g.n_floats; i++) g.arena[i] = 0.5f;
-    float *dx = gbuf(ET * C), *scr = calloc(moe_backward_scratch(cfg, ET), 4);
-    moe_backward(dx, &g.layers[0], c.r, NULL, c.x, c.idx, c.w, c.sc, c.eg, c.eu, c.ea, c.eo, c.sg, c.su, c.sa,
+    float *dx = gbuf(ET * C), *scr = calloc(moe_backward_scratch(cfg, ET), 4), *dsc = calloc((size_t)ET * E, 4);
+    assert_true(balance_loss(dsc, c.sc, c.idx, 1, ET, cfg, c.alpha) > 0);
+    moe_backward(dx, &g.layers[0], c.r, dsc, c.x, c.idx, c.w, c.sc, c.eg, c.eu, c.ea, c.eo, c.sg, c.su, c.sa,
                  &c.m.layers[0], ET, cfg, scr);
+    free(dsc);
     unfill(dx, ET * C);
     for (size_t i = 0; i < g.n_floats; i++) g.arena[i] -= 0.5f;
     fd_skipped = 0;
@@ -516,12 +530,193 @@ static void check_moe(const char *json, const char *label) {
     "\"qk_rope_head_dim\":2,\"v_head_dim\":2,\"moe_intermediate_size\":3,\"first_k_dense_replace\":0,"          \
     "\"n_routed_experts\":8,\"num_experts_per_tok\":2,\"n_shared_experts\":1," extra "}"
 
+/* MoE blocks; the loss includes the sequence-wise balance loss (V3: renormalised sigmoid
+ * scores; V2: softmax scores, the expert-level auxiliary loss), whose gradient reaches the router
+ * through moe_backward's dscores. */
 static void test_fd_moe(void **st) {
     (void)st;
     check_moe(MOE_CFG("\"model_type\":\"deepseek_v3\",\"n_group\":4,\"topk_group\":2,\"routed_scaling_factor\":2.5"),
               "MoE V3 (sigmoid, bias, groups, renormalised)");
     check_moe(MOE_CFG("\"model_type\":\"deepseek_v2\",\"topk_method\":\"greedy\",\"routed_scaling_factor\":1.5"),
               "MoE V2 (softmax, greedy)");
+}
+
+/* Config of the tiny V3 model of the MTP and training-step checks; %d = first_k_dense_replace. */
+static const char *STEP_CFG =
+    "{\"model_type\":\"deepseek_v3\",\"num_hidden_layers\":2,\"vocab_size\":16,\"hidden_size\":8,"
+    "\"intermediate_size\":12,\"num_attention_heads\":2,\"q_lora_rank\":6,\"kv_lora_rank\":4,"
+    "\"qk_nope_head_dim\":2,\"qk_rope_head_dim\":2,\"v_head_dim\":2,\"n_routed_experts\":8,"
+    "\"num_experts_per_tok\":2,\"n_group\":4,\"topk_group\":2,\"n_shared_experts\":1,"
+    "\"moe_intermediate_size\":3,\"first_k_dense_replace\":%d,\"num_nextn_predict_layers\":2,"
+    "\"max_position_embeddings\":32}";
+
+/* MTP as an op: the module alone (mtp_forward / mtp_backward) given h0, with two depths so the
+ * gradient of depth 2 flows into depth 1 and into h0. */
+typedef struct {
+    Model m;
+    MtpState ms;
+    float *h0;
+    int ids[14];
+    int *base;
+    size_t n_base;
+} MtpCtx;
+
+static size_t mtp_choices(MtpCtx *c, int *out) {
+    size_t n = 0;
+    if (c->m.cfg.E == 0) return 0;
+    for (int k = 0; k < c->ms.D; k++) {
+        size_t nk = (size_t)c->ms.B * c->ms.d[k].T * c->m.cfg.K;
+        if (out) memcpy(out + n, c->ms.d[k].s.layer[0].e_idx, nk * sizeof(int));
+        n += nk;
+    }
+    return n;
+}
+
+static double mtp_loss(void *p) {
+    MtpCtx *c = p;
+    SeekErr e;
+    if (mtp_forward(&c->m, &c->ms, c->ids, c->h0, &e)) fail_msg("%s", e.msg);
+    int now[1024];
+    size_t n = mtp_choices(c, now);
+    if (n != c->n_base || memcmp(now, c->base, n * sizeof(int))) fd_invalid = 1;
+    double L = 0;
+    for (int k = 0; k < c->ms.D; k++) L += c->ms.d[k].loss;
+    return L;
+}
+
+static void check_mtp(int first_dense, const char *label) {
+    MtpCtx c;
+    memset(&c, 0, sizeof c);
+    char json[1024];
+    snprintf(json, sizeof json, STEP_CFG, first_dense);
+    /* weights of 0.25: the module stacks a norm, a projection and a block, and with 0.5 its
+     * attention is sharp enough for the stencil's h^4 truncation to show (the error then falls
+     * ~16x per halving of h, so the gradient is right) */
+    random_model_scaled(&c.m, json, 0.25f);
+    SeekErr e;
+    if (mtp_init(&c.ms, &c.m.cfg, 2, 2, 7, &e)) fail_msg("%s", e.msg);
+    c.h0 = vec(14 * 8, 1);
+    for (int i = 0; i < 14; i++) c.ids[i] = (int)(rng_u32(&fd_rng) % 16);
+    mtp_loss(&c);
+    c.n_base = mtp_choices(&c, NULL);
+    c.base = malloc(c.n_base * sizeof(int) + 4);
+    mtp_choices(&c, c.base);
+    Model g;
+    if (model_init(&g, &c.m.cfg, &e)) fail_msg("%s", e.msg);
+    for (size_t i = 0; i < g.n_floats; i++) g.arena[i] = 0.5f;
+    float *dh0 = gbuf(14 * 8);
+    mtp_backward(&g, &c.m, &c.ms, 1.0f, dh0);
+    unfill(dh0, 14 * 8);
+    for (size_t i = 0; i < g.n_floats; i++) g.arena[i] -= 0.5f;
+    /* finite differences of every tensor the module uses (RMS over the checked elements) */
+    fd_skipped = 0;
+    double rms_g[256], rms_e[256];
+    const char *tname[256];
+    int nt = 0;
+    fd_error_piecewise(mtp_loss, &c, c.h0, 14 * 8, dh0, 60);
+    tname[nt] = "d h0";
+    rms_g[nt] = fd_last_rms_g;
+    rms_e[nt++] = fd_last_rms_err;
+    for (size_t i = 0; i < c.m.n_params; i++) {
+        const char *nm = c.m.params[i].name;
+        int used = c.m.params[i].mtp || !strcmp(nm, "model.embed_tokens.weight") || !strcmp(nm, "lm_head.weight");
+        if (!used || strstr(nm, "e_score_correction_bias")) {
+            for (size_t k = 0; k < g.params[i].numel; k++) assert_true(g.params[i].ptr[k] == 0.0f);
+            continue;
+        }
+        /* embedding rows go through enorm: with values of 0.5, a step of 2^-5 is large enough for the
+         * stencil's h^4 truncation to show (measured: the error falls ~16x per halving), so 2^-7 */
+        float h = strcmp(nm, "model.embed_tokens.weight") ? (float)FD_H : (float)FD_H / 4;
+        fd_error_piecewise_h(mtp_loss, &c, c.m.params[i].ptr, c.m.params[i].numel, g.params[i].ptr, 24, h);
+        assert_true(nt < 256);
+        tname[nt] = nm;
+        rms_g[nt] = fd_last_rms_g;
+        rms_e[nt++] = fd_last_rms_err;
+    }
+    /* the issue's measure: the normwise relative error of the whole gradient (every checked
+     * element of every tensor, each tensor weighted by its share of the elements checked) */
+    double gmax = 0, worst = 0, sum_e = 0, sum_g = 0;
+    for (int t = 0; t < nt; t++) {
+        gmax = fmax(gmax, rms_g[t]);
+        sum_e += rms_e[t] * rms_e[t];
+        sum_g += rms_g[t] * rms_g[t];
+    }
+    double global = sqrt(sum_e / sum_g);
+    if (global > TOL_FD_REL) fail_msg("%s: normwise finite-difference error %.2e", label, global);
+    /* and no tensor may be wrong on its own: TOL_FD_TENSOR_REL of its gradient + TOL_FD_ABS of the largest */
+    for (int t = 0; t < nt; t++) {
+        double limit = TOL_FD_TENSOR_REL * rms_g[t] + TOL_FD_ABS * gmax;
+        worst = fmax(worst, rms_e[t] / limit);
+        if (rms_e[t] > limit)
+            fail_msg("%s: %s: RMS finite-difference error %.2e over the limit %.2e (RMS gradient %.2e, largest %.2e)", label,
+                     tname[t], rms_e[t], limit, rms_g[t], gmax);
+    }
+    int checked = nt - 1;
+    print_message("  %s: d h0 and %d tensors, normwise error %.1e, worst tensor at %.0f%% of its limit, %d perturbations skipped\n",
+                  label, checked, global, 100 * worst, fd_skipped);
+    free(c.base);
+    free(c.h0);
+    free(dh0);
+    mtp_free(&c.ms);
+    model_free(&g);
+    model_free(&c.m);
+}
+
+static void test_fd_mtp(void **st) {
+    (void)st;
+    check_mtp(9, "MTP, 2 depths, dense blocks");
+    check_mtp(1, "MTP, 2 depths, MoE blocks");
+}
+
+/* train_step_grads is exactly the composition of the verified parts: the main backward driven
+ * by the cross-entropy gradient, MTP's gradient on the final norm's output, and the balance
+ * loss's gradient on each MoE layer's scores. */
+static void test_train_step_wiring(void **st) {
+    (void)st;
+    Model m, g1, g2;
+    char json[1024];
+    snprintf(json, sizeof json, STEP_CFG, 1);
+    random_model(&m, json);
+    SeekErr e;
+    TrainBuffers t1, t2;
+    if (model_init(&g1, &m.cfg, &e) || model_init(&g2, &m.cfg, &e) || trainbuf_init(&t1, &m.cfg, 2, 7, 2, &e) ||
+        trainbuf_init(&t2, &m.cfg, 2, 7, 2, &e))
+        fail_msg("%s", e.msg);
+    int ids[14];
+    for (int i = 0; i < 14; i++) ids[i] = (int)(rng_u32(&fd_rng) % 16);
+    LossWeights lw = {2, 0.3f, 0.1f};
+    StepLosses L;
+    if (train_step_grads(&m, &g1, &t1, ids, &lw, &L, &e)) fail_msg("%s", e.msg);
+    /* by hand */
+    memset(g2.arena, 0, g2.n_floats * sizeof(float));
+    t2.kv.len = 0;
+    if (model_forward(&m, &t2.s, &t2.kv, ids, 2, 7, ATTN_NAIVE, NULL, NULL, t2.g.logits, &e)) fail_msg("%s", e.msg);
+    for (int i = 0; i < 14; i++) t2.g.targets[i] = i % 7 < 6 ? ids[i + 1] : -1;
+    int count;
+    double main_loss = crossentropy_forward(t2.g.probs, t2.g.logits, t2.g.targets, 14, m.cfg.V, &count);
+    memset(t2.g.dlogits, 0, (size_t)14 * m.cfg.V * sizeof(float));
+    crossentropy_backward(t2.g.dlogits, 1.0f, t2.g.probs, t2.g.targets, 14, m.cfg.V, count);
+    if (mtp_forward(&m, &t2.mtp, ids, t2.s.xnf, &e)) fail_msg("%s", e.msg);
+    memset(t2.dh0, 0, (size_t)14 * m.cfg.C * sizeof(float));
+    mtp_backward(&g2, &m, &t2.mtp, 0.3f / 2, t2.dh0);
+    double bal = 0;
+    for (int l = 0; l < m.cfg.L; l++)
+        if (t2.dscores[l]) {
+            memset(t2.dscores[l], 0, (size_t)14 * m.cfg.E * sizeof(float));
+            bal += balance_loss(t2.dscores[l], t2.s.layer[l].r_scores, t2.s.layer[l].e_idx, 2, 7, &m.cfg, 0.1f);
+        }
+    model_backward(&g2, &t2.g, &m, &t2.s, &t2.kv, t2.g.dlogits, t2.dh0, t2.dscores, 2, 7);
+    assert_true(L.main == main_loss);
+    assert_true(L.balance == bal);
+    double mtp = 0;
+    for (int k = 0; k < 2; k++) mtp += (0.3f / (float)2) * t2.mtp.d[k].loss; /* the trainer's own order */
+    assert_true(L.mtp == mtp);
+    assert_memory_equal(g1.arena, g2.arena, g1.n_floats * sizeof(float));
+    trainbuf_free(&t1);
+    trainbuf_free(&t2);
+    model_free(&g1);
+    model_free(&g2);
+    model_free(&m);
 }
 
 int main(void) {
@@ -531,6 +726,7 @@ int main(void) {
         cmocka_unit_test(test_fd_matmul),    cmocka_unit_test(test_fd_rmsnorm),  cmocka_unit_test(test_fd_embedding),
         cmocka_unit_test(test_fd_rope),      cmocka_unit_test(test_fd_swiglu),   cmocka_unit_test(test_fd_attention),
         cmocka_unit_test(test_fd_crossentropy), cmocka_unit_test(test_fd_mla),  cmocka_unit_test(test_fd_moe),
+        cmocka_unit_test(test_fd_mtp),       cmocka_unit_test(test_train_step_wiring),
     };
     rng_seed(&fd_rng, 1234);
     return cmocka_run_group_tests_name("gradients", tests, NULL, NULL);

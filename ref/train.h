@@ -1,0 +1,52 @@
+/* train.h: one training step's losses and gradients, and the training loop.
+ *
+ * loss = L_main + λ/D · Σ_k L_MTP^k + L_balance
+ *   L_main: next-token cross-entropy within each window (transformers' labels = input_ids);
+ *   L_MTP^k: depth k of Multi-Token Prediction (mtp.h), when D > 0;
+ *   L_balance: the sequence-wise balance loss of every MoE layer (balance.h; V3's α or V2's α1).
+ * After the optimizer step the auxiliary-loss-free bias update moves each MoE layer's
+ * e_score_correction_bias by ±γ from that step's expert loads (V3 only).
+ */
+#ifndef SEEK_TRAIN_H
+#define SEEK_TRAIN_H
+
+#include "mtp.h"
+
+typedef struct {
+    int mtp_depth;        /* D (0: no MTP loss) */
+    float mtp_lambda;     /* λ */
+    float balance_alpha;  /* α (V3 sequence-wise) or α1 (V2 expert-level); 0: off */
+} LossWeights;
+
+#define MAX_MTP_DEPTH 8
+typedef struct {
+    double total, main, mtp, balance;
+    double mtp_depth[MAX_MTP_DEPTH]; /* L^k before weighting */
+} StepLosses;
+
+typedef struct {
+    int B, T, D;
+    RunState s;
+    KVCache kv;
+    GradState g;
+    MtpState mtp;         /* when D > 0 */
+    float **dscores;      /* (L): (N, E) for MoE layers, NULL otherwise */
+    float *dh0;           /* (N, C) MTP's gradient on the final norm's output */
+    int *load;            /* (E) */
+} TrainBuffers;
+
+int trainbuf_init(TrainBuffers *tb, const Config *cfg, int B, int T, int mtp_depth, SeekErr *err);
+void trainbuf_free(TrainBuffers *tb);
+
+/* Zeroes grads, runs the forward and every loss, and back-propagates into grads. */
+int train_step_grads(const Model *m, Model *grads, TrainBuffers *tb, const int *ids, const LossWeights *lw,
+                     StepLosses *out, SeekErr *err);
+/* The main loss only (no gradients): validation. */
+int eval_main_loss(const Model *m, TrainBuffers *tb, const int *ids, double *loss, SeekErr *err);
+
+/* After a step: each V3 MoE layer's bias moves by ±γ from the loads of the step just run
+ * (tb holds its routing). Fills worst (max load / mean, over layers) and idle (mean fraction of
+ * experts with no token) for the log. */
+void train_update_bias(Model *m, TrainBuffers *tb, float gamma, double *worst, double *idle);
+
+#endif
