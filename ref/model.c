@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "safetensors.h"
+#include "train_parts.h"
 
 typedef struct {
     Model *m;
@@ -247,7 +248,20 @@ static int known_unused(const Config *c, const char *name) {
     return 0;
 }
 
-int model_load(Model *m, const char *dir, SeekErr *err) {
+int model_resolve_dir(const char *dir, char *out, size_t cap, SeekErr *err) {
+    char probe[4096];
+    if (path_join(probe, sizeof probe, dir, "config.json", err)) return -1;
+    if (access(probe, F_OK) != 0) {
+        if (path_join(probe, sizeof probe, dir, "latest", err)) return -1;
+        if (access(probe, F_OK) == 0) return checkpoint_resolve(dir, out, cap, err);
+    }
+    if ((size_t)snprintf(out, cap, "%s", dir) >= cap) return seek_fail(err, "%s: path too long", dir);
+    return 0;
+}
+
+int model_load(Model *m, const char *dir_in, SeekErr *err) {
+    char dir[4096];
+    if (model_resolve_dir(dir_in, dir, sizeof dir, err)) return -1;
     Config cfg;
     if (config_load(&cfg, dir, err)) return -1;
     StSet set;

@@ -92,8 +92,11 @@ void model_counts(const Config *cfg, ModelCounts *out);
 
 /* Builds the table and allocates a zeroed arena for cfg. */
 int model_init(Model *m, const Config *cfg, SeekErr *err);
-/* Loads DIR: config.json, then every tensor of the table from the safetensors file(s), each
- * shape checked against the config. */
+/* A model folder, or a training run's root (no config.json, a `latest` file naming the newest
+ * checkpoint): out gets the folder to load. */
+int model_resolve_dir(const char *dir, char *out, size_t cap, SeekErr *err);
+/* Loads DIR (or a run root, see model_resolve_dir): config.json, then every tensor of the table
+ * from the safetensors file(s), each shape checked against the config. */
 int model_load(Model *m, const char *dir, SeekErr *err);
 void model_free(Model *m);
 /* Writes a Hugging Face model folder OUT that transformers loads unchanged: config.json (the

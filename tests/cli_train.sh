@@ -19,4 +19,57 @@ expect_fail "grad id range" "token id 999 is out of range" "$SEEK" grad $FX/v3 -
 expect_fail "grad no -o" "expected: seek grad" "$SEEK" grad $FX/v3 --ids "1,2"
 expect_fail "grad bad dir" "config.json" "$SEEK" grad "$TMP/none" --ids "1,2" -o "$TMP/x"
 
+# ---- train: a short run lowers the loss; resume is bitwise identical ----
+CORPUS=tests/fixtures/tokenizer/corpus.txt
+printf '{"model": "tiny-v3", "data": "%s", "data_format": "bytes", "out": "%s/run", "batch": 4, "seq_len": 32,
+ "steps": 24, "warmup": 4, "lr": 3e-3, "lr_min": 3e-4, "mtp_depth": 1, "eval_interval": 12, "eval_batches": 2,
+ "checkpoint_interval": 12, "seed": 5}' "$CORPUS" "$TMP" >"$TMP/t.json"
+expect_ok "train" "$SEEK" train --config "$TMP/t.json"
+first=$(grep -m1 '^step=1 ' "$TMP/run/train.log" | sed 's/.* main=\([0-9.]*\).*/\1/')
+last=$(grep '^eval step=24 ' "$TMP/run/train.log" | sed 's/.*val_loss=//')
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(b + 0 < a - 0.5) }' && ok || bad "train: validation loss '$last' is not well below the first loss '$first'"
+[ -f "$TMP/run/loss.png" ] && ok || bad "train: no loss.png"
+[ "$(cat "$TMP/run/latest" 2>/dev/null)" = "step-00000024" ] && ok || bad "train: latest is '$(cat "$TMP/run/latest" 2>/dev/null)'"
+sed "s|$TMP/run|$TMP/res|" "$TMP/t.json" >"$TMP/r.json"
+expect_ok "resume" "$SEEK" train --config "$TMP/r.json" --resume "$TMP/run/step-00000012"
+cmp -s "$TMP/run/step-00000024/model.safetensors" "$TMP/res/step-00000024/model.safetensors" && ok || bad "resume: parameters differ from the straight run"
+cmp -s "$TMP/run/step-00000024/train_state.safetensors" "$TMP/res/step-00000024/train_state.safetensors" && ok || bad "resume: optimizer state differs"
+diff <(grep '^step=' "$TMP/run/train.log" | tail -12 | sed 's/ tok_s.*//') <(grep '^step=' "$TMP/res/train.log" | sed 's/ tok_s.*//') >/dev/null && ok || bad "resume: losses differ"
+# the checkpoint is a model folder: it generates, with naive and absorbed attention alike
+expect_ok "generate from checkpoint" "$SEEK" generate "$TMP/run" --ids "72,101,108" -n 8 --backend ref
+cp "$TMP/out" "$TMP/g1"
+expect_ok "generate absorb" "$SEEK" generate "$TMP/run" --ids "72,101,108" -n 8 --backend ref --attn absorb
+cmp -s "$TMP/out" "$TMP/g1" && ok || bad "generate: naive and absorbed differ on the trained model"
+
+# ---- text end to end: a tokenizer, a token file, training on it, then generate --prompt ----
+expect_ok "bpe-train" "$SEEK" bpe-train --corpus "$CORPUS" --vocab 300 -o "$TMP/tok.json"
+expect_ok "tokenize-corpus" "$SEEK" tokenize-corpus --tokenizer "$TMP/tok.json" --corpus "$CORPUS" -o "$TMP/tokens.bin"
+printf '{"model": {"model_type": "llama", "vocab_size": 300, "hidden_size": 32, "intermediate_size": 64,
+ "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 64},
+ "data": "%s/tokens.bin", "tokenizer": "%s/tok.json", "out": "%s/tt", "batch": 4, "seq_len": 16,
+ "steps": 6, "eval_interval": 0, "checkpoint_interval": 6}' "$TMP" "$TMP" "$TMP" >"$TMP/tt.json"
+expect_ok "train on tokens" "$SEEK" train --config "$TMP/tt.json"
+expect_ok "generate --prompt" "$SEEK" generate "$TMP/tt" --prompt "the" -n 6 --temp 0
+[ -s "$TMP/out" ] && ok || bad "generate --prompt printed nothing"
+
+# ---- bad train configs and data: one-line errors before any work ----
+bad_cfg() { # name pattern json
+  printf '%s' "$3" >"$TMP/bad.json"
+  expect_fail "$1" "$2" "$SEEK" train --config "$TMP/bad.json"
+}
+bad_cfg "unknown key" "unknown key 'lerning_rate'" '{"model": "tiny-v3", "data": "x", "out": "y", "lerning_rate": 1}'
+bad_cfg "batch 0" "'batch' = 0 is out of range" '{"model": "tiny-v3", "data": "x", "out": "y", "batch": 0}'
+bad_cfg "negative lr" "'lr' = -1 is out of range" '{"model": "tiny-v3", "data": "x", "out": "y", "lr": -1}'
+bad_cfg "seq_len too long" "seq_len 1000 exceeds the model's max_position_embeddings 256" "{\"model\": \"tiny-v3\", \"data\": \"$CORPUS\", \"data_format\": \"bytes\", \"out\": \"$TMP/y\", \"seq_len\": 1000}"
+bad_cfg "no model" "'model' is missing" '{"data": "x", "out": "y"}'
+bad_cfg "impossible shape" "num_attention_heads" "{\"model\": {\"model_type\": \"llama\", \"hidden_size\": 30, \"num_attention_heads\": 4}, \"data\": \"$CORPUS\", \"data_format\": \"bytes\", \"out\": \"$TMP/y\"}"
+bad_cfg "mtp on llama" "needs a deepseek_v3 model" "{\"model\": \"tiny-llama\", \"data\": \"$CORPUS\", \"data_format\": \"bytes\", \"out\": \"$TMP/y\", \"mtp_depth\": 1}"
+bad_cfg "data format" "'data_format' is 'text'" '{"model": "tiny-v3", "data": "x", "out": "y", "data_format": "text"}'
+bad_cfg "data wrong header" "corpus.txt" "{\"model\": \"tiny-v3\", \"data\": \"$CORPUS\", \"out\": \"$TMP/y\"}"
+bad_cfg "ids beyond vocab" "tokens.bin" "{\"model\": \"tiny-v3\", \"data\": \"$TMP/tokens.bin\", \"out\": \"$TMP/y\"}"
+printf '{"model": "tiny-llama", "data": "%s", "data_format": "bytes", "out": "%s/z", "steps": 30}' "$CORPUS" "$TMP" >"$TMP/other.json"
+expect_fail "resume other config" "config_hash" "$SEEK" train --config "$TMP/other.json" --resume "$TMP/run"
+[ ! -e "$TMP/z" ] && ok || bad "resume other config: work started ($TMP/z exists)"
+[ ! -e "$TMP/y" ] && ok || bad "a bad config started work ($TMP/y exists)"
+
 finish

@@ -145,7 +145,8 @@ int cmd_info(int argc, char **argv) {
     if (argc != 2 && !finite) return usage_error("info", "expected: seek info DIR [--check-finite]");
     SeekErr err;
     Config c;
-    if (config_load(&c, argv[1], &err)) return fail("info", &err);
+    char dir[4096];
+    if (model_resolve_dir(argv[1], dir, sizeof dir, &err) || config_load(&c, dir, &err)) return fail("info", &err);
     const char *family = c.arch == ARCH_LLAMA ? "LLaMA-style dense transformer (DeepSeek LLM / V1)"
                          : c.arch == ARCH_DEEPSEEK_V2 ? "DeepSeek-V2 (MLA + DeepSeekMoE, softmax routing)"
                                                       : "DeepSeek-V3 (MLA + DeepSeekMoE, sigmoid routing with bias)";
@@ -201,7 +202,7 @@ int cmd_info(int argc, char **argv) {
            (double)mc.mha_kv_values_per_token / (double)mc.kv_values_per_token);
     if (finite) {
         fflush(stdout);
-        return check_finite(argv[1]);
+        return check_finite(dir);
     }
     return 0;
 }
@@ -345,7 +346,8 @@ int cmd_generate(int argc, char **argv) {
     if (model_load(&m, dir, &err)) return fail("generate", &err);
     int *ids = NULL, B = 1, T = 0, rc = 0;
     Tokenizer *tok = NULL;
-    if (prompt) rc = encode_prompt(dir, prompt, m.cfg.V, &tok, &ids, &T, &err);
+    char mdir[4096];
+    if (prompt && !(rc = model_resolve_dir(dir, mdir, sizeof mdir, &err))) rc = encode_prompt(mdir, prompt, m.cfg.V, &tok, &ids, &T, &err);
     else if ((rc = parse_id_batch(ids_s, &ids, &B, &T, &err)) == 0) rc = check_ids(ids, B * T, m.cfg.V, &err);
     int *out = rc ? NULL : malloc((size_t)B * (size_t)n * sizeof(int));
     if (!rc && !out) rc = seek_fail(&err, "out of memory");

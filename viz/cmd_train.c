@@ -1,13 +1,22 @@
 /* cmd_train.c: `seek grad` (and, with the training loop, `seek train`).
  * Errors are one line on stderr, "seek CMD: reason", exit 1 (bad input) or 2 (usage). */
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "backward.h"
 #include "commands.h"
 #include "model.h"
+#include "plot.h"
 #include "safetensors.h"
+#include "train.h"
+#include "train_parts.h"
 
 /* "1,2,3;4,5,6" -> ids (B, T); shared with cmd_model.c's format */
 int parse_id_batch(const char *s, int **ids, int *B, int *T, SeekErr *err);
@@ -86,4 +95,445 @@ int cmd_grad(int argc, char **argv) {
         return 1;
     }
     return 0;
+}
+
+/* ---- seek train ---- */
+
+/* Built-in model configs for quick runs (byte-level vocabulary of 256). */
+static const char *PRESET_TINY_V3 =
+    "{\"architectures\": [\"DeepseekV3ForCausalLM\"], \"model_type\": \"deepseek_v3\", \"vocab_size\": 256, "
+    "\"hidden_size\": 64, \"intermediate_size\": 128, \"moe_intermediate_size\": 32, \"num_hidden_layers\": 2, "
+    "\"num_attention_heads\": 4, \"num_key_value_heads\": 4, \"n_shared_experts\": 1, \"n_routed_experts\": 8, "
+    "\"routed_scaling_factor\": 2.5, \"kv_lora_rank\": 32, \"q_lora_rank\": 32, \"qk_rope_head_dim\": 8, "
+    "\"v_head_dim\": 16, \"qk_nope_head_dim\": 16, \"n_group\": 4, \"topk_group\": 2, \"num_experts_per_tok\": 2, "
+    "\"first_k_dense_replace\": 1, \"norm_topk_prob\": true, \"hidden_act\": \"silu\", "
+    "\"max_position_embeddings\": 256, \"rms_norm_eps\": 1e-06, \"rope_interleave\": true, "
+    "\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 10000.0}, \"tie_word_embeddings\": false, "
+    "\"attention_bias\": false, \"bos_token_id\": 0, \"eos_token_id\": 1}";
+static const char *PRESET_TINY_LLAMA =
+    "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"vocab_size\": 256, "
+    "\"hidden_size\": 64, \"intermediate_size\": 176, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, "
+    "\"num_key_value_heads\": 4, \"hidden_act\": \"silu\", \"max_position_embeddings\": 256, "
+    "\"rms_norm_eps\": 1e-06, \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 10000.0}, "
+    "\"tie_word_embeddings\": false, \"attention_bias\": false, \"bos_token_id\": 0, \"eos_token_id\": 1}";
+
+typedef struct {
+    const char *model, *data, *out, *log, *tokenizer;
+    json_t *model_obj;       /* "model" given inline */
+    int raw_bytes;           /* data_format "bytes" */
+    long long seed, batch, seq_len, steps, warmup, decay_steps, eval_interval, eval_batches, checkpoint_interval;
+    long long mtp_depth, max_bad_steps;
+    double init_std, lr, lr_min, weight_decay, beta1, beta2, eps, grad_clip, mtp_lambda, bias_gamma, balance_alpha;
+    double val_fraction, spike_z;
+    SchedKind schedule;
+} TrainConfig;
+
+static int tc_defaults(TrainConfig *t) {
+    memset(t, 0, sizeof *t);
+    t->seed = 1;
+    t->batch = 8;
+    t->seq_len = 64;
+    t->steps = 100;
+    t->warmup = 10;
+    t->eval_interval = 50;
+    t->eval_batches = 8;
+    t->max_bad_steps = 5;
+    t->init_std = 0.02;
+    t->lr = 3e-3;
+    t->lr_min = 3e-4;
+    t->weight_decay = 0.1;
+    t->beta1 = 0.9;
+    t->beta2 = 0.95;
+    t->eps = 1e-8;
+    t->grad_clip = 1.0;
+    t->mtp_lambda = 0.3;
+    t->bias_gamma = 0.001;
+    t->balance_alpha = 1e-4;
+    t->val_fraction = 0.1;
+    t->spike_z = 0; /* off */
+    t->schedule = SCHED_COSINE;
+    return 0;
+}
+
+/* Reads train.json strictly: every key known, every value of its type and range. */
+static int tc_parse(TrainConfig *t, json_t *root, const char *path, SeekErr *err) {
+    if (!json_is_object(root)) return seek_fail(err, "%s: expected a JSON object", path);
+    static const struct { const char *key; char type; } known[] = {
+        {"model", 'm'}, {"data", 's'}, {"data_format", 's'}, {"out", 's'}, {"log", 's'}, {"tokenizer", 's'},
+        {"seed", 'i'}, {"batch", 'i'}, {"seq_len", 'i'}, {"steps", 'i'}, {"warmup", 'i'}, {"decay_steps", 'i'},
+        {"eval_interval", 'i'}, {"eval_batches", 'i'}, {"checkpoint_interval", 'i'}, {"mtp_depth", 'i'},
+        {"max_bad_steps", 'i'}, {"init_std", 'f'}, {"lr", 'f'}, {"lr_min", 'f'}, {"weight_decay", 'f'},
+        {"beta1", 'f'}, {"beta2", 'f'}, {"eps", 'f'}, {"grad_clip", 'f'}, {"mtp_lambda", 'f'}, {"bias_gamma", 'f'},
+        {"balance_alpha", 'f'}, {"val_fraction", 'f'}, {"spike_z", 'f'}, {"schedule", 's'}};
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        size_t k = 0;
+        while (k < sizeof known / sizeof known[0] && strcmp(known[k].key, key)) k++;
+        if (k == sizeof known / sizeof known[0])
+            return seek_fail(err, "%s: unknown key '%s' (see docs/training.md for the keys)", path, key);
+        char ty = known[k].type;
+        if (ty == 's' && !json_is_string(v)) return seek_fail(err, "%s: '%s' must be a string", path, key);
+        if (ty == 'i' && !json_is_integer(v)) return seek_fail(err, "%s: '%s' must be an integer", path, key);
+        if (ty == 'f' && !json_is_number(v)) return seek_fail(err, "%s: '%s' must be a number", path, key);
+        if (ty == 'm' && !json_is_string(v) && !json_is_object(v))
+            return seek_fail(err, "%s: 'model' must be a config.json path, a preset name (tiny-v3, tiny-llama) or an object", path);
+    }
+#define S(name) if ((v = json_object_get(root, #name))) t->name = json_string_value(v)
+#define I(name, lo, hi) if ((v = json_object_get(root, #name))) { t->name = json_integer_value(v); \
+        if (t->name < (lo) || t->name > (hi)) return seek_fail(err, "%s: '%s' = %lld is out of range [%lld, %lld]", path, #name, t->name, (long long)(lo), (long long)(hi)); }
+#define F(name, lo, hi) if ((v = json_object_get(root, #name))) { t->name = json_number_value(v); \
+        if (!(t->name >= (lo) && t->name <= (hi))) return seek_fail(err, "%s: '%s' = %g is out of range [%g, %g]", path, #name, t->name, (double)(lo), (double)(hi)); }
+    if ((v = json_object_get(root, "model"))) {
+        if (json_is_object(v)) t->model_obj = v;
+        else t->model = json_string_value(v);
+    }
+    S(data); S(out); S(log); S(tokenizer);
+    I(seed, 0, 0x7fffffffffffffffLL); I(batch, 1, 4096); I(seq_len, 2, 1 << 20); I(steps, 1, 1LL << 40);
+    I(warmup, 0, 1LL << 40); I(decay_steps, 0, 1LL << 40); I(eval_interval, 0, 1LL << 40); I(eval_batches, 1, 1 << 20);
+    I(checkpoint_interval, 0, 1LL << 40); I(mtp_depth, 0, MAX_MTP_DEPTH); I(max_bad_steps, 1, 1 << 20);
+    F(init_std, 1e-6, 10); F(lr, 0, 10); F(lr_min, 0, 10); F(weight_decay, 0, 10); F(beta1, 0, 0.9999999);
+    F(beta2, 0, 0.9999999); F(eps, 1e-30, 1); F(grad_clip, 0, 1e9); F(mtp_lambda, 0, 100); F(bias_gamma, 0, 1);
+    F(balance_alpha, 0, 100); F(val_fraction, 1e-6, 0.9); F(spike_z, 0, 1e9);
+    if ((v = json_object_get(root, "data_format"))) {
+        const char *f = json_string_value(v);
+        if (!strcmp(f, "bytes")) t->raw_bytes = 1;
+        else if (!strcmp(f, "tokens")) t->raw_bytes = 0;
+        else return seek_fail(err, "%s: 'data_format' is '%s' (expected tokens or bytes)", path, f);
+    }
+    if ((v = json_object_get(root, "schedule"))) {
+        const char *f = json_string_value(v);
+        if (!strcmp(f, "cosine")) t->schedule = SCHED_COSINE;
+        else if (!strcmp(f, "wsd")) t->schedule = SCHED_WSD;
+        else if (!strcmp(f, "constant")) t->schedule = SCHED_CONSTANT;
+        else return seek_fail(err, "%s: 'schedule' is '%s' (expected cosine, wsd or constant)", path, f);
+    }
+#undef S
+#undef I
+#undef F
+    if (!t->model && !t->model_obj) return seek_fail(err, "%s: 'model' is missing (a config.json path, tiny-v3 or tiny-llama)", path);
+    if (!t->data) return seek_fail(err, "%s: 'data' is missing (a token file, or a text file with data_format bytes)", path);
+    if (!t->out) return seek_fail(err, "%s: 'out' is missing (the checkpoint folder)", path);
+    if (t->lr_min > t->lr) return seek_fail(err, "%s: 'lr_min' %g is above 'lr' %g", path, t->lr_min, t->lr);
+    if (t->schedule == SCHED_WSD && t->decay_steps <= 0) return seek_fail(err, "%s: schedule wsd needs 'decay_steps' > 0", path);
+    return 0;
+}
+
+/* The model's config.json text: a preset, a file or the inline object, with
+ * num_nextn_predict_layers set to the MTP depth trained. */
+static char *model_config_text(const TrainConfig *t, SeekErr *err) {
+    json_t *root = NULL;
+    json_error_t je;
+    if (t->model_obj) root = json_deep_copy(t->model_obj);
+    else if (!strcmp(t->model, "tiny-v3")) root = json_loads(PRESET_TINY_V3, 0, &je);
+    else if (!strcmp(t->model, "tiny-llama")) root = json_loads(PRESET_TINY_LLAMA, 0, &je);
+    else {
+        root = json_load_file(t->model, JSON_REJECT_DUPLICATES, &je);
+        if (!root) {
+            seek_fail(err, "%s: %s (line %d)", t->model, je.text, je.line);
+            return NULL;
+        }
+    }
+    if (!root || !json_is_object(root)) {
+        json_decref(root);
+        seek_fail(err, "model config: expected a JSON object");
+        return NULL;
+    }
+    const char *mt = json_string_value(json_object_get(root, "model_type"));
+    if (t->mtp_depth > 0 && (!mt || strcmp(mt, "deepseek_v3"))) {
+        seek_fail(err, "mtp_depth %lld: Multi-Token Prediction needs a deepseek_v3 model (this is %s)", t->mtp_depth, mt ? mt : "?");
+        json_decref(root); /* after the message: mt lives in root */
+        return NULL;
+    }
+    if (mt && !strcmp(mt, "deepseek_v3")) json_object_set_new(root, "num_nextn_predict_layers", json_integer(t->mtp_depth));
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (!text) seek_fail(err, "model config: cannot serialise");
+    return text;
+}
+
+static int copy_file(const char *src, const char *dst, SeekErr *err) {
+    char *text = NULL;
+    size_t len = 0;
+    if (read_text_file(src, 256u << 20, &text, &len, err)) return -1;
+    int rc = write_file_atomic(dst, text, len, err);
+    free(text);
+    return rc;
+}
+
+/* tokenizer.json (and tokenizer_config.json beside it) into a checkpoint folder */
+static int copy_tokenizer(const char *tok, const char *dir, SeekErr *err) {
+    char dst[4096], cfg[4096];
+    if (path_join(dst, sizeof dst, dir, "tokenizer.json", err) || copy_file(tok, dst, err)) return -1;
+    snprintf(cfg, sizeof cfg, "%s", tok);
+    char *slash = strrchr(cfg, '/');
+    size_t room = sizeof cfg - (slash ? (size_t)(slash + 1 - cfg) : 0);
+    if (slash) snprintf(slash + 1, room, "tokenizer_config.json");
+    else snprintf(cfg, sizeof cfg, "tokenizer_config.json");
+    if (access(cfg, R_OK) == 0) {
+        if (path_join(dst, sizeof dst, dir, "tokenizer_config.json", err) || copy_file(cfg, dst, err)) return -1;
+    }
+    return 0;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* mean validation loss over up to eval_batches windows */
+static int validate(const Model *m, TrainBuffers *tb, const Loader *L, int B, long long max_batches, double *out,
+                    SeekErr *err) {
+    int *ids = malloc((size_t)B * L->T * sizeof(int));
+    if (!ids) return seek_fail(err, "out of memory");
+    size_t w = 0;
+    double sum = 0;
+    int n = 0;
+    for (long long b = 0; b < max_batches && w < L->n_val; b++) {
+        for (int i = 0; i < B; i++) loader_val(L, (w + i) % L->n_val, ids + (size_t)i * L->T);
+        w += B;
+        double loss;
+        if (eval_main_loss(m, tb, ids, &loss, err)) {
+            free(ids);
+            return -1;
+        }
+        sum += loss;
+        n++;
+    }
+    free(ids);
+    *out = n ? sum / n : NAN;
+    return 0;
+}
+
+static void loss_plot(const char *path, const float *train, int n, const float *val, SeekErr *err) {
+    Picture p;
+    picture_init(&p, "training loss", 1);
+    Panel *pn = picture_add(&p, PANEL_LINES, 2, n, "loss per step (train, validation)", err);
+    if (pn) {
+        float last = NAN, lo = INFINITY, hi = -INFINITY;
+        for (int i = 0; i < n; i++) {
+            pn->v[i] = train[i];
+            if (!isnan(val[i])) last = val[i];
+            pn->v[n + i] = last; /* validation holds its value until the next evaluation */
+            if (isfinite(train[i])) { lo = fminf(lo, train[i]); hi = fmaxf(hi, train[i]); }
+            if (isfinite(last)) { lo = fminf(lo, last); hi = fmaxf(hi, last); }
+        }
+        snprintf(pn->xlabel, sizeof pn->xlabel, "step");
+        snprintf(pn->ylabel, sizeof pn->ylabel, "loss");
+        panel_auto_range(pn);
+        if (lo < hi) { /* the data's own range, so the curve is not flattened against zero */
+            pn->lo = lo - 0.05f * (hi - lo);
+            pn->hi = hi + 0.05f * (hi - lo);
+        }
+        if (picture_write_png(&p, path, err)) fprintf(stderr, "seek train: loss plot: %s\n", err->msg);
+    }
+    picture_free(&p);
+}
+
+int cmd_train(int argc, char **argv) {
+    const char *cfg_path = NULL, *resume = NULL, *steps_s = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char **dst = !strcmp(argv[i], "--config") ? &cfg_path : !strcmp(argv[i], "--resume") ? &resume
+                         : !strcmp(argv[i], "--steps") ? &steps_s : NULL;
+        if (!dst || i + 1 >= argc) {
+            fprintf(stderr, "seek train: %s '%s' (expected: seek train --config train.json [--resume DIR] [--steps N])\n",
+                    dst ? "missing value for" : "unknown argument", argv[i]);
+            return 2;
+        }
+        *dst = argv[++i];
+    }
+    if (!cfg_path) {
+        fprintf(stderr, "seek train: expected: seek train --config train.json [--resume DIR] [--steps N]\n");
+        return 2;
+    }
+    SeekErr err;
+    TrainConfig t;
+    tc_defaults(&t);
+    json_error_t je;
+    json_t *root = json_load_file(cfg_path, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        fprintf(stderr, "seek train: %s: invalid JSON at line %d: %s\n", cfg_path, je.line, je.text);
+        return 1;
+    }
+    int rc = tc_parse(&t, root, cfg_path, &err);
+    long long steps_override;
+    if (!rc && steps_s && (rc = parse_i64(steps_s, 1, 1LL << 40, &steps_override, "--steps", &err)) == 0) t.steps = steps_override;
+    char *config_text = rc ? NULL : model_config_text(&t, &err);
+    if (!rc && !config_text) rc = -1;
+    Config cfg;
+    if (!rc) rc = config_parse(&cfg, config_text, strlen(config_text), t.model_obj ? "model" : t.model, &err);
+    if (!rc && t.seq_len > cfg.max_pos) rc = seek_fail(&err, "%s: seq_len %lld exceeds the model's max_position_embeddings %d", cfg_path, t.seq_len, cfg.max_pos);
+    if (!rc && t.mtp_depth > 0 && t.seq_len - t.mtp_depth < 2) rc = seek_fail(&err, "%s: seq_len %lld is too short for mtp_depth %lld", cfg_path, t.seq_len, t.mtp_depth);
+    /* everything is checked before any work: data, model, resume state */
+    TokenData data = {0};
+    Loader L = {0};
+    Model m = {0}, g = {0};
+    TrainBuffers tb = {0};
+    int have_data = 0, have_loader = 0, have_m = 0, have_g = 0, have_tb = 0;
+    if (!rc && (rc = data_load(&data, t.data, t.raw_bytes, &err)) == 0) have_data = 1;
+    if (!rc && (rc = loader_init(&L, &data, (int)t.seq_len, t.val_fraction, (uint64_t)t.seed, cfg.V, &err)) == 0) have_loader = 1;
+    if (!rc && (rc = model_init(&m, &cfg, &err)) == 0) have_m = 1;
+    if (!rc && (rc = model_init(&g, &cfg, &err)) == 0) have_g = 1;
+    float *mom1 = NULL, *mom2 = NULL;
+    if (!rc) {
+        mom1 = calloc(m.n_floats, sizeof(float));
+        mom2 = calloc(m.n_floats, sizeof(float));
+        if (!mom1 || !mom2) rc = seek_fail(&err, "out of memory for the optimizer state");
+    }
+    TrainState st = {0};
+    SpikeState sp = {0};
+    if (!rc && resume) {
+        if ((rc = checkpoint_load(resume, &m, mom1, mom2, &st, &sp, &err)) == 0)
+            rc = loader_restore(&L, st.data_epoch, st.data_pos, st.data_rng, &err);
+        if (rc) seek_fail_prefix(&err, "--resume %s", resume);
+    } else if (!rc) {
+        model_init_weights(&m, (uint64_t)t.seed, (float)t.init_std);
+    }
+    if (!rc && (rc = trainbuf_init(&tb, &cfg, (int)t.batch, (int)t.seq_len, (int)t.mtp_depth, &err)) == 0) have_tb = 1;
+    if (!rc && mkdir(t.out, 0755) != 0 && errno != EEXIST) rc = seek_fail(&err, "%s: cannot create: %s", t.out, strerror(errno));
+    char logpath[4096];
+    FILE *log = NULL;
+    if (!rc) {
+        if (t.log) snprintf(logpath, sizeof logpath, "%s", t.log);
+        else rc = path_join(logpath, sizeof logpath, t.out, "train.log", &err);
+        if (!rc && !(log = fopen(logpath, resume ? "a" : "w"))) rc = seek_fail(&err, "%s: cannot open: %s", logpath, strerror(errno));
+    }
+    if (rc) {
+        fprintf(stderr, "seek train: %s\n", err.msg);
+        goto done;
+    }
+
+    ModelCounts mc;
+    model_counts(&cfg, &mc);
+    printf("train: %s, %llu parameters (%llu active per token), %d MTP depth(s); %zu tokens, %zu train / %zu val windows of %lld\n",
+           cfg.model_type, (unsigned long long)mc.total, (unsigned long long)mc.active, (int)t.mtp_depth, data.n, L.n_train,
+           L.n_val, t.seq_len);
+    fprintf(log, "start model=%s params=%llu active=%llu mtp_depth=%lld batch=%lld seq_len=%lld steps=%lld seed=%lld resume=%s\n",
+            cfg.model_type, (unsigned long long)mc.total, (unsigned long long)mc.active, t.mtp_depth, t.batch, t.seq_len,
+            t.steps, t.seed, resume ? resume : "-");
+
+    Schedule sched = {t.schedule, (float)t.lr, (float)t.lr_min, (int)t.warmup, (int)t.steps, (int)t.decay_steps};
+    AdamWConfig ac = {(float)t.beta1, (float)t.beta2, (float)t.eps, (float)t.weight_decay};
+    LossWeights lw = {(int)t.mtp_depth, (float)t.mtp_lambda, cfg.E > 0 ? (float)t.balance_alpha : 0.0f};
+    int B = (int)t.batch, T = (int)t.seq_len, tty = isatty(STDOUT_FILENO);
+    int *ids = malloc((size_t)B * T * sizeof(int));
+    float *curve = calloc((size_t)t.steps + 1, sizeof(float)), *vcurve = malloc(((size_t)t.steps + 1) * sizeof(float));
+    if (!ids || !curve || !vcurve) {
+        rc = seek_fail(&err, "out of memory");
+        fprintf(stderr, "seek train: %s\n", err.msg);
+        free(ids);
+        free(curve);
+        free(vcurve);
+        goto done;
+    }
+    for (long long i = 0; i <= t.steps; i++) vcurve[i] = NAN;
+    double last_val = NAN;
+    for (long long step = (long long)st.step; step < t.steps; step++) {
+        double t0 = now_s();
+        loader_next(&L, B, ids);
+        StepLosses sl;
+        if ((rc = train_step_grads(&m, &g, &tb, ids, &lw, &sl, &err))) {
+            fprintf(stderr, "seek train: step %lld: %s\n", step, err.msg);
+            break;
+        }
+        double norm = grad_global_norm(&g);
+        float lr = schedule_lr(&sched, (int)step);
+        int skip = !isfinite(sl.total) || !isfinite(norm);
+        /* spike detector: a loss more than spike_z standard deviations above the window's mean */
+        if (!skip && t.spike_z > 0 && sp.count >= 16) {
+            size_t w = sp.count < SPIKE_WINDOW ? sp.count : SPIKE_WINDOW;
+            double mu = 0, var = 0;
+            for (size_t i = 0; i < w; i++) mu += sp.values[i];
+            mu /= w;
+            for (size_t i = 0; i < w; i++) var += (sp.values[i] - mu) * (sp.values[i] - mu);
+            double sd = sqrt(var / w);
+            if (sd > 0 && (sl.total - mu) / sd > t.spike_z) skip = 2;
+        }
+        double worst = 0, idle = 0;
+        st.tokens_seen += (uint64_t)B * T;
+        if (skip) {
+            st.skipped_steps++;
+            st.bad_in_a_row++;
+            fprintf(log, "skip step=%lld reason=%s loss=%g norm=%g\n", step + 1, skip == 1 ? "non-finite" : "spike", sl.total, norm);
+            printf("step %lld: %s loss %g, grad norm %g: update skipped (%llu in a row)\n", step + 1,
+                   skip == 1 ? "non-finite" : "spike:", sl.total, norm, (unsigned long long)st.bad_in_a_row);
+            if (skip == 1 && (long long)st.bad_in_a_row >= t.max_bad_steps) {
+                rc = seek_fail(&err, "%llu non-finite steps in a row (max_bad_steps %lld): stopping; the last checkpoint is intact",
+                               (unsigned long long)st.bad_in_a_row, t.max_bad_steps);
+                fprintf(stderr, "seek train: %s\n", err.msg);
+                break;
+            }
+        } else {
+            st.bad_in_a_row = 0;
+            grad_clip(&g, norm, t.grad_clip);
+            adamw_step(&m, &g, mom1, mom2, &ac, lr, (int)(step + 1 - (long long)st.skipped_steps));
+            train_update_bias(&m, &tb, cfg.arch == ARCH_DEEPSEEK_V3 ? (float)t.bias_gamma : 0.0f, &worst, &idle);
+            sp.values[sp.count % SPIKE_WINDOW] = sl.total;
+            sp.count++;
+        }
+        st.step = (uint64_t)step + 1;
+        st.data_epoch = L.epoch;
+        st.data_pos = L.pos;
+        st.data_rng = L.rng.state;
+        curve[step] = (float)sl.main;
+        double ms = (now_s() - t0) * 1000;
+        fprintf(log, "step=%lld loss=%.6f main=%.6f mtp=%.6f balance=%.6f lr=%.6g grad_norm=%.6g max_load=%.4f idle=%.4f tok_s=%.1f ms=%.2f\n",
+                step + 1, sl.total, sl.main, sl.mtp, sl.balance, lr, norm, worst, idle, B * T / (ms / 1000), ms);
+        int eval_now = t.eval_interval > 0 && ((step + 1) % t.eval_interval == 0 || step + 1 == t.steps);
+        if (eval_now) {
+            if ((rc = validate(&m, &tb, &L, B, t.eval_batches, &last_val, &err))) {
+                fprintf(stderr, "seek train: validation: %s\n", err.msg);
+                break;
+            }
+            vcurve[step] = (float)last_val;
+            fprintf(log, "eval step=%lld val_loss=%.6f\n", step + 1, last_val);
+        }
+        if (tty) {
+            int width = 30, done_w = (int)(width * (step + 1) / t.steps);
+            printf("\r[%.*s%*s] %lld/%lld loss %.4f mtp %.4f val %.4f lr %.2e %.0f tok/s ", done_w,
+                   "##############################", width - done_w, "", step + 1, t.steps, sl.main, sl.mtp, last_val, lr,
+                   B * T / (ms / 1000));
+            if (eval_now) printf("\n");
+            fflush(stdout);
+        } else {
+            printf("step %lld/%lld loss %.4f main %.4f mtp %.4f bal %.5f lr %.3e norm %.3f load %.2f idle %.2f %.0f tok/s %.1f ms%s",
+                   step + 1, t.steps, sl.total, sl.main, sl.mtp, sl.balance, lr, norm, worst, idle, B * T / (ms / 1000), ms,
+                   eval_now ? "" : "\n");
+            if (eval_now) printf(" | val %.4f\n", last_val);
+        }
+        int ckpt_now = (t.checkpoint_interval > 0 && (step + 1) % t.checkpoint_interval == 0) || step + 1 == t.steps;
+        if (ckpt_now) {
+            if ((rc = checkpoint_save(t.out, &m, config_text, mom1, mom2, &st, &sp, &err))) {
+                fprintf(stderr, "seek train: checkpoint: %s\n", err.msg);
+                break;
+            }
+            char dir[4096];
+            if (!checkpoint_resolve(t.out, dir, sizeof dir, &err) && t.tokenizer && copy_tokenizer(t.tokenizer, dir, &err))
+                fprintf(stderr, "seek train: tokenizer copy: %s\n", err.msg);
+            fprintf(log, "checkpoint step=%lld dir=%s\n", step + 1, dir);
+        }
+    }
+    fflush(log);
+    if (!rc) {
+        char png[4096];
+        if (!path_join(png, sizeof png, t.out, "loss.png", &err)) loss_plot(png, curve, (int)t.steps, vcurve, &err);
+        printf("done: %lld steps, final train loss %.4f, validation loss %.4f, %llu skipped; checkpoint in %s/latest, log %s\n",
+               t.steps, curve[t.steps - 1], last_val, (unsigned long long)st.skipped_steps, t.out, logpath);
+    }
+    free(ids);
+    free(curve);
+    free(vcurve);
+done:
+    if (log) fclose(log);
+    if (have_tb) trainbuf_free(&tb);
+    free(mom1);
+    free(mom2);
+    if (have_g) model_free(&g);
+    if (have_m) model_free(&m);
+    if (have_loader) loader_free(&L);
+    if (have_data) data_free(&data);
+    free(config_text);
+    json_decref(root);
+    return rc ? 1 : 0;
 }

@@ -9,6 +9,7 @@ int cmd_forward(int argc, char **argv);     /* viz/cmd_model.c */
 int cmd_generate(int argc, char **argv);    /* viz/cmd_model.c */
 int cmd_convert(int argc, char **argv);     /* viz/cmd_model.c */
 int cmd_grad(int argc, char **argv);        /* viz/cmd_train.c */
+int cmd_train(int argc, char **argv);       /* viz/cmd_train.c */
 int cmd_tokenize(int argc, char **argv);    /* viz/cmd_tokenize.c */
 int cmd_detokenize(int argc, char **argv);  /* viz/cmd_tokenize.c */
 int cmd_verify(int argc, char **argv);      /* viz/cmd_verify.c */
