@@ -108,15 +108,17 @@ int eval_main_loss(const Model *m, TrainBuffers *tb, const int *ids, double *los
     return main_forward(m, tb, ids, loss, &count, err);
 }
 
-void train_update_bias(Model *m, TrainBuffers *tb, float gamma, double *worst, double *idle) {
+void train_update_bias(Model *m, TrainBuffers *tb, float gamma, double *worst, double *idle, LoadStats *per_layer) {
     const Config *c = &m->cfg;
     int n = 0;
     *worst = 0;
     *idle = 0;
+    if (per_layer) memset(per_layer, 0, (size_t)c->L * sizeof(LoadStats));
     for (int l = 0; l < c->L; l++) {
         if (!config_layer_is_moe(c, l)) continue;
         expert_load(tb->load, tb->s.layer[l].e_idx, tb->B * tb->T, c);
         LoadStats st = load_stats(tb->load, tb->B * tb->T, c);
+        if (per_layer) per_layer[l] = st;
         if (st.max_over_mean > *worst) *worst = st.max_over_mean;
         *idle += st.frac_idle;
         n++;

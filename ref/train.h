@@ -45,8 +45,10 @@ int train_step_grads(const Model *m, Model *grads, TrainBuffers *tb, const int *
 int eval_main_loss(const Model *m, TrainBuffers *tb, const int *ids, double *loss, SeekErr *err);
 
 /* After a step: each V3 MoE layer's bias moves by ±γ from the loads of the step just run
- * (tb holds its routing). Fills worst (max load / mean, over layers) and idle (mean fraction of
- * experts with no token) for the log. */
-void train_update_bias(Model *m, TrainBuffers *tb, float gamma, double *worst, double *idle);
+ * (tb holds its routing). Fills worst (max load / mean, over layers), idle (mean fraction of
+ * experts with no token) and, when per_layer is not NULL, each layer's LoadStats (L entries;
+ * dense layers get zeros). */
+#include "balance.h"
+void train_update_bias(Model *m, TrainBuffers *tb, float gamma, double *worst, double *idle, LoadStats *per_layer);
 
 #endif

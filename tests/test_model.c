@@ -291,11 +291,45 @@ static void test_interventions(void **st) {
     close_fixture(&fx);
 }
 
+/* A checkpoint written by `seek train` (tests/fixtures/trained_v3: a DeepSeek-V3-style model with
+ * an MTP module, trained 60 steps on bytes) loads in transformers, whose logits for its golden ids
+ * are committed: seek.c's logits for the same file agree (scripts/check_hf_roundtrip.py made them). */
+static void test_trained_checkpoint(void **st) {
+    (void)st;
+    SeekErr e;
+    Model m;
+    StSet gold;
+    if (model_load(&m, "tests/fixtures/trained_v3", &e)) fail_msg("%s", e.msg);
+    assert_true(m.has_mtp); /* the MTP weights seek.c wrote are loaded back */
+    if (stset_open_file(&gold, "tests/fixtures/trained_v3/golden.safetensors", &e)) fail_msg("%s", e.msg);
+    uint64_t n, b, t;
+    int *ids = load_ids(&gold, "input_ids", &n, &b, &t);
+    uint64_t nl;
+    float *want = xload(&gold, "logits", ST_F32, &nl);
+    int B = (int)b, T = (int)t;
+    assert_int_equal(nl, (uint64_t)B * T * m.cfg.V);
+    float *got = malloc(nl * sizeof(float));
+    KVCache kv;
+    RunState s;
+    if (kvcache_init(&kv, &m.cfg, B, T, &e) || runstate_init(&s, &m.cfg, B, T, T, 0, &e)) fail_msg("%s", e.msg);
+    if (model_forward(&m, &s, &kv, ids, B, T, ATTN_NAIVE, NULL, NULL, got, &e)) fail_msg("%s", e.msg);
+    double err = rel_err(got, want, nl);
+    print_message("  trained_v3 logits vs transformers: rel err %.2e\n", err);
+    assert_true(err <= TOL_HF_LOGITS_REL);
+    runstate_free(&s);
+    kvcache_free(&kv);
+    free(got);
+    free(want);
+    free(ids);
+    stset_close(&gold);
+    model_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_v3),        cmocka_unit_test(test_v3_yarn),   cmocka_unit_test(test_v3_noq),
         cmocka_unit_test(test_v3_fp8),    cmocka_unit_test(test_v2_greedy), cmocka_unit_test(test_v2_group),
-        cmocka_unit_test(test_llama_gqa), cmocka_unit_test(test_hooks_decode_append), cmocka_unit_test(test_interventions),
+        cmocka_unit_test(test_llama_gqa), cmocka_unit_test(test_hooks_decode_append), cmocka_unit_test(test_interventions), cmocka_unit_test(test_trained_checkpoint),
     };
     return cmocka_run_group_tests_name("model vs transformers", tests, NULL, NULL);
 }

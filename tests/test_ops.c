@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "balance.h"
 #include "config.h"
 #include "forward.h"
 #include "mla.h"
@@ -321,6 +322,43 @@ static void test_sample(void **st) {
     NEAR(count[0] / 20000.0, 0.25 / 0.365, TOL_SAMPLE_FREQ_ABS);
 }
 
+/* Load balancing, by hand. E = 4, K = 1, N = 8 tokens: mean load 2. */
+static void test_balance(void **st) {
+    (void)st;
+    Config c;
+    assert_int_equal(parse(&c, "{\"model_type\":\"deepseek_v3\",\"hidden_size\":8,\"n_routed_experts\":4,"
+                               "\"num_experts_per_tok\":1,\"n_group\":2,\"topk_group\":1}"), 0);
+    int idx[8] = {0, 0, 0, 0, 1, 1, 2, 3}, load[4];
+    expert_load(load, idx, 8, &c);
+    assert_true(load[0] == 4 && load[1] == 2 && load[2] == 1 && load[3] == 1);
+    LoadStats ls = load_stats(load, 8, &c);
+    NEAR(ls.max_over_mean, 2.0, TOL_HAND_ABS);
+    NEAR(ls.frac_idle, 0.0, TOL_HAND_ABS);
+    /* b_i += γ·sign(mean − load_i): overloaded down, balanced unchanged, underloaded up */
+    float bias[4] = {0.5f, 0.5f, 0.5f, 0.5f};
+    bias_update(bias, load, 8, &c, 0.25f);
+    assert_true(bias[0] == 0.25f && bias[1] == 0.5f && bias[2] == 0.75f && bias[3] == 0.75f);
+    /* V3 sequence loss, one sequence of T = 2, K = 1: tokens chose experts 0 and 0, so
+     * f = (E/(K·T))·count = [4, 0, 0, 0]; with scores s_t, P_0 = mean_t s_{0,t}/Σ_j s_{j,t};
+     * scores [.5 .1 .2 .2] and [.25 .25 .25 .25]: P_0 = (0.5 + 0.25)/2 = 0.375, L = α·4·0.375 */
+    float sc[8] = {0.5f, 0.1f, 0.2f, 0.2f, 0.25f, 0.25f, 0.25f, 0.25f}, ds[8] = {0};
+    int id2[2] = {0, 0};
+    double L = balance_loss(ds, sc, id2, 1, 2, &c, 0.1f);
+    NEAR(L, 0.1 * 4 * 0.375, TOL_HAND_ABS);
+    /* dL/ds_{j,t} = (α/T)(f_j/S_t − Σ_i f_i s_{i,t}/S_t²), S_t = 1: token 0: j=0: .05·(4 − 2) = 0.1,
+     * j≠0: .05·(0 − 2) = −0.1 */
+    NEAR(ds[0], 0.1, TOL_HAND_ABS);
+    NEAR(ds[1], -0.1, TOL_HAND_ABS);
+    /* V2 (softmax scores, no renormalisation): dL/ds_{j,t} = (α/T)·f_j */
+    assert_int_equal(parse(&c, "{\"model_type\":\"deepseek_v2\",\"hidden_size\":8,\"n_routed_experts\":4,"
+                               "\"num_experts_per_tok\":1}"), 0);
+    memset(ds, 0, sizeof ds);
+    L = balance_loss(ds, sc, id2, 1, 2, &c, 0.1f);
+    NEAR(L, 0.1 * 4 * 0.375, TOL_HAND_ABS);
+    NEAR(ds[0], 0.05 * 4, TOL_HAND_ABS);
+    NEAR(ds[5], 0.0, TOL_HAND_ABS);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul),         cmocka_unit_test(test_embedding),
@@ -329,7 +367,7 @@ int main(void) {
         cmocka_unit_test(test_yarn_factors),   cmocka_unit_test(test_topk_ties),
         cmocka_unit_test(test_route_v3_groups), cmocka_unit_test(test_route_v3_bias_flip),
         cmocka_unit_test(test_route_v2),       cmocka_unit_test(test_attention_hand),
-        cmocka_unit_test(test_attention_gqa),  cmocka_unit_test(test_mla_absorb_equals_naive), cmocka_unit_test(test_sample),
+        cmocka_unit_test(test_attention_gqa),  cmocka_unit_test(test_mla_absorb_equals_naive), cmocka_unit_test(test_sample), cmocka_unit_test(test_balance),
     };
     return cmocka_run_group_tests_name("ops", tests, NULL, NULL);
 }

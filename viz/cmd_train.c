@@ -428,6 +428,7 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     for (long long i = 0; i <= t.steps; i++) vcurve[i] = NAN;
+    LoadStats layer_load[CFG_MAX_LAYERS] = {{0}};
     double last_val = NAN;
     for (long long step = (long long)st.step; step < t.steps; step++) {
         double t0 = now_s();
@@ -468,7 +469,7 @@ int cmd_train(int argc, char **argv) {
             st.bad_in_a_row = 0;
             grad_clip(&g, norm, t.grad_clip);
             adamw_step(&m, &g, mom1, mom2, &ac, lr, (int)(step + 1 - (long long)st.skipped_steps));
-            train_update_bias(&m, &tb, cfg.arch == ARCH_DEEPSEEK_V3 ? (float)t.bias_gamma : 0.0f, &worst, &idle);
+            train_update_bias(&m, &tb, cfg.arch == ARCH_DEEPSEEK_V3 ? (float)t.bias_gamma : 0.0f, &worst, &idle, layer_load);
             sp.values[sp.count % SPIKE_WINDOW] = sl.total;
             sp.count++;
         }
@@ -478,8 +479,11 @@ int cmd_train(int argc, char **argv) {
         st.data_rng = L.rng.state;
         curve[step] = (float)sl.main;
         double ms = (now_s() - t0) * 1000;
-        fprintf(log, "step=%lld loss=%.6f main=%.6f mtp=%.6f balance=%.6f lr=%.6g grad_norm=%.6g max_load=%.4f idle=%.4f tok_s=%.1f ms=%.2f\n",
-                step + 1, sl.total, sl.main, sl.mtp, sl.balance, lr, norm, worst, idle, B * T / (ms / 1000), ms);
+        fprintf(log, "step=%lld loss=%.6f main=%.6f mtp=%.6f balance=%.6f lr=%.6g grad_norm=%.6g max_load=%.4f idle=%.4f",
+                step + 1, sl.total, sl.main, sl.mtp, sl.balance, lr, norm, worst, idle);
+        for (int l = 0; l < cfg.L; l++) /* per MoE layer: max/mean load and the fraction of idle experts */
+            if (config_layer_is_moe(&cfg, l)) fprintf(log, " load.%d=%.4f/%.4f", l, layer_load[l].max_over_mean, layer_load[l].frac_idle);
+        fprintf(log, " tok_s=%.1f ms=%.2f\n", B * T / (ms / 1000), ms);
         int eval_now = t.eval_interval > 0 && ((step + 1) % t.eval_interval == 0 || step + 1 == t.steps);
         if (eval_now) {
             if ((rc = validate(&m, &tb, &L, B, t.eval_batches, &last_val, &err))) {
