@@ -52,6 +52,21 @@ expect_ok "train on tokens" "$SEEK" train --config "$TMP/tt.json"
 expect_ok "generate --prompt" "$SEEK" generate "$TMP/tt" --prompt "the" -n 6 --temp 0
 [ -s "$TMP/out" ] && ok || bad "generate --prompt printed nothing"
 
+# ---- non-finite steps are skipped and reported; K in a row stop training; nothing non-finite is saved ----
+SEEK_FAULT_NAN_FROM_STEP=5 "$SEEK" train --model tiny-llama --data "$CORPUS" --data-format bytes --out "$TMP/nan" \
+  --steps 20 --batch 2 --seq-len 16 --checkpoint-interval 1 --max-bad-steps 3 --eval-interval 0 >"$TMP/out" 2>"$TMP/err"
+rc=$?
+[ $rc -eq 1 ] && ok || bad "non-finite: exit $rc, expected 1"
+grep -q "3 non-finite steps in a row (max_bad_steps 3): stopping" "$TMP/err" && ok || bad "non-finite: $(cat "$TMP/err")"
+[ "$(grep -c '^skip step=' "$TMP/nan/train.log")" = 3 ] && ok || bad "non-finite: expected 3 skip lines in the log"
+# steps 5 and 6 were skipped (saved, parameters untouched); step 7 made three in a row and stopped unsaved
+[ "$(cat "$TMP/nan/latest")" = "step-00000006" ] && ok || bad "non-finite: latest is $(cat "$TMP/nan/latest"), expected step 6"
+cmp -s "$TMP/nan/step-00000004/model.safetensors" "$TMP/nan/step-00000006/model.safetensors" && ok || bad "non-finite: a skipped step changed the parameters"
+expect_ok "non-finite: saved weights are finite" "$SEEK" info "$TMP/nan" --check-finite
+# flags instead of (or over) a train.json
+expect_ok "train with flags" "$SEEK" train --model tiny-llama --data "$CORPUS" --data-format bytes --out "$TMP/fl" --steps 2 --batch 2 --seq-len 16 --eval-interval 0
+expect_fail "unknown flag" "unknown key 'lernrate'" "$SEEK" train --model tiny-llama --data x --out y --lernrate 3
+
 # ---- bad train configs and data: one-line errors before any work ----
 bad_cfg() { # name pattern json
   printf '%s' "$3" >"$TMP/bad.json"

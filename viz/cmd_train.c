@@ -331,40 +331,57 @@ static void loss_plot(const char *path, const float *train, int n, const float *
     picture_free(&p);
 }
 
+/* A flag's value as JSON: an integer, a number, or else a string. */
+static json_t *flag_value(const char *v) {
+    char *end;
+    errno = 0;
+    long long i = strtoll(v, &end, 10);
+    if (*v && !*end && !errno) return json_integer(i);
+    double d = strtod(v, &end);
+    if (*v && !*end && isfinite(d)) return json_real(d);
+    return json_string(v);
+}
+
 int cmd_train(int argc, char **argv) {
-    const char *cfg_path = NULL, *resume = NULL, *steps_s = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char **dst = !strcmp(argv[i], "--config") ? &cfg_path : !strcmp(argv[i], "--resume") ? &resume
-                         : !strcmp(argv[i], "--steps") ? &steps_s : NULL;
-        if (!dst || i + 1 >= argc) {
-            fprintf(stderr, "seek train: %s '%s' (expected: seek train --config train.json [--resume DIR] [--steps N])\n",
-                    dst ? "missing value for" : "unknown argument", argv[i]);
-            return 2;
-        }
-        *dst = argv[++i];
-    }
-    if (!cfg_path) {
-        fprintf(stderr, "seek train: expected: seek train --config train.json [--resume DIR] [--steps N]\n");
-        return 2;
-    }
+    const char *cfg_path = NULL, *resume = NULL;
     SeekErr err;
     TrainConfig t;
     tc_defaults(&t);
+    /* train.json first, then every other --key value overrides (or replaces) its keys */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) cfg_path = argv[i + 1];
     json_error_t je;
-    json_t *root = json_load_file(cfg_path, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = cfg_path ? json_load_file(cfg_path, JSON_REJECT_DUPLICATES, &je) : json_object();
     if (!root) {
         fprintf(stderr, "seek train: %s: invalid JSON at line %d: %s\n", cfg_path, je.line, je.text);
         return 1;
     }
-    int rc = tc_parse(&t, root, cfg_path, &err);
-    long long steps_override;
-    if (!rc && steps_s && (rc = parse_i64(steps_s, 1, 1LL << 40, &steps_override, "--steps", &err)) == 0) t.steps = steps_override;
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--", 2) || i + 1 >= argc) {
+            fprintf(stderr, "seek train: unexpected argument '%s' (expected: seek train [--config train.json] [--KEY VALUE]... [--resume DIR])\n", argv[i]);
+            json_decref(root);
+            return 2;
+        }
+        const char *key = argv[i] + 2, *val = argv[++i];
+        if (!strcmp(key, "config")) continue;
+        if (!strcmp(key, "resume")) {
+            resume = val;
+            continue;
+        }
+        char k[64];
+        snprintf(k, sizeof k, "%s", key);
+        for (char *p = k; *p; p++)
+            if (*p == '-') *p = '_'; /* --seq-len and --seq_len alike */
+        json_object_set_new(root, k, flag_value(val));
+    }
+    const char *src = cfg_path ? cfg_path : "flags";
+    int rc = tc_parse(&t, root, src, &err);
     char *config_text = rc ? NULL : model_config_text(&t, &err);
     if (!rc && !config_text) rc = -1;
     Config cfg;
     if (!rc) rc = config_parse(&cfg, config_text, strlen(config_text), t.model_obj ? "model" : t.model, &err);
-    if (!rc && t.seq_len > cfg.max_pos) rc = seek_fail(&err, "%s: seq_len %lld exceeds the model's max_position_embeddings %d", cfg_path, t.seq_len, cfg.max_pos);
-    if (!rc && t.mtp_depth > 0 && t.seq_len - t.mtp_depth < 2) rc = seek_fail(&err, "%s: seq_len %lld is too short for mtp_depth %lld", cfg_path, t.seq_len, t.mtp_depth);
+    if (!rc && t.seq_len > cfg.max_pos) rc = seek_fail(&err, "%s: seq_len %lld exceeds the model's max_position_embeddings %d", src, t.seq_len, cfg.max_pos);
+    if (!rc && t.mtp_depth > 0 && t.seq_len - t.mtp_depth < 2) rc = seek_fail(&err, "%s: seq_len %lld is too short for mtp_depth %lld", src, t.seq_len, t.mtp_depth);
     /* everything is checked before any work: data, model, resume state */
     TokenData data = {0};
     Loader L = {0};
@@ -438,9 +455,14 @@ int cmd_train(int argc, char **argv) {
             fprintf(stderr, "seek train: step %lld: %s\n", step, err.msg);
             break;
         }
+        /* fault injection for tests: every loss from this step on is NaN */
+        const char *fault = getenv("SEEK_FAULT_NAN_FROM_STEP");
+        if (fault && step + 1 >= atoll(fault)) sl.total = NAN;
         double norm = grad_global_norm(&g);
         float lr = schedule_lr(&sched, (int)step);
-        int skip = !isfinite(sl.total) || !isfinite(norm);
+        /* a gradient whose norm passes sqrt(FLT_MAX) would overflow AdamW's float32 second moment:
+         * such a step is as non-finite as a NaN loss */
+        int skip = !isfinite(sl.total) || !isfinite(norm) || (t.grad_clip <= 0 && norm > 1.8e19);
         /* spike detector: a loss more than spike_z standard deviations above the window's mean */
         if (!skip && t.spike_z > 0 && sp.count >= 16) {
             size_t w = sp.count < SPIKE_WINDOW ? sp.count : SPIKE_WINDOW;
@@ -457,8 +479,9 @@ int cmd_train(int argc, char **argv) {
             st.skipped_steps++;
             st.bad_in_a_row++;
             fprintf(log, "skip step=%lld reason=%s loss=%g norm=%g\n", step + 1, skip == 1 ? "non-finite" : "spike", sl.total, norm);
-            printf("step %lld: %s loss %g, grad norm %g: update skipped (%llu in a row)\n", step + 1,
-                   skip == 1 ? "non-finite" : "spike:", sl.total, norm, (unsigned long long)st.bad_in_a_row);
+            printf("step %lld: %s: loss %g, grad norm %g: update skipped (%llu in a row)\n", step + 1,
+                   skip == 1 ? "non-finite or overflowing loss or gradient" : "loss spike", sl.total, norm,
+                   (unsigned long long)st.bad_in_a_row);
             if (skip == 1 && (long long)st.bad_in_a_row >= t.max_bad_steps) {
                 rc = seek_fail(&err, "%llu non-finite steps in a row (max_bad_steps %lld): stopping; the last checkpoint is intact",
                                (unsigned long long)st.bad_in_a_row, t.max_bad_steps);

@@ -18,7 +18,7 @@ static const Command COMMANDS[] = {
     {"generate", cmd_generate, "generate DIR --ids \"...\" -n N [--temp T --top-k K --top-p P --seed S --attn naive|absorb] [--backend ref|cpu|cuda]"},
     {"verify", cmd_verify, "verify DIR [--backend cpu|cuda] [--ids \"1,2;3,4\"] [--attn naive|absorb] [--decode N]   ref vs backend, stage by stage"},
     {"bench", cmd_bench, "bench [DIR...] [--quick]      forward tokens/s, --backend ref vs cpu, and sgemm GFLOP/s vs OpenBLAS's peak"},
-    {"train", cmd_train, "train --config train.json [--resume DIR] [--steps N]   train a model (docs/training.md)"},
+    {"train", cmd_train, "train [--config train.json] [--KEY VALUE]... [--resume DIR]   train a model (docs/training.md)"},
     {"grad", cmd_grad, "grad DIR --ids \"1,2,3;4,5,6\" -o grads.safetensors   loss (labels = ids) and every parameter's gradient"},
     {"convert", cmd_convert, "convert DIR OUT [--dtype f32|bf16|f16]   write a model folder transformers loads (FP8 -> bf16, ...)"},
     {"tokenize", cmd_tokenize, "tokenize --tokenizer FILE (--text \"...\" | --file F) [--lines] [--bos]"},
