@@ -7,6 +7,7 @@
  * type is configured and mscale_all_dim is non-zero (spec §1.4).
  */
 #include "config.h"
+#include "jsonutil.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -19,19 +20,6 @@ typedef struct {
     const char *path;
     SeekErr *err;
 } Ctx;
-
-static const char *json_type_word(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE: case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
-    }
-    return "?";
-}
 
 /* Integer field: absent -> def; null -> null_val (if allow_null) ; range-checked. */
 static int get_int(const Ctx *c, const json_t *o, const char *key, int def, int allow_null, int null_val,

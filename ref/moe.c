@@ -38,10 +38,9 @@ void topk_indices(int *out, const float *x, int n, int k, unsigned char *taken) 
     }
 }
 
-void moe_router_scores(float *logits, float *scores, float *choice, const float *inp, const float *router,
-                       const float *bias, int N, const Config *cfg) {
+void moe_scores_from_logits(float *scores, float *choice, const float *logits, const float *bias, int N,
+                            const Config *cfg) {
     const int E = cfg->E;
-    matmul_forward(logits, inp, router, N, cfg->C, E);
     for (int n = 0; n < N; n++) {
         const float *lg = logits + (size_t)n * E;
         float *s = scores + (size_t)n * E, *sb = choice + (size_t)n * E;
@@ -58,6 +57,12 @@ void moe_router_scores(float *logits, float *scores, float *choice, const float 
         /* what selection sees: the bias-corrected scores (V3) or the scores (V2) */
         for (int e = 0; e < E; e++) sb[e] = bias ? s[e] + bias[e] : s[e];
     }
+}
+
+void moe_router_scores(float *logits, float *scores, float *choice, const float *inp, const float *router,
+                       const float *bias, int N, const Config *cfg) {
+    matmul_forward(logits, inp, router, N, cfg->C, cfg->E);
+    moe_scores_from_logits(scores, choice, logits, bias, N, cfg);
 }
 
 void moe_select(int *idx, float *weights, const float *scores, const float *choice, int N, const Config *cfg,

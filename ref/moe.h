@@ -10,6 +10,9 @@
  * softmax) and choice (what selection sees: scores + bias for V3, scores for V2), all (N, E). */
 void moe_router_scores(float *logits, float *scores, float *choice, const float *inp, const float *router,
                        const float *bias, int N, const Config *cfg);
+/* The second half of moe_router_scores, shared with the fast twins: scores and choice from logits. */
+void moe_scores_from_logits(float *scores, float *choice, const float *logits, const float *bias, int N,
+                            const Config *cfg);
 /* Selection: idx (N, K) the chosen experts in selection order (largest choice first; ties go to
  * the lower index) with group limiting, and weights (N, K), the final gate weights from the
  * unbiased scores (normalised for V3 when norm_topk_prob, times routed_scaling_factor).

@@ -25,6 +25,7 @@
  *     offsets are rejected.
  */
 #include "safetensors.h"
+#include "jsonutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -124,19 +125,6 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t n) {
     return n;
 }
 
-static const char *json_type_name(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE: case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
-    }
-    return "?";
-}
-
 /* A JSON integer >= 0 (shape entries, offsets); reals, negatives and other types are refused. */
 static bool json_u64(const json_t *v, uint64_t *out) {
     if (!json_is_integer(v) || json_integer_value(v) < 0) return false;
@@ -160,7 +148,7 @@ static const char *fmt_shape(char *buf, size_t cap, const uint64_t *shape, int n
 static int parse_metadata(StFile *f, const json_t *meta, SeekErr *err) {
     if (!json_is_object(meta))
         return seek_fail(err, "%s: __metadata__: expected an object of string to string, got %s",
-                         f->path, json_type_name(meta));
+                         f->path, json_type_word(meta));
     size_t nm = json_object_size(meta);
     f->meta_keys = calloc(nm ? nm : 1, sizeof *f->meta_keys);
     f->meta_values = calloc(nm ? nm : 1, sizeof *f->meta_values);
@@ -171,7 +159,7 @@ static int parse_metadata(StFile *f, const json_t *meta, SeekErr *err) {
     json_object_foreach((json_t *)meta, key, val) {
         if (!json_is_string(val))
             return seek_fail(err, "%s: __metadata__ '%s': expected a string value, got %s",
-                             f->path, key, json_type_name(val));
+                             f->path, key, json_type_word(val));
         size_t i = f->n_meta++;
         f->meta_keys[i] = strdup(key);
         f->meta_values[i] = strdup(json_string_value(val));
@@ -189,20 +177,20 @@ static int parse_tensor(const StFile *f, StTensor *t, const json_t *v, uint64_t 
     const char *path = f->path, *name = t->name;
     if (!json_is_object(v))
         return seek_fail(err, "%s: tensor '%s': expected an object {dtype, shape, data_offsets}, got %s",
-                         path, name, json_type_name(v));
+                         path, name, json_type_word(v));
 
     const json_t *jd = json_object_get(v, "dtype");
     if (!jd) return seek_fail(err, "%s: tensor '%s': missing dtype", path, name);
     if (!json_is_string(jd) || st_dtype_parse(json_string_value(jd), &t->dtype) != 0)
         return seek_fail(err, "%s: tensor '%s': unknown dtype %s%s%s, expected one of " ST_DTYPE_LIST,
                          path, name, json_is_string(jd) ? "'" : "(",
-                         json_is_string(jd) ? json_string_value(jd) : json_type_name(jd),
+                         json_is_string(jd) ? json_string_value(jd) : json_type_word(jd),
                          json_is_string(jd) ? "'" : ")");
 
     const json_t *js = json_object_get(v, "shape");
     if (!json_is_array(js))
         return seek_fail(err, "%s: tensor '%s': shape: expected an array of non-negative integers, got %s",
-                         path, name, js ? json_type_name(js) : "nothing");
+                         path, name, js ? json_type_word(js) : "nothing");
     size_t nd = json_array_size(js);
     if (nd > ST_MAX_DIMS)
         return seek_fail(err, "%s: tensor '%s': shape has %zu dimensions, at most %d are supported",
@@ -214,7 +202,7 @@ static int parse_tensor(const StFile *f, StTensor *t, const json_t *v, uint64_t 
         uint64_t d;
         if (!json_u64(e, &d))
             return seek_fail(err, "%s: tensor '%s': shape[%zu]: expected a non-negative integer, got %s",
-                             path, name, i, json_type_name(e));
+                             path, name, i, json_type_word(e));
         t->shape[i] = d;
         if (!ck_mul(numel, d, &numel))
             return seek_fail(err, "%s: tensor '%s': shape: element count overflows 64 bits at dimension %zu",
@@ -298,7 +286,7 @@ static int parse_header(StFile *f, const char *hdr, size_t n, SeekErr *err) {
     int rc = -1;
     uint64_t buf_len = f->file_size - f->data_start;
     if (!json_is_object(root)) {
-        seek_fail(err, "%s: header: expected a JSON object, got %s", f->path, json_type_name(root));
+        seek_fail(err, "%s: header: expected a JSON object, got %s", f->path, json_type_word(root));
         goto done;
     }
     const json_t *meta = json_object_get(root, "__metadata__");
@@ -582,7 +570,7 @@ static int open_shards(StSet *s, const char *index, const json_t *wm, const char
     json_object_foreach((json_t *)wm, key, val) {
         if (!json_is_string(val))
             return seek_fail(err, "%s: weight_map '%s': expected a shard file name (a string), got %s",
-                             index, key, json_type_name(val));
+                             index, key, json_type_word(val));
         if (check_shard_name(index, key, json_string_value(val), err) != 0) return -1;
         names[nn++] = json_string_value(val);
     }
@@ -660,10 +648,10 @@ static int open_index(StSet *s, const char *index, SeekErr *err) {
     const char **names = NULL;
     const json_t *wm = json_object_get(root, "weight_map");
     if (!json_is_object(root)) {
-        seek_fail(err, "%s: expected a JSON object, got %s", index, json_type_name(root));
+        seek_fail(err, "%s: expected a JSON object, got %s", index, json_type_word(root));
     } else if (!json_is_object(wm)) {
         seek_fail(err, "%s: weight_map: expected an object of tensor name to shard file name, got %s",
-                  index, wm ? json_type_name(wm) : "nothing");
+                  index, wm ? json_type_word(wm) : "nothing");
     } else if (!(names = malloc((json_object_size(wm) ? json_object_size(wm) : 1) * sizeof *names))) {
         seek_fail(err, "%s: out of memory for weight_map", index);
     } else {
