@@ -1,10 +1,13 @@
 /* matmul.c: the linear layer without bias, y = x · Wᵀ (PyTorch's F.linear convention, so
  * Hugging Face weights load as stored). Shapes: inp (N, IC), weight (OC, IC), out (N, OC).
  * Plain dot products in float, one output at a time: the readable version. The fast twins
- * (fast/) replace it with BLAS and CUDA. */
+ * (fast/) replace it with BLAS and CUDA. The OpenMP pragmas split independent outputs over the
+ * cores; every output is still summed by one thread in the same order, so results do not depend
+ * on the number of threads. */
 #include "ops.h"
 
 void matmul_forward(float *out, const float *inp, const float *weight, int N, int IC, int OC) {
+#pragma omp parallel for if ((size_t)N * IC * OC > 65536)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * IC;
         for (int o = 0; o < OC; o++) {
@@ -19,9 +22,12 @@ void matmul_forward(float *out, const float *inp, const float *weight, int N, in
 /* backward of out = inp · Wᵀ:  dinp += dout · W  and  dW += doutᵀ · inp. */
 void matmul_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight, int N,
                      int IC, int OC) {
-    for (int n = 0; n < N; n++) {
-        const float *d = dout + (size_t)n * OC, *x = inp + (size_t)n * IC;
-        if (dinp) {
+    int big = (size_t)N * IC * OC > 65536;
+    /* dinp[n] += Σ_o dout[n, o]·W[o]: rows of dinp are independent */
+    if (dinp) {
+#pragma omp parallel for if (big)
+        for (int n = 0; n < N; n++) {
+            const float *d = dout + (size_t)n * OC;
             float *dx = dinp + (size_t)n * IC;
             for (int o = 0; o < OC; o++) {
                 const float *w = weight + (size_t)o * IC;
@@ -29,11 +35,17 @@ void matmul_backward(float *dinp, float *dweight, const float *dout, const float
                 for (int i = 0; i < IC; i++) dx[i] += g * w[i];
             }
         }
-        if (dweight)
-            for (int o = 0; o < OC; o++) {
-                float *dw = dweight + (size_t)o * IC;
-                float g = d[o];
+    }
+    /* dW[o] += Σ_n dout[n, o]·inp[n]: rows of dW are independent, each summed over n in order */
+    if (dweight) {
+#pragma omp parallel for if (big)
+        for (int o = 0; o < OC; o++) {
+            float *dw = dweight + (size_t)o * IC;
+            for (int n = 0; n < N; n++) {
+                float g = dout[(size_t)n * OC + o];
+                const float *x = inp + (size_t)n * IC;
                 for (int i = 0; i < IC; i++) dw[i] += g * x[i];
             }
+        }
     }
 }
