@@ -2,9 +2,10 @@
 #   make          build ./seek (release, -O2)
 #   make test     install missing Debian packages, build, run every test (release and ASan/UBSan)
 #   make debug    build ./seek-debug with AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test-cuda on a machine with a GPU: the CUDA twins, seek verify --backend cuda, compute-sanitizer
 #   make demo     install missing packages, build, run the main job on a shipped model
 #   make clean
-#   make bench    forward tokens/s, --backend ref vs cpu, and sgemm GFLOP/s vs OpenBLAS's peak
+#   make bench    forward and training tokens/s, --backend ref vs cpu, and sgemm GFLOP/s vs OpenBLAS's peak
 # Opt-outs: NO_CUDA=1, NO_BLAS=1, NO_OPENMP=1. Arch override: CUDA_ARCH=90.
 
 CC       ?= gcc
@@ -68,6 +69,21 @@ ifeq ($(HAVE_OPENMP),yes)
   LIBS += -fopenmp
 endif
 
+# CUDA (fast/cuda): compiled and linked whenever nvcc is found, so a build without a GPU (CI)
+# still proves the CUDA code builds; whether a GPU is present is asked at run time.
+ifneq ($(NVCC),)
+  HAVE_CUDA  := yes
+  CUDA_HOME  ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
+  DEFS       += -DSEEK_HAVE_CUDA -I$(CUDA_HOME)/include
+  LIBS       += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+  # strict fp32: -fmad=false keeps x*y+z rounded twice, as the reference built for plain x86-64
+  NVCCFLAGS  ?= -O2 -g -lineinfo
+  NVCC_ALL    = $(NVCCFLAGS) -std=c++17 -arch=sm_$(CUDA_ARCH) -fmad=false $(INCLUDES) $(filter -D% -I%,$(DEFS)) \
+                -Xcompiler -Wall,-Wextra,-Wno-unused-parameter,-Wno-missing-field-initializers -MMD -MP
+  CUDA_SRC    = $(wildcard fast/cuda/*.cu)
+  CUDA_OBJ    = $(CUDA_SRC:%.cu=$(B)/cuda/%.o)
+endif
+
 CFLAGS_ALL = $(CSTD) $(WARN) $(INCLUDES) $(DEFS) -MMD -MP
 
 REF_SRC  = $(wildcard ref/*.c) $(wildcard fast/*.c) $(wildcard fast/cpu/*.c)
@@ -77,6 +93,9 @@ TEST_SRC = $(wildcard tests/test_*.c)
 
 REL_OBJ  = $(LIB_SRC:%.c=$(B)/rel/%.o)
 DBG_OBJ  = $(LIB_SRC:%.c=$(B)/dbg/%.o)
+# the CUDA objects (no sanitizer instrumentation in device code) go into both builds
+REL_OBJ += $(CUDA_OBJ)
+DBG_OBJ += $(CUDA_OBJ)
 REL_TESTS = $(TEST_SRC:tests/%.c=$(B)/rel/tests/%)
 DBG_TESTS = $(TEST_SRC:tests/%.c=$(B)/dbg/tests/%)
 
@@ -102,7 +121,7 @@ features:
 	@echo "  $(call mark,$(HAVE_PCRE2)) PCRE2"
 	@echo "  $(call mark,$(HAVE_UTF8PROC)) utf8proc (tokenizer NFC normalizer)"
 	@echo "  $(call mark,$(HAVE_CMOCKA)) cmocka (tests)"
-	@echo "  $(if $(NVCC),✓ nvcc ($(NVCC)) sm_$(CUDA_ARCH),✗ nvcc$(if $(NO_CUDA), (NO_CUDA=1),))"
+	@echo "  $(if $(NVCC),✓ nvcc ($(NVCC)) sm_$(CUDA_ARCH) (the cuda backend, fast/cuda; a GPU is asked for at run time),✗ nvcc$(if $(NO_CUDA), (NO_CUDA=1),) (no cuda backend))"
 	@if [ "$(HAVE_JANSSON)" != yes ]; then echo "jansson is missing: run 'bash scripts/install-deps.sh' (or 'make demo' / 'make test', which do)"; exit 1; fi
 
 seek: $(B)/rel/viz/seek.o $(REL_OBJ)
@@ -121,6 +140,10 @@ $(B)/dbg/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) $(CFLAGS_ALL) -c $< -o $@
 
+$(B)/cuda/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_ALL) -c $< -o $@
+
 $(B)/rel/tests/%: $(B)/rel/tests/%.o $(REL_OBJ)
 	$(CC) $(OPT) -o $@ $^ $(LIBS) -lcmocka
 
@@ -134,14 +157,23 @@ test: deps
 	@bash scripts/fetch_deepseek_tokenizer.sh || echo "DeepSeek-V3 tokenizer.json unavailable: the tokenizer tests will fail"
 	@B=$(B) bash tests/run.sh
 
+# `make test-cuda` (on a machine with a GPU): every CUDA twin against its reference op by op
+# (tests/test_cuda.c), `seek verify --backend cuda` over every fixture, and compute-sanitizer
+# memcheck and racecheck on the op tests (tests/cuda_run.sh). `make test` runs test_cuda too and
+# says on one line that it was skipped (not passed) where there is no GPU.
+test-cuda:
+	@if [ -z "$(NVCC)" ]; then echo "make test-cuda: nvcc not found$(if $(NO_CUDA), (NO_CUDA=1),): the CUDA backend is not built"; exit 1; fi
+	@$(MAKE) --no-print-directory features seek $(B)/rel/tests/test_cuda
+	@B=$(B) bash tests/cuda_run.sh
+
 # `make bench`: encode MB/s for DeepSeek-V3's tokenizer, seek.c and (where installed) HF tokenizers.
 bench: deps
 	@$(MAKE) --no-print-directory features seek
 	@bash scripts/bench_tokenizer.sh
 
-# `make bench-cpu` (part of `make bench`): forward tokens/s with --backend ref and cpu side by
-# side (tiny fixtures and a 40M-parameter random-weight config) and sgemm GFLOP/s against
-# OpenBLAS's own peak in the same run (viz/cmd_bench.c).
+# `make bench-cpu` (part of `make bench`): forward and training-step tokens/s with --backend ref
+# and cpu side by side (tiny fixtures and a 40M-parameter random-weight config) and sgemm GFLOP/s
+# against OpenBLAS's own peak in the same run (viz/cmd_bench.c).
 bench: bench-cpu
 bench-cpu: deps
 	@$(MAKE) --no-print-directory features seek

@@ -3,12 +3,15 @@
  * `--backend ref|cpu|cuda` on the commands that run a model. Direct calls through one switch;
  * no tables of function pointers.
  *
- * Training (grad/train) adds its entry points here the same way once the backward passes land.
+ * Training (`seek grad`, `seek train`, `seek verify --grad`) goes through the same switch: the
+ * loss and gradients, the training step, validation, the gradient norm, clipping and AdamW.
  */
 #ifndef SEEK_BACKEND_H
 #define SEEK_BACKEND_H
 
 #include "forward.h"
+#include "train.h"
+#include "train_parts.h"
 
 typedef enum { BACKEND_REF, BACKEND_CPU, BACKEND_CUDA } Backend;
 
@@ -25,5 +28,15 @@ int model_forward_on(Backend b, const Model *m, RunState *s, KVCache *kv, const 
                      ActCache *hooks, float *hidden, float *logits, SeekErr *err);
 int model_generate_on(Backend b, const Model *m, const int *ids, int B, int T, int n, AttnMode mode,
                       const SampleParams *sp, ActCache *hooks, int *out, float *logits_out, SeekErr *err);
+
+/* Training entry points (ref/backward.h, ref/train.h, ref/train_parts.h) on the chosen backend. */
+int model_loss_grad_on(Backend b, const Model *m, Model *grads, const int *ids, int B, int T, double *loss, SeekErr *err);
+int train_step_grads_on(Backend b, const Model *m, Model *grads, TrainBuffers *tb, const int *ids, const LossWeights *lw,
+                        StepLosses *out, SeekErr *err);
+int eval_main_loss_on(Backend b, const Model *m, TrainBuffers *tb, const int *ids, double *loss, SeekErr *err);
+/* backend_check must have passed for these three (they cannot fail). */
+double grad_global_norm_on(Backend b, const Model *grads);
+float grad_clip_on(Backend b, Model *grads, double norm, double max_norm);
+void adamw_step_on(Backend b, Model *m, const Model *grads, float *mom1, float *mom2, const AdamWConfig *c, float lr, int t);
 
 #endif

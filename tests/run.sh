@@ -10,11 +10,19 @@ cd "$(dirname "$0")/.."
 total_pass=0
 total_fail=0
 failed_names=()
+skipped_names=()
 
 run_one() { # label, command...
   local label=$1; shift
   local out rc p f
   out=$("$@" 2>&1); rc=$?
+  # exit 77 with a "SKIP <reason>" line: could not run here (test_cuda without a GPU); neither
+  # passed nor failed, and said so on its own line
+  if [ $rc -eq 77 ] && printf '%s\n' "$out" | grep -q '^SKIP '; then
+    skipped_names+=("$label")
+    printf '%-44s SKIPPED, not counted as passed: %s\n' "$label" "$(printf '%s\n' "$out" | grep -m1 '^SKIP ' | cut -c6-)"
+    return
+  fi
   p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p; s/^RESULT: passed=\([0-9]*\) failed=[0-9]*$/\1/p' | tail -n 1)
   f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p; s/^RESULT: passed=[0-9]* failed=\([0-9]*\)$/\1/p' | tail -n 1)
   p=${p:-0}; f=${f:-0}
@@ -43,6 +51,9 @@ done
 
 if [ ${#failed_names[@]} -gt 0 ]; then
   echo "failing: ${failed_names[*]}"
+fi
+if [ ${#skipped_names[@]} -gt 0 ]; then
+  echo "skipped (not run, not passed): ${skipped_names[*]}; the GPU tests run with 'make test-cuda' on a machine with a CUDA GPU"
 fi
 echo "tests: $total_pass passed, $total_fail failed"
 [ $total_fail -eq 0 ]

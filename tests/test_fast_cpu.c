@@ -11,7 +11,14 @@
  * Then the model: model_forward_cpu with an edit callback (ablate an expert, zero a head) agrees
  * with model_forward under the same edit, and greedy generation on the cpu backend equals the
  * greedy continuation transformers computed for every fixture (goldens not produced by seek.c).
- * Stage-by-stage agreement of whole models is tests/cli_verify.sh (`seek verify`). */
+ * Stage-by-stage agreement of whole models is tests/cli_verify.sh (`seek verify`).
+ *
+ * Training: every backward twin the same way, with the gradient buffers PRE-FILLED with non-zero
+ * values (so a `=` where the reference accumulates with `+=` shows) and guard words around them;
+ * cross-entropy; AdamW and clipping bit for bit; then block_backward_cpu, model_backward_cpu,
+ * the MTP module and whole training steps (train_step_grads_cpu with MTP and the balance loss,
+ * model_loss_grad_cpu, eval_main_loss_cpu), every parameter gradient by name within
+ * TOL_CPU_GRAD_REL·max|tensor| + TOL_CPU_GRAD_ABS·max|all gradients| (tests/tolerances.h). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -29,6 +36,8 @@
 #include "ops.h"
 #include "safetensors.h"
 #include "tolerances.h"
+#include "train.h"
+#include "train_parts.h"
 
 #ifdef SEEK_HAVE_BLAS
 #include "cpu/cpu.h"
@@ -586,12 +595,530 @@ static void test_greedy_vs_transformers(void **st) {
     }
 }
 
+/* ---- backward twins: gradient buffers PRE-FILLED with non-zero values (a `=` where `+=` is
+ * due shows), both implementations on identical copies, guard words around every gradient ---- */
+
+/* a guarded buffer holding n values uniform in [-scale, scale) */
+static Buf buf_rnd(size_t n, float scale) {
+    Buf b = buf_new(n);
+    for (size_t i = 0; i < n; i++) b.p[i] = scale * (2.0f * rng_uniform(&g_rng) - 1.0f);
+    return b;
+}
+
+static Buf buf_dup(const Buf *a) {
+    Buf b = buf_new(a->n);
+    memcpy(b.p, a->p, a->n * sizeof(float));
+    return b;
+}
+
+static void check_matmul_backward(int N, int IC, int OC, int with_dinp, int nan_row) {
+    float *x = rnd((size_t)N * IC, 1.0f), *w = rnd((size_t)OC * IC, 1.0f / sqrtf((float)IC)), *d = rnd((size_t)N * OC, 1.0f);
+    if (nan_row >= 0) x[(size_t)nan_row * IC] = NAN; /* poisons column 0 of every dW row */
+    Buf di[2], dw[2];
+    di[1] = buf_rnd(with_dinp ? (size_t)N * IC : 0, 1.0f), di[0] = buf_dup(&di[1]);
+    dw[1] = buf_rnd((size_t)OC * IC, 1.0f), dw[0] = buf_dup(&dw[1]);
+    matmul_backward_blas(with_dinp ? di[0].p : NULL, dw[0].p, d, x, w, N, IC, OC);
+    matmul_backward(with_dinp ? di[1].p : NULL, dw[1].p, d, x, w, N, IC, OC);
+    char what[96];
+    snprintf(what, sizeof what, "matmul_backward N=%d IC=%d OC=%d%s dinp", N, IC, OC, nan_row >= 0 ? " (a NaN input)" : "");
+    expect_pair(what, &di[0], &di[1]);
+    if (nan_row >= 0) assert_true(isnan(dw[1].p[0]));
+    expect_pair("  ... dweight", &dw[0], &dw[1]);
+    free(x);
+    free(w);
+    free(d);
+}
+
+static void test_matmul_backward(void **st) {
+    (void)st;
+    check_matmul_backward(64, 128, 96, 1, -1); /* nice */
+    check_matmul_backward(1, 37, 53, 1, -1);   /* one row: sgemv + sger */
+    check_matmul_backward(13, 129, 67, 1, -1); /* nothing a multiple of a block */
+    check_matmul_backward(7, 5, 1, 0, -1);     /* OC = 1, no input gradient */
+    check_matmul_backward(9, 33, 17, 1, 4);    /* NaN propagates to the same places */
+}
+
+/* pattern from the reference forward, then both backward on pre-filled dq, dk, dv */
+static void check_attention_backward(int T, int NH, int NKV, int DQ, int DV, int pad) {
+    size_t ks = (size_t)NKV * DQ + pad, vs = (size_t)NKV * DV + pad;
+    float *q = rnd((size_t)T * NH * DQ, 1.0f), *k = rnd((size_t)T * ks, 1.0f), *v = rnd((size_t)T * vs, 1.0f);
+    float *dz = rnd((size_t)T * NH * DV, 1.0f), *row = malloc((size_t)T * sizeof(float));
+    float *z = malloc((size_t)T * NH * DV * sizeof(float)), *pat = malloc((size_t)NH * T * T * sizeof(float));
+    float scale = 1.0f / sqrtf((float)DQ);
+    attention_forward(z, NULL, pat, q, k, v, T, 0, T, NH, NKV, DQ, DV, ks, vs, scale, row);
+    Buf dq[2], dk[2], dv[2];
+    dq[1] = buf_rnd((size_t)T * NH * DQ, 1.0f), dq[0] = buf_dup(&dq[1]);
+    dk[1] = buf_rnd((size_t)T * ks, 1.0f), dk[0] = buf_dup(&dk[1]);
+    dv[1] = buf_rnd((size_t)T * vs, 1.0f), dv[0] = buf_dup(&dv[1]);
+    attention_backward_cpu(dq[0].p, dk[0].p, dv[0].p, dz, pat, q, k, v, T, NH, NKV, DQ, DV, ks, vs, scale, row);
+    attention_backward(dq[1].p, dk[1].p, dv[1].p, dz, pat, q, k, v, T, NH, NKV, DQ, DV, ks, vs, scale, row);
+    char what[96];
+    snprintf(what, sizeof what, "attention_backward T=%d NH=%d NKV=%d DQ=%d DV=%d dq", T, NH, NKV, DQ, DV);
+    expect_pair(what, &dq[0], &dq[1]);
+    expect_pair("  ... dk (strided rows)", &dk[0], &dk[1]);
+    expect_pair("  ... dv (strided rows)", &dv[0], &dv[1]);
+    free(q), free(k), free(v), free(dz), free(row), free(z), free(pat);
+}
+
+static void test_attention_backward(void **st) {
+    (void)st;
+    check_attention_backward(16, 4, 4, 32, 32, 0); /* nice: MHA */
+    check_attention_backward(1, 4, 2, 16, 16, 0);  /* T = 1, GQA */
+    check_attention_backward(7, 6, 2, 13, 11, 5);  /* GQA, odd widths, padded rows */
+    check_attention_backward(9, 3, 1, 8, 5, 3);    /* MQA: one KV head, one thread */
+    check_attention_backward(2100, 2, 2, 3, 2, 0); /* rows longer than ATT_BWD_ROW: dP recomputed */
+}
+
+static void check_swiglu_backward(int N, int C, int H) {
+    float *x = rnd((size_t)N * C, 1.0f), *wg = rnd((size_t)H * C, 1.0f / sqrtf((float)C)),
+          *wu = rnd((size_t)H * C, 1.0f / sqrtf((float)C)), *wd = rnd((size_t)C * H, 1.0f / sqrtf((float)H));
+    float *out = malloc((size_t)N * C * sizeof(float)), *g = malloc((size_t)N * H * sizeof(float)),
+          *u = malloc((size_t)N * H * sizeof(float)), *a = malloc((size_t)N * H * sizeof(float));
+    float *d = rnd((size_t)N * C, 1.0f), *scratch = malloc(3 * (size_t)N * H * sizeof(float));
+    swiglu_forward(out, g, u, a, x, wg, wu, wd, N, C, H);
+    Buf di[2], dg[2], du[2], dd[2];
+    di[1] = buf_rnd((size_t)N * C, 1.0f), di[0] = buf_dup(&di[1]);
+    dg[1] = buf_rnd((size_t)H * C, 1.0f), dg[0] = buf_dup(&dg[1]);
+    du[1] = buf_rnd((size_t)H * C, 1.0f), du[0] = buf_dup(&du[1]);
+    dd[1] = buf_rnd((size_t)C * H, 1.0f), dd[0] = buf_dup(&dd[1]);
+    swiglu_backward_cpu(di[0].p, dg[0].p, du[0].p, dd[0].p, d, x, g, u, a, wg, wu, wd, N, C, H, scratch);
+    swiglu_backward(di[1].p, dg[1].p, du[1].p, dd[1].p, d, x, g, u, a, wg, wu, wd, N, C, H, scratch);
+    char what[80];
+    snprintf(what, sizeof what, "swiglu_backward N=%d C=%d H=%d dinp", N, C, H);
+    expect_pair(what, &di[0], &di[1]);
+    expect_pair("  ... dw_gate", &dg[0], &dg[1]);
+    expect_pair("  ... dw_up", &du[0], &du[1]);
+    expect_pair("  ... dw_down", &dd[0], &dd[1]);
+    free(x), free(wg), free(wu), free(wd), free(out), free(g), free(u), free(a), free(d), free(scratch);
+}
+
+static void test_swiglu_backward(void **st) {
+    (void)st;
+    check_swiglu_backward(32, 64, 128);
+    check_swiglu_backward(1, 37, 53);
+    check_swiglu_backward(600, 17, 130); /* N·H > the OpenMP threshold */
+}
+
+/* the MLA layer's gradient tensors, pre-filled, in two identical copies */
+typedef struct {
+    Buf wq_a, q_a_norm, wq_b, wq, wkv_a, kv_a_norm, wkv_b;
+} MlaGrads;
+
+static void mla_grads_new(MlaGrads *g, const Config *c) {
+    int qr = c->q_lora_rank ? c->q_lora_rank : 1, qdim = c->NH * (c->dn + c->dr);
+    g[1].wq_a = buf_rnd((size_t)qr * c->C, 1.0f), g[1].q_a_norm = buf_rnd((size_t)qr, 1.0f);
+    g[1].wq_b = buf_rnd((size_t)qdim * qr, 1.0f), g[1].wq = buf_rnd((size_t)qdim * c->C, 1.0f);
+    g[1].wkv_a = buf_rnd((size_t)(c->kv_lora_rank + c->dr) * c->C, 1.0f), g[1].kv_a_norm = buf_rnd((size_t)c->kv_lora_rank, 1.0f);
+    g[1].wkv_b = buf_rnd((size_t)c->NH * (c->dn + c->dv) * c->kv_lora_rank, 1.0f);
+    g[0].wq_a = buf_dup(&g[1].wq_a), g[0].q_a_norm = buf_dup(&g[1].q_a_norm), g[0].wq_b = buf_dup(&g[1].wq_b);
+    g[0].wq = buf_dup(&g[1].wq), g[0].wkv_a = buf_dup(&g[1].wkv_a), g[0].kv_a_norm = buf_dup(&g[1].kv_a_norm);
+    g[0].wkv_b = buf_dup(&g[1].wkv_b);
+}
+
+static LayerWeights mla_grads_view(MlaGrads *g) {
+    LayerWeights w;
+    memset(&w, 0, sizeof w);
+    w.wq_a = g->wq_a.p, w.q_a_norm = g->q_a_norm.p, w.wq_b = g->wq_b.p, w.wq = g->wq.p;
+    w.wkv_a = g->wkv_a.p, w.kv_a_norm = g->kv_a_norm.p, w.wkv_b = g->wkv_b.p;
+    return w;
+}
+
+static void check_mla_backward(MlaCase *m, int T) {
+    const Config *c = &m->c;
+    const int N = T, NH = c->NH, dn = c->dn, dr = c->dr, dv = c->dv, dq = dn + dr, dkv = c->kv_lora_rank;
+    const int qr = c->q_lora_rank;
+    /* the forward's saved values, from the reference */
+    float *x = rnd((size_t)N * c->C, 1.0f);
+    float *q = malloc((size_t)N * NH * dq * sizeof(float)), *qa = malloc((size_t)N * (qr + 1) * sizeof(float)),
+          *ql = malloc((size_t)N * (qr + 1) * sizeof(float)), *qs = malloc((size_t)N * sizeof(float));
+    float *lat = malloc((size_t)N * dkv * sizeof(float)), *kpe = malloc((size_t)N * dr * sizeof(float)),
+          *kva = malloc((size_t)N * (dkv + dr) * sizeof(float)), *kvs = malloc((size_t)N * sizeof(float));
+    float *kv = malloc((size_t)T * NH * (dn + dv) * sizeof(float)), *k = malloc((size_t)T * NH * dq * sizeof(float)),
+          *v = malloc((size_t)T * NH * dv * sizeof(float)), *z = malloc((size_t)T * NH * dv * sizeof(float)),
+          *pat = malloc((size_t)NH * T * T * sizeof(float)), *row = malloc((size_t)T * sizeof(float));
+    mla_q_forward(q, qa, ql, qs, x, &m->w, c, N);
+    mla_kv_forward(lat, kpe, kva, kvs, x, &m->w, c, N);
+    mla_attend_naive(z, NULL, pat, kv, k, v, q, lat, kpe, &m->w, c, T, 0, T, row);
+    size_t TH = (size_t)T * NH, sc = TH * (2 * (size_t)dq + 2 * (size_t)dv + dn) + T;
+    if (2 * (size_t)N * qr > sc) sc = 2 * (size_t)N * qr;
+    if ((size_t)N * (dkv + dr) > sc) sc = (size_t)N * (dkv + dr);
+    float *scratch = malloc(sc * sizeof(float));
+    float *dz = rnd(TH * dv, 1.0f), *dqin = rnd((size_t)N * NH * dq, 1.0f), *dlin = rnd((size_t)N * dkv, 1.0f),
+          *dkin = rnd((size_t)N * dr, 1.0f);
+    MlaGrads g[2];
+    mla_grads_new(g, c);
+    Buf dqo[2], dl[2], dk[2], dx[2];
+    dqo[1] = buf_rnd((size_t)N * NH * dq, 1.0f), dqo[0] = buf_dup(&dqo[1]);
+    dl[1] = buf_rnd((size_t)N * dkv, 1.0f), dl[0] = buf_dup(&dl[1]);
+    dk[1] = buf_rnd((size_t)N * dr, 1.0f), dk[0] = buf_dup(&dk[1]);
+    dx[1] = buf_rnd((size_t)N * c->C, 1.0f), dx[0] = buf_dup(&dx[1]);
+    LayerWeights gw[2] = {mla_grads_view(&g[0]), mla_grads_view(&g[1])};
+    mla_attend_naive_backward_cpu(dqo[0].p, dl[0].p, dk[0].p, gw[0].wkv_b, dz, pat, q, lat, k, v, &m->w, c, T, scratch);
+    mla_attend_naive_backward(dqo[1].p, dl[1].p, dk[1].p, gw[1].wkv_b, dz, pat, q, lat, k, v, &m->w, c, T, scratch);
+    mla_kv_backward_cpu(dx[0].p, &gw[0], dlin, dkin, x, kva, kvs, &m->w, c, N, scratch);
+    mla_kv_backward(dx[1].p, &gw[1], dlin, dkin, x, kva, kvs, &m->w, c, N, scratch);
+    mla_q_backward_cpu(dx[0].p, &gw[0], dqin, x, qa, ql, qs, &m->w, c, N, scratch);
+    mla_q_backward(dx[1].p, &gw[1], dqin, x, qa, ql, qs, &m->w, c, N, scratch);
+    char what[96];
+    snprintf(what, sizeof what, "mla_attend_naive_backward T=%d NH=%d dkv=%d dq", T, NH, dkv);
+    expect_pair(what, &dqo[0], &dqo[1]);
+    expect_pair("  ... dlatent", &dl[0], &dl[1]);
+    expect_pair("  ... dk_pe (summed over heads)", &dk[0], &dk[1]);
+    expect_pair("  ... dw_kvb", &g[0].wkv_b, &g[1].wkv_b);
+    snprintf(what, sizeof what, "mla_kv_backward + mla_q_backward N=%d q_lora=%d dx", N, qr);
+    expect_pair(what, &dx[0], &dx[1]);
+    expect_pair("  ... dw_kv_a", &g[0].wkv_a, &g[1].wkv_a);
+    expect_pair("  ... dkv_a_norm", &g[0].kv_a_norm, &g[1].kv_a_norm);
+    expect_pair("  ... dw_q_a", &g[0].wq_a, &g[1].wq_a);
+    expect_pair("  ... dq_a_norm", &g[0].q_a_norm, &g[1].q_a_norm);
+    expect_pair("  ... dw_q_b", &g[0].wq_b, &g[1].wq_b);
+    expect_pair("  ... dw_q", &g[0].wq, &g[1].wq);
+    free(x), free(q), free(qa), free(ql), free(qs), free(lat), free(kpe), free(kva), free(kvs), free(kv), free(k), free(v);
+    free(z), free(pat), free(row), free(scratch), free(dz), free(dqin), free(dlin), free(dkin);
+}
+
+static void test_mla_backward(void **st) {
+    (void)st;
+    MlaCase nice = mla_case(64, 4, 32, 32, 16, 8, 16);
+    check_mla_backward(&nice, 16);
+    check_mla_backward(&nice, 1); /* T = 1 */
+    mla_case_free(&nice);
+    MlaCase odd = mla_case(37, 3, 0, 13, 5, 4, 7); /* no q compression, odd widths */
+    check_mla_backward(&odd, 9);
+    mla_case_free(&odd);
+}
+
+/* moe_backward: saved values from the reference forward; scores in (0.05, 1); pre-filled grads */
+static void check_moe_backward(int N, int C, int E, int K, int Es, int Hm, ScoringFunc sf, int norm, int with_dscores) {
+    Config c;
+    memset(&c, 0, sizeof c);
+    c.C = C, c.E = E, c.K = K, c.Es = Es, c.Hm = Hm, c.scoring = sf, c.norm_topk_prob = norm, c.routed_scaling = 2.5;
+    LayerWeights w;
+    memset(&w, 0, sizeof w);
+    float s_in = 1.0f / sqrtf((float)C), s_h = 1.0f / sqrtf((float)Hm);
+    w.exp_gate = rnd((size_t)E * Hm * C, s_in), w.exp_up = rnd((size_t)E * Hm * C, s_in);
+    w.exp_down = rnd((size_t)E * C * Hm, s_h), w.router = rnd((size_t)E * C, s_in);
+    w.sh_gate = rnd((size_t)Es * Hm * C, s_in), w.sh_up = rnd((size_t)Es * Hm * C, s_in);
+    w.sh_down = rnd((size_t)C * Es * Hm, Es ? 1.0f / sqrtf((float)(Es * Hm)) : 1.0f);
+    float *x = rnd((size_t)N * C, 1.0f), *gw = rnd((size_t)N * K, 1.0f), *sc = rnd((size_t)N * E, 0.45f);
+    for (size_t i = 0; i < (size_t)N * E; i++) sc[i] += 0.55f;
+    int *idx = malloc((size_t)N * K * sizeof(int)), perm[64];
+    assert_true(E <= 64);
+    for (int n = 0; n < N; n++) {
+        for (int e = 0; e < E; e++) perm[e] = e;
+        for (int e = E - 1; e > 0; e--) {
+            int j = (int)(rng_u32(&g_rng) % (uint32_t)(e + 1)), t = perm[e];
+            perm[e] = perm[j], perm[j] = t;
+        }
+        memcpy(idx + (size_t)n * K, perm, (size_t)K * sizeof(int));
+    }
+    size_t nkh = (size_t)N * K * Hm, nsh = (size_t)N * Es * Hm, NC = (size_t)N * C;
+    float *out = malloc(NC * 4), *rt = malloc(NC * 4), *sh = malloc(NC * 4), *eg = malloc(nkh * 4), *eu = malloc(nkh * 4),
+          *ea = malloc(nkh * 4), *eo = malloc((size_t)N * K * C * 4), *sg = malloc((nsh + 1) * 4),
+          *su = malloc((nsh + 1) * 4), *sa = malloc((nsh + 1) * 4);
+    moe_forward(out, rt, sh, eg, eu, ea, eo, sg, su, sa, x, idx, gw, &w, N, &c);
+    float *dout = rnd(NC, 1.0f), *dsc = with_dscores ? rnd((size_t)N * E, 0.1f) : NULL;
+    float *scratch = malloc(moe_backward_scratch(&c, N) * sizeof(float));
+    Buf di[2], g_eg[2], g_eu[2], g_ed[2], g_r[2], g_sg[2], g_su[2], g_sd[2];
+    di[1] = buf_rnd(NC, 1.0f), di[0] = buf_dup(&di[1]);
+    g_eg[1] = buf_rnd((size_t)E * Hm * C, 1.0f), g_eg[0] = buf_dup(&g_eg[1]);
+    g_eu[1] = buf_rnd((size_t)E * Hm * C, 1.0f), g_eu[0] = buf_dup(&g_eu[1]);
+    g_ed[1] = buf_rnd((size_t)E * C * Hm, 1.0f), g_ed[0] = buf_dup(&g_ed[1]);
+    g_r[1] = buf_rnd((size_t)E * C, 1.0f), g_r[0] = buf_dup(&g_r[1]);
+    g_sg[1] = buf_rnd((size_t)Es * Hm * C, 1.0f), g_sg[0] = buf_dup(&g_sg[1]);
+    g_su[1] = buf_rnd((size_t)Es * Hm * C, 1.0f), g_su[0] = buf_dup(&g_su[1]);
+    g_sd[1] = buf_rnd((size_t)C * Es * Hm, 1.0f), g_sd[0] = buf_dup(&g_sd[1]);
+    LayerWeights g[2];
+    for (int i = 0; i < 2; i++) {
+        memset(&g[i], 0, sizeof g[i]);
+        g[i].exp_gate = g_eg[i].p, g[i].exp_up = g_eu[i].p, g[i].exp_down = g_ed[i].p, g[i].router = g_r[i].p;
+        g[i].sh_gate = g_sg[i].p, g[i].sh_up = g_su[i].p, g[i].sh_down = g_sd[i].p;
+    }
+    moe_backward_cpu(di[0].p, &g[0], dout, dsc, x, idx, gw, sc, eg, eu, ea, eo, sg, su, sa, &w, N, &c, scratch);
+    moe_backward(di[1].p, &g[1], dout, dsc, x, idx, gw, sc, eg, eu, ea, eo, sg, su, sa, &w, N, &c, scratch);
+    char what[112];
+    snprintf(what, sizeof what, "moe_backward N=%d C=%d E=%d K=%d Es=%d Hm=%d %s%s%s dinp", N, C, E, K, Es, Hm,
+             sf == SCORE_SIGMOID ? "sigmoid" : "softmax", norm ? " norm" : "", with_dscores ? " +dscores" : "");
+    expect_pair(what, &di[0], &di[1]);
+    expect_pair("  ... d experts gate", &g_eg[0], &g_eg[1]);
+    expect_pair("  ... d experts up", &g_eu[0], &g_eu[1]);
+    expect_pair("  ... d experts down", &g_ed[0], &g_ed[1]);
+    expect_pair("  ... d router", &g_r[0], &g_r[1]);
+    expect_pair("  ... d shared gate", &g_sg[0], &g_sg[1]);
+    expect_pair("  ... d shared up", &g_su[0], &g_su[1]);
+    expect_pair("  ... d shared down", &g_sd[0], &g_sd[1]);
+    free(w.exp_gate), free(w.exp_up), free(w.exp_down), free(w.router), free(w.sh_gate), free(w.sh_up), free(w.sh_down);
+    free(x), free(gw), free(sc), free(idx), free(out), free(rt), free(sh), free(eg), free(eu), free(ea), free(eo);
+    free(sg), free(su), free(sa), free(dout), free(dsc), free(scratch);
+}
+
+static void test_moe_backward(void **st) {
+    (void)st;
+    check_moe_backward(32, 64, 16, 4, 1, 32, SCORE_SIGMOID, 1, 1); /* nice, V3-like, one chunk per expert */
+    check_moe_backward(1, 37, 9, 1, 2, 13, SCORE_SOFTMAX, 0, 0);   /* T = 1, K = 1, V2-like */
+    check_moe_backward(13, 29, 6, 6, 1, 11, SCORE_SIGMOID, 1, 1);  /* K = E: experts run in several chunks */
+    check_moe_backward(11, 24, 5, 2, 0, 7, SCORE_SOFTMAX, 0, 1);   /* no shared experts: token by token */
+}
+
+static void check_crossentropy(int N, int V, int every) {
+    float *lg = rnd((size_t)N * V, 4.0f);
+    int *tg = malloc((size_t)N * sizeof(int));
+    for (int n = 0; n < N; n++) tg[n] = every && n % every == every - 1 ? -1 : (int)(rng_u32(&g_rng) % (uint32_t)V);
+    Buf p[2], d[2];
+    p[0] = buf_new((size_t)N * V), p[1] = buf_new((size_t)N * V);
+    int c0 = -1, c1 = -2;
+    double l0 = crossentropy_forward_cpu(p[0].p, lg, tg, N, V, &c0);
+    double l1 = crossentropy_forward(p[1].p, lg, tg, N, V, &c1);
+    assert_int_equal(c0, c1);
+    if (fabs(l0 - l1) > TOL_CPU_LOSS_REL * fabs(l1)) fail_msg("crossentropy N=%d V=%d: loss %.9g vs %.9g", N, V, l0, l1);
+    d[1] = buf_rnd((size_t)N * V, 1.0f), d[0] = buf_dup(&d[1]);
+    crossentropy_backward_cpu(d[0].p, 0.7f, p[1].p, tg, N, V, c1);
+    crossentropy_backward(d[1].p, 0.7f, p[1].p, tg, N, V, c1);
+    char what[80];
+    snprintf(what, sizeof what, "crossentropy N=%d V=%d probs (loss rel %.1e)", N, V, fabs(l0 - l1) / fabs(l1));
+    expect_pair(what, &p[0], &p[1]);
+    expect_pair("  ... dlogits", &d[0], &d[1]);
+    free(lg);
+    free(tg);
+}
+
+static void test_crossentropy(void **st) {
+    (void)st;
+    check_crossentropy(40, 1000, 5); /* nice, some rows without a target */
+    check_crossentropy(1, 7, 0);     /* one row */
+    check_crossentropy(300, 257, 3); /* N·V past the OpenMP threshold, odd V */
+}
+
+/* AdamW and clipping are the reference's arithmetic element for element: compared bit for bit */
+static void test_optim(void **st) {
+    (void)st;
+    Model m[2], g[2];
+    SeekErr e;
+    if (model_load(&m[1], "tests/fixtures/trained_v3", &e) || model_load(&m[0], "tests/fixtures/trained_v3", &e)) fail_msg("%s", e.msg);
+    if (model_init(&g[0], &m[0].cfg, &e) || model_init(&g[1], &m[0].cfg, &e)) fail_msg("%s", e.msg);
+    size_t n = m[0].n_floats;
+    float *mom[2][2];
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) mom[i][j] = malloc(n * sizeof(float));
+    for (size_t k = 0; k < n; k++) {
+        g[1].arena[k] = 0.05f * (2.0f * rng_uniform(&g_rng) - 1.0f);
+        mom[1][0][k] = 0.01f * (2.0f * rng_uniform(&g_rng) - 1.0f);
+        mom[1][1][k] = 1e-4f * rng_uniform(&g_rng);
+    }
+    memcpy(g[0].arena, g[1].arena, n * sizeof(float));
+    memcpy(mom[0][0], mom[1][0], n * sizeof(float));
+    memcpy(mom[0][1], mom[1][1], n * sizeof(float));
+    double n0 = grad_global_norm_cpu(&g[0]), n1 = grad_global_norm(&g[1]);
+    print_message("  grad_global_norm %.17g vs %.17g (rel %.1e)\n", n0, n1, fabs(n0 - n1) / n1);
+    assert_true(fabs(n0 - n1) <= TOL_DOUBLE_SUM_REL * n1);
+    float f0 = grad_clip_cpu(&g[0], n1, 0.5 * n1), f1 = grad_clip(&g[1], n1, 0.5 * n1);
+    assert_true(f0 == f1 && f0 < 1.0f);
+    assert_memory_equal(g[0].arena, g[1].arena, n * sizeof(float));
+    assert_true(grad_clip_cpu(&g[0], n1, 2.0 * n1) == 1.0f); /* under the limit: untouched */
+    AdamWConfig ac = {0.9f, 0.95f, 1e-8f, 0.1f};
+    for (int t = 1; t <= 3; t++) {
+        adamw_step_cpu(&m[0], &g[0], mom[0][0], mom[0][1], &ac, 3e-3f, t);
+        adamw_step(&m[1], &g[1], mom[1][0], mom[1][1], &ac, 3e-3f, t);
+    }
+    assert_memory_equal(m[0].arena, m[1].arena, n * sizeof(float));
+    assert_memory_equal(mom[0][0], mom[1][0], n * sizeof(float));
+    assert_memory_equal(mom[0][1], mom[1][1], n * sizeof(float));
+    print_message("  adamw_step_cpu x3 and grad_clip_cpu: parameters and moments bit-identical (%zu floats)\n", n);
+    for (int i = 0; i < 2; i++) {
+        for (int j = 0; j < 2; j++) free(mom[i][j]);
+        model_free(&m[i]);
+        model_free(&g[i]);
+    }
+}
+
+/* gradients of two Models, tensor by tensor by name, within the verify limits */
+static void expect_grads(const char *what, const Model *got, const Model *want) {
+    double gmax = 0, worst = 0;
+    const char *worst_name = "";
+    for (size_t i = 0; i < want->n_floats; i++) gmax = fmax(gmax, fabs((double)want->arena[i]));
+    for (size_t i = 0; i < want->n_params; i++) {
+        const ParamInfo *a = &want->params[i], *b = &got->params[i];
+        assert_string_equal(a->name, b->name);
+        double mw = 0, md = 0;
+        for (size_t k = 0; k < a->numel; k++) {
+            if (isnan(a->ptr[k]) != isnan(b->ptr[k])) fail_msg("%s: %s[%zu] NaN positions differ", what, a->name, k);
+            mw = fmax(mw, fabs((double)a->ptr[k]));
+            md = fmax(md, fabs((double)b->ptr[k] - a->ptr[k]));
+        }
+        double lim = TOL_CPU_GRAD_REL * mw + TOL_CPU_GRAD_ABS * gmax;
+        if (md > lim) fail_msg("%s: %s: max|diff| %.3g over %.3g", what, a->name, md, lim);
+        if (lim > 0 && md / lim > worst) worst = md / lim, worst_name = a->name;
+    }
+    print_message("  %-44s every gradient within its limit (worst %.0f%% of it: %s)\n", what, 100 * worst, worst_name);
+}
+
+/* block_backward_cpu vs block_backward after a reference training forward: pre-filled layer
+ * gradients, the same incoming dx (MLA + MoE with dscores: layer 1 of v3; GQA + dense: llama_gqa) */
+static void check_block_backward(const char *dir, int l) {
+    Model m, g[2];
+    SeekErr e;
+    if (model_load(&m, dir, &e) || model_init(&g[0], &m.cfg, &e) || model_init(&g[1], &m.cfg, &e)) fail_msg("%s", e.msg);
+    const Config *c = &m.cfg;
+    int B = 2, T = 7, N = B * T;
+    RunState s;
+    KVCache kv;
+    GradState gs[2];
+    if (runstate_init_train(&s, c, B, T, &e) || kvcache_init(&kv, c, B, T, &e) || gradstate_init(&gs[0], c, B, T, &e) ||
+        gradstate_init(&gs[1], c, B, T, &e))
+        fail_msg("%s", e.msg);
+    int ids[14];
+    for (int i = 0; i < N; i++) ids[i] = 3 + (29 * i + 11) % (c->V - 3);
+    float *logits = malloc((size_t)N * c->V * sizeof(float));
+    if (model_forward(&m, &s, &kv, ids, B, T, ATTN_NAIVE, NULL, NULL, logits, &e)) fail_msg("%s", e.msg);
+    for (size_t k = 0; k < g[0].n_floats; k++) g[0].arena[k] = g[1].arena[k] = 2.0f * rng_uniform(&g_rng) - 1.0f;
+    float *dx = rnd((size_t)N * c->C, 1.0f), *dsc = c->E ? rnd((size_t)N * c->E, 0.1f) : NULL;
+    for (int i = 0; i < 2; i++) memcpy(gs[i].dx, dx, (size_t)N * c->C * sizeof(float));
+    const float *d = m.layers[l].is_moe ? dsc : NULL;
+    block_backward_cpu(&g[0].layers[l], &gs[0], &m, &s, &kv, &m.layers[l], &s.layer[l], l, d, B, T);
+    block_backward(&g[1].layers[l], &gs[1], &m, &s, &kv, &m.layers[l], &s.layer[l], l, d, B, T);
+    char what[96];
+    snprintf(what, sizeof what, "block_backward %s layer %d dx", dir + 15, l);
+    expect_close(what, gs[0].dx, gs[1].dx, (size_t)N * c->C);
+    snprintf(what, sizeof what, "  ... %s layer %d gradients", dir + 15, l);
+    expect_grads(what, &g[0], &g[1]);
+    free(logits), free(dx), free(dsc);
+    gradstate_free(&gs[0]), gradstate_free(&gs[1]), kvcache_free(&kv), runstate_free(&s);
+    model_free(&m), model_free(&g[0]), model_free(&g[1]);
+}
+
+static void test_block_backward(void **st) {
+    (void)st;
+    check_block_backward("tests/fixtures/v3", 1);
+    check_block_backward("tests/fixtures/llama_gqa", 0);
+    check_block_backward("tests/fixtures/v2_group", 2);
+}
+
+/* model_backward_cpu from a random dlogits with pre-filled gradients and an extra dxnf */
+static void check_model_backward(const char *dir, int B, int T) {
+    Model m, g[2];
+    SeekErr e;
+    if (model_load(&m, dir, &e) || model_init(&g[0], &m.cfg, &e) || model_init(&g[1], &m.cfg, &e)) fail_msg("%s", e.msg);
+    const Config *c = &m.cfg;
+    int N = B * T;
+    RunState s;
+    KVCache kv;
+    GradState gs;
+    if (runstate_init_train(&s, c, B, T, &e) || kvcache_init(&kv, c, B, T, &e) || gradstate_init(&gs, c, B, T, &e)) fail_msg("%s", e.msg);
+    int *ids = malloc((size_t)N * sizeof(int));
+    for (int i = 0; i < N; i++) ids[i] = 3 + (37 * i + 1) % (c->V - 3);
+    if (model_forward(&m, &s, &kv, ids, B, T, ATTN_NAIVE, NULL, NULL, gs.logits, &e)) fail_msg("%s", e.msg);
+    for (size_t k = 0; k < g[0].n_floats; k++) g[0].arena[k] = g[1].arena[k] = 2.0f * rng_uniform(&g_rng) - 1.0f;
+    float *dl = rnd((size_t)N * c->V, 0.01f), *dxnf = rnd((size_t)N * c->C, 0.1f);
+    model_backward_cpu(&g[0], &gs, &m, &s, &kv, dl, dxnf, NULL, B, T);
+    model_backward(&g[1], &gs, &m, &s, &kv, dl, dxnf, NULL, B, T);
+    char what[96];
+    snprintf(what, sizeof what, "model_backward %s %dx%d", dir + 15, B, T);
+    expect_grads(what, &g[0], &g[1]);
+    free(ids), free(dl), free(dxnf);
+    gradstate_free(&gs), kvcache_free(&kv), runstate_free(&s);
+    model_free(&m), model_free(&g[0]), model_free(&g[1]);
+}
+
+static void test_model_backward(void **st) {
+    (void)st;
+    check_model_backward("tests/fixtures/v3", 2, 9);
+    check_model_backward("tests/fixtures/llama_gqa", 1, 2); /* T = 2: one prediction per sequence */
+    check_model_backward("tests/fixtures/v3_noq", 3, 5);
+}
+
+/* MTP: forward (losses, logits) and backward (every gradient, dh0 pre-filled) on the
+ * seek-trained checkpoint with its MTP module, from the reference's final-norm output */
+static void test_mtp(void **st) {
+    (void)st;
+    Model m, g[2];
+    SeekErr e;
+    if (model_load(&m, "tests/fixtures/trained_v3", &e) || model_init(&g[0], &m.cfg, &e) || model_init(&g[1], &m.cfg, &e))
+        fail_msg("%s", e.msg);
+    const Config *c = &m.cfg;
+    assert_true(m.has_mtp && c->mtp_depth >= 1);
+    int B = 2, T = 10, N = B * T;
+    RunState s;
+    KVCache kv;
+    MtpState ms[2];
+    float *logits = malloc((size_t)N * c->V * sizeof(float));
+    if (runstate_init_train(&s, c, B, T, &e) || kvcache_init(&kv, c, B, T, &e) || mtp_init(&ms[0], c, 1, B, T, &e) ||
+        mtp_init(&ms[1], c, 1, B, T, &e))
+        fail_msg("%s", e.msg);
+    int ids[20];
+    for (int i = 0; i < N; i++) ids[i] = 3 + (41 * i + 3) % (c->V - 3);
+    if (model_forward(&m, &s, &kv, ids, B, T, ATTN_NAIVE, NULL, NULL, logits, &e)) fail_msg("%s", e.msg);
+    if (mtp_forward_cpu(&m, &ms[0], ids, s.xnf, &e) || mtp_forward(&m, &ms[1], ids, s.xnf, &e)) fail_msg("%s", e.msg);
+    double l0 = ms[0].d[0].loss, l1 = ms[1].d[0].loss;
+    print_message("  mtp_forward loss %.9g vs %.9g\n", l0, l1);
+    assert_true(fabs(l0 - l1) <= TOL_CPU_LOSS_REL * fabs(l1));
+    expect_close("mtp_forward depth 1 logits", ms[0].d[0].logits, ms[1].d[0].logits, (size_t)B * (T - 1) * c->V);
+    for (size_t k = 0; k < g[0].n_floats; k++) g[0].arena[k] = g[1].arena[k] = 2.0f * rng_uniform(&g_rng) - 1.0f;
+    float *dh[2] = {rnd((size_t)N * c->C, 1.0f), malloc((size_t)N * c->C * sizeof(float))};
+    memcpy(dh[1], dh[0], (size_t)N * c->C * sizeof(float));
+    mtp_backward_cpu(&g[0], &m, &ms[0], 0.3f, dh[0]);
+    mtp_backward(&g[1], &m, &ms[1], 0.3f, dh[1]);
+    expect_close("mtp_backward dh0", dh[0], dh[1], (size_t)N * c->C);
+    expect_grads("  ... every gradient", &g[0], &g[1]);
+    free(logits), free(dh[0]), free(dh[1]);
+    mtp_free(&ms[0]), mtp_free(&ms[1]), kvcache_free(&kv), runstate_free(&s);
+    model_free(&m), model_free(&g[0]), model_free(&g[1]);
+}
+
+/* whole training steps: train_step_grads_cpu (with MTP and the balance loss), model_loss_grad_cpu
+ * and eval_main_loss_cpu against the reference */
+static void check_train_step(const char *dir, int B, int T, int D, float alpha) {
+    Model m, g[2];
+    SeekErr e;
+    if (model_load(&m, dir, &e) || model_init(&g[0], &m.cfg, &e) || model_init(&g[1], &m.cfg, &e)) fail_msg("%s", e.msg);
+    const Config *c = &m.cfg;
+    TrainBuffers tb[2];
+    if (trainbuf_init(&tb[0], c, B, T, D, &e) || trainbuf_init(&tb[1], c, B, T, D, &e)) fail_msg("%s", e.msg);
+    int *ids = malloc((size_t)B * T * sizeof(int));
+    for (int i = 0; i < B * T; i++) ids[i] = 3 + (53 * i + 7) % (c->V - 3);
+    LossWeights lw = {D, 0.3f, alpha};
+    StepLosses sl[2];
+    for (size_t k = 0; k < g[0].n_floats; k++) g[0].arena[k] = g[1].arena[k] = NAN; /* the step zeroes them */
+    if (train_step_grads_cpu(&m, &g[0], &tb[0], ids, &lw, &sl[0], &e) || train_step_grads(&m, &g[1], &tb[1], ids, &lw, &sl[1], &e))
+        fail_msg("%s", e.msg);
+    print_message("  train_step %s D=%d alpha=%g: loss %.9g vs %.9g (main %.9g, mtp %.9g, balance %.3g)\n", dir + 15, D,
+                  (double)alpha, sl[0].total, sl[1].total, sl[1].main, sl[1].mtp, sl[1].balance);
+    double parts[2][4] = {{sl[0].total, sl[0].main, sl[0].mtp, sl[0].balance}, {sl[1].total, sl[1].main, sl[1].mtp, sl[1].balance}};
+    for (int i = 0; i < 4; i++) assert_true(fabs(parts[0][i] - parts[1][i]) <= TOL_CPU_LOSS_REL * fabs(parts[1][i]));
+    char what[96];
+    snprintf(what, sizeof what, "train_step_grads %s %dx%d", dir + 15, B, T);
+    expect_grads(what, &g[0], &g[1]);
+    double v0, v1;
+    if (eval_main_loss_cpu(&m, &tb[0], ids, &v0, &e) || eval_main_loss(&m, &tb[1], ids, &v1, &e)) fail_msg("%s", e.msg);
+    assert_true(fabs(v0 - v1) <= TOL_CPU_LOSS_REL * fabs(v1) && fabs(v1 - sl[1].main) <= 1e-12 * fabs(v1));
+    /* seek grad's path: the main loss only */
+    double q0, q1;
+    if (model_loss_grad_cpu(&m, &g[0], ids, B, T, &q0, &e) || model_loss_grad(&m, &g[1], ids, B, T, &q1, &e)) fail_msg("%s", e.msg);
+    assert_true(fabs(q0 - q1) <= TOL_CPU_LOSS_REL * fabs(q1));
+    snprintf(what, sizeof what, "model_loss_grad %s (accumulated on the step's)", dir + 15);
+    expect_grads(what, &g[0], &g[1]);
+    free(ids);
+    trainbuf_free(&tb[0]), trainbuf_free(&tb[1]);
+    model_free(&m), model_free(&g[0]), model_free(&g[1]);
+}
+
+static void test_train_step(void **st) {
+    (void)st;
+    check_train_step("tests/fixtures/trained_v3", 2, 12, 1, 1e-3f); /* MTP + V3 balance loss */
+    check_train_step("tests/fixtures/v2_greedy", 3, 6, 0, 1e-3f);   /* V2 expert-level balance loss */
+    check_train_step("tests/fixtures/llama_gqa", 2, 5, 0, 0.0f);    /* dense */
+}
+
 int main(void) {
     rng_seed(&g_rng, 20250505);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul), cmocka_unit_test(test_attention),   cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_mla),    cmocka_unit_test(test_moe),         cmocka_unit_test(test_model_edits),
         cmocka_unit_test(test_greedy_vs_transformers), cmocka_unit_test(test_block),
+        cmocka_unit_test(test_matmul_backward), cmocka_unit_test(test_attention_backward),
+        cmocka_unit_test(test_swiglu_backward), cmocka_unit_test(test_mla_backward),
+        cmocka_unit_test(test_moe_backward), cmocka_unit_test(test_crossentropy), cmocka_unit_test(test_optim),
+        cmocka_unit_test(test_block_backward), cmocka_unit_test(test_model_backward), cmocka_unit_test(test_mtp),
+        cmocka_unit_test(test_train_step),
     };
     return cmocka_run_group_tests_name("fast cpu twins vs ref", tests, NULL, NULL);
 }

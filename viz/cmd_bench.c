@@ -12,6 +12,12 @@
  * time, and that rate against OpenBLAS's own sgemm peak measured first in the same run (the best
  * of several 2048^3 products). The logits of both backends are compared, so what is timed is
  * also checked (max |cpu - ref| / max |ref|).
+ * Then training: tokens/s of a whole training step as `seek train` runs it — the forward, the
+ * losses (next-token, plus the balance loss for MoE models), the backward, the gradient norm,
+ * clipping and AdamW — with ref and cpu side by side and their ratio, the cpu step's matrix
+ * products in GFLOP/s against the peak and as a share of the step, and the two backends' first
+ * step compared (loss, and max |cpu - ref| / max |ref| over all gradients). Both start from the
+ * same weights and optimizer state.
  * Speed is measured here, never in tests (../shared/docs/performance.md): machines are shared and
  * noisy, so quote medians and ratios measured side by side.
  */
@@ -26,6 +32,8 @@
 #include "config.h"
 #include "forward.h"
 #include "model.h"
+#include "train.h"
+#include "train_parts.h"
 
 #ifdef SEEK_HAVE_BLAS
 #include <cblas.h>
@@ -187,6 +195,96 @@ static int bench_model(const char *label, const Model *m, int B, int T, int n_de
     return rc;
 }
 
+/* Median training-step tokens/s of one backend over `reps` steps from the weights in m (restored
+ * afterwards). grads gets the first step's gradients, *loss its loss. */
+static int measure_train(Backend be, Model *m, const int *ids, int B, int T, int reps, Model *grads, double *loss,
+                         Result *res, SeekErr *err) {
+    const Config *c = &m->cfg;
+    LossWeights lw = {0, 0.3f, c->E > 0 ? 1e-4f : 0.0f};
+    AdamWConfig ac = {0.9f, 0.95f, 1e-8f, 0.1f};
+    TrainBuffers tb;
+    if (trainbuf_init(&tb, c, B, T, 0, err)) return -1;
+    float *saved = malloc(m->n_floats * sizeof(float)), *mom1 = calloc(m->n_floats, sizeof(float)),
+          *mom2 = calloc(m->n_floats, sizeof(float)), *first = malloc(m->n_floats * sizeof(float));
+    int rc = (!saved || !mom1 || !mom2 || !first) ? seek_fail(err, "bench: out of memory") : 0;
+    if (!rc) memcpy(saved, m->arena, m->n_floats * sizeof(float));
+    double tps[16], gemm_s = 0, gemm_f = 0, step_s = 0;
+    for (int r = 0; !rc && r < reps; r++) {
+        CpuGemmStats st = {0};
+        if (be == BACKEND_CPU) cpu_gemm_stats = &st;
+        StepLosses sl;
+        double t0 = now_s();
+        rc = train_step_grads_on(be, m, grads, &tb, ids, &lw, &sl, err);
+        if (!rc) {
+            double norm = grad_global_norm_on(be, grads);
+            if (r == 0) {
+                memcpy(first, grads->arena, m->n_floats * sizeof(float));
+                *loss = sl.total;
+            }
+            grad_clip_on(be, grads, norm, 1.0);
+            adamw_step_on(be, m, grads, mom1, mom2, &ac, 1e-3f, r + 1);
+        }
+        double dt = now_s() - t0;
+        cpu_gemm_stats = NULL;
+        tps[r] = (double)B * T / dt;
+        gemm_s += st.seconds;
+        gemm_f += st.flops;
+        step_s += dt;
+    }
+    if (!rc) {
+        memcpy(grads->arena, first, m->n_floats * sizeof(float));
+        res->prefill_tps = median(tps, reps);
+        res->gemm_gflops = gemm_s > 0 ? gemm_f / gemm_s / 1e9 : 0;
+        res->gemm_share = step_s > 0 ? gemm_s / step_s : 0;
+    }
+    if (saved) memcpy(m->arena, saved, m->n_floats * sizeof(float));
+    free(saved);
+    free(mom1);
+    free(mom2);
+    free(first);
+    trainbuf_free(&tb);
+    return rc;
+}
+
+static int bench_train(const char *label, Model *m, int B, int T, int reps_ref, int reps_cpu, double peak, SeekErr *err) {
+    const Config *c = &m->cfg;
+    if (T > c->max_pos) T = c->max_pos;
+    int *ids = malloc((size_t)B * T * sizeof(int));
+    Model gr, gc;
+    if (!ids) SEEK_DIE("bench: out of memory");
+    for (int i = 0; i < B * T; i++) ids[i] = 3 + (17 * i + 5) % (c->V - 3);
+    if (model_init(&gr, c, err)) {
+        free(ids);
+        return -1;
+    }
+    if (model_init(&gc, c, err)) {
+        model_free(&gr);
+        free(ids);
+        return -1;
+    }
+    Result rr = {0}, rc_ = {0};
+    double loss_r = 0, loss_c = 0;
+    int rc = measure_train(BACKEND_REF, m, ids, B, T, reps_ref, &gr, &loss_r, &rr, err);
+    if (!rc) rc = measure_train(BACKEND_CPU, m, ids, B, T, reps_cpu, &gc, &loss_c, &rc_, err);
+    if (!rc) {
+        double md = 0, mw = 0;
+        for (size_t i = 0; i < gr.n_floats; i++) {
+            md = fmax(md, fabs((double)gc.arena[i] - gr.arena[i]));
+            mw = fmax(mw, fabs((double)gr.arena[i]));
+        }
+        printf("%-10s %15s train   %dx%-4d ref %9.1f  cpu %9.1f  x%6.1f | sgemm %5.1f GFLOP/s = %3.0f%% of peak, %3.0f%% of cpu step"
+               " | loss rel %.1e, grads rel %.1e\n",
+               label, "", B, T, rr.prefill_tps, rc_.prefill_tps, rc_.prefill_tps / rr.prefill_tps, rc_.gemm_gflops,
+               100.0 * rc_.gemm_gflops / peak, 100.0 * rc_.gemm_share, fabs(loss_c - loss_r) / fabs(loss_r),
+               mw > 0 ? md / mw : md);
+        fflush(stdout);
+    }
+    model_free(&gr);
+    model_free(&gc);
+    free(ids);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv) {
     int quick = 0, n_dirs = 0;
     const char *dirs[16];
@@ -203,7 +301,7 @@ int cmd_bench(int argc, char **argv) {
     }
     SeekErr err;
     const char *wp = getenv("OMP_WAIT_POLICY");
-    printf("seek bench: %s, %d BLAS thread(s), OMP_WAIT_POLICY=%s; forward tokens/s (median of runs), ref vs cpu side by side\n",
+    printf("seek bench: %s, %d BLAS thread(s), OMP_WAIT_POLICY=%s; forward and training-step tokens/s (median of runs), ref vs cpu side by side\n",
            openblas_get_config(), openblas_get_num_threads(), wp ? wp : "(unset)");
     double peak = sgemm_peak(quick ? 512 : 2048, quick ? 3 : 7);
     printf("OpenBLAS sgemm peak (best of %d %d^3 products): %.1f GFLOP/s\n", quick ? 3 : 7, quick ? 512 : 2048, peak);
@@ -221,6 +319,7 @@ int cmd_bench(int argc, char **argv) {
         }
         const char *label = strrchr(dirs[i], '/') ? strrchr(dirs[i], '/') + 1 : dirs[i];
         rc = bench_model(label, &m, 4, 64, 32, quick ? 3 : 5, quick ? 3 : 15, peak, &err);
+        if (!rc) rc = bench_train(label, &m, 4, 64, quick ? 3 : 5, quick ? 3 : 15, peak, &err);
         model_free(&m);
     }
     if (!rc && argc == 1 + quick) { /* the default set ends with bench-40m */
@@ -230,6 +329,7 @@ int cmd_bench(int argc, char **argv) {
         else {
             random_weights(&m, 1234);
             rc = bench_model("bench-40m", &m, 1, quick ? 64 : 256, 32, 3, quick ? 3 : 7, peak, &err);
+            if (!rc) rc = bench_train("bench-40m", &m, 1, quick ? 64 : 256, 3, quick ? 3 : 7, peak, &err);
             model_free(&m);
         }
     }

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "backward.h"
 #include "commands.h"
 #include "model.h"
@@ -21,12 +22,13 @@
 /* "1,2,3;4,5,6" -> ids (B, T); shared with cmd_model.c's format */
 int parse_id_batch(const char *s, int **ids, int *B, int *T, SeekErr *err);
 
-/* seek grad DIR --ids "..." -o grads.safetensors: the loss transformers computes for
- * labels = input_ids, and the gradient of every parameter under the checkpoint's names. */
+/* seek grad DIR --ids "..." -o grads.safetensors [--backend ref|cpu]: the loss transformers
+ * computes for labels = input_ids, and the gradient of every parameter under the checkpoint's names. */
 int cmd_grad(int argc, char **argv) {
-    const char *dir = NULL, *ids_s = NULL, *out = NULL;
+    const char *dir = NULL, *ids_s = NULL, *out = NULL, *backend_s = NULL;
     for (int i = 1; i < argc; i++) {
-        const char **dst = !strcmp(argv[i], "--ids") ? &ids_s : !strcmp(argv[i], "-o") ? &out : NULL;
+        const char **dst = !strcmp(argv[i], "--ids") ? &ids_s : !strcmp(argv[i], "-o") ? &out
+                         : !strcmp(argv[i], "--backend") ? &backend_s : NULL;
         if (dst) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "seek grad: %s needs a value\n", argv[i]);
@@ -47,6 +49,11 @@ int cmd_grad(int argc, char **argv) {
         return 2;
     }
     SeekErr err;
+    Backend be = backend_default();
+    if (backend_s && backend_parse(backend_s, &be, &err)) {
+        fprintf(stderr, "seek grad: %s\n", err.msg);
+        return 1;
+    }
     int *ids = NULL, B, T;
     if (parse_id_batch(ids_s, &ids, &B, &T, &err)) {
         fprintf(stderr, "seek grad: %s\n", err.msg);
@@ -66,7 +73,7 @@ int cmd_grad(int argc, char **argv) {
     int have_g = 0;
     if (!rc && (rc = model_init(&g, &m.cfg, &err)) == 0) have_g = 1;
     double loss = 0;
-    if (!rc) rc = model_loss_grad(&m, &g, ids, B, T, &loss, &err);
+    if (!rc) rc = model_loss_grad_on(be, &m, &g, ids, B, T, &loss, &err);
     if (!rc) {
         StWriteTensor *ts = calloc(g.n_params, sizeof *ts);
         if (!ts) rc = seek_fail(&err, "out of memory");
@@ -283,8 +290,8 @@ static double now_s(void) {
 }
 
 /* mean validation loss over up to eval_batches windows */
-static int validate(const Model *m, TrainBuffers *tb, const Loader *L, int B, long long max_batches, double *out,
-                    SeekErr *err) {
+static int validate(Backend be, const Model *m, TrainBuffers *tb, const Loader *L, int B, long long max_batches,
+                    double *out, SeekErr *err) {
     int *ids = malloc((size_t)B * L->T * sizeof(int));
     if (!ids) return seek_fail(err, "out of memory");
     size_t w = 0;
@@ -294,7 +301,7 @@ static int validate(const Model *m, TrainBuffers *tb, const Loader *L, int B, lo
         for (int i = 0; i < B; i++) loader_val(L, (w + i) % L->n_val, ids + (size_t)i * L->T);
         w += B;
         double loss;
-        if (eval_main_loss(m, tb, ids, &loss, err)) {
+        if (eval_main_loss_on(be, m, tb, ids, &loss, err)) {
             free(ids);
             return -1;
         }
@@ -343,7 +350,7 @@ static json_t *flag_value(const char *v) {
 }
 
 int cmd_train(int argc, char **argv) {
-    const char *cfg_path = NULL, *resume = NULL;
+    const char *cfg_path = NULL, *resume = NULL, *backend_s = NULL;
     SeekErr err;
     TrainConfig t;
     tc_defaults(&t);
@@ -368,6 +375,10 @@ int cmd_train(int argc, char **argv) {
             resume = val;
             continue;
         }
+        if (!strcmp(key, "backend")) { /* how to run, not what to train: not a train.json key */
+            backend_s = val;
+            continue;
+        }
         char k[64];
         snprintf(k, sizeof k, "%s", key);
         for (char *p = k; *p; p++)
@@ -375,7 +386,9 @@ int cmd_train(int argc, char **argv) {
         json_object_set_new(root, k, flag_value(val));
     }
     const char *src = cfg_path ? cfg_path : "flags";
-    int rc = tc_parse(&t, root, src, &err);
+    Backend be = backend_default();
+    int rc = backend_s ? backend_parse(backend_s, &be, &err) : 0;
+    if (!rc) rc = tc_parse(&t, root, src, &err);
     char *config_text = rc ? NULL : model_config_text(&t, &err);
     if (!rc && !config_text) rc = -1;
     Config cfg;
@@ -423,12 +436,12 @@ int cmd_train(int argc, char **argv) {
 
     ModelCounts mc;
     model_counts(&cfg, &mc);
-    printf("train: %s, %llu parameters (%llu active per token), %d MTP depth(s); %zu tokens, %zu train / %zu val windows of %lld\n",
+    printf("train: %s, %llu parameters (%llu active per token), %d MTP depth(s); %zu tokens, %zu train / %zu val windows of %lld; backend %s\n",
            cfg.model_type, (unsigned long long)mc.total, (unsigned long long)mc.active, (int)t.mtp_depth, data.n, L.n_train,
-           L.n_val, t.seq_len);
-    fprintf(log, "start model=%s params=%llu active=%llu mtp_depth=%lld batch=%lld seq_len=%lld steps=%lld seed=%lld resume=%s\n",
+           L.n_val, t.seq_len, backend_name(be));
+    fprintf(log, "start model=%s params=%llu active=%llu mtp_depth=%lld batch=%lld seq_len=%lld steps=%lld seed=%lld resume=%s backend=%s\n",
             cfg.model_type, (unsigned long long)mc.total, (unsigned long long)mc.active, t.mtp_depth, t.batch, t.seq_len,
-            t.steps, t.seed, resume ? resume : "-");
+            t.steps, t.seed, resume ? resume : "-", backend_name(be));
 
     Schedule sched = {t.schedule, (float)t.lr, (float)t.lr_min, (int)t.warmup, (int)t.steps, (int)t.decay_steps};
     AdamWConfig ac = {(float)t.beta1, (float)t.beta2, (float)t.eps, (float)t.weight_decay};
@@ -451,14 +464,14 @@ int cmd_train(int argc, char **argv) {
         double t0 = now_s();
         loader_next(&L, B, ids);
         StepLosses sl;
-        if ((rc = train_step_grads(&m, &g, &tb, ids, &lw, &sl, &err))) {
+        if ((rc = train_step_grads_on(be, &m, &g, &tb, ids, &lw, &sl, &err))) {
             fprintf(stderr, "seek train: step %lld: %s\n", step, err.msg);
             break;
         }
         /* fault injection for tests: every loss from this step on is NaN */
         const char *fault = getenv("SEEK_FAULT_NAN_FROM_STEP");
         if (fault && step + 1 >= atoll(fault)) sl.total = NAN;
-        double norm = grad_global_norm(&g);
+        double norm = grad_global_norm_on(be, &g);
         float lr = schedule_lr(&sched, (int)step);
         /* a gradient whose norm passes sqrt(FLT_MAX) would overflow AdamW's float32 second moment:
          * such a step is as non-finite as a NaN loss */
@@ -490,8 +503,8 @@ int cmd_train(int argc, char **argv) {
             }
         } else {
             st.bad_in_a_row = 0;
-            grad_clip(&g, norm, t.grad_clip);
-            adamw_step(&m, &g, mom1, mom2, &ac, lr, (int)(step + 1 - (long long)st.skipped_steps));
+            grad_clip_on(be, &g, norm, t.grad_clip);
+            adamw_step_on(be, &m, &g, mom1, mom2, &ac, lr, (int)(step + 1 - (long long)st.skipped_steps));
             train_update_bias(&m, &tb, cfg.arch == ARCH_DEEPSEEK_V3 ? (float)t.bias_gamma : 0.0f, &worst, &idle, layer_load);
             sp.values[sp.count % SPIKE_WINDOW] = sl.total;
             sp.count++;
@@ -509,7 +522,7 @@ int cmd_train(int argc, char **argv) {
         fprintf(log, " tok_s=%.1f ms=%.2f\n", B * T / (ms / 1000), ms);
         int eval_now = t.eval_interval > 0 && ((step + 1) % t.eval_interval == 0 || step + 1 == t.steps);
         if (eval_now) {
-            if ((rc = validate(&m, &tb, &L, B, t.eval_batches, &last_val, &err))) {
+            if ((rc = validate(be, &m, &tb, &L, B, t.eval_batches, &last_val, &err))) {
                 fprintf(stderr, "seek train: validation: %s\n", err.msg);
                 break;
             }

@@ -12,6 +12,15 @@
  * reference top-1 margin is clear of the tolerance has the same argmax. The first failing stage is
  * named at the end; the exit status is 1 on any failure, 2 on a usage error.
  * Without --attn an MLA model is verified in both attention modes (two tables).
+ *
+ * With --grad it verifies training instead: one training step's losses and gradients
+ * (train_step_grads: the next-token loss, the model's MTP depths with λ = 0.3 when it has MTP
+ * modules, the balance loss with α = 1e-4 when it has experts) on the reference and the backend,
+ * then every parameter gradient by name through the parameter table, in table order. A loss row
+ * passes within TOL_CPU_LOSS_REL; a gradient passes when NaN/Inf positions agree and
+ * max|got − want| <= TOL_CPU_GRAD_REL·max|want| + TOL_CPU_GRAD_ABS·(largest |gradient| of the
+ * model): a tensor whose own gradient is tiny (an expert chosen by one token) is held to the
+ * model's scale, as TOL_HF_GRAD_* does against transformers.
  */
 #include <math.h>
 #include <stdio.h>
@@ -23,6 +32,7 @@
 #include "commands.h"
 #include "forward.h"
 #include "model.h"
+#include "train.h"
 #include "../tests/tolerances.h"
 
 static int vfail(const SeekErr *e) {
@@ -158,10 +168,134 @@ static int compare_stage(const Activation *want, const Activation *got, char *wh
     return pass;
 }
 
+/* ---- --grad: one training step, every parameter gradient ---- */
+
+static int grad_step(Backend be, const Model *m, Model *g, const int *ids, int B, int T, const LossWeights *lw,
+                     StepLosses *sl, double *secs, SeekErr *err) {
+    TrainBuffers tb;
+    if (trainbuf_init(&tb, &m->cfg, B, T, lw->mtp_depth, err)) return -1;
+    double t0 = now_s();
+    int rc = train_step_grads_on(be, m, g, &tb, ids, lw, sl, err);
+    *secs = now_s() - t0;
+    trainbuf_free(&tb);
+    return rc;
+}
+
+/* one loss row: relative difference */
+static int compare_loss(const char *name, double want, double got) {
+    double d = fabs(got - want), rel = want != 0 ? d / fabs(want) : d;
+    int pass = isfinite(want) == isfinite(got) && rel <= TOL_CPU_LOSS_REL;
+    printf("%-56s %-12s %9.2e  %9.2e  %9s  %-18s %s\n", name, "1", d, rel, "", "", pass ? "pass" : "FAIL");
+    return pass;
+}
+
+/* one gradient row; gmax is the largest |gradient| of the reference over the model */
+static int compare_grad(const ParamInfo *want, const ParamInfo *got, double gmax, char *why) {
+    char shape[48] = "";
+    for (int d = 0; d < want->ndim; d++) {
+        size_t len = strlen(shape);
+        snprintf(shape + len, sizeof shape - len, d ? "x%llu" : "%llu", (unsigned long long)want->shape[d]);
+    }
+    size_t n = want->numel, bad_pos = 0, first_bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        float a = want->ptr[i], b = got->ptr[i];
+        int same = isnan(a) ? isnan(b) : isinf(a) ? (isinf(b) && (a > 0) == (b > 0)) : isfinite(b);
+        if (!same && bad_pos++ == 0) first_bad = i;
+    }
+    double max_abs = 0, max_want = 0, sd = 0, sw = 0;
+    for (size_t i = 0; i < n; i++) {
+        double a = want->ptr[i], b = got->ptr[i];
+        if (!isfinite(a) || !isfinite(b)) continue;
+        double d = fabs(b - a);
+        if (d > max_abs) max_abs = d;
+        if (fabs(a) > max_want) max_want = fabs(a);
+        sd += d * d;
+        sw += a * a;
+    }
+    double rel = max_want > 0 ? max_abs / max_want : max_abs, nmse = sw > 0 ? sd / sw : sd;
+    double limit = TOL_CPU_GRAD_REL * max_want + TOL_CPU_GRAD_ABS * gmax;
+    int pass = bad_pos == 0 && max_abs <= limit;
+    if (bad_pos) snprintf(why, 64, "%zu NaN/Inf position(s) differ, first at %zu", bad_pos, first_bad);
+    else if (!pass) snprintf(why, 64, "max abs %.2e over the limit %.2e", max_abs, limit);
+    char check[32];
+    snprintf(check, sizeof check, "limit %.2e", limit);
+    printf("%-56s %-12s %9.2e  %9.2e  %9.2e  %-18s %s\n", want->name, shape, max_abs, rel, nmse, check, pass ? "pass" : "FAIL");
+    return pass;
+}
+
+static int verify_grad(Backend be, const char *dir, const Model *m, const int *ids, int B, int T) {
+    const Config *c = &m->cfg;
+    SeekErr err;
+    int D = m->has_mtp ? c->mtp_depth : 0;
+    if (D > MAX_MTP_DEPTH) D = MAX_MTP_DEPTH;
+    if (D > 0 && T - D < 2) D = 0; /* too short for the MTP depths: the main and balance losses only */
+    LossWeights lw = {D, 0.3f, c->E > 0 ? 1e-4f : 0.0f};
+    Model gr, gb;
+    if (model_init(&gr, c, &err)) return vfail(&err);
+    if (model_init(&gb, c, &err)) {
+        model_free(&gr);
+        return vfail(&err);
+    }
+    StepLosses lr_, lb;
+    double t_ref = 0, t_be = 0;
+    int rc = grad_step(BACKEND_REF, m, &gr, ids, B, T, &lw, &lr_, &t_ref, &err);
+    if (!rc) rc = grad_step(be, m, &gb, ids, B, T, &lw, &lb, &t_be, &err);
+    if (rc) {
+        model_free(&gr);
+        model_free(&gb);
+        return vfail(&err);
+    }
+    printf("verify %s --grad: backend %s against ref, one training step on %d x %d tokens (MTP depths %d, balance alpha %g);"
+           " limits: losses rel %.0e, gradients %.0e * max|tensor| + %.0e * max|all gradients|\n",
+           dir, backend_name(be), B, T, D, (double)lw.balance_alpha, TOL_CPU_LOSS_REL, TOL_CPU_GRAD_REL, TOL_CPU_GRAD_ABS);
+    printf("%-56s %-12s %9s  %9s  %9s  %-18s %s\n", "loss / parameter gradient", "shape", "max abs", "max rel", "nmse", "check",
+           "result");
+    size_t n_rows = 0, n_fail = 0;
+    const char *first = NULL;
+    char first_why[64] = "", why[64];
+    struct { const char *name; double want, got; } losses[] = {
+        {"loss.total", lr_.total, lb.total}, {"loss.main", lr_.main, lb.main}, {"loss.mtp", lr_.mtp, lb.mtp},
+        {"loss.balance", lr_.balance, lb.balance}};
+    for (size_t i = 0; i < sizeof losses / sizeof losses[0]; i++) {
+        if (i == 2 && D == 0) continue;
+        if (i == 3 && lw.balance_alpha == 0) continue;
+        n_rows++;
+        if (!compare_loss(losses[i].name, losses[i].want, losses[i].got)) {
+            if (!first) first = losses[i].name, snprintf(first_why, sizeof first_why, "relative difference over the limit");
+            n_fail++;
+        }
+    }
+    double gmax = 0;
+    for (size_t i = 0; i < gr.n_params; i++)
+        for (size_t k = 0; k < gr.params[i].numel; k++)
+            if (isfinite(gr.params[i].ptr[k]) && fabs(gr.params[i].ptr[k]) > gmax) gmax = fabs(gr.params[i].ptr[k]);
+    for (size_t i = 0; i < gr.n_params; i++) {
+        if (gr.params[i].mtp && !m->has_mtp) continue;
+        n_rows++;
+        why[0] = '\0';
+        if (!compare_grad(&gr.params[i], &gb.params[i], gmax, why)) {
+            if (!first) first = gr.params[i].name, snprintf(first_why, sizeof first_why, "%s", why);
+            n_fail++;
+        }
+    }
+    if (first) printf("verify (grad): %zu of %zu rows FAIL; first failing: %s (%s)\n", n_fail, n_rows, first, first_why);
+    else printf("verify (grad): all %zu rows pass (losses and every parameter gradient); ref %.1f ms, %s %.1f ms\n", n_rows,
+                1e3 * t_ref, backend_name(be), 1e3 * t_be);
+    model_free(&gr);
+    model_free(&gb);
+    return n_fail ? 1 : 0;
+}
+
 int cmd_verify(int argc, char **argv) {
-    const char *dir = NULL, *ids_s = NULL, *attn_s = NULL, *backend_s = NULL, *dec_s = "2";
+    static const char dec_default[] = "2";
+    const char *dir = NULL, *ids_s = NULL, *attn_s = NULL, *backend_s = NULL, *dec_s = dec_default;
+    int grad = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (!strcmp(a, "--grad")) {
+            grad = 1;
+            continue;
+        }
         const char **dst = !strcmp(a, "--ids") ? &ids_s : !strcmp(a, "--attn") ? &attn_s : !strcmp(a, "--backend") ? &backend_s
                          : !strcmp(a, "--decode") ? &dec_s : NULL;
         if (dst) {
@@ -180,7 +314,7 @@ int cmd_verify(int argc, char **argv) {
         }
     }
     if (!dir) {
-        fprintf(stderr, "seek verify: expected: seek verify DIR [--backend cpu|cuda] [--ids \"1,2;3,4\"] (see 'seek help')\n");
+        fprintf(stderr, "seek verify: expected: seek verify DIR [--backend cpu|cuda] [--ids \"1,2;3,4\"] [--grad] (see 'seek help')\n");
         return 2;
     }
     SeekErr err;
@@ -218,6 +352,15 @@ int cmd_verify(int argc, char **argv) {
         for (int i = 0; !rc && i < B * T; i++) ids[i] = 3 + (17 * (i % T) + 29 * (i / T) + 5) % (c->V > 3 ? c->V - 3 : 1);
     }
     if (!rc && c->V <= 3) rc = seek_fail(&err, "%s: vocab_size %d is too small to verify", dir, c->V);
+    if (!rc && grad && (attn_s || dec_s != dec_default))
+        rc = seek_fail(&err, "--grad verifies a training step (naive attention, no decoding): drop --attn and --decode");
+    if (!rc && grad && T < 2) rc = seek_fail(&err, "--grad: sequences need at least 2 tokens (got %d)", T);
+    if (!rc && grad) {
+        rc = verify_grad(be, dir, &m, ids, B, T);
+        free(ids);
+        model_free(&m);
+        return rc;
+    }
     if (!rc && T + n_dec > c->max_pos)
         rc = seek_fail(&err, "--ids: %d tokens + %lld decode steps exceed max_position_embeddings %d", T, n_dec, c->max_pos);
     if (!rc && attn_s && modes[0] == ATTN_ABSORB && !c->mla)

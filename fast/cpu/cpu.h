@@ -16,6 +16,9 @@
  *   - routed experts run one GEMM per expert over the tokens that chose it. moe_forward_cpu
  *     borrows buffers it writes last as the gather space (see moe.c), so it keeps the
  *     reference's argument list and still allocates nothing.
+ * Training twins (backward of every op above, cross-entropy, AdamW, the model backward, MTP and
+ * the training step) follow the same rules; each backward ACCUMULATES into its gradients as the
+ * reference does, and uses at most the scratch the reference's argument list provides.
  * Shapes and argument order are the reference's (ref/ops.h, ref/mla.h, ref/moe.h). Built only
  * with OpenBLAS (SEEK_HAVE_BLAS); without it the CPU backend is absent and the CLI says so.
  */
@@ -24,6 +27,8 @@
 
 #include "forward.h"
 #include "model.h"
+#include "train.h"
+#include "train_parts.h"
 
 #ifdef SEEK_HAVE_BLAS
 
@@ -73,6 +78,58 @@ int model_forward_cpu(const Model *m, RunState *s, KVCache *kv, const int *ids, 
 int model_generate_cpu(const Model *m, const int *ids, int B, int T, int n, AttnMode mode, const SampleParams *sp,
                        ActCache *hooks, int *out, float *logits_out, SeekErr *err);
 
+/* ---- training: backward twins (every one ACCUMULATES into its gradients, as ref/) ---- */
+
+/* matmul.c: dinp (N, IC) += dout·W and dW (OC, IC) += doutᵀ·inp as two sgemm with beta = 1
+ * (sgemv and sger for one row); either gradient may be NULL. */
+void matmul_backward_blas(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight, int N,
+                          int IC, int OC);
+/* attention.c: twin of attention_backward. OpenMP over KV heads (a thread owns a KV head and
+ * the query heads that share it, so GQA's shared dk/dv rows see no race); `row` unused. */
+void attention_backward_cpu(float *dq, float *dk, float *dv, const float *dz, const float *pattern, const float *q,
+                            const float *k, const float *v, int T, int NH, int NKV, int DQ, int DV, size_t k_stride,
+                            size_t v_stride, float scale, float *row);
+/* mlp.c: twin of swiglu_backward (six BLAS products; scratch 3·N·H as the reference). */
+void swiglu_backward_cpu(float *dinp, float *dw_gate, float *dw_up, float *dw_down, const float *dout, const float *inp,
+                         const float *gate, const float *up, const float *act, const float *w_gate, const float *w_up,
+                         const float *w_down, int N, int C, int H, float *scratch);
+/* mla.c: twins of the MLA backward pieces (ref/mla.h; the same scratch sizes). */
+void mla_attend_naive_backward_cpu(float *dq, float *dlatent, float *dk_pe, float *dw_kvb, const float *dz,
+                                   const float *pattern, const float *q, const float *latent, const float *k,
+                                   const float *v, const LayerWeights *w, const Config *cfg, int T, float *scratch);
+void mla_kv_backward_cpu(float *dx, LayerWeights *g, const float *dlatent, const float *dk_pe, const float *x,
+                         const float *kv_a, const float *kv_rstd, const LayerWeights *w, const Config *cfg, int N,
+                         float *scratch);
+void mla_q_backward_cpu(float *dx, LayerWeights *g, const float *dq, const float *x, const float *q_a,
+                        const float *q_latent, const float *q_rstd, const LayerWeights *w, const Config *cfg, int N,
+                        float *scratch);
+/* moe.c: twin of moe_backward: tokens gathered per expert, the expert's backward as GEMMs
+ * (scratch: the reference's moe_backward_scratch(cfg, N)). */
+void moe_backward_cpu(float *dinp, LayerWeights *g, const float *dout, const float *dscores, const float *inp,
+                      const int *idx, const float *weights, const float *scores, const float *eg, const float *eu,
+                      const float *ea, const float *eo, const float *sg, const float *su, const float *sa,
+                      const LayerWeights *w, int N, const Config *cfg, float *scratch);
+/* loss.c: twins of ref/loss.c, rows over the cores, one float exponential per logit. */
+double crossentropy_forward_cpu(float *probs, const float *logits, const int *targets, int N, int V, int *count);
+void crossentropy_backward_cpu(float *dlogits, float dloss, const float *probs, const int *targets, int N, int V,
+                               int count);
+/* optim.c: twins of ref/optim.c over the cores; AdamW and clipping are bit-identical to ref. */
+void adamw_step_cpu(Model *m, const Model *grads, float *mom1, float *mom2, const AdamWConfig *c, float lr, int t);
+double grad_global_norm_cpu(const Model *grads);
+float grad_clip_cpu(Model *grads, double norm, double max_norm);
+/* backward.c, mtp.c, train.c: twins of ref/backward.c, ref/mtp.c and ref/train.c, stage for
+ * stage on the same GradState / MtpState / TrainBuffers. */
+void block_backward_cpu(LayerWeights *gw, GradState *g, const Model *m, const RunState *s, const KVCache *kv,
+                        const LayerWeights *w, const LayerState *a, int kv_layer, const float *dscores, int B, int T);
+void model_backward_cpu(Model *grads, GradState *g, const Model *m, const RunState *s, const KVCache *kv,
+                        const float *dlogits, const float *dxnf_extra, float *const *dscores, int B, int T);
+int model_loss_grad_cpu(const Model *m, Model *grads, const int *ids, int B, int T, double *loss, SeekErr *err);
+int mtp_forward_cpu(const Model *m, MtpState *ms, const int *ids, const float *h0, SeekErr *err);
+void mtp_backward_cpu(Model *grads, const Model *m, MtpState *ms, float scale, float *dh0);
+int train_step_grads_cpu(const Model *m, Model *grads, TrainBuffers *tb, const int *ids, const LossWeights *lw,
+                         StepLosses *out, SeekErr *err);
+int eval_main_loss_cpu(const Model *m, TrainBuffers *tb, const int *ids, double *loss, SeekErr *err);
+
 /* Profiling for `seek bench` (program tier, single-threaded callers): while cpu_gemm_stats is
  * not NULL every sgemm/sgemv issued by this backend adds its wall time and 2·M·N·K flops. */
 typedef struct {
@@ -86,6 +143,10 @@ extern CpuGemmStats *cpu_gemm_stats;
  * leading dimensions in floats. Used by the twins for per-head and per-expert products. */
 void cpu_sgemm(int b_trans, int M, int N, int K, const float *A, size_t lda, const float *Bm, size_t ldb, float *Cm,
                size_t ldc);
+/* Internal: C (M, N) += op(A)·op(B) (beta = 1, always sgemm); op(A) = Aᵀ with A (K, M) when
+ * a_trans, else A (M, K); op(B) as above. The backward twins' accumulating products. */
+void cpu_sgemm_acc(int a_trans, int b_trans, int M, int N, int K, const float *A, size_t lda, const float *Bm,
+                   size_t ldb, float *Cm, size_t ldc);
 
 /* Internal: one query row of causal attention with an online softmax (attention.c), shared by
  * attention_forward_cpu and the absorbed MLA twin. Keys j = 0..n-1 score

@@ -7,7 +7,13 @@
  * the T queries of head h are rows NH·dq apart), and the attention over the latent cache is the
  * online-softmax row kernel of attention.c with the latent as both key (with the rope key beside
  * it) and value. For a decode step (T = 1) the per-head products are sgemv calls. The RMSNorms
- * are the reference's functions. Shapes as ref/mla.h. */
+ * are the reference's functions. Shapes as ref/mla.h.
+ *
+ * Backward (whole sequences; ACCUMULATES into every gradient, as the reference): the naive form
+ * (what training runs) is attention_backward_cpu over the expanded keys and values, the
+ * un-assembly of k_h = [k_nope_h ; k_pe] (the shared rope key's gradient summed over heads) and
+ * one BLAS backward of the expansion kv = latent·W_kvbᵀ; the projections' backward are BLAS
+ * products around the reference's RMSNorm backward. Scratch sizes are the reference's. */
 #ifdef SEEK_HAVE_BLAS
 #include <string.h>
 
@@ -83,5 +89,62 @@ void mla_attend_absorb_cpu(float *z, float *scores, float *pattern, float *q_abs
         cpu_sgemm(1, T, dv, dkv, o_lat + (size_t)h * dkv, (size_t)NH * dkv, w_uv, (size_t)dkv, z + (size_t)h * dv,
                   (size_t)NH * dv);
     }
+}
+#endif
+
+#ifdef SEEK_HAVE_BLAS
+/* ---- backward ---- */
+
+void mla_attend_naive_backward_cpu(float *dq, float *dlatent, float *dk_pe, float *dw_kvb, const float *dz,
+                                   const float *pattern, const float *q, const float *latent, const float *k,
+                                   const float *v, const LayerWeights *w, const Config *cfg, int T, float *scratch) {
+    const int NH = cfg->NH, dn = cfg->dn, dr = cfg->dr, dv = cfg->dv, dq_w = dn + dr;
+    const size_t TH = (size_t)T * NH;
+    float *dk = scratch, *dvv = dk + TH * dq_w, *dkv = dvv + TH * dv, *row = dkv + TH * (dn + dv);
+    memset(dk, 0, TH * dq_w * sizeof(float));
+    memset(dvv, 0, TH * dv * sizeof(float));
+    attention_backward_cpu(dq, dk, dvv, dz, pattern, q, k, v, T, NH, NH, dq_w, dv, (size_t)NH * dq_w, (size_t)NH * dv,
+                           cfg->attn_scale, row);
+    /* un-assemble: k_h = [k_nope_h ; k_pe] with k_pe shared by all heads, v_h from the expansion */
+    for (int j = 0; j < T; j++)
+        for (int h = 0; h < NH; h++) {
+            const float *dkh = dk + ((size_t)j * NH + h) * dq_w, *dvh = dvv + ((size_t)j * NH + h) * dv;
+            float *d = dkv + ((size_t)j * NH + h) * (dn + dv);
+            memcpy(d, dkh, (size_t)dn * sizeof(float));
+            memcpy(d + dn, dvh, (size_t)dv * sizeof(float));
+            for (int r = 0; r < dr; r++) dk_pe[(size_t)j * dr + r] += dkh[dn + r];
+        }
+    /* kv = latent·W_kvbᵀ */
+    matmul_backward_blas(dlatent, dw_kvb, dkv, latent, w->wkv_b, T, cfg->kv_lora_rank, NH * (dn + dv));
+}
+
+void mla_kv_backward_cpu(float *dx, LayerWeights *g, const float *dlatent, const float *dk_pe, const float *x,
+                         const float *kv_a, const float *kv_rstd, const LayerWeights *w, const Config *cfg, int N,
+                         float *scratch) {
+    const int dkv = cfg->kv_lora_rank, dr = cfg->dr, width = dkv + dr;
+    float *dkv_a = scratch; /* (N, dkv+dr) */
+    memset(dkv_a, 0, (size_t)N * width * sizeof(float));
+    for (int n = 0; n < N; n++) {
+        /* latent = RMSNorm_kva(kv_a[:, :dkv]);  k_pe = kv_a[:, dkv:] */
+        rmsnorm_backward(dkv_a + (size_t)n * width, g->kv_a_norm, dlatent + (size_t)n * dkv, kv_a + (size_t)n * width,
+                         w->kv_a_norm, kv_rstd + n, 1, dkv);
+        for (int r = 0; r < dr; r++) dkv_a[(size_t)n * width + dkv + r] += dk_pe[(size_t)n * dr + r];
+    }
+    matmul_backward_blas(dx, g->wkv_a, dkv_a, x, w->wkv_a, N, cfg->C, width);
+}
+
+void mla_q_backward_cpu(float *dx, LayerWeights *g, const float *dq, const float *x, const float *q_a,
+                        const float *q_latent, const float *q_rstd, const LayerWeights *w, const Config *cfg, int N,
+                        float *scratch) {
+    const int qdim = cfg->NH * (cfg->dn + cfg->dr), r = cfg->q_lora_rank;
+    if (!r) {
+        matmul_backward_blas(dx, g->wq, dq, x, w->wq, N, cfg->C, qdim);
+        return;
+    }
+    float *dlat = scratch, *dqa = scratch + (size_t)N * r;
+    memset(scratch, 0, 2 * (size_t)N * r * sizeof(float));
+    matmul_backward_blas(dlat, g->wq_b, dq, q_latent, w->wq_b, N, r, qdim);
+    rmsnorm_backward(dqa, g->q_a_norm, dlat, q_a, w->q_a_norm, q_rstd, N, r);
+    matmul_backward_blas(dx, g->wq_a, dqa, x, w->wq_a, N, cfg->C, r);
 }
 #endif

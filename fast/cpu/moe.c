@@ -15,7 +15,21 @@
  * space is borrowed from buffers written later anyway — X_e in `shared` and Y_e in `out` (N, C),
  * G, U, A in the shared experts' saved sg, su, sa (N, Es·Hm), which the shared experts then
  * overwrite. With no shared experts (Es = 0) that room is missing, and each token runs its K
- * experts one by one as the reference does, each product an sgemv. */
+ * experts one by one as the reference does, each product an sgemv.
+ *
+ * Backward (ACCUMULATES into dinp and every expert, shared-expert and router gradient), the
+ * reference's equations:
+ *   routing, per token (OpenMP over tokens): dg_k = dout·o_k (double), the normalisation and
+ *     scaling back to the chosen scores, plus dscores, then sigmoid'/softmax' to dlogits (N, E);
+ *   experts, per expert e over its n_e tokens (gathered in token order, as the forward):
+ *     dO_e = g·dout rows;  dA = dO_e·W_down;  dW_down += dO_eᵀ·A_e;  dG, dU elementwise;
+ *     dW_gate += dGᵀ·X_e;  dW_up += dUᵀ·X_e;  dX_e = dG·W_gate + dU·W_up, added to dinp's rows;
+ *   router: dinp += dlogits·W_gate_r, dW_router += dlogitsᵀ·x;  shared experts: swiglu_backward_cpu.
+ * Scratch is the reference's moe_backward_scratch(cfg, N): after dlogits (N·E) the rest (the
+ * reference's per-token and shared-expert areas, used by the shared experts only afterwards)
+ * holds X_e, dO_e (R, C) and dA, A_e (R, Hm) for R = rest / (2C + 2Hm) rows; an expert with more
+ * tokens runs in chunks of R (one chunk in the configurations benchmarked: n_e ≈ N·K/E). If not
+ * even one row fits, each token runs its experts one by one as the reference does. */
 #ifdef SEEK_HAVE_BLAS
 #include <math.h>
 #include <string.h>
@@ -104,5 +118,123 @@ void moe_forward_cpu(float *out, float *routed, float *shared, float *eg, float 
     if (cfg->Es > 0) swiglu_forward_cpu(shared, sg, su, sa, inp, w->sh_gate, w->sh_up, w->sh_down, N, C, cfg->Es * Hm);
     else memset(shared, 0, (size_t)N * C * sizeof(float));
     for (size_t i = 0; i < (size_t)N * C; i++) out[i] = routed[i] + shared[i];
+}
+
+void moe_backward_cpu(float *dinp, LayerWeights *g, const float *dout, const float *dscores, const float *inp,
+                      const int *idx, const float *weights, const float *scores, const float *eg, const float *eu,
+                      const float *ea, const float *eo, const float *sg, const float *su, const float *sa,
+                      const LayerWeights *w, int N, const Config *cfg, float *scratch) {
+    const int C = cfg->C, Hm = cfg->Hm, K = cfg->K, E = cfg->E;
+    const size_t per = (size_t)Hm * C, NK = (size_t)N * K;
+    const float S = (float)cfg->routed_scaling;
+    float *dlogits = scratch;                                   /* (N, E) */
+    float *rest = dlogits + (size_t)N * E;                      /* the remainder of the reference's scratch */
+    const size_t n_rest = moe_backward_scratch(cfg, N) - (size_t)N * E;
+
+    /* routing: gate weights -> chosen scores -> router logits, token by token */
+#pragma omp parallel for schedule(static) if ((size_t)N * (K * C + E) > 65536)
+    for (int n = 0; n < N; n++) {
+        const float *d = dout + (size_t)n * C, *s = scores + (size_t)n * E;
+        const int *id = idx + (size_t)n * K;
+        float ds[CFG_MAX_EXPERTS], dg[CFG_MAX_EXPERTS];
+        for (int k = 0; k < K; k++) {
+            const float *o = eo + ((size_t)n * K + k) * C;
+            double acc = 0.0;
+            for (int c = 0; c < C; c++) acc += (double)d[c] * o[c];
+            dg[k] = (float)acc;
+        }
+        for (int e = 0; e < E; e++) ds[e] = dscores ? dscores[(size_t)n * E + e] : 0.0f;
+        if (cfg->norm_topk_prob) {
+            float D = 0.0f;
+            for (int k = 0; k < K; k++) D += s[id[k]];
+            D += 1e-20f;
+            double dot = 0.0;
+            for (int k = 0; k < K; k++) dot += (double)dg[k] * s[id[k]];
+            for (int k = 0; k < K; k++) ds[id[k]] += S * (float)(dg[k] / D - dot / ((double)D * D));
+        } else {
+            for (int k = 0; k < K; k++) ds[id[k]] += S * dg[k];
+        }
+        float *dl = dlogits + (size_t)n * E;
+        if (cfg->scoring == SCORE_SIGMOID) {
+            for (int e = 0; e < E; e++) dl[e] = ds[e] * s[e] * (1.0f - s[e]);
+        } else {
+            double dot = 0.0;
+            for (int e = 0; e < E; e++) dot += (double)s[e] * ds[e];
+            for (int e = 0; e < E; e++) dl[e] = s[e] * (ds[e] - (float)dot);
+        }
+    }
+
+    /* routed experts: one set of products per expert (in chunks of R gathered rows) */
+    const size_t R = n_rest / (2 * (size_t)C + 2 * (size_t)Hm);
+    if (R >= 1) {
+        float *X = rest, *dO = X + R * C, *dA = dO + R * C, *A = dA + R * Hm;
+        for (int e = 0; e < E; e++) {
+            float *dWg = g->exp_gate + e * per, *dWu = g->exp_up + e * per, *dWd = g->exp_down + e * per;
+            const float *Wg = w->exp_gate + e * per, *Wu = w->exp_up + e * per, *Wd = w->exp_down + e * per;
+            size_t cursor = 0;
+            while (cursor < NK) {
+                /* gather up to R rows of this expert from slot `cursor` on, in token order */
+                size_t start = cursor, r = 0;
+                for (; cursor < NK && r < R; cursor++) {
+                    if (idx[cursor] != e) continue;
+                    const size_t n = cursor / K;
+                    const float gw = weights[cursor], *d = dout + n * C;
+                    memcpy(X + r * C, inp + n * C, (size_t)C * sizeof(float));
+                    for (int c = 0; c < C; c++) dO[r * C + c] = gw * d[c];
+                    memcpy(A + r * Hm, ea + cursor * Hm, (size_t)Hm * sizeof(float));
+                    r++;
+                }
+                if (r == 0) break;
+                const int m = (int)r;
+                /* out = act·W_downᵀ: dact = dO·W_down; dW_down += dOᵀ·act */
+                cpu_sgemm(0, m, Hm, C, dO, (size_t)C, Wd, (size_t)Hm, dA, (size_t)Hm);
+                cpu_sgemm_acc(1, 0, C, Hm, m, dO, (size_t)C, A, (size_t)Hm, dWd, (size_t)Hm);
+                /* act = silu(gate)·up: dgate into dA, dup into A (the reference's arithmetic) */
+                r = 0;
+                for (size_t nk = start; nk < cursor; nk++) {
+                    if (idx[nk] != e) continue;
+                    const float *gg = eg + nk * Hm, *uu = eu + nk * Hm;
+                    float *da = dA + r * Hm, *du = A + r * Hm;
+                    for (int i = 0; i < Hm; i++) {
+                        float gv = gg[i], sgv = 1.0f / (1.0f + expf(-gv));
+                        float dact = da[i];
+                        da[i] = dact * uu[i] * sgv * (1.0f + gv * (1.0f - sgv));
+                        du[i] = dact * gv * sgv;
+                    }
+                    r++;
+                }
+                /* gate = x·W_gateᵀ, up = x·W_upᵀ */
+                cpu_sgemm_acc(1, 0, Hm, C, m, dA, (size_t)Hm, X, (size_t)C, dWg, (size_t)C);
+                cpu_sgemm_acc(1, 0, Hm, C, m, A, (size_t)Hm, X, (size_t)C, dWu, (size_t)C);
+                cpu_sgemm(0, m, C, Hm, dA, (size_t)Hm, Wg, (size_t)C, dO, (size_t)C);
+                cpu_sgemm_acc(0, 0, m, C, Hm, A, (size_t)Hm, Wu, (size_t)C, dO, (size_t)C);
+                /* scatter-add each row's input gradient to its token */
+                r = 0;
+                for (size_t nk = start; nk < cursor; nk++) {
+                    if (idx[nk] != e) continue;
+                    float *dx = dinp + (nk / K) * C;
+                    const float *src = dO + r * C;
+                    for (int c = 0; c < C; c++) dx[c] += src[c];
+                    r++;
+                }
+            }
+        }
+    } else {
+        /* no room for even one gathered row: token by token, as the reference */
+        float *sw = rest, *dov = sw + 3 * (size_t)Hm;
+        for (size_t nk = 0; nk < NK; nk++) {
+            const int e = idx[nk];
+            const size_t n = nk / K;
+            for (int c = 0; c < C; c++) dov[c] = weights[nk] * dout[n * C + c];
+            swiglu_backward_cpu(dinp + n * C, g->exp_gate + e * per, g->exp_up + e * per, g->exp_down + e * per, dov,
+                                inp + n * C, eg + nk * Hm, eu + nk * Hm, ea + nk * Hm, w->exp_gate + e * per,
+                                w->exp_up + e * per, w->exp_down + e * per, 1, C, Hm, sw);
+        }
+    }
+    /* logits = x·W_routerᵀ, then the shared experts (the reference's scratch layout) */
+    matmul_backward_blas(dinp, g->router, dlogits, inp, w->router, N, C, E);
+    if (cfg->Es > 0)
+        swiglu_backward_cpu(dinp, g->sh_gate, g->sh_up, g->sh_down, dout, inp, sg, su, sa, w->sh_gate, w->sh_up, w->sh_down,
+                            N, C, cfg->Es * Hm, rest + E + K + 3 * (size_t)Hm + C);
 }
 #endif

@@ -1,0 +1,129 @@
+/* cuda.h: the CUDA twins of the reference (fp32, strict): every function has a twin in ref/ with
+ * the same stem and the same argument list plus a trailing cudaStream_t, and the suffix `_cuda`.
+ *
+ * Memory: every tensor argument of a twin is a DEVICE pointer (cudaMalloc'd), shaped exactly as
+ * the reference's (ref/ops.h, ref/mla.h, ref/moe.h); a `const LayerWeights *w` argument is a host
+ * struct whose fields point into device memory (cuda_model_weights builds one), and `const Config *`
+ * stays a host struct. The reference's one-row `row` scratch (attention) is accepted and unused,
+ * as in the CPU twins. Twins that need more room than their arguments give (MoE dispatch, the
+ * routing selection) take it from one grow-only device workspace owned by the CUDA context
+ * (cuda_workspace), reserved up front by the model forward, never freed in layer code.
+ *
+ * Numbers (docs/cuda.md): strict fp32. Matrix products go through cuBLAS with
+ * CUBLAS_PEDANTIC_MATH (no TF32, no reduced-precision reductions); every other op is a kernel
+ * written here that keeps the reference's arithmetic: the same float operations in the same order
+ * where one thread owns a sum (attention's dot products and P·V sums, the expert combine, the
+ * routing selection), the long reductions (RMSNorm statistics, softmax denominators) in double,
+ * and no fused multiply-add (nvcc -fmad=false), so x*y+z rounds twice as it does in the reference
+ * built for plain x86-64. The differences left are cuBLAS's summation order and the CUDA
+ * libdevice transcendentals (expf, cosf, sinf within 2 ulp of glibc's).
+ *
+ * Errors: twins are void like the reference. A failed launch or CUDA/cuBLAS call is recorded in
+ * a sticky context error (the first one, with file:line and the CUDA reason); cuda_check_error()
+ * reports it and clears it. The model forward returns it as a SeekErr.
+ *
+ * Built when the Makefile finds nvcc (SEEK_HAVE_CUDA); at run time cuda_backend_check() says in
+ * one line why a machine without a usable GPU cannot run it.
+ */
+#ifndef SEEK_FAST_CUDA_H
+#define SEEK_FAST_CUDA_H
+
+#ifdef __cplusplus
+extern "C" { /* the reference's headers are C */
+#endif
+#include "forward.h"
+#include "model.h"
+#ifdef __cplusplus
+}
+#endif
+
+#ifdef SEEK_HAVE_CUDA
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- context (common.cu) ---- */
+
+/* 0 when a CUDA device can be used; else -1 and a one-line reason ("no CUDA device", driver). */
+int cuda_backend_check(SeekErr *err);
+/* The context's stream (created on first use; every model-level call runs on it). */
+cudaStream_t cuda_stream(void);
+/* First recorded CUDA/cuBLAS error since the last call, or 0; clears it. */
+int cuda_check_error(SeekErr *err);
+/* A device workspace of at least `bytes` (grow-only; growing synchronises the device). */
+void *cuda_workspace(size_t bytes);
+/* Frees the context: device weights, run state, cache, workspace, handles. */
+void cuda_release(void);
+
+/* ---- the twins (device pointers; shapes as ref/) ---- */
+
+/* embedding.cu */
+void embedding_forward_cuda(float *out, const int *ids, const float *wte, int N, int C, cudaStream_t st);
+/* rmsnorm.cu */
+void rmsnorm_forward_cuda(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps,
+                          cudaStream_t st);
+/* matmul.cu: cuBLAS sgemm, pedantic fp32 */
+void matmul_forward_cuda(float *out, const float *inp, const float *weight, int N, int IC, int OC, cudaStream_t st);
+/* rope.cu: inv_freq (rd/2) is a device copy of rope_inv_freq's table (YaRN included). */
+void rope_forward_cuda(float *out, const float *inp, int n_vec, size_t stride, int pos, const float *inv_freq,
+                       float attn_factor, int rd, RopeLayout layout, cudaStream_t st);
+/* attention.cu */
+void attention_forward_cuda(float *z, float *scores, float *pattern, const float *q, const float *k, const float *v,
+                            int T, int pos0, int Tk, int NH, int NKV, int DQ, int DV, size_t k_stride, size_t v_stride,
+                            float scale, float *row, cudaStream_t st);
+/* mlp.cu */
+void swiglu_forward_cuda(float *out, float *gate, float *up, float *act, const float *inp, const float *w_gate,
+                         const float *w_up, const float *w_down, int N, int C, int H, cudaStream_t st);
+/* mla.cu */
+void mla_q_forward_cuda(float *q, float *q_a, float *q_latent, float *q_rstd, const float *x, const LayerWeights *w,
+                        const Config *cfg, int N, cudaStream_t st);
+void mla_kv_forward_cuda(float *latent, float *k_pe, float *kv_a, float *kv_rstd, const float *x, const LayerWeights *w,
+                         const Config *cfg, int N, cudaStream_t st);
+void mla_attend_naive_cuda(float *z, float *scores, float *pattern, float *kv, float *k, float *v, const float *q,
+                           const float *latent, const float *k_pe, const LayerWeights *w, const Config *cfg, int T,
+                           int pos0, int Tk, float *row, cudaStream_t st);
+void mla_attend_absorb_cuda(float *z, float *scores, float *pattern, float *q_abs, float *o_lat, const float *q,
+                            const float *latent, const float *k_pe, const LayerWeights *w, const Config *cfg, int T,
+                            int pos0, int Tk, float *row, cudaStream_t st);
+/* moe.cu. moe_select_cuda's scratch (the reference's E + G floats for one token) is unused: each
+ * token's selection runs in one thread on shared memory. idx/weights are device arrays. */
+void moe_router_scores_cuda(float *logits, float *scores, float *choice, const float *inp, const float *router,
+                            const float *bias, int N, const Config *cfg, cudaStream_t st);
+void moe_select_cuda(int *idx, float *weights, const float *scores, const float *choice, int N, const Config *cfg,
+                     float *scratch, cudaStream_t st);
+void moe_forward_cuda(float *out, float *routed, float *shared, float *eg, float *eu, float *ea, float *eo, float *sg,
+                      float *su, float *sa, const float *inp, const int *idx, const float *weights, const LayerWeights *w,
+                      int N, const Config *cfg, cudaStream_t st);
+
+/* ---- batched helpers the forward uses (tested against loops of the reference op) ---- */
+
+/* RoPE on `rows` rows of one call: row r = b·T + t sits at position pos0 + t; its n_vec vectors
+ * start at x + r·row_stride + i·vec_stride; the first rd values of each rotate as rope_forward. */
+void cuda_rope_rows(float *x, int rows, int T, int pos0, int n_vec, size_t row_stride, size_t vec_stride,
+                    const float *inv_freq, float attn_factor, int rd, RopeLayout layout, cudaStream_t st);
+/* y[i] += x[i] (the residual add), n floats. */
+void cuda_residual_add(float *y, const float *x, size_t n, cudaStream_t st);
+
+/* ---- the model (forward.cu): twins of model_forward / model_generate, stage for stage ----
+ * Same arguments as ref/forward.h, host pointers as there (ids, logits, hidden, the RunState and
+ * KVCache). The weights are uploaded once per model (a sampled fingerprint notices a different
+ * model at the same address); the device keeps its own run state and KV cache. After every call
+ * the host KVCache holds the same rows as the device's (the new rows are copied back), so a host
+ * cache stays the truth and a call with another cache re-uploads it. A hook point copies its
+ * tensor to the host RunState's buffer of the same name only when the ActCache wants it or has an
+ * edit callback; an edit is copied back to the device before the forward goes on. */
+int model_forward_cuda(const Model *m, RunState *s, KVCache *kv, const int *ids, int B, int T, AttnMode mode,
+                       ActCache *hooks, float *hidden, float *logits, SeekErr *err);
+int model_generate_cuda(const Model *m, const int *ids, int B, int T, int n, AttnMode mode, const SampleParams *sp,
+                        ActCache *hooks, int *out, float *logits_out, SeekErr *err);
+/* The device copy of the model's weights: layers[l] with device pointers (for tests). */
+const LayerWeights *cuda_model_layers(const Model *m, SeekErr *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SEEK_HAVE_CUDA */
+#endif

@@ -1,0 +1,658 @@
+/* forward.cu (CUDA twin of ref/forward.c): the model forward and generation on the GPU.
+ *
+ * The structure is the reference's, stage for stage: the same LayerState/RunState fields (a
+ * device copy of the caller's RunState, same names, same shapes), the same KV cache layout, the
+ * same hook_point calls with the same names, shapes and order. Only the ops change to their
+ * `_cuda` twins; a diff against ref/forward.c's block_forward shows exactly what the GPU path
+ * changes. Layer code never allocates: the device run state, cache and workspace are sized when
+ * the shapes change, before the layers run.
+ *
+ * Hooks. hook_dev() is the bridge: when the ActCache wants a stage, or has an edit callback, the
+ * device tensor is copied into the host RunState buffer of the same name, hook_bt() runs there
+ * (edit, then capture), and an edit is copied back before the forward goes on; with neither,
+ * nothing leaves the GPU. Attention scores/patterns (replaced per call, used by nothing after
+ * their hook) are copied and compacted on the host as the reference does. Logits always come back.
+ *
+ * State kept between calls (one model, one run, one cache per process):
+ *   - the weights: one device arena, uploaded on first use; a fingerprint (the arena address,
+ *     its size and 4096 sampled values) notices another model or reloaded weights;
+ *   - the run state: rebuilt when B, T, Tmax, attention capture or the model change;
+ *   - the KV cache: after each call the new rows go back into the caller's host KVCache, so the
+ *     host cache always holds what the device's does; a call with another cache, or one whose
+ *     length does not match what the device holds, uploads the host rows first (len 0: none).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/internal.cuh"
+extern "C" {
+#include "mla.h"
+#include "moe.h"
+}
+
+/* ---- the context ---- */
+
+static struct {
+    /* weights */
+    const Model *m;
+    const float *arena;
+    size_t n_floats;
+    uint64_t fp;
+    float *d_arena;
+    float *wte, *final_norm, *lm_head;
+    LayerWeights *layers; /* host array (L) of device pointers */
+    int n_layers;
+    /* run state */
+    int have_rs, B, T, Tmax, with_attn;
+    RunState d;           /* device buffers, the reference's field names */
+    float *logits;        /* (B·T, V) */
+    /* cache */
+    int have_kv;
+    KVCache dkv;          /* device, the reference's layout */
+    const KVCache *host_kv;
+    int kv_len;
+} X;
+
+static void free_runstate(void);
+static void free_kv(void);
+
+/* forward.cu records failures through the sticky error; this turns it into the call's result */
+static int fail_if_error(SeekErr *err) {
+    if (cuda_check_error(err)) return seek_fail_prefix(err, "forward (cuda)");
+    return 0;
+}
+
+static float *dmalloc(size_t n, int *rc) {
+    void *p = NULL;
+    if (*rc) return NULL;
+    if (cudaMalloc(&p, (n ? n : 1) * sizeof(float)) != cudaSuccess) {
+        cudaGetLastError();
+        cuda_note_error(__FILE__, __LINE__, "cudaMalloc", "out of device memory");
+        *rc = -1;
+        return NULL;
+    }
+    CU_CHECK(cudaMemset(p, 0, (n ? n : 1) * sizeof(float)));
+    return (float *)p;
+}
+
+static void dfree(void *p) {
+    if (p) CU_CHECK(cudaFree(p));
+}
+
+/* ---- weights ---- */
+
+static uint64_t fingerprint(const Model *m) {
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)m->n_floats;
+    size_t step = m->n_floats / 4096 + 1;
+    for (size_t i = 0; i < m->n_floats; i += step) {
+        uint32_t bits;
+        memcpy(&bits, m->arena + i, 4);
+        h = (h ^ bits) * 1099511628211ull;
+    }
+    return h;
+}
+
+static void free_weights(void) {
+    dfree(X.d_arena);
+    free(X.layers);
+    X.d_arena = NULL;
+    X.layers = NULL;
+    X.m = NULL;
+    X.arena = NULL;
+}
+
+static float *rebase(const Model *m, const float *p, int *rc) {
+    if (!p) return NULL;
+    if (p < m->arena || p >= m->arena + m->n_floats) {
+        cuda_note_error(__FILE__, __LINE__, "upload weights", "a weight lies outside the model's arena");
+        *rc = -1;
+        return NULL;
+    }
+    return X.d_arena + (p - m->arena);
+}
+
+static int upload_weights(const Model *m) {
+    uint64_t fp = fingerprint(m);
+    if (X.m == m && X.arena == m->arena && X.n_floats == m->n_floats && X.fp == fp && X.d_arena) return 0;
+    /* another model: the run state and cache sized for the old one go too */
+    free_weights();
+    free_runstate();
+    free_kv();
+    int rc = 0;
+    X.d_arena = dmalloc(m->n_floats, &rc);
+    if (rc) return -1;
+    CU_CHECK(cudaMemcpy(X.d_arena, m->arena, m->n_floats * sizeof(float), cudaMemcpyHostToDevice));
+    CU_CHECK(cudaDeviceSynchronize()); /* a pageable upload may still be in flight when cudaMemcpy returns */
+    X.n_layers = m->cfg.L;
+    X.layers = (LayerWeights *)calloc((size_t)X.n_layers, sizeof(LayerWeights));
+    if (!X.layers) {
+        cuda_note_error(__FILE__, __LINE__, "upload weights", "out of host memory");
+        return -1;
+    }
+    for (int l = 0; l < X.n_layers; l++) {
+        const LayerWeights *h = &m->layers[l];
+        LayerWeights *d = &X.layers[l];
+        *d = *h;
+        float **f[] = {&d->attn_norm, &d->wq, &d->wk, &d->wv, &d->wq_a, &d->q_a_norm, &d->wq_b, &d->wkv_a,
+                       &d->kv_a_norm, &d->wkv_b, &d->wo, &d->mlp_norm, &d->w_gate, &d->w_up, &d->w_down,
+                       &d->router, &d->router_bias, &d->exp_gate, &d->exp_up, &d->exp_down, &d->sh_gate,
+                       &d->sh_up, &d->sh_down};
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) *f[i] = rebase(m, *f[i], &rc);
+    }
+    X.wte = rebase(m, m->wte, &rc);
+    X.final_norm = rebase(m, m->final_norm, &rc);
+    X.lm_head = rebase(m, m->lm_head, &rc);
+    if (rc) {
+        free_weights();
+        return -1;
+    }
+    X.m = m;
+    X.arena = m->arena;
+    X.n_floats = m->n_floats;
+    X.fp = fp;
+    return 0;
+}
+
+extern "C" const LayerWeights *cuda_model_layers(const Model *m, SeekErr *err) {
+    if (cuda_backend_check(err)) return NULL;
+    if (upload_weights(m)) {
+        fail_if_error(err);
+        return NULL;
+    }
+    return X.layers;
+}
+
+/* ---- the device run state: ref/forward.c's layerstate_alloc/runstate_alloc, inference form ---- */
+
+static void free_runstate(void) {
+    if (!X.have_rs) return;
+    LayerState *a = &X.d.layer[0];
+    float **fields[] = {&a->resid, &a->xn1, &a->rstd1, &a->q, &a->k_new, &a->v_new, &a->q_a, &a->q_latent,
+                        &a->q_rstd, &a->kv_a, &a->kv_rstd, &a->latent_new, &a->kpe_new, &a->kv_exp, &a->k_full,
+                        &a->v_full, &a->q_abs, &a->o_lat, &a->z, &a->scores, &a->pattern, &a->attn_out,
+                        &a->resid_mid, &a->xn2, &a->rstd2, &a->mlp_out, &a->gate, &a->up, &a->act, &a->r_logits,
+                        &a->r_scores, &a->r_choice, &a->e_w, &a->e_idx_f, &a->eg, &a->eu, &a->ea, &a->eo,
+                        &a->routed, &a->shared};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) dfree(*fields[i]);
+    dfree(a->e_idx);
+    free(X.d.layer);
+    float **sf[] = {&X.d.inv_freq, &X.d.x, &X.d.xf, &X.d.xnf, &X.d.rstdf, &X.d.tmp};
+    for (size_t i = 0; i < sizeof sf / sizeof sf[0]; i++) dfree(*sf[i]);
+    dfree(X.d.ids);
+    dfree(X.logits);
+    memset(&X.d, 0, sizeof X.d);
+    X.logits = NULL;
+    X.have_rs = 0;
+}
+
+static int alloc_runstate(const Config *c, const RunState *s) {
+    if (X.have_rs && X.B == s->B && X.T == s->T && X.Tmax == s->Tmax && X.with_attn == s->with_attn) return 0;
+    free_runstate();
+    const int B = s->B, T = s->T, Tmax = s->Tmax;
+    size_t N = (size_t)B * T;
+    int qk = config_qk_dim(c), dv = config_v_dim(c);
+    int ffn = c->I_ffn;
+    if (c->E > 0 && c->Es * c->Hm > ffn) ffn = c->Es * c->Hm;
+    int rc = 0;
+    RunState *d = &X.d;
+    memset(d, 0, sizeof *d);
+    d->B = B;
+    d->T = T;
+    d->Tmax = Tmax;
+    d->nL = c->L;
+    d->with_attn = s->with_attn;
+    d->layer = (LayerState *)calloc((size_t)c->L, sizeof(LayerState));
+    if (!d->layer) {
+        cuda_note_error(__FILE__, __LINE__, "run state", "out of host memory");
+        return -1;
+    }
+    LayerState *a = &d->layer[0];
+    a->resid = dmalloc(N * c->C, &rc);
+    a->xn1 = dmalloc(N * c->C, &rc);
+    a->rstd1 = dmalloc(N, &rc);
+    a->q = dmalloc(N * c->NH * qk, &rc);
+    a->z = dmalloc(N * c->NH * dv, &rc);
+    a->attn_out = dmalloc(N * c->C, &rc);
+    a->resid_mid = dmalloc(N * c->C, &rc);
+    a->xn2 = dmalloc(N * c->C, &rc);
+    a->rstd2 = dmalloc(N, &rc);
+    a->mlp_out = dmalloc(N * c->C, &rc);
+    a->gate = dmalloc(N * ffn, &rc);
+    a->up = dmalloc(N * ffn, &rc);
+    a->act = dmalloc(N * ffn, &rc);
+    if (s->with_attn) {
+        a->scores = dmalloc((size_t)B * c->NH * T * Tmax, &rc);
+        a->pattern = dmalloc((size_t)B * c->NH * T * Tmax, &rc);
+    }
+    if (!c->mla) {
+        a->k_new = dmalloc(N * c->NKV * c->HS, &rc);
+        a->v_new = dmalloc(N * c->NKV * c->HS, &rc);
+    } else {
+        if (c->q_lora_rank) {
+            a->q_a = dmalloc(N * c->q_lora_rank, &rc);
+            a->q_latent = dmalloc(N * c->q_lora_rank, &rc);
+            a->q_rstd = dmalloc(N, &rc);
+        }
+        a->kv_a = dmalloc(N * ((size_t)c->kv_lora_rank + c->dr), &rc);
+        a->kv_rstd = dmalloc(N, &rc);
+        a->latent_new = dmalloc(N * c->kv_lora_rank, &rc);
+        a->kpe_new = dmalloc(N * c->dr, &rc);
+        a->kv_exp = dmalloc((size_t)B * Tmax * c->NH * ((size_t)c->dn + c->dv), &rc);
+        a->k_full = dmalloc((size_t)B * Tmax * c->NH * qk, &rc);
+        a->v_full = dmalloc((size_t)B * Tmax * c->NH * c->dv, &rc);
+        a->q_abs = dmalloc(N * c->NH * c->kv_lora_rank, &rc);
+        a->o_lat = dmalloc(N * c->NH * c->kv_lora_rank, &rc);
+        if (c->E > 0) {
+            a->r_logits = dmalloc(N * c->E, &rc);
+            a->r_scores = dmalloc(N * c->E, &rc);
+            a->r_choice = dmalloc(N * c->E, &rc);
+            a->e_w = dmalloc(N * c->K, &rc);
+            a->e_idx_f = dmalloc(N * c->K, &rc);
+            a->eg = dmalloc(N * c->K * c->Hm, &rc);
+            a->eu = dmalloc(N * c->K * c->Hm, &rc);
+            a->ea = dmalloc(N * c->K * c->Hm, &rc);
+            a->eo = dmalloc(N * c->K * c->C, &rc);
+            a->routed = dmalloc(N * c->C, &rc);
+            a->shared = dmalloc(N * c->C, &rc);
+            a->e_idx = (int *)dmalloc(N * c->K, &rc); /* ints: same size as floats */
+        }
+    }
+    /* inference: every layer shares the one set of buffers, as in the reference */
+    for (int l = 1; l < c->L; l++) d->layer[l] = d->layer[0];
+    size_t tmp_w = (size_t)c->NH * (c->mla ? c->dr : c->HS);
+    if (tmp_w < (size_t)c->C) tmp_w = (size_t)c->C;
+    d->inv_freq = dmalloc((size_t)c->rope_dim / 2 + 1, &rc);
+    d->x = dmalloc(N * c->C, &rc);
+    d->xf = dmalloc(N * c->C, &rc);
+    d->xnf = dmalloc(N * c->C, &rc);
+    d->rstdf = dmalloc(N, &rc);
+    d->tmp = dmalloc(N * tmp_w, &rc);
+    d->ids = (int *)dmalloc(N, &rc);
+    X.logits = dmalloc(N * c->V, &rc);
+    X.have_rs = 1; /* so free_runstate releases a partial allocation */
+    if (rc) {
+        free_runstate();
+        return -1;
+    }
+    /* the reference's frequency table, computed once on the host (YaRN included) */
+    CU_CHECK(cudaMemcpy(d->inv_freq, s->inv_freq, ((size_t)c->rope_dim / 2 + 1) * sizeof(float), cudaMemcpyHostToDevice));
+    CU_CHECK(cudaDeviceSynchronize()); /* the zeroing and the table are in place before any layer runs */
+    d->rope_attn_factor = s->rope_attn_factor;
+    /* the workspace the MoE dispatch and long attention rows take, reserved before the layers run */
+    if (c->E > 0) {
+        size_t NK = N * c->K;
+        cuda_workspace(NK * ((size_t)c->C + 3 * (size_t)c->Hm) * sizeof(float) + ((size_t)c->E + 1 + 2 * NK) * sizeof(int));
+    }
+    X.B = B;
+    X.T = T;
+    X.Tmax = Tmax;
+    X.with_attn = s->with_attn;
+    return 0;
+}
+
+/* ---- the device KV cache, kept equal to the caller's host cache ---- */
+
+static void free_kv(void) {
+    dfree(X.dkv.k);
+    dfree(X.dkv.v);
+    dfree(X.dkv.latent);
+    dfree(X.dkv.k_pe);
+    memset(&X.dkv, 0, sizeof X.dkv);
+    X.have_kv = 0;
+    X.host_kv = NULL;
+    X.kv_len = -1;
+}
+
+/* copies rows [r0, r0 + n) of every (layer, sequence) block of width w floats between caches */
+static void kv_copy_rows(float *dst, const float *src, const Config *c, int B, int Tmax, int r0, int n, size_t w,
+                         cudaMemcpyKind kind, cudaStream_t st) {
+    if (!dst || !src || n <= 0 || !w) return;
+    size_t pitch = (size_t)Tmax * w * sizeof(float), off = (size_t)r0 * w;
+    CU_CHECK(cudaMemcpy2DAsync(dst + off, pitch, src + off, pitch, (size_t)n * w * sizeof(float), (size_t)c->L * B, kind, st));
+}
+
+static void kv_sync_rows(const Config *c, KVCache *h, int r0, int n, cudaMemcpyKind kind, cudaStream_t st) {
+    int up = kind == cudaMemcpyHostToDevice;
+    KVCache *dst = up ? &X.dkv : h, *src = up ? h : &X.dkv;
+    if (c->mla) {
+        kv_copy_rows(dst->latent, src->latent, c, h->B, h->Tmax, r0, n, (size_t)c->kv_lora_rank, kind, st);
+        kv_copy_rows(dst->k_pe, src->k_pe, c, h->B, h->Tmax, r0, n, (size_t)c->dr, kind, st);
+    } else {
+        kv_copy_rows(dst->k, src->k, c, h->B, h->Tmax, r0, n, (size_t)c->NKV * c->HS, kind, st);
+        kv_copy_rows(dst->v, src->v, c, h->B, h->Tmax, r0, n, (size_t)c->NKV * c->HS, kind, st);
+    }
+}
+
+static int attach_kv(const Config *c, KVCache *kv, cudaStream_t st) {
+    if (X.have_kv && X.host_kv == kv && X.dkv.B == kv->B && X.dkv.Tmax == kv->Tmax && X.kv_len == kv->len) return 0;
+    if (!X.have_kv || X.dkv.B != kv->B || X.dkv.Tmax != kv->Tmax) {
+        free_kv();
+        int rc = 0;
+        size_t rows = (size_t)c->L * kv->B * kv->Tmax;
+        if (c->mla) {
+            X.dkv.latent = dmalloc(rows * c->kv_lora_rank, &rc);
+            X.dkv.k_pe = dmalloc(rows * c->dr, &rc);
+        } else {
+            X.dkv.k = dmalloc(rows * c->NKV * c->HS, &rc);
+            X.dkv.v = dmalloc(rows * c->NKV * c->HS, &rc);
+        }
+        X.have_kv = 1;
+        if (rc) {
+            free_kv();
+            return -1;
+        }
+        X.dkv.B = kv->B;
+        X.dkv.Tmax = kv->Tmax;
+    }
+    /* the host cache is the truth: bring what it holds */
+    kv_sync_rows(c, kv, 0, kv->len, cudaMemcpyHostToDevice, st);
+    X.host_kv = kv;
+    X.kv_len = kv->len;
+    return 0;
+}
+
+extern "C" void cuda_forward_release(void) {
+    free_runstate();
+    free_kv();
+    free_weights();
+}
+
+/* ---- hooks ---- */
+
+/* The hook point of a (B, T, d1[, d2]) device tensor: copied to `host` (the RunState buffer of
+ * the same name) only when the cache wants the stage or edits; an edit goes back to the device. */
+static void hook_dev(ActCache *h, float *dev, float *host, int B, int T, size_t d1, size_t d2, const char *px,
+                     const char *stage, cudaStream_t st) {
+    if (!h) return;
+    char name[HOOK_NAME_LEN];
+    if (px && *px) snprintf(name, sizeof name, "%s.%s", px, stage);
+    else snprintf(name, sizeof name, "%s", stage);
+    if (!h->edit && !hook_wants(h, name)) return;
+    size_t n = (size_t)B * T * d1 * (d2 ? d2 : 1);
+    CU_CHECK(cudaMemcpyAsync(host, dev, n * sizeof(float), cudaMemcpyDeviceToHost, st));
+    CU_CHECK(cudaStreamSynchronize(st));
+    hook_bt(h, host, B, T, d1, d2, px, stage);
+    if (h->edit) CU_CHECK(cudaMemcpyAsync(dev, host, n * sizeof(float), cudaMemcpyHostToDevice, st));
+}
+
+/* A (B, NH, T, Tk) attention tensor: the device holds rows of Tmax; compacted on the host */
+static void hook_attn_dev(ActCache *h, const float *dev, float *host, int B, int NH, int T, int Tk, int Tmax,
+                          const char *px, const char *stage, cudaStream_t st) {
+    if (!h || !dev) return;
+    char name[HOOK_NAME_LEN];
+    snprintf(name, sizeof name, "%s.%s", px, stage);
+    if (!h->edit && !hook_wants(h, name)) return;
+    CU_CHECK(cudaMemcpyAsync(host, dev, (size_t)B * NH * T * Tmax * sizeof(float), cudaMemcpyDeviceToHost, st));
+    CU_CHECK(cudaStreamSynchronize(st));
+    compact_attn(host, B, NH, T, Tk, Tmax);
+    hook_attn(h, host, B, NH, T, Tk, px, stage);
+}
+
+__global__ static void int_to_float_kernel(float *y, const int *x, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = (float)x[i];
+}
+
+/* ---- attention blocks ---- */
+
+static void llama_attention_cuda(const Model *m, RunState *s, KVCache *kv, const LayerWeights *w, LayerState *a,
+                                 LayerState *ha, int l, const char *px, int B, int T, int pos0, ActCache *hooks,
+                                 cudaStream_t st) {
+    const Config *c = &m->cfg;
+    const int N = B * T, NH = c->NH, NKV = c->NKV, HS = c->HS, Tk = pos0 + T;
+    matmul_forward_cuda(a->q, a->xn1, w->wq, N, c->C, NH * HS, st);
+    matmul_forward_cuda(a->k_new, a->xn1, w->wk, N, c->C, NKV * HS, st);
+    matmul_forward_cuda(a->v_new, a->xn1, w->wv, N, c->C, NKV * HS, st);
+    hook_dev(hooks, a->q, ha->q, B, T, NH, HS, px, "attn.hook_q", st);
+    hook_dev(hooks, a->k_new, ha->k_new, B, T, NKV, HS, px, "attn.hook_k", st);
+    hook_dev(hooks, a->v_new, ha->v_new, B, T, NKV, HS, px, "attn.hook_v", st);
+    cuda_rope_rows(a->q, N, T, pos0, NH, (size_t)NH * HS, HS, X.d.inv_freq, X.d.rope_attn_factor, HS, c->rope_layout, st);
+    cuda_rope_rows(a->k_new, N, T, pos0, NKV, (size_t)NKV * HS, HS, X.d.inv_freq, X.d.rope_attn_factor, HS,
+                   c->rope_layout, st);
+    hook_dev(hooks, a->q, ha->q, B, T, NH, HS, px, "attn.hook_rot_q", st);
+    hook_dev(hooks, a->k_new, ha->k_new, B, T, NKV, HS, px, "attn.hook_rot_k", st);
+    /* append the new keys and values to the cache: B blocks of T rows */
+    size_t kvw = (size_t)NKV * HS;
+    size_t dpitch = (size_t)kv->Tmax * kvw * sizeof(float), spitch = (size_t)T * kvw * sizeof(float);
+    size_t base0 = ((size_t)l * kv->B) * kv->Tmax + pos0;
+    CU_CHECK(cudaMemcpy2DAsync(kv->k + base0 * kvw, dpitch, a->k_new, spitch, spitch, (size_t)B, cudaMemcpyDeviceToDevice, st));
+    CU_CHECK(cudaMemcpy2DAsync(kv->v + base0 * kvw, dpitch, a->v_new, spitch, spitch, (size_t)B, cudaMemcpyDeviceToDevice, st));
+    for (int b = 0; b < B; b++) {
+        size_t base = ((size_t)l * kv->B + b) * kv->Tmax;
+        size_t att = (size_t)b * NH * T * s->Tmax;
+        attention_forward_cuda(a->z + (size_t)b * T * NH * HS, a->scores ? a->scores + att : NULL,
+                               a->pattern ? a->pattern + att : NULL, a->q + (size_t)b * T * NH * HS, kv->k + base * kvw,
+                               kv->v + base * kvw, T, pos0, s->with_attn ? s->Tmax : Tk, NH, NKV, HS, HS, kvw, kvw,
+                               c->attn_scale, NULL, st);
+    }
+}
+
+static void mla_attention_cuda(const Model *m, RunState *s, RunState *hs, KVCache *kv, const LayerWeights *w,
+                               LayerState *a, LayerState *ha, int l, const char *px, int B, int T, int pos0,
+                               AttnMode mode, ActCache *hooks, cudaStream_t st) {
+    const Config *c = &m->cfg;
+    const int N = B * T, NH = c->NH, dn = c->dn, dr = c->dr, dv = c->dv, dq = dn + dr, dkv = c->kv_lora_rank;
+    const int Tk = pos0 + T;
+    mla_q_forward_cuda(a->q, a->q_a, a->q_latent, a->q_rstd, a->xn1, w, c, N, st);
+    if (c->q_lora_rank) hook_dev(hooks, a->q_latent, ha->q_latent, B, T, c->q_lora_rank, 0, px, "attn.hook_q_latent", st);
+    hook_dev(hooks, a->q, ha->q, B, T, NH, dq, px, "attn.hook_q", st);
+    mla_kv_forward_cuda(a->latent_new, a->kpe_new, a->kv_a, a->kv_rstd, a->xn1, w, c, N, st);
+    hook_dev(hooks, a->latent_new, ha->latent_new, B, T, dkv, 0, px, "attn.hook_kv_latent", st);
+    /* decoupled RoPE: the rope slice of every query head, and the one shared rope key */
+    cuda_rope_rows(a->q + dn, N, T, pos0, NH, (size_t)NH * dq, dq, s->inv_freq, s->rope_attn_factor, dr, c->rope_layout, st);
+    cuda_rope_rows(a->kpe_new, N, T, pos0, 1, dr, dr, s->inv_freq, s->rope_attn_factor, dr, c->rope_layout, st);
+    char name[HOOK_NAME_LEN];
+    snprintf(name, sizeof name, "%s.attn.hook_rot_q", px);
+    if (hook_wants(hooks, name)) { /* gather the rope slices into (N, NH, dr) */
+        CU_CHECK(cudaMemcpy2DAsync(s->tmp, (size_t)dr * sizeof(float), a->q + dn, (size_t)dq * sizeof(float),
+                                   (size_t)dr * sizeof(float), (size_t)N * NH, cudaMemcpyDeviceToDevice, st));
+        hook_dev(hooks, s->tmp, hs->tmp, B, T, NH, dr, px, "attn.hook_rot_q", st);
+    }
+    hook_dev(hooks, a->kpe_new, ha->kpe_new, B, T, dr, 0, px, "attn.hook_rot_k", st);
+    /* the cache keeps only the latent and the rotated rope key: B blocks of T rows */
+    size_t base0 = ((size_t)l * kv->B) * kv->Tmax + pos0;
+    CU_CHECK(cudaMemcpy2DAsync(kv->latent + base0 * dkv, (size_t)kv->Tmax * dkv * sizeof(float), a->latent_new,
+                               (size_t)T * dkv * sizeof(float), (size_t)T * dkv * sizeof(float), (size_t)B,
+                               cudaMemcpyDeviceToDevice, st));
+    CU_CHECK(cudaMemcpy2DAsync(kv->k_pe + base0 * dr, (size_t)kv->Tmax * dr * sizeof(float), a->kpe_new,
+                               (size_t)T * dr * sizeof(float), (size_t)T * dr * sizeof(float), (size_t)B,
+                               cudaMemcpyDeviceToDevice, st));
+    int Tbuf = s->with_attn ? s->Tmax : Tk;
+    for (int b = 0; b < B; b++) {
+        size_t base = ((size_t)l * kv->B + b) * kv->Tmax;
+        size_t att = (size_t)b * NH * T * s->Tmax;
+        float *sc = a->scores ? a->scores + att : NULL, *pt = a->pattern ? a->pattern + att : NULL;
+        float *z = a->z + (size_t)b * T * NH * dv;
+        const float *q = a->q + (size_t)b * T * NH * dq;
+        if (mode == ATTN_NAIVE) {
+            mla_attend_naive_cuda(z, sc, pt, a->kv_exp + (size_t)b * Tk * NH * (dn + dv), a->k_full + (size_t)b * Tk * NH * dq,
+                                  a->v_full + (size_t)b * Tk * NH * dv, q, kv->latent + base * dkv, kv->k_pe + base * dr,
+                                  w, c, T, pos0, Tbuf, NULL, st);
+        } else {
+            mla_attend_absorb_cuda(z, sc, pt, a->q_abs + (size_t)b * T * NH * dkv, a->o_lat + (size_t)b * T * NH * dkv, q,
+                                   kv->latent + base * dkv, kv->k_pe + base * dr, w, c, T, pos0, Tbuf, NULL, st);
+        }
+    }
+    if (mode == ATTN_NAIVE && hooks) { /* the expanded keys/values cover every position: replaced per call */
+        size_t ks[4] = {(size_t)B, (size_t)Tk, (size_t)NH, (size_t)dq}, vs[4] = {(size_t)B, (size_t)Tk, (size_t)NH, (size_t)dv};
+        const char *stage[2] = {"attn.hook_k", "attn.hook_v"};
+        float *dev[2] = {a->k_full, a->v_full}, *host[2] = {ha->k_full, ha->v_full};
+        size_t *shape[2] = {ks, vs};
+        for (int i = 0; i < 2; i++) {
+            snprintf(name, sizeof name, "%s.%s", px, stage[i]);
+            if (!hooks->edit && !hook_wants(hooks, name)) continue;
+            size_t n = shape[i][0] * shape[i][1] * shape[i][2] * shape[i][3];
+            CU_CHECK(cudaMemcpyAsync(host[i], dev[i], n * sizeof(float), cudaMemcpyDeviceToHost, st));
+            CU_CHECK(cudaStreamSynchronize(st));
+            hook_point(hooks, name, host[i], 4, shape[i], -1);
+        }
+    }
+}
+
+/* Twin of block_forward: one decoder block on the device residual stream d->x, in place.
+ * d/a: device run state and layer state; hs/ha: the caller's host ones (hook staging). */
+static void block_forward_cuda(const Model *m, RunState *d, RunState *hs, KVCache *kv, const LayerWeights *w,
+                               LayerState *a, LayerState *ha, int kv_layer, const char *px, int B, int T, int pos0,
+                               AttnMode mode, ActCache *hooks, cudaStream_t st) {
+    const Config *c = &m->cfg;
+    const int N = B * T, C = c->C, Tk = pos0 + T;
+    const size_t NC = (size_t)N * C;
+    const int l = kv_layer;
+    hook_dev(hooks, d->x, hs->x, B, T, C, 0, px, "hook_resid_pre", st);
+    CU_CHECK(cudaMemcpyAsync(a->resid, d->x, NC * sizeof(float), cudaMemcpyDeviceToDevice, st));
+
+    /* attention sub-block */
+    rmsnorm_forward_cuda(a->xn1, a->rstd1, a->resid, w->attn_norm, N, C, c->eps, st);
+    hook_dev(hooks, a->xn1, ha->xn1, B, T, C, 0, px, "ln1.hook_normalized", st);
+    if (c->mla) mla_attention_cuda(m, d, hs, kv, w, a, ha, l, px, B, T, pos0, mode, hooks, st);
+    else llama_attention_cuda(m, d, kv, w, a, ha, l, px, B, T, pos0, hooks, st);
+    if (d->with_attn && hooks) {
+        hook_attn_dev(hooks, a->scores, ha->scores, B, c->NH, T, Tk, d->Tmax, px, "attn.hook_attn_scores", st);
+        hook_attn_dev(hooks, a->pattern, ha->pattern, B, c->NH, T, Tk, d->Tmax, px, "attn.hook_pattern", st);
+    }
+    int dv = config_v_dim(c);
+    hook_dev(hooks, a->z, ha->z, B, T, c->NH, dv, px, "attn.hook_z", st);
+    matmul_forward_cuda(a->attn_out, a->z, w->wo, N, c->NH * dv, C, st);
+    hook_dev(hooks, a->attn_out, ha->attn_out, B, T, C, 0, px, "hook_attn_out", st);
+    cuda_residual_add(d->x, a->attn_out, NC, st);
+    hook_dev(hooks, d->x, hs->x, B, T, C, 0, px, "hook_resid_mid", st);
+    CU_CHECK(cudaMemcpyAsync(a->resid_mid, d->x, NC * sizeof(float), cudaMemcpyDeviceToDevice, st));
+
+    /* feed-forward sub-block */
+    rmsnorm_forward_cuda(a->xn2, a->rstd2, a->resid_mid, w->mlp_norm, N, C, c->eps, st);
+    hook_dev(hooks, a->xn2, ha->xn2, B, T, C, 0, px, "ln2.hook_normalized", st);
+    if (!w->is_moe) {
+        swiglu_forward_cuda(a->mlp_out, a->gate, a->up, a->act, a->xn2, w->w_gate, w->w_up, w->w_down, N, C, c->I_ffn, st);
+    } else {
+        moe_router_scores_cuda(a->r_logits, a->r_scores, a->r_choice, a->xn2, w->router, w->router_bias, N, c, st);
+        hook_dev(hooks, a->r_logits, ha->r_logits, B, T, c->E, 0, px, "mlp.hook_router_logits", st);
+        hook_dev(hooks, a->r_scores, ha->r_scores, B, T, c->E, 0, px, "mlp.hook_router_scores", st);
+        hook_dev(hooks, a->r_choice, ha->r_choice, B, T, c->E, 0, px, "mlp.hook_router_choice", st); /* edits steer selection */
+        moe_select_cuda(a->e_idx, a->e_w, a->r_scores, a->r_choice, N, c, NULL, st);
+        if (hooks) {
+            int_to_float_kernel<<<cdiv((size_t)N * c->K, 256), 256, 0, st>>>(a->e_idx_f, a->e_idx, (size_t)N * c->K);
+            LAUNCH_CHECK("int_to_float");
+        }
+        hook_dev(hooks, a->e_idx_f, ha->e_idx_f, B, T, c->K, 0, px, "mlp.hook_expert_indices", st);
+        hook_dev(hooks, a->e_w, ha->e_w, B, T, c->K, 0, px, "mlp.hook_expert_weights", st);
+        moe_forward_cuda(a->mlp_out, a->routed, a->shared, a->eg, a->eu, a->ea, a->eo, a->gate, a->up, a->act, a->xn2,
+                         a->e_idx, a->e_w, w, N, c, st);
+        hook_dev(hooks, a->routed, ha->routed, B, T, C, 0, px, "mlp.hook_routed_out", st);
+        hook_dev(hooks, a->shared, ha->shared, B, T, C, 0, px, "mlp.hook_shared_out", st);
+    }
+    hook_dev(hooks, a->mlp_out, ha->mlp_out, B, T, C, 0, px, "hook_mlp_out", st);
+    cuda_residual_add(d->x, a->mlp_out, NC, st);
+    hook_dev(hooks, d->x, hs->x, B, T, C, 0, px, "hook_resid_post", st);
+}
+
+/* ---- the model ---- */
+
+extern "C" int model_forward_cuda(const Model *m, RunState *s, KVCache *kv, const int *ids, int B, int T, AttnMode mode,
+                                  ActCache *hooks, float *hidden, float *logits, SeekErr *err) {
+    const Config *c = &m->cfg;
+    const int N = B * T, C = c->C, pos0 = kv->len, Tk = pos0 + T;
+    if (cuda_backend_check(err)) return -1;
+    if (B != s->B || B != kv->B || T > s->T || T < 1)
+        return seek_fail(err, "forward: batch %dx%d does not fit the run state %dx%d", B, T, s->B, s->T);
+    if (Tk > kv->Tmax || Tk > s->Tmax)
+        return seek_fail(err, "forward: %d positions exceed the cache's %d", Tk, kv->Tmax);
+    if (Tk > c->max_pos)
+        return seek_fail(err, "forward: position %d is beyond max_position_embeddings %d", Tk - 1, c->max_pos);
+    if (mode == ATTN_ABSORB && !c->mla) return seek_fail(err, "forward: --attn absorb needs an MLA model (this is %s)", c->model_type);
+    if (s->per_layer)
+        return seek_fail(err, "forward: the cuda backend runs inference run states only (training on cuda is not built yet)");
+    for (int i = 0; i < N; i++) {
+        if (ids[i] < 0 || ids[i] >= c->V)
+            return seek_fail(err, "forward: token id %d at index %d is out of range [0, %d)", ids[i], i, c->V);
+        s->ids[i] = ids[i];
+    }
+    cudaStream_t st = cuda_stream();
+    cuda_check_error(NULL); /* a stale failure of an earlier call is not this call's */
+    if (upload_weights(m) || alloc_runstate(c, s) || attach_kv(c, kv, st)) return fail_if_error(err) ? -1 : seek_fail(err, "forward (cuda): setup failed");
+    RunState *d = &X.d;
+    KVCache *dkv = &X.dkv;
+    const size_t layer_stride = (size_t)N * C; /* hidden (L+1, B, T, C) */
+    const size_t NC = (size_t)N * C;
+
+    CU_CHECK(cudaMemcpyAsync(d->ids, s->ids, (size_t)N * sizeof(int), cudaMemcpyHostToDevice, st));
+    embedding_forward_cuda(d->x, d->ids, X.wte, N, C, st);
+    hook_dev(hooks, d->x, s->x, B, T, C, 0, NULL, "hook_embed", st);
+    if (hidden) CU_CHECK(cudaMemcpyAsync(hidden, d->x, layer_stride * sizeof(float), cudaMemcpyDeviceToHost, st));
+
+    for (int l = 0; l < c->L; l++) {
+        char px[32];
+        snprintf(px, sizeof px, "blocks.%d", l);
+        block_forward_cuda(m, d, s, dkv, &X.layers[l], &d->layer[l], &s->layer[l], l, px, B, T, pos0, mode, hooks, st);
+        if (hidden && l < c->L - 1)
+            CU_CHECK(cudaMemcpyAsync(hidden + (size_t)(l + 1) * layer_stride, d->x, layer_stride * sizeof(float),
+                                     cudaMemcpyDeviceToHost, st));
+    }
+
+    CU_CHECK(cudaMemcpyAsync(d->xf, d->x, NC * sizeof(float), cudaMemcpyDeviceToDevice, st));
+    rmsnorm_forward_cuda(d->xnf, d->rstdf, d->xf, X.final_norm, N, C, c->eps, st);
+    hook_dev(hooks, d->xnf, s->xnf, B, T, C, 0, NULL, "ln_final.hook_normalized", st);
+    if (hidden)
+        CU_CHECK(cudaMemcpyAsync(hidden + (size_t)c->L * layer_stride, d->xnf, layer_stride * sizeof(float),
+                                 cudaMemcpyDeviceToHost, st));
+    matmul_forward_cuda(X.logits, d->xnf, X.lm_head, N, C, c->V, st);
+    CU_CHECK(cudaMemcpyAsync(logits, X.logits, (size_t)N * c->V * sizeof(float), cudaMemcpyDeviceToHost, st));
+    /* the new cache rows back into the caller's cache, which stays the truth */
+    kv_sync_rows(c, kv, pos0, T, cudaMemcpyDeviceToHost, st);
+    CU_CHECK(cudaStreamSynchronize(st));
+    hook_bt(hooks, logits, B, T, c->V, 0, NULL, "unembed.hook_out");
+    if (fail_if_error(err)) {
+        X.kv_len = -1; /* the device cache is suspect: upload it again next time */
+        return -1;
+    }
+    kv->len = Tk;
+    X.kv_len = Tk;
+    if (hooks && hooks->failed) return seek_fail(err, "forward: out of memory capturing activations");
+    return 0;
+}
+
+/* ---- generation (ref/forward.c's model_generate on model_forward_cuda) ---- */
+
+extern "C" int model_generate_cuda(const Model *m, const int *ids, int B, int T, int n, AttnMode mode,
+                                   const SampleParams *sp, ActCache *hooks, int *out, float *logits_out, SeekErr *err) {
+    const Config *c = &m->cfg;
+    if (n < 1) return seek_fail(err, "generate: -n must be at least 1");
+    if ((long long)T + n > c->max_pos)
+        return seek_fail(err, "generate: prompt %d + %d new tokens exceeds max_position_embeddings %d", T, n, c->max_pos);
+    int Tmax = T + n;
+    KVCache kv;
+    RunState s;
+    if (kvcache_init(&kv, c, B, Tmax, err)) return -1;
+    if (runstate_init(&s, c, B, T, Tmax, hooks != NULL, err)) {
+        kvcache_free(&kv);
+        return -1;
+    }
+    float *logits = (float *)malloc((size_t)B * T * c->V * sizeof(float));
+    float *probs = (float *)malloc((size_t)c->V * sizeof(float));
+    int *order = (int *)malloc((size_t)c->V * sizeof(int));
+    int *step_ids = (int *)malloc((size_t)B * sizeof(int));
+    int rc = 0;
+    if (!logits || !probs || !order || !step_ids) rc = seek_fail(err, "generate: out of memory");
+    Rng rng;
+    rng_seed(&rng, sp->seed);
+    if (!rc) rc = model_forward_cuda(m, &s, &kv, ids, B, T, mode, hooks, NULL, logits, err);
+    for (int step = 0; !rc && step < n; step++) {
+        int Tl = step == 0 ? T : 1; /* rows per sequence in the last call */
+        for (int b = 0; b < B; b++) {
+            const float *row = logits + ((size_t)b * Tl + Tl - 1) * c->V;
+            int tok = sample_token(row, c->V, sp, &rng, probs, order);
+            out[(size_t)b * n + step] = tok;
+            step_ids[b] = tok;
+            if (logits_out) memcpy(logits_out + ((size_t)b * n + step) * c->V, row, (size_t)c->V * sizeof(float));
+        }
+        if (step + 1 < n) rc = model_forward_cuda(m, &s, &kv, step_ids, B, 1, mode, hooks, NULL, logits, err);
+    }
+    free(logits);
+    free(probs);
+    free(order);
+    free(step_ids);
+    runstate_free(&s);
+    kvcache_free(&kv);
+    return rc;
+}

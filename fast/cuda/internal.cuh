@@ -1,0 +1,102 @@
+/* internal.cuh: what the fast/cuda files share: the sticky error record, the cuBLAS handle, launch
+ * checks and block reductions. Not part of the twin interface (that is cuda.h). */
+#ifndef SEEK_FAST_CUDA_INTERNAL_CUH
+#define SEEK_FAST_CUDA_INTERNAL_CUH
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <math.h>
+
+#include "cuda/cuda.h"
+
+/* Records the first failure (file:line, the call, CUDA's reason); cuda_check_error reports it. */
+void cuda_note_error(const char *file, int line, const char *what, const char *reason);
+/* The context's cuBLAS handle (pedantic fp32 math), bound to stream st. NULL after a failure. */
+cublasHandle_t cuda_cublas(cudaStream_t st);
+
+#define CU_CHECK(call)                                                                   \
+    do {                                                                                 \
+        cudaError_t e_ = (call);                                                         \
+        if (e_ != cudaSuccess) cuda_note_error(__FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+    } while (0)
+#define CUBLAS_CHECK(call)                                                               \
+    do {                                                                                 \
+        cublasStatus_t s_ = (call);                                                      \
+        if (s_ != CUBLAS_STATUS_SUCCESS) cuda_note_error(__FILE__, __LINE__, #call, cublasGetStatusString(s_)); \
+    } while (0)
+/* after every launch */
+#define LAUNCH_CHECK(what) CU_CHECK(cudaGetLastError())
+
+static inline unsigned cdiv(size_t a, size_t b) { return (unsigned)((a + b - 1) / b); }
+
+/* ---- block reductions (blockDim.x a multiple of 32, at most 1024) ---- */
+
+__device__ inline double warp_sum_d(double v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ inline float warp_max_f(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
+    return v;
+}
+/* Sum over the block, in double, returned to every thread. sh: 32 doubles of shared memory. */
+__device__ inline double block_sum_d(double v, double *sh) {
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = warp_sum_d(v);
+    __syncthreads(); /* sh may still be read by a previous reduction */
+    if (lane == 0) sh[wid] = v;
+    __syncthreads();
+    double t = 0.0;
+    if (wid == 0) {
+        t = lane < nw ? sh[lane] : 0.0;
+        t = warp_sum_d(t);
+        if (lane == 0) sh[0] = t;
+    }
+    __syncthreads();
+    return sh[0];
+}
+/* Max over the block (exact in any order; NaN-free inputs: fmaxf drops NaN, the caller decides). */
+__device__ inline float block_max_f(float v, float *sh) {
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = warp_max_f(v);
+    __syncthreads();
+    if (lane == 0) sh[wid] = v;
+    __syncthreads();
+    float t = -INFINITY;
+    if (wid == 0) {
+        t = lane < nw ? sh[lane] : -INFINITY;
+        t = warp_max_f(t);
+        if (lane == 0) sh[0] = t;
+    }
+    __syncthreads();
+    return sh[0];
+}
+
+/* C (M, N) = A (M, K) · op(B), row-major with leading dimensions in floats: op(B) = Bᵀ with B
+ * (N, K) when b_trans, else B (K, N); `batch` products with element strides sa, sb, sc between
+ * them (cublasSgemmStridedBatched). Pedantic fp32. */
+void cuda_sgemm(cudaStream_t st, int b_trans, int M, int N, int K, const float *A, size_t lda, long long sa,
+                const float *Bm, size_t ldb, long long sb, float *Cm, size_t ldc, long long sc, int batch);
+
+/* rmsnorm.cu: N rows at strides in_stride / out_stride floats. */
+void cuda_rmsnorm_rows(float *out, size_t out_stride, float *rstd, const float *inp, size_t in_stride,
+                       const float *weight, int N, int C, float eps, cudaStream_t st);
+/* mlp.cu: act = silu(gate)·up over n floats. */
+void cuda_swiglu_act(float *act, const float *gate, const float *up, size_t n, cudaStream_t st);
+
+/* The attention row kernel's operands (attention.cu), shared with absorbed MLA: for query row
+ * (t, h) and key j <= pos0 + t:
+ *   s_j = (q1·k1_j [+ q2·k2_j]) · scale   (each dot product a left-to-right float sum)
+ *   z = Σ_j softmax(s)_j · v_j            (a left-to-right float sum per output element)
+ * q1 = q1 + t·q1_t + h·q1_h (D1), q2 likewise (D2, may be 0); key j of kv head g = h / group:
+ * k1 + j·k1_j + g·k1_g, k2 + j·k2_j + g·k2_g, v + j·v_j + g·v_g (DV); z + t·z_t + h·z_h. */
+typedef struct {
+    float *z, *scores, *pattern;
+    const float *q1, *q2, *k1, *k2, *v;
+    size_t q1_t, q1_h, q2_t, q2_h, k1_j, k1_g, k2_j, k2_g, v_j, v_g, z_t, z_h;
+    int D1, D2, DV, T, pos0, Tk, NH, group;
+    float scale;
+} AttnRows;
+void cuda_attend_rows(const AttnRows *a, cudaStream_t st);
+
+#endif

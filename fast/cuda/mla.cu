@@ -1,0 +1,110 @@
+/* mla.cu (CUDA twin of ref/mla.c): Multi-head Latent Attention (DeepSeek-V2 §2.1; spec §1.4
+ * naive form, §2 absorbed form), same arguments as the reference plus a stream; tensors on the
+ * device, `w` a LayerWeights of device pointers, `cfg` on the host.
+ *   q      = RMSNorm_qa(x·W_qaᵀ)·W_qbᵀ  (or x·W_qᵀ)
+ *   kv_a   = x·W_kvaᵀ = [c_kv (dkv) ; k_pe (dr)];  c = RMSNorm_kva(c_kv)
+ *   naive:  [k_nope ; v]_h = (c·W_kvbᵀ)_h;  k_h = [k_nope_h ; k_pe];  attention_forward_cuda
+ *   absorb: q̃_h = q_nope_h·W_UK_h;  score = (q̃_h·c + q_pe_h·k_pe)·scale;  õ_h = Σ_j P_j c_j;
+ *           z_h = õ_h·W_UV_hᵀ
+ * The per-head products of the absorbed form are one strided-batched cuBLAS call each (heads
+ * are the batch, on strided views: no copies); attention over the latent cache is the shared
+ * row kernel with the latent as key and value and the rope key as a second dot product. */
+#include <string.h>
+
+#include "cuda/internal.cuh"
+extern "C" {
+#include "mla.h"
+}
+
+extern "C" void mla_q_forward_cuda(float *q, float *q_a, float *q_latent, float *q_rstd, const float *x,
+                                   const LayerWeights *w, const Config *cfg, int N, cudaStream_t st) {
+    const int qdim = cfg->NH * (cfg->dn + cfg->dr);
+    if (cfg->q_lora_rank) {
+        matmul_forward_cuda(q_a, x, w->wq_a, N, cfg->C, cfg->q_lora_rank, st);
+        rmsnorm_forward_cuda(q_latent, q_rstd, q_a, w->q_a_norm, N, cfg->q_lora_rank, MLA_LATENT_NORM_EPS, st);
+        matmul_forward_cuda(q, q_latent, w->wq_b, N, cfg->q_lora_rank, qdim, st);
+    } else {
+        matmul_forward_cuda(q, x, w->wq, N, cfg->C, qdim, st);
+    }
+}
+
+extern "C" void mla_kv_forward_cuda(float *latent, float *k_pe, float *kv_a, float *kv_rstd, const float *x,
+                                    const LayerWeights *w, const Config *cfg, int N, cudaStream_t st) {
+    const int dkv = cfg->kv_lora_rank, dr = cfg->dr, width = dkv + dr;
+    if (N <= 0) return;
+    matmul_forward_cuda(kv_a, x, w->wkv_a, N, cfg->C, width, st);
+    cuda_rmsnorm_rows(latent, (size_t)dkv, kv_rstd, kv_a, (size_t)width, w->kv_a_norm, N, dkv, MLA_LATENT_NORM_EPS, st);
+    /* k_pe = kv_a[:, dkv:], not yet rotated */
+    CU_CHECK(cudaMemcpy2DAsync(k_pe, (size_t)dr * sizeof(float), kv_a + dkv, (size_t)width * sizeof(float),
+                               (size_t)dr * sizeof(float), (size_t)N, cudaMemcpyDeviceToDevice, st));
+}
+
+/* k (Tk, NH, dn+dr) = [kv[:, h, :dn] ; k_pe], v (Tk, NH, dv) = kv[:, h, dn:] */
+__global__ static void mla_assemble_kernel(float *k, float *v, const float *kv, const float *k_pe, int Tk, int NH,
+                                           int dn, int dr, int dv) {
+    size_t jh = blockIdx.x;
+    if (jh >= (size_t)Tk * NH) return;
+    size_t j = jh / NH;
+    const float *src = kv + jh * (dn + dv);
+    float *kd = k + jh * (dn + dr), *vd = v + jh * dv;
+    for (int d = threadIdx.x; d < dn; d += blockDim.x) kd[d] = src[d];
+    for (int r = threadIdx.x; r < dr; r += blockDim.x) kd[dn + r] = k_pe[j * dr + r]; /* one rope key for all heads */
+    for (int d = threadIdx.x; d < dv; d += blockDim.x) vd[d] = src[dn + d];
+}
+
+extern "C" void mla_attend_naive_cuda(float *z, float *scores, float *pattern, float *kv, float *k, float *v,
+                                      const float *q, const float *latent, const float *k_pe, const LayerWeights *w,
+                                      const Config *cfg, int T, int pos0, int Tk, float *row, cudaStream_t st) {
+    const int NH = cfg->NH, dn = cfg->dn, dr = cfg->dr, dv = cfg->dv, dq = dn + dr;
+    /* expand the latent of every cached position into per-head keys and values */
+    matmul_forward_cuda(kv, latent, w->wkv_b, Tk, cfg->kv_lora_rank, NH * (dn + dv), st);
+    if ((size_t)Tk * NH > 0) {
+        mla_assemble_kernel<<<(unsigned)((size_t)Tk * NH), 64, 0, st>>>(k, v, kv, k_pe, Tk, NH, dn, dr, dv);
+        LAUNCH_CHECK("mla_assemble");
+    }
+    attention_forward_cuda(z, scores, pattern, q, k, v, T, pos0, Tk, NH, NH, dq, dv, (size_t)NH * dq, (size_t)NH * dv,
+                           cfg->attn_scale, row, st);
+}
+
+extern "C" void mla_attend_absorb_cuda(float *z, float *scores, float *pattern, float *q_abs, float *o_lat,
+                                       const float *q, const float *latent, const float *k_pe, const LayerWeights *w,
+                                       const Config *cfg, int T, int pos0, int Tk, float *row, cudaStream_t st) {
+    (void)row;
+    const int NH = cfg->NH, dn = cfg->dn, dr = cfg->dr, dv = cfg->dv, dq = dn + dr, dkv = cfg->kv_lora_rank;
+    const long long wh = (long long)(dn + dv) * dkv; /* one head's block of W_kvb */
+    /* step 1, absorb: q̃_h (T, dkv) = q_nope_h (T, dn) · W_UK_h (dn, dkv), every head one batch entry */
+    cuda_sgemm(st, 0, T, dkv, dn, q, (size_t)NH * dq, dq, w->wkv_b, (size_t)dkv, wh, q_abs, (size_t)NH * dkv, dkv, NH);
+    /* steps 2-4: scores against the latent and the rope key, softmax, õ = Σ_j P_j c_j */
+    AttnRows a;
+    memset(&a, 0, sizeof a);
+    a.z = o_lat;
+    a.scores = scores;
+    a.pattern = pattern;
+    a.q1 = q_abs;
+    a.q1_t = (size_t)NH * dkv;
+    a.q1_h = dkv;
+    a.k1 = latent;
+    a.k1_j = dkv;
+    a.q2 = q + dn;
+    a.q2_t = (size_t)NH * dq;
+    a.q2_h = dq;
+    a.k2 = k_pe;
+    a.k2_j = dr;
+    a.v = latent;
+    a.v_j = dkv;
+    a.z_t = (size_t)NH * dkv;
+    a.z_h = dkv;
+    a.D1 = dkv;
+    a.D2 = dr;
+    a.DV = dkv;
+    a.T = T;
+    a.pos0 = pos0;
+    a.Tk = Tk;
+    a.NH = NH;
+    a.group = NH; /* every head reads the one latent: kv head 0 */
+    a.scale = cfg->attn_scale;
+    cuda_attend_rows(&a, st);
+    /* step 5, up-project: z_h (T, dv) = õ_h (T, dkv) · W_UV_hᵀ, W_UV_h (dv, dkv) */
+    cuda_sgemm(st, 1, T, dv, dkv, o_lat, (size_t)NH * dkv, dkv, w->wkv_b + (size_t)dn * dkv, (size_t)dkv, wh, z,
+               (size_t)NH * dv, dv, NH);
+}
