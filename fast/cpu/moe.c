@@ -40,25 +40,8 @@
 
 void moe_router_scores_cpu(float *logits, float *scores, float *choice, const float *inp, const float *router,
                            const float *bias, int N, const Config *cfg) {
-    const int E = cfg->E;
-    matmul_forward_blas(logits, inp, router, N, cfg->C, E);
-    for (int n = 0; n < N; n++) {
-        const float *lg = logits + (size_t)n * E;
-        float *s = scores + (size_t)n * E, *sb = choice + (size_t)n * E;
-        /* affinities (the reference's arithmetic) */
-        if (cfg->scoring == SCORE_SIGMOID) {
-            for (int e = 0; e < E; e++) s[e] = 1.0f / (1.0f + expf(-lg[e]));
-        } else {
-            float maxv = -INFINITY;
-            for (int e = 0; e < E; e++)
-                if (lg[e] > maxv) maxv = lg[e];
-            double sum = 0.0;
-            for (int e = 0; e < E; e++) sum += exp((double)(lg[e] - maxv));
-            for (int e = 0; e < E; e++) s[e] = (float)(exp((double)(lg[e] - maxv)) / sum);
-        }
-        /* what selection sees: the bias-corrected scores (V3) or the scores (V2) */
-        for (int e = 0; e < E; e++) sb[e] = bias ? s[e] + bias[e] : s[e];
-    }
+    matmul_forward_blas(logits, inp, router, N, cfg->C, cfg->E);
+    moe_scores_from_logits(scores, choice, logits, bias, N, cfg); /* the reference's arithmetic */
 }
 
 void moe_forward_cpu(float *out, float *routed, float *shared, float *eg, float *eu, float *ea, float *eo, float *sg,
