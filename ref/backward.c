@@ -35,14 +35,14 @@ int gradstate_init(GradState *g, const Config *c, int B, int T, SeekErr *err) {
     size_t sc = 3 * N * ffn;
     if (c->mla) {
         size_t TH = (size_t)T * c->NH;
-        size_t naive = TH * (2 * qk + 2 * (size_t)c->dv + c->dn) + T;
+        size_t naive = TH * (2 * qk + 2 * (size_t)c->dv + c->dn) + ATTN_BWD_SCRATCH(T);
         size_t kv = N * ((size_t)c->kv_lora_rank + c->dr), q = 2 * N * (size_t)c->q_lora_rank;
         if (naive > sc) sc = naive;
         if (kv > sc) sc = kv;
         if (q > sc) sc = q;
         if (c->E > 0 && moe_backward_scratch(c, (int)N) > sc) sc = moe_backward_scratch(c, (int)N);
     }
-    if (T > (int)sc) sc = T;
+    if (ATTN_BWD_SCRATCH(T) > sc) sc = ATTN_BWD_SCRATCH(T);
     int rc = zalloc(&g->dx, N * c->C, err) || zalloc(&g->dxn, N * c->C, err) || zalloc(&g->dz, N * c->NH * dv, err) ||
              zalloc(&g->dq, N * c->NH * qk, err) || zalloc(&g->dlogits, N * c->V, err) ||
              zalloc(&g->probs, N * c->V, err) || zalloc(&g->logits, N * c->V, err) || zalloc(&g->scratch, sc, err);

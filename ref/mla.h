@@ -36,7 +36,7 @@ void mla_attend_absorb(float *z, float *scores, float *pattern, float *q_abs, fl
 
 /* Backward of mla_attend_naive. From dz (T, NH, dv), accumulates dq (T, NH, dn+dr) (gradient of
  * the ROTATED queries), dlatent (T, dkv), dk_pe (T, dr) (of the ROTATED rope key) and dw_kvb.
- * k, v, pattern are the saved forward values. scratch: T·NH·(2·(dn+dr) + 2·dv + dn) + T floats. */
+ * k, v, pattern are the saved forward values. scratch: T·NH·(2·(dn+dr) + 2·dv + dn) + ATTN_BWD_SCRATCH(T) floats. */
 void mla_attend_naive_backward(float *dq, float *dlatent, float *dk_pe, float *dw_kvb, const float *dz,
                                const float *pattern, const float *q, const float *latent, const float *k,
                                const float *v, const LayerWeights *w, const Config *cfg, int T, float *scratch);

@@ -67,7 +67,10 @@ void attention_forward(float *z, float *scores, float *pattern, const float *q, 
                        float scale, float *row /* scratch (Tk) */);
 /* Backward of attention_forward for whole sequences (pos0 = 0, Tk = T): from dz (T, NH, DV) and the
  * saved pattern (NH, T, T), accumulates dq (T, NH, DQ), and dk, dv laid out like k and v (rows
- * k_stride / v_stride apart; GQA heads sharing a kv head add into it). row (T) is scratch. */
+ * k_stride / v_stride apart; GQA heads sharing a kv head add into it). row is scratch of
+ * ATTN_BWD_SCRATCH(T) = T·T floats: the reference uses one row of it, the fast twins hold a head's
+ * whole (T, T) dP there to run the backward as matrix products. */
+#define ATTN_BWD_SCRATCH(T) ((size_t)(T) * (size_t)(T))
 void attention_backward(float *dq, float *dk, float *dv, const float *dz, const float *pattern, const float *q,
                         const float *k, const float *v, int T, int NH, int NKV, int DQ, int DV, size_t k_stride,
                         size_t v_stride, float scale, float *row);

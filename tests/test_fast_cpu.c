@@ -170,7 +170,10 @@ static void check_attention(int T, int pos0, int Tbuf, int NH, int NKV, int DQ, 
 
 static void test_attention(void **st) {
     (void)st;
-    check_attention(16, 0, 16, 4, 4, 32, 32, 0, 1);   /* nice: prefill, MHA */
+    check_attention(16, 0, 16, 4, 4, 32, 32, 0, 1);   /* nice: prefill, MHA (with a pattern: the GEMM form) */
+    check_attention(1, 0, 4, 4, 2, 16, 16, 0, 1);     /* GEMM form, T = 1, Tbuf > T */
+    check_attention(13, 0, 20, 6, 2, 13, 11, 3, 1);   /* GEMM form: GQA, odd widths, strided rows, Tbuf > T */
+    check_attention(300, 0, 300, 2, 1, 8, 5, 0, 1);   /* GEMM form, MQA, softmax rows over the cores */
     check_attention(1, 9, 10, 4, 2, 16, 16, 0, 1);    /* T = 1 decode, GQA */
     check_attention(7, 3, 12, 3, 1, 13, 11, 5, 1);    /* MQA, odd widths, strided rows, Tbuf > Tk */
     check_attention(3, 300, 303, 2, 2, 8, 5, 0, 1);   /* more keys than one ATT_BLOCK */
@@ -642,7 +645,7 @@ static void test_matmul_backward(void **st) {
 static void check_attention_backward(int T, int NH, int NKV, int DQ, int DV, int pad) {
     size_t ks = (size_t)NKV * DQ + pad, vs = (size_t)NKV * DV + pad;
     float *q = rnd((size_t)T * NH * DQ, 1.0f), *k = rnd((size_t)T * ks, 1.0f), *v = rnd((size_t)T * vs, 1.0f);
-    float *dz = rnd((size_t)T * NH * DV, 1.0f), *row = malloc((size_t)T * sizeof(float));
+    float *dz = rnd((size_t)T * NH * DV, 1.0f), *row = malloc(ATTN_BWD_SCRATCH(T) * sizeof(float));
     float *z = malloc((size_t)T * NH * DV * sizeof(float)), *pat = malloc((size_t)NH * T * T * sizeof(float));
     float scale = 1.0f / sqrtf((float)DQ);
     attention_forward(z, NULL, pat, q, k, v, T, 0, T, NH, NKV, DQ, DV, ks, vs, scale, row);
@@ -666,7 +669,7 @@ static void test_attention_backward(void **st) {
     check_attention_backward(1, 4, 2, 16, 16, 0);  /* T = 1, GQA */
     check_attention_backward(7, 6, 2, 13, 11, 5);  /* GQA, odd widths, padded rows */
     check_attention_backward(9, 3, 1, 8, 5, 3);    /* MQA: one KV head, one thread */
-    check_attention_backward(2100, 2, 2, 3, 2, 0); /* rows longer than ATT_BWD_ROW: dP recomputed */
+    check_attention_backward(1100, 2, 2, 3, 2, 0); /* long rows, the softmax step split over the cores */
 }
 
 static void check_swiglu_backward(int N, int C, int H) {
@@ -739,7 +742,7 @@ static void check_mla_backward(MlaCase *m, int T) {
     mla_q_forward(q, qa, ql, qs, x, &m->w, c, N);
     mla_kv_forward(lat, kpe, kva, kvs, x, &m->w, c, N);
     mla_attend_naive(z, NULL, pat, kv, k, v, q, lat, kpe, &m->w, c, T, 0, T, row);
-    size_t TH = (size_t)T * NH, sc = TH * (2 * (size_t)dq + 2 * (size_t)dv + dn) + T;
+    size_t TH = (size_t)T * NH, sc = TH * (2 * (size_t)dq + 2 * (size_t)dv + dn) + ATTN_BWD_SCRATCH(T);
     if (2 * (size_t)N * qr > sc) sc = 2 * (size_t)N * qr;
     if ((size_t)N * (dkv + dr) > sc) sc = (size_t)N * (dkv + dr);
     float *scratch = malloc(sc * sizeof(float));

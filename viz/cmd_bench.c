@@ -1,4 +1,5 @@
-/* cmd_bench.c: `seek bench [DIR...] [--quick]` (what `make bench-cpu` runs).
+/* cmd_bench.c: `seek bench [DIR...] [--quick]` (what `make bench-cpu` runs), and
+ * `seek bench --profile-train N [--batch B]` (cpu training steps only, for a profiler).
  *
  * For each model — by default the tiny fixtures tests/fixtures/v3 and tests/fixtures/llama_gqa and
  * bench-40m, a DeepSeek-V3-shaped config defined below with random weights — it measures, side by
@@ -12,7 +13,7 @@
  * time, and that rate against OpenBLAS's own sgemm peak measured first in the same run (the best
  * of several 2048^3 products). The logits of both backends are compared, so what is timed is
  * also checked (max |cpu - ref| / max |ref|).
- * Then training: tokens/s of a whole training step as `seek train` runs it — the forward, the
+ * Then training (bench-40m twice: 1 x 256 tokens and a 4 x 256 batch): tokens/s of a whole training step as `seek train` runs it — the forward, the
  * losses (next-token, plus the balance loss for MoE models), the backward, the gradient norm,
  * clipping and AdamW — with ref and cpu side by side and their ratio, the cpu step's matrix
  * products in GFLOP/s against the peak and as a share of the step, and the two backends' first
@@ -285,12 +286,49 @@ static int bench_train(const char *label, Model *m, int B, int T, int reps_ref, 
     return rc;
 }
 
+/* `seek bench --profile-train N [--batch B]`: N cpu training steps of bench-40m on B x 256 tokens
+ * and nothing else, so that a profiler (perf record) sees only the fast path. Prints the median
+ * tokens/s. */
+static int profile_train(int steps, int B, SeekErr *err) {
+    Config c;
+    Model m, g;
+    if (config_parse(&c, BENCH_40M, sizeof BENCH_40M - 1, "bench-40m", err) || model_init(&m, &c, err)) return -1;
+    random_weights(&m, 1234);
+    if (model_init(&g, &c, err)) {
+        model_free(&m);
+        return -1;
+    }
+    int T = 256, *ids = malloc((size_t)B * T * sizeof(int));
+    if (!ids) SEEK_DIE("bench: out of memory");
+    for (int i = 0; i < B * T; i++) ids[i] = 3 + (17 * i + 5) % (c.V - 3);
+    Result r = {0};
+    double loss = 0;
+    int rc = measure_train(BACKEND_CPU, &m, ids, B, T, steps, &g, &loss, &r, err);
+    if (!rc)
+        printf("bench-40m train %dx%d, cpu, %d steps: %.1f tokens/s (median), sgemm %.1f GFLOP/s, %.0f%% of the step\n", B, T,
+               steps, r.prefill_tps, r.gemm_gflops, 100.0 * r.gemm_share);
+    free(ids);
+    model_free(&g);
+    model_free(&m);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv) {
     int quick = 0, n_dirs = 0;
+    long long prof_steps = 0, prof_batch = 1;
     const char *dirs[16];
+    SeekErr e;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
-        else if (argv[i][0] == '-') {
+        else if (!strcmp(argv[i], "--profile-train") || !strcmp(argv[i], "--batch")) {
+            int steps = !strcmp(argv[i], "--profile-train");
+            if (i + 1 >= argc ||
+                parse_i64(argv[i + 1], 1, steps ? 16 : 64, steps ? &prof_steps : &prof_batch, argv[i], &e)) {
+                fprintf(stderr, "seek bench: %s needs a number from 1 to %d\n", argv[i], steps ? 16 : 64);
+                return 2;
+            }
+            i++;
+        } else if (argv[i][0] == '-') {
             fprintf(stderr, "seek bench: unknown option '%s' (see 'seek help')\n", argv[i]);
             return 2;
         } else if (n_dirs < 16) dirs[n_dirs++] = argv[i];
@@ -298,6 +336,13 @@ int cmd_bench(int argc, char **argv) {
             fprintf(stderr, "seek bench: at most 16 model folders\n");
             return 2;
         }
+    }
+    if (prof_steps) {
+        if (profile_train((int)prof_steps, (int)prof_batch, &e)) {
+            fprintf(stderr, "seek bench: %s\n", e.msg);
+            return 1;
+        }
+        return 0;
     }
     SeekErr err;
     const char *wp = getenv("OMP_WAIT_POLICY");
@@ -307,6 +352,7 @@ int cmd_bench(int argc, char **argv) {
     printf("OpenBLAS sgemm peak (best of %d %d^3 products): %.1f GFLOP/s\n", quick ? 3 : 7, quick ? 512 : 2048, peak);
     printf("%-10s %7s %7s  (tokens/s)\n", "model", "params", "active");
     int rc = 0;
+    const int n_dirs_given = n_dirs;
     if (n_dirs == 0) {
         static const char *tiny[] = {"tests/fixtures/v3", "tests/fixtures/llama_gqa"};
         for (int i = 0; i < 2; i++) dirs[n_dirs++] = tiny[i];
@@ -322,7 +368,7 @@ int cmd_bench(int argc, char **argv) {
         if (!rc) rc = bench_train(label, &m, 4, 64, quick ? 3 : 5, quick ? 3 : 15, peak, &err);
         model_free(&m);
     }
-    if (!rc && argc == 1 + quick) { /* the default set ends with bench-40m */
+    if (!rc && n_dirs_given == 0) { /* the default set ends with bench-40m */
         Config c;
         Model m;
         if (config_parse(&c, BENCH_40M, sizeof BENCH_40M - 1, "bench-40m", &err) || model_init(&m, &c, &err)) rc = -1;
@@ -330,6 +376,8 @@ int cmd_bench(int argc, char **argv) {
             random_weights(&m, 1234);
             rc = bench_model("bench-40m", &m, 1, quick ? 64 : 256, 32, 3, quick ? 3 : 7, peak, &err);
             if (!rc) rc = bench_train("bench-40m", &m, 1, quick ? 64 : 256, 3, quick ? 3 : 7, peak, &err);
+            /* a batch as training runs it: the optimizer's fixed cost per step is shared by 4x the tokens */
+            if (!rc && !quick) rc = bench_train("bench-40m", &m, 4, 256, 3, 5, peak, &err);
             model_free(&m);
         }
     }

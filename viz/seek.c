@@ -6,6 +6,10 @@
 
 #include "commands.h"
 
+#ifdef SEEK_HAVE_BLAS
+#include <cblas.h>
+#endif
+
 typedef struct {
     const char *name;
     int (*fn)(int, char **);
@@ -17,7 +21,8 @@ static const Command COMMANDS[] = {
     {"forward", cmd_forward, "forward DIR --ids \"1,2;3,4\" --logits OUT.f32 [--hidden OUT.f32] [--attn naive|absorb] [--backend ref|cpu|cuda]"},
     {"generate", cmd_generate, "generate DIR --ids \"...\" -n N [--temp T --top-k K --top-p P --seed S --attn naive|absorb] [--backend ref|cpu|cuda]"},
     {"verify", cmd_verify, "verify DIR [--backend cpu|cuda] [--ids \"1,2;3,4\"] [--attn naive|absorb] [--decode N] [--grad]   ref vs backend, stage by stage (--grad: every parameter gradient)"},
-    {"bench", cmd_bench, "bench [DIR...] [--quick]      forward and training-step tokens/s, --backend ref vs cpu, and sgemm GFLOP/s vs OpenBLAS's peak"},
+    {"eval", cmd_eval, "eval [DIR] (--text FILE | --data TOKENS.bin) [--seq-len T] [--windows N] [--backend ref|cpu|cuda]   held-out loss, perplexity, MTP accuracy and acceptance"},
+    {"bench", cmd_bench, "bench [DIR...] [--quick] | --profile-train N [--batch B]   tokens/s, ref vs cpu, and sgemm GFLOP/s vs OpenBLAS's peak"},
     {"train", cmd_train, "train [--config train.json] [--KEY VALUE]... [--resume DIR] [--backend ref|cpu|cuda]   train a model (docs/training.md)"},
     {"grad", cmd_grad, "grad DIR --ids \"1,2,3;4,5,6\" -o grads.safetensors [--backend ref|cpu|cuda]   loss (labels = ids) and every parameter's gradient"},
     {"convert", cmd_convert, "convert DIR OUT [--dtype f32|bf16|f16]   write a model folder transformers loads (FP8 -> bf16, ...)"},
@@ -34,14 +39,35 @@ static void usage(FILE *out) {
     for (size_t i = 0; i < N_COMMANDS; i++) fprintf(out, "  seek %s\n", COMMANDS[i].usage);
 }
 
-int main(int argc, char **argv) {
+/* Settings that the libraries read once, as they load, so they need a restart to change:
+ *  - OMP_WAIT_POLICY=passive: OpenMP threads otherwise spin after each parallel region and steal
+ *    the cores OpenBLAS's own threads need for the next product (on 2 cores the cpu backend ran
+ *    2-10x slower). Kept if the user chose a policy.
+ *  - OPENBLAS_CORETYPE=SkylakeX where the CPU has AVX-512 (F, CD, DQ, BW, VL) but OpenBLAS's
+ *    detection picked an AVX2 kernel: OpenBLAS 0.3.21 (Debian 12) does not know AMD Zen 4's
+ *    AVX-512 and falls back to Haswell, at about half the sgemm rate (docs/fast-cpu.md). Kept if
+ *    the user chose a core type.
+ * Returns 1 when something was set and seek should restart itself. */
+static int set_library_env(void) {
+    int restart = 0;
 #ifdef _OPENMP
-    /* OpenMP threads spin after each parallel region and steal the cores OpenBLAS's own threads
-     * need for the next product (on 2 cores the cpu backend ran 2-10x slower). libgomp reads
-     * OMP_WAIT_POLICY once, as it loads, so unless the user chose one, seek restarts itself once
-     * with it set to passive (docs/fast-cpu.md). If the restart fails, it runs on as it is. */
-    if (!getenv("OMP_WAIT_POLICY") && setenv("OMP_WAIT_POLICY", "passive", 1) == 0) execv("/proc/self/exe", argv);
+    if (!getenv("OMP_WAIT_POLICY") && setenv("OMP_WAIT_POLICY", "passive", 1) == 0) restart = 1;
 #endif
+#if defined(SEEK_HAVE_BLAS) && defined(__x86_64__)
+    const char *core = openblas_get_corename();
+    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+                 __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512vl");
+    int has_avx512_kernel = core && (strstr(core, "kylakex") || strstr(core, "ooperlake") || strstr(core, "apphire"));
+    if (avx512 && !has_avx512_kernel && !getenv("OPENBLAS_CORETYPE") && setenv("OPENBLAS_CORETYPE", "SkylakeX", 1) == 0)
+        restart = 1;
+#endif
+    return restart;
+}
+
+int main(int argc, char **argv) {
+    /* If the restart fails, seek runs on as it is. */
+    if (set_library_env()) execv("/proc/self/exe", argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -12,14 +12,17 @@
  * independent, so OpenMP splits them over the cores (dynamic schedule: causal rows grow).
  * Dot products are `omp simd` reductions (reassociated; the reference sums left to right).
  *
+ * With a pattern to fill and a whole sequence (pos0 = 0: training, hook capture) the forward is
+ * instead two sgemm per head around the reference's row softmax (attention_forward_gemm below).
+ *
  * Backward (whole sequences, pos0 = 0; ACCUMULATES into dq, dk, dv), the reference's equations
  *   dv_j += Σ_i P_ij·dz_i;  dP_ij = dz_i·v_j;  dS_ij = P_ij·(dP_ij − Σ_j' P_ij'·dP_ij')
  *   dq_i += scale·Σ_j dS_ij·k_j;  dk_j += scale·Σ_i dS_ij·q_i
- * row by row as the reference, split over the cores by KV head: query heads sharing a KV head
- * (GQA) add into the same dk/dv rows, so one thread owns a KV head and all its query heads (no
- * races, no atomics; MQA runs on one core). A row's dP values stay in a stack array of
- * ATT_BWD_ROW floats (recomputed in the second pass for longer rows), so like the forward it
- * needs no `row` scratch, which is accepted and unused. */
+ * as four matrix products per query head (dP = dZ·Vᵀ, dV += Pᵀ·dZ, dQ += dS·K, dK += dSᵀ·Q) with
+ * the softmax step between them split over the cores by rows. The whole (T, T) dP of one head
+ * lives in `row`, which the reference's argument list sizes T·T for this (ref/ops.h). GQA heads
+ * sharing a KV head add into its dk/dv one after another (beta = 1), so there are no races.
+ */
 #ifdef SEEK_HAVE_BLAS
 #include <math.h>
 #include <string.h>
@@ -78,60 +81,73 @@ void cpu_attend_row(float *z, float *srow, float *prow, const float *q1, const f
     }
 }
 
-/* Longest row whose dP values the backward keeps on the stack (longer rows recompute them). */
-#define ATT_BWD_ROW 2048
-
 void attention_backward_cpu(float *dq, float *dk, float *dv, const float *dz, const float *pattern, const float *q,
                             const float *k, const float *v, int T, int NH, int NKV, int DQ, int DV, size_t k_stride,
                             size_t v_stride, float scale, float *row) {
-    (void)row; /* per-thread stack rows instead */
     const int group = NH / NKV;
-    const double work = (double)NH * T * T * (DQ + DV);
-#pragma omp parallel for schedule(static) if (work > 65536.0 && NKV > 1)
-    for (int kvh = 0; kvh < NKV; kvh++) {
-        float dpbuf[ATT_BWD_ROW];
-        for (int h = kvh * group; h < (kvh + 1) * group; h++)
-            for (int t = 0; t < T; t++) {
-                const float *p = pattern + ((size_t)h * T + t) * T;
-                const float *dzv = dz + ((size_t)t * NH + h) * DV;
-                const float *qv = q + ((size_t)t * NH + h) * DQ;
-                float *dqv = dq + ((size_t)t * NH + h) * DQ;
-                const int keep = t < ATT_BWD_ROW;
-                /* pass 1: dP_tj = dz_t·v_j, dv_j += P_tj·dz_t, and Σ_j P_tj·dP_tj (double) */
-                double pdp = 0.0;
-                for (int j = 0; j <= t; j++) {
-                    const float *vv = v + (size_t)j * v_stride + (size_t)kvh * DV;
-                    float *dvv = dv + (size_t)j * v_stride + (size_t)kvh * DV;
-                    const float pj = p[j];
-                    float dp = 0.0f;
-#pragma omp simd reduction(+ : dp)
-                    for (int d = 0; d < DV; d++) dp += dzv[d] * vv[d];
-#pragma omp simd
-                    for (int d = 0; d < DV; d++) dvv[d] += pj * dzv[d];
-                    if (keep) dpbuf[j] = dp;
-                    pdp += (double)pj * dp;
-                }
-                /* pass 2: dS_tj, then dq_t and dk_j */
-                const float fpdp = (float)pdp;
-                for (int j = 0; j <= t; j++) {
-                    float dp;
-                    if (keep) dp = dpbuf[j];
-                    else {
-                        const float *vv = v + (size_t)j * v_stride + (size_t)kvh * DV;
-                        dp = 0.0f;
-#pragma omp simd reduction(+ : dp)
-                        for (int d = 0; d < DV; d++) dp += dzv[d] * vv[d];
-                    }
-                    const float ds = p[j] * (dp - fpdp) * scale;
-                    const float *kv = k + (size_t)j * k_stride + (size_t)kvh * DQ;
-                    float *dkv = dk + (size_t)j * k_stride + (size_t)kvh * DQ;
-#pragma omp simd
-                    for (int d = 0; d < DQ; d++) {
-                        dqv[d] += ds * kv[d];
-                        dkv[d] += ds * qv[d];
-                    }
-                }
+    float *dp = row; /* (T, T): dP, turned into dS in place */
+    for (int h = 0; h < NH; h++) {
+        const int kvh = h / group;
+        const float *p = pattern + (size_t)h * T * T, *dzh = dz + (size_t)h * DV, *qh = q + (size_t)h * DQ;
+        const float *kh = k + (size_t)kvh * DQ, *vh = v + (size_t)kvh * DV;
+        /* dP = dZ_h·V_hᵀ (T, T);  dV_h += Pᵀ·dZ_h (P is 0 above the diagonal, so only j <= i add) */
+        cpu_sgemm(1, T, T, DV, dzh, (size_t)NH * DV, vh, v_stride, dp, (size_t)T);
+        cpu_sgemm_acc(1, 0, T, DV, T, p, (size_t)T, dzh, (size_t)NH * DV, dv + (size_t)kvh * DV, v_stride);
+        /* dS_ij = P_ij·(dP_ij − Σ_j' P_ij'·dP_ij')·scale for j <= i (the sum in double), 0 above */
+#pragma omp parallel for schedule(static) if ((double)T * T > 65536.0)
+        for (int i = 0; i < T; i++) {
+            const float *pi = p + (size_t)i * T;
+            float *di = dp + (size_t)i * T;
+            double pdp = 0.0;
+            for (int j = 0; j <= i; j++) pdp += (double)pi[j] * di[j];
+            const float fpdp = (float)pdp;
+            for (int j = 0; j <= i; j++) di[j] = pi[j] * (di[j] - fpdp) * scale;
+            for (int j = i + 1; j < T; j++) di[j] = 0.0f;
+        }
+        /* dQ_h += dS·K_h;  dK_h += dSᵀ·Q_h */
+        cpu_sgemm_acc(0, 0, T, DQ, T, dp, (size_t)T, kh, k_stride, dq + (size_t)h * DQ, (size_t)NH * DQ);
+        cpu_sgemm_acc(1, 0, T, DQ, T, dp, (size_t)T, qh, (size_t)NH * DQ, dk + (size_t)kvh * DQ, k_stride);
+    }
+}
+
+/* The forward with a pattern to fill and a whole sequence (pos0 = 0), as training and hook
+ * capture run it: per head S = Q_h·K_hᵀ straight into the pattern rows (one sgemm), then each
+ * row's softmax in place (scale, causal mask, max, one expf per score, the sum in double), then
+ * Z_h = P·V_h (one sgemm). Work above the diagonal is wasted on zeros: at these
+ * sizes a GEMM at full speed beats a triangle at loop speed. */
+static void attention_forward_gemm(float *z, float *scores, float *pattern, const float *q, const float *k,
+                                   const float *v, int T, int Tk, int NH, int NKV, int DQ, int DV, size_t k_stride,
+                                   size_t v_stride, float scale) {
+    const int group = NH / NKV;
+    for (int h = 0; h < NH; h++) {
+        const int kvh = h / group;
+        float *ph = pattern + (size_t)h * T * Tk;
+        cpu_sgemm(1, T, T, DQ, q + (size_t)h * DQ, (size_t)NH * DQ, k + (size_t)kvh * DQ, k_stride, ph, (size_t)Tk);
+#pragma omp parallel for schedule(static) if ((double)T * T > 65536.0)
+        for (int t = 0; t < T; t++) {
+            float *pr = ph + (size_t)t * Tk;
+            float maxv = -INFINITY;
+            for (int j = 0; j <= t; j++) {
+                pr[j] *= scale;
+                if (pr[j] > maxv) maxv = pr[j];
             }
+            if (scores) {
+                float *sr = scores + ((size_t)h * T + t) * Tk;
+                memcpy(sr, pr, (size_t)(t + 1) * sizeof(float));
+                for (int j = t + 1; j < Tk; j++) sr[j] = -INFINITY;
+            }
+            /* one expf per score, kept in place (the reference takes exp twice, in double); the
+             * denominator is summed in double as in the reference */
+            double sum = 0.0;
+            for (int j = 0; j <= t; j++) {
+                pr[j] = expf(pr[j] - maxv);
+                sum += pr[j];
+            }
+            const double inv = 1.0 / sum;
+            for (int j = 0; j <= t; j++) pr[j] = (float)(pr[j] * inv);
+            for (int j = t + 1; j < Tk; j++) pr[j] = 0.0f;
+        }
+        cpu_sgemm(0, T, DV, T, ph, (size_t)Tk, v + (size_t)kvh * DV, v_stride, z + (size_t)h * DV, (size_t)NH * DV);
     }
 }
 
@@ -139,6 +155,10 @@ void attention_forward_cpu(float *z, float *scores, float *pattern, const float 
                            int T, int pos0, int Tk, int NH, int NKV, int DQ, int DV, size_t k_stride, size_t v_stride,
                            float scale, float *row) {
     (void)row; /* the online softmax keeps its scores on the stack */
+    if (pattern && pos0 == 0) {
+        attention_forward_gemm(z, scores, pattern, q, k, v, T, Tk, NH, NKV, DQ, DV, k_stride, v_stride, scale);
+        return;
+    }
     const int group = NH / NKV;
     const double work = (double)NH * T * (pos0 + T) * (DQ + DV);
 #pragma omp parallel for collapse(2) schedule(dynamic, 1) if (work > 65536.0)
