@@ -33,6 +33,9 @@ int model_generate_on(Backend b, const Model *m, const int *ids, int B, int T, i
 int model_loss_grad_on(Backend b, const Model *m, Model *grads, const int *ids, int B, int T, double *loss, SeekErr *err);
 int train_step_grads_on(Backend b, const Model *m, Model *grads, TrainBuffers *tb, const int *ids, const LossWeights *lw,
                         StepLosses *out, SeekErr *err);
+/* mtp_forward (ref/mtp.h) on backend b: every depth's logits and loss from the main model's
+ * final-norm output h0. */
+int mtp_forward_on(Backend b, const Model *m, MtpState *ms, const int *ids, const float *h0, SeekErr *err);
 int eval_main_loss_on(Backend b, const Model *m, TrainBuffers *tb, const int *ids, double *loss, SeekErr *err);
 /* backend_check must have passed for these three (they cannot fail). */
 double grad_global_norm_on(Backend b, const Model *grads);

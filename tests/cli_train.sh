@@ -52,6 +52,37 @@ expect_ok "train on tokens" "$SEEK" train --config "$TMP/tt.json"
 expect_ok "generate --prompt" "$SEEK" generate "$TMP/tt" --prompt "the" -n 6 --temp 0
 [ -s "$TMP/out" ] && ok || bad "generate --prompt printed nothing"
 
+# ---- eval: held-out loss; the same tokens by --text and --data; ref and cpu; MTP accuracy and acceptance ----
+expect_ok "eval --text" "$SEEK" eval "$TMP/tt" --text "$CORPUS" --seq-len 16 --windows 8 --backend ref
+grep '^loss ' "$TMP/out" >"$TMP/e1"
+expect_ok "eval --data" "$SEEK" eval "$TMP/tt" --data "$TMP/tokens.bin" --seq-len 16 --windows 8 --backend ref
+grep '^loss ' "$TMP/out" >"$TMP/e2"
+[ -s "$TMP/e1" ] && cmp -s "$TMP/e1" "$TMP/e2" && ok || bad "eval: --text '$(cat "$TMP/e1")' and --data '$(cat "$TMP/e2")' differ"
+grep -q '^eval .*: 8 window(s) x 16 tokens, 120 targets, backend ref$' "$TMP/out" && ok || bad "eval: header '$(head -1 "$TMP/out")'"
+# one window is one `seek grad` batch (labels = ids): the same mean loss through model_loss_grad
+ids=$(od -An -tu1 -N24 "$CORPUS" | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
+expect_ok "grad one window" "$SEEK" grad "$TMP/run" --ids "$ids" -o "$TMP/g1.safetensors" --backend ref
+gl=$(sed -n 's/^loss //p' "$TMP/out")
+expect_ok "eval one window" "$SEEK" eval "$TMP/run" --bytes "$CORPUS" --seq-len 24 --windows 1 --backend ref
+el=$(sed -n 's/^loss \([0-9.]*\) .*/\1/p' "$TMP/out")
+awk -v a="$gl" -v b="$el" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && d <= 2e-6 * a) }' && ok || bad "eval: one window's loss $el, seek grad says $gl"
+grep -q '^mtp depth 1: loss [0-9.]*  top-1 accuracy 0\.[0-9]* on the token 2 ahead$' "$TMP/out" && ok || bad "eval: no MTP line for an MTP model: $(cat "$TMP/out")"
+grep -q '^mtp acceptance of the second token: [01]\.[0-9]* ([0-9]* of 22 drafts' "$TMP/out" && ok || bad "eval: acceptance line: $(grep acceptance "$TMP/out")"
+expect_ok "eval ref" "$SEEK" eval "$TMP/run" --bytes "$CORPUS" --seq-len 32 --windows 6 --backend ref
+cp "$TMP/out" "$TMP/er"
+expect_ok "eval cpu" "$SEEK" eval "$TMP/run" --bytes "$CORPUS" --seq-len 32 --windows 6 --backend cpu
+paste -d' ' <(sed -n 's/^loss \([0-9.]*\) .*/\1/p' "$TMP/er") <(sed -n 's/^loss \([0-9.]*\) .*/\1/p' "$TMP/out") |
+  awk '{ d = $1 - $2; if (d < 0) d = -d; exit !(NF == 2 && d <= 1e-5 * $1) }' && ok || bad "eval: ref and cpu losses differ"
+expect_fail "eval no source" "exactly one of --text" "$SEEK" eval "$TMP/tt"
+expect_fail "eval two sources" "exactly one of --text" "$SEEK" eval "$TMP/tt" --text "$CORPUS" --bytes "$CORPUS"
+expect_fail "eval seq-len" "seq-len" "$SEEK" eval "$TMP/tt" --text "$CORPUS" --seq-len 1
+head -c 20 "$CORPUS" >"$TMP/b20"
+expect_fail "eval too short" "20 tokens, fewer than one window of --seq-len 24" "$SEEK" eval "$TMP/run" --bytes "$TMP/b20" --seq-len 24
+printf 'hi' >"$TMP/short.txt"
+expect_fail "eval short text" "fewer than one window of --seq-len 16" "$SEEK" eval "$TMP/tt" --text "$TMP/short.txt" --seq-len 16
+expect_fail "eval ids beyond vocab" "out of range \[0, 256)" "$SEEK" eval "$TMP/run" --data "$TMP/tokens.bin"
+expect_fail "eval no tokenizer" "needs the model's tokenizer" "$SEEK" eval "$TMP/run" --text "$CORPUS"
+
 # ---- non-finite steps are skipped and reported; K in a row stop training; nothing non-finite is saved ----
 SEEK_FAULT_NAN_FROM_STEP=5 "$SEEK" train --model tiny-llama --data "$CORPUS" --data-format bytes --out "$TMP/nan" \
   --steps 20 --batch 2 --seq-len 16 --checkpoint-interval 1 --max-bad-steps 3 --eval-interval 0 >"$TMP/out" 2>"$TMP/err"

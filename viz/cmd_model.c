@@ -26,6 +26,26 @@ static int usage_error(const char *cmd, const char *msg) {
     return 2;
 }
 
+/* The model a command uses when it is given none: $SEEK_MODEL, else the shipped
+ * tiny-models/seek-v3-mini next to the seek binary (the repository root). */
+int default_model_dir(char *out, size_t cap, SeekErr *err) {
+    const char *env = getenv("SEEK_MODEL");
+    if (env && *env) {
+        if ((size_t)snprintf(out, cap, "%s", env) >= cap) return seek_fail(err, "SEEK_MODEL: path too long");
+        return 0;
+    }
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return seek_fail(err, "no model folder given, and the seek binary's folder is unknown (set SEEK_MODEL)");
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = '\0';
+    if ((size_t)snprintf(out, cap, "%s/tiny-models/seek-v3-mini", exe) >= cap) return seek_fail(err, "default model: path too long");
+    if (access(out, R_OK) != 0)
+        return seek_fail(err, "no model folder given, and the default model %s is missing (give DIR or set SEEK_MODEL)", out);
+    return 0;
+}
+
 /* "1,2,3;4,5,6": sequences split by ';', ids by ',' or spaces. All sequences the same length.
  * Shared with viz/cmd_verify.c (commands.h). */
 int parse_id_batch(const char *s, int **ids, int *B, int *T, SeekErr *err) {
