@@ -73,6 +73,16 @@ cp "$TMP/out" "$TMP/er"
 expect_ok "eval cpu" "$SEEK" eval "$TMP/run" --bytes "$CORPUS" --seq-len 32 --windows 6 --backend cpu
 paste -d' ' <(sed -n 's/^loss \([0-9.]*\) .*/\1/p' "$TMP/er") <(sed -n 's/^loss \([0-9.]*\) .*/\1/p' "$TMP/out") |
   awk '{ d = $1 - $2; if (d < 0) d = -d; exit !(NF == 2 && d <= 1e-5 * $1) }' && ok || bad "eval: ref and cpu losses differ"
+# --val-fraction: the training run's own validation windows (its default 0.1; 2 batches of 4 = the
+# first 8 of them) give exactly the validation loss its log recorded at the last step
+vl=$(sed -n 's/^eval step=24 val_loss=//p' "$TMP/run/train.log")
+expect_ok "eval val windows" "$SEEK" eval "$TMP/run" --bytes "$CORPUS" --seq-len 32 --val-fraction 0.1 --windows 8 --backend ref
+el=$(sed -n 's/^loss \([0-9.]*\) .*/\1/p' "$TMP/out")
+[ -n "$vl" ] && [ "$el" = "$vl" ] && ok || bad "eval: validation windows give $el, the training log says $vl"
+expect_fail "eval val-fraction range" "out of range (0, 1)" "$SEEK" eval "$TMP/run" --bytes "$CORPUS" --val-fraction 1
+expect_fail "eval experts on dense" "has no routed experts" "$SEEK" eval "$TMP/tt" --text "$CORPUS" --seq-len 16 --experts 3
+expect_ok "eval experts" "$SEEK" eval "$TMP/run" --bytes "$CORPUS" --seq-len 32 --windows 8 --experts 3
+[ "$(grep -c '^  expert ' "$TMP/out")" -gt 0 ] && grep -q '^layer 1: ' "$TMP/out" && ok || bad "eval --experts: $(head -c 300 "$TMP/out")"
 expect_fail "eval no source" "exactly one of --text" "$SEEK" eval "$TMP/tt"
 expect_fail "eval two sources" "exactly one of --text" "$SEEK" eval "$TMP/tt" --text "$CORPUS" --bytes "$CORPUS"
 expect_fail "eval seq-len" "seq-len" "$SEEK" eval "$TMP/tt" --text "$CORPUS" --seq-len 1

@@ -6,7 +6,9 @@
  * `seek tokenize-corpus` is read as it is, or (--bytes) a file's raw bytes are the ids 0..255, as
  * `seek train`'s "data_format": "bytes" reads them; the stream is cut into consecutive, non-overlapping
  * windows of T tokens (default: max_position_embeddings, at most 128), the last partial window
- * dropped, at most N windows (default all). Each window is one forward from position 0, exactly as
+ * dropped, at most N windows (default all). With --val-fraction F only the last floor(W·F) windows
+ * (at least one) are used: exactly the validation windows `seek train --val-fraction F` held out of
+ * the same token file and sequence length. Each window is one forward from position 0, exactly as
  * training's validation runs it (eval_main_loss), and its T − 1 next-token targets are scored.
  *
  * Prints the mean next-token loss over every scored token (in nats, summed in double) and its
@@ -15,11 +17,17 @@
  * second token: the share of positions i where the MTP module's greedy token for i + 2 (fed the
  * true token i + 1) equals the main model's own greedy token at position i + 1, which is what
  * self-speculative decoding would accept (DeepSeek-V3 §5.4.3 reports 85–90%).
+ *
+ * With --experts K (MoE models): what the routing learned. For every MoE layer, each routed
+ * expert's share of the routed slots (uniform routing gives each 1/E), then its K most specific tokens: among tokens seen at least EXPERT_MIN_COUNT times, those
+ * with the largest share of their occurrences routed to this expert (its "p(expert | token)"),
+ * each shown decoded with that share and its count.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "commands.h"
@@ -28,9 +36,13 @@
 #include "tokenizer.h"
 #include "train.h"
 #include "train_parts.h"
+#include "term.h"
+
+/* a token must be seen this often to be listed as specific to an expert */
+#define EXPERT_MIN_COUNT 20
 
 static int usage_eval(const char *msg) {
-    fprintf(stderr, "seek eval: %s (usage: seek eval [DIR] (--text FILE | --data TOKENS.bin | --bytes FILE) [--seq-len T] [--windows N] [--backend ref|cpu|cuda])\n", msg);
+    fprintf(stderr, "seek eval: %s (usage: seek eval [DIR] (--text FILE | --data TOKENS.bin | --bytes FILE) [--seq-len T] [--windows N] [--experts K] [--backend ref|cpu|cuda])\n", msg);
     return 2;
 }
 
@@ -82,15 +94,67 @@ static int load_stream(const char *dir, const char *text_path, const char *data_
     return 0;
 }
 
+/* --experts: each MoE layer's expert shares and each expert's most specific tokens. */
+static int print_experts(const Model *m, const char *dir, const int *xcount, const int *tcount, int X, SeekErr *err) {
+    const Config *c = &m->cfg;
+    char tpath[4096];
+    Tokenizer *tok = NULL;
+    if (!path_join(tpath, sizeof tpath, dir, "tokenizer.json", err) && access(tpath, R_OK) == 0 && tokenizer_load(&tok, tpath, err))
+        return -1;
+    int *best = malloc((size_t)X * sizeof(int));
+    if (!best) return seek_fail(err, "out of memory");
+    for (int l = 0; l < c->L; l++) {
+        if (!m->layers[l].is_moe) continue;
+        const int *xl = xcount + (size_t)l * c->E * c->V;
+        long long total = 0;
+        for (size_t i = 0; i < (size_t)c->E * c->V; i++) total += xl[i];
+        printf("layer %d: %d routed experts, top-%d; share of the %lld routed slots (uniform %.1f%%) and the most specific tokens (seen >= %d times: share of their occurrences routed here)\n",
+               l, c->E, c->K, total, 100.0 / c->E, EXPERT_MIN_COUNT);
+        for (int e = 0; e < c->E; e++) {
+            const int *xe = xl + (size_t)e * c->V;
+            long long n_e = 0;
+            for (int v = 0; v < c->V; v++) n_e += xe[v];
+            int nb = 0;
+            for (int v = 0; v < c->V; v++) { /* insertion into the X best by share, then count */
+                if (tcount[v] < EXPERT_MIN_COUNT || xe[v] == 0) continue;
+                double sv = (double)xe[v] / tcount[v];
+                int pos = nb < X ? nb++ : X;
+                while (pos > 0) {
+                    int u = best[pos - 1];
+                    double su = (double)xe[u] / tcount[u];
+                    if (su > sv || (su == sv && xe[u] >= xe[v])) break;
+                    if (pos < X) best[pos] = u;
+                    pos--;
+                }
+                if (pos < X) best[pos] = v;
+            }
+            printf("  expert %2d %5.1f%% ", e, total ? 100.0 * (double)n_e / (double)total : 0.0);
+            for (int i = 0; i < nb; i++) {
+                char shown[64];
+                size_t len = 0;
+                const uint8_t *b = tok ? tokenizer_token_bytes(tok, best[i], &len) : NULL;
+                if (b) escape_bytes(shown, sizeof shown, b, len, 1);
+                else snprintf(shown, sizeof shown, "#%d", best[i]);
+                printf(" '%s' %.0f%% (%d)", shown, 100.0 * xe[best[i]] / tcount[best[i]], tcount[best[i]]);
+            }
+            printf("\n");
+        }
+    }
+    free(best);
+    tokenizer_free(tok);
+    return 0;
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *dir = NULL, *text_path = NULL, *data_path = NULL, *bytes_path = NULL, *backend_s = NULL, *T_s = NULL,
-               *W_s = NULL;
+               *W_s = NULL, *X_s = NULL, *F_s = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **slot = !strcmp(a, "--text") ? &text_path : !strcmp(a, "--data") ? &data_path
                           : !strcmp(a, "--bytes") ? &bytes_path
                           : !strcmp(a, "--backend") ? &backend_s : !strcmp(a, "--seq-len") ? &T_s
-                          : !strcmp(a, "--windows") ? &W_s : NULL;
+                          : !strcmp(a, "--windows") ? &W_s : !strcmp(a, "--experts") ? &X_s
+                          : !strcmp(a, "--val-fraction") ? &F_s : NULL;
         if (slot) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "seek eval: %s needs a value\n", a);
@@ -140,12 +204,34 @@ int cmd_eval(int argc, char **argv) {
     int rc = 0;
     if (T_s && parse_i64(T_s, 2, c->max_pos, &T, "--seq-len", &err)) rc = -1;
     if (!rc && W_s && parse_i64(W_s, 1, 1000000000LL, &W, "--windows", &err)) rc = -1;
+    double F = 0;
+    if (!rc && F_s) {
+        if (parse_f64(F_s, 0.0, 1.0, &F, "--val-fraction", &err)) rc = -1;
+        else if (!(F > 0.0 && F < 1.0)) rc = seek_fail(&err, "--val-fraction: %s is out of range (0, 1)", F_s);
+    }
+    long long X = 0;
+    if (!rc && X_s && parse_i64(X_s, 1, 100, &X, "--experts", &err)) rc = -1;
+    if (!rc && X && c->E == 0) rc = seek_fail(&err, "--experts: %s has no routed experts (model_type %s)", mdir, c->model_type);
+    /* routing counts: (L, E, V) token-by-expert, (V) token occurrences */
+    int *xcount = NULL, *tcount = NULL;
+    if (!rc && X) {
+        xcount = calloc((size_t)c->L * c->E * c->V, sizeof(int));
+        tcount = calloc((size_t)c->V, sizeof(int));
+        if (!xcount || !tcount) rc = seek_fail(&err, "out of memory");
+    }
     int32_t *toks = NULL;
     size_t n = 0;
     if (!rc) rc = load_stream(mdir, text_path, data_path, raw_bytes, c->V, &toks, &n, &err);
     size_t n_win = rc ? 0 : n / (size_t)T;
     if (!rc && n_win == 0)
         rc = seek_fail(&err, "%s: %zu tokens, fewer than one window of --seq-len %lld", text_path ? text_path : data_path, n, T);
+    size_t first = 0; /* the first window evaluated */
+    if (!rc && F > 0.0) {
+        size_t nv = (size_t)floor((double)n_win * F);
+        if (nv < 1) nv = 1;
+        first = n_win - nv;
+        n_win = nv;
+    }
     if (!rc && W && (size_t)W < n_win) n_win = (size_t)W;
     const int D = m.has_mtp ? c->mtp_depth : 0;
     TrainBuffers tb;
@@ -156,11 +242,20 @@ int cmd_eval(int argc, char **argv) {
     double sum = 0, mtp_sum[MAX_MTP_DEPTH] = {0};
     long long count = 0, mtp_count[MAX_MTP_DEPTH] = {0}, mtp_hit[MAX_MTP_DEPTH] = {0}, acc_n = 0, acc_hit = 0;
     for (size_t w = 0; !rc && w < n_win; w++) {
-        for (int t = 0; t < T; t++) ids[t] = toks[w * (size_t)T + (size_t)t];
+        for (int t = 0; t < T; t++) ids[t] = toks[(first + w) * (size_t)T + (size_t)t];
         double loss;
         if ((rc = eval_main_loss_on(be, &m, &tb, ids, &loss, &err))) break;
         sum += loss * (double)(T - 1); /* the window's mean over its T − 1 targets */
         count += T - 1;
+        if (X) {
+            for (int t = 0; t < T; t++) tcount[ids[t]]++;
+            for (int l = 0; l < c->L; l++) {
+                if (!m.layers[l].is_moe) continue;
+                const int *e_idx = tb.s.layer[l].e_idx;
+                for (int t = 0; t < T; t++)
+                    for (int k = 0; k < c->K; k++) xcount[((size_t)l * c->E + e_idx[t * c->K + k]) * c->V + ids[t]]++;
+            }
+        }
         if (D == 0) continue;
         if ((rc = mtp_forward_on(be, &m, &tb.mtp, ids, tb.s.xnf, &err))) break;
         for (int k = 0; k < D; k++) {
@@ -190,6 +285,9 @@ int cmd_eval(int argc, char **argv) {
             printf("mtp acceptance of the second token: %.4f (%lld of %lld drafts equal the main model's greedy token)\n",
                    acc_n ? (double)acc_hit / (double)acc_n : 0.0, acc_hit, acc_n);
     }
+    if (!rc && X) rc = print_experts(&m, mdir, xcount, tcount, (int)X, &err);
+    free(xcount);
+    free(tcount);
     free(ids);
     free(toks);
     if (tb_ok) trainbuf_free(&tb);

@@ -161,12 +161,19 @@ static int check_finite(const char *dir) {
 }
 
 int cmd_info(int argc, char **argv) {
-    int finite = argc == 3 && !strcmp(argv[2], "--check-finite");
-    if (argc != 2 && !finite) return usage_error("info", "expected: seek info DIR [--check-finite]");
+    const char *arg = NULL;
+    int finite = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--check-finite")) finite = 1;
+        else if (argv[i][0] != '-' && !arg) arg = argv[i];
+        else return usage_error("info", "expected: seek info [DIR] [--check-finite]");
+    }
     SeekErr err;
     Config c;
-    char dir[4096];
-    if (model_resolve_dir(argv[1], dir, sizeof dir, &err) || config_load(&c, dir, &err)) return fail("info", &err);
+    char dir[4096], dbuf[4096];
+    if (!arg && default_model_dir(dbuf, sizeof dbuf, &err)) return fail("info", &err);
+    if (!arg) arg = dbuf;
+    if (model_resolve_dir(arg, dir, sizeof dir, &err) || config_load(&c, dir, &err)) return fail("info", &err);
     const char *family = c.arch == ARCH_LLAMA ? "LLaMA-style dense transformer (DeepSeek LLM / V1)"
                          : c.arch == ARCH_DEEPSEEK_V2 ? "DeepSeek-V2 (MLA + DeepSeekMoE, softmax routing)"
                                                       : "DeepSeek-V3 (MLA + DeepSeekMoE, sigmoid routing with bias)";
@@ -251,8 +258,11 @@ int cmd_forward(int argc, char **argv) {
             return 2;
         }
     }
-    if (!dir || !ids_s || !logits_path) return usage_error("forward", "expected: seek forward DIR --ids \"1,2;3,4\" --logits OUT.f32");
+    if (!ids_s || !logits_path) return usage_error("forward", "expected: seek forward [DIR] --ids \"1,2;3,4\" --logits OUT.f32");
     SeekErr err;
+    char dbuf[4096];
+    if (!dir && default_model_dir(dbuf, sizeof dbuf, &err)) return fail("forward", &err);
+    if (!dir) dir = dbuf;
     AttnMode mode = ATTN_NAIVE;
     Backend be = backend_default();
     int *ids = NULL, B = 0, T = 0;
@@ -347,9 +357,12 @@ int cmd_generate(int argc, char **argv) {
             return 2;
         }
     }
-    if (!dir || (!ids_s == !prompt) || !n_s)
-        return usage_error("generate", "expected: seek generate DIR (--ids \"...\" | --prompt \"...\") -n N");
+    if ((!ids_s == !prompt) || !n_s)
+        return usage_error("generate", "expected: seek generate [DIR] (--ids \"...\" | --prompt \"...\") -n N");
     SeekErr err;
+    char dbuf[4096];
+    if (!dir && default_model_dir(dbuf, sizeof dbuf, &err)) return fail("generate", &err);
+    if (!dir) dir = dbuf;
     AttnMode mode = ATTN_NAIVE;
     Backend be = backend_default();
     long long n, topk, seed;

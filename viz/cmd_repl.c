@@ -251,6 +251,10 @@ int cmd_repl(int argc, char **argv) {
     g_repl = &r;
     int interactive = !script && isatty(STDIN_FILENO);
     r.interactive = interactive;
+    /* at a terminal with no DIR: the default model (a script or a pipe says `load` itself) */
+    char dbuf[4096];
+    SeekErr derr;
+    if (!dir && interactive && default_model_dir(dbuf, sizeof dbuf, &derr) == 0) dir = dbuf;
     if (dir) {
         SeekErr err;
         if (repl_load(&r, dir, &err)) {

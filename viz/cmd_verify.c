@@ -313,11 +313,10 @@ int cmd_verify(int argc, char **argv) {
             return 2;
         }
     }
-    if (!dir) {
-        fprintf(stderr, "seek verify: expected: seek verify DIR [--backend cpu|cuda] [--ids \"1,2;3,4\"] [--grad] (see 'seek help')\n");
-        return 2;
-    }
     SeekErr err;
+    char dbuf[4096];
+    if (!dir && default_model_dir(dbuf, sizeof dbuf, &err)) return vfail(&err);
+    if (!dir) dir = dbuf;
     Backend be = backend_default();
     if (backend_s && backend_parse(backend_s, &be, &err)) return vfail(&err);
     if (be == BACKEND_REF) {
