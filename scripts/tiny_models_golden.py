@@ -44,6 +44,11 @@ def golden(d):
     add_bos = json.load(open(cfg_path)).get("add_bos_token", False) if os.path.exists(cfg_path) else False
     bos = tok.token_to_id(json.load(open(cfg_path))["bos_token"]) if add_bos else None
     prompt_ids = ([bos] if add_bos else []) + tok.encode(PROMPT, add_special_tokens=False).ids
+    # transformers' own loading of the folder's tokenizer agrees (BOS included)
+    auto_ids = transformers.AutoTokenizer.from_pretrained(d)(PROMPT)["input_ids"]
+    if auto_ids != prompt_ids:
+        print(f"{d}: AutoTokenizer gives {auto_ids}, tokenizers + tokenizer_config.json give {prompt_ids}")
+        return False
 
     model, info = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32, attn_implementation="eager",
                                                        output_loading_info=True)

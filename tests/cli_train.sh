@@ -51,6 +51,10 @@ printf '{"model": {"model_type": "llama", "vocab_size": 300, "hidden_size": 32, 
 expect_ok "train on tokens" "$SEEK" train --config "$TMP/tt.json"
 expect_ok "generate --prompt" "$SEEK" generate "$TMP/tt" --prompt "the" -n 6 --temp 0
 [ -s "$TMP/out" ] && ok || bad "generate --prompt printed nothing"
+# a run folder converts to a model folder (its latest checkpoint, with the tokenizer beside it)
+expect_ok "convert a run folder" "$SEEK" convert "$TMP/tt" "$TMP/ttc" --dtype bf16
+[ -s "$TMP/ttc/tokenizer.json" ] && [ -s "$TMP/ttc/tokenizer_config.json" ] && ok || bad "convert: the run's tokenizer was not copied"
+expect_ok "generate converted" "$SEEK" generate "$TMP/ttc" --prompt "the" -n 6 --temp 0
 
 # ---- eval: held-out loss; the same tokens by --text and --data; ref and cpu; MTP accuracy and acceptance ----
 expect_ok "eval --text" "$SEEK" eval "$TMP/tt" --text "$CORPUS" --seq-len 16 --windows 8 --backend ref

@@ -445,8 +445,9 @@ int cmd_convert(int argc, char **argv) {
     }
     SeekErr err;
     Model m;
-    if (model_load(&m, src, &err)) return fail("convert", &err);
-    int rc = model_save(&m, src, out, dt, &err);
+    char sdir[4096]; /* a training run's folder: its latest checkpoint, whose config and tokenizer are copied */
+    if (model_resolve_dir(src, sdir, sizeof sdir, &err) || model_load(&m, sdir, &err)) return fail("convert", &err);
+    int rc = model_save(&m, sdir, out, dt, &err);
     if (!rc) printf("wrote %s: %zu tensors, %zu parameters as %s\n", out, m.n_params, m.n_floats, st_dtype_name(dt));
     model_free(&m);
     if (rc) return fail("convert", &err);

@@ -34,6 +34,7 @@ for name in seek-v1-mini seek-v3-mini; do
     --weight-decay 0.1 --grad-clip 1.0 --mtp-depth $mtp --mtp-lambda 0.3 --bias-gamma 0.001 --balance-alpha 1e-4 \
     --val-fraction 0.05 --eval-interval 250 --eval-batches 16 --checkpoint-interval 1000
 done
+mkdir -p "$OUT/export"
 ./seek convert "$OUT/seek-v1-mini" "$OUT/export/seek-v1-mini" --dtype f32
 ./seek convert "$OUT/seek-v3-mini" "$OUT/export/seek-v3-mini" --dtype bf16
 echo "train.sh: models in $OUT/export (copy them to tiny-models/ with their model cards)"
