@@ -4,7 +4,8 @@
 # and ends with the plain summary line "tests: N passed, N failed".
 # Each cmocka binary reports "[  PASSED  ] N test(s)." / "[  FAILED  ] N test(s)"; each script
 # reports "RESULT: passed=N failed=M" through tests/lib.sh. A binary that crashes or exits
-# non-zero without a summary counts as one failure.
+# non-zero without a summary counts as one failure. Each line also gives the suite's seconds, so
+# the 10-minute budget of `make test` can be watched.
 set -u
 cd "$(dirname "$0")/.."
 total_pass=0
@@ -14,8 +15,9 @@ skipped_names=()
 
 run_one() { # label, command...
   local label=$1; shift
-  local out rc p f
+  local out rc p f t0=$SECONDS
   out=$("$@" 2>&1); rc=$?
+  local secs=$((SECONDS - t0))
   # exit 77 with a "SKIP <reason>" line: could not run here (test_cuda without a GPU); neither
   # passed nor failed, and said so on its own line
   if [ $rc -eq 77 ] && printf '%s\n' "$out" | grep -q '^SKIP '; then
@@ -32,7 +34,7 @@ run_one() { # label, command...
     failed_names+=("$label")
     printf '%s\n' "$out" | grep -v '^\[ \(RUN\|       OK\) ' | sed "s|^|  $label: |"
   fi
-  printf '%-44s %4d passed %4d failed\n' "$label" "$p" "$f"
+  printf '%-44s %4d passed %4d failed %5ds\n' "$label" "$p" "$f" "$secs"
 }
 
 for mode in rel dbg; do
