@@ -33,6 +33,7 @@
 #include "moe.h"
 #include "ops.h"
 #include "safetensors.h"
+#include "golden.h"
 #include "tolerances.h"
 
 #ifdef SEEK_HAVE_CUDA
@@ -711,16 +712,6 @@ static void test_moe(void **st) {
 static const char *FIXTURES[] = {"v3", "v3_yarn", "v3_noq", "v3_fp8", "v2_greedy", "v2_group", "llama_gqa"};
 #define N_FIXTURES (sizeof FIXTURES / sizeof FIXTURES[0])
 
-static double rel_err(const float *a, const float *b, size_t n) {
-    double md = 0, mb = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (isnan(a[i]) != isnan(b[i])) return INFINITY;
-        md = fmax(md, fabs((double)a[i] - b[i]));
-        mb = fmax(mb, fabs((double)b[i]));
-    }
-    return mb > 0 ? md / mb : md;
-}
-
 /* prefill of (B, T) then `dec` decode steps; logits of every call, concatenated */
 static void run_model(int cuda, const Model *m, const int *ids, int B, int T, int dec, AttnMode mode, ActCache *hooks,
                       float *logits) {
@@ -827,22 +818,6 @@ static void test_model_edits(void **st) {
     model_free(&m);
 }
 
-static int *golden_ids(const StSet *s, const char *name, uint64_t *numel, uint64_t *d1) {
-    const StFile *f;
-    const StTensor *t = stset_find(s, name, &f);
-    if (!t) fail_msg("golden tensor '%s' missing", name);
-    assert_int_equal(t->dtype, ST_I64);
-    int64_t *raw = malloc((size_t)(t->end - t->begin) + 8);
-    SeekErr e;
-    if (st_read_raw(f, t, raw, &e)) fail_msg("%s", e.msg);
-    int *ids = malloc(t->numel * sizeof(int));
-    for (uint64_t i = 0; i < t->numel; i++) ids[i] = (int)raw[i];
-    free(raw);
-    *numel = t->numel;
-    *d1 = t->shape[1];
-    return ids;
-}
-
 static void test_greedy_vs_transformers(void **st) {
     (void)st;
     for (size_t f = 0; f < N_FIXTURES; f++) {
@@ -854,7 +829,7 @@ static void test_greedy_vs_transformers(void **st) {
         SeekErr e;
         if (model_load(&m, dir, &e) || stset_open_file(&g, gpath, &e)) fail_msg("%s", e.msg);
         uint64_t n_in, T, n_want, n_gen;
-        int *ids = golden_ids(&g, "input_ids", &n_in, &T), *want = golden_ids(&g, "greedy_ids", &n_want, &n_gen);
+        int *ids = load_ids(&g, "input_ids", &n_in, NULL, &T), *want = load_ids(&g, "greedy_ids", &n_want, NULL, &n_gen);
         int B = (int)(n_in / T), out[256];
         assert_true(n_want <= 256);
         SampleParams greedy = {0.0f, 0, 1.0f, 0};

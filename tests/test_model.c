@@ -23,6 +23,7 @@
 #include "forward.h"
 #include "model.h"
 #include "safetensors.h"
+#include "golden.h"
 #include "tolerances.h"
 
 #define N_GEN 8
@@ -34,30 +35,6 @@ typedef struct {
     int *ids;
     float *logits, *hidden; /* goldens */
 } Fixture;
-
-static void *xload(const StSet *s, const char *name, StDtype want, uint64_t *numel) {
-    const StFile *f;
-    const StTensor *t = stset_find(s, name, &f);
-    if (!t) fail_msg("golden tensor '%s' missing", name);
-    assert_int_equal(t->dtype, want);
-    void *buf = malloc((size_t)(t->end - t->begin) + 8);
-    SeekErr e;
-    if (st_read_raw(f, t, buf, &e)) fail_msg("%s", e.msg);
-    if (numel) *numel = t->numel;
-    return buf;
-}
-
-static int *load_ids(const StSet *s, const char *name, uint64_t *numel, uint64_t *d0, uint64_t *d1) {
-    const StTensor *t = stset_find(s, name, NULL);
-    if (!t) fail_msg("golden tensor '%s' missing", name);
-    int64_t *raw = xload(s, name, ST_I64, numel);
-    int *ids = malloc(*numel * sizeof(int));
-    for (uint64_t i = 0; i < *numel; i++) ids[i] = (int)raw[i];
-    free(raw);
-    if (d0) *d0 = t->shape[0];
-    if (d1) *d1 = t->shape[1];
-    return ids;
-}
 
 static void open_fixture(Fixture *fx, const char *name) {
     char dir[256], gpath[300];
@@ -84,17 +61,6 @@ static void close_fixture(Fixture *fx) {
     free(fx->ids);
     free(fx->logits);
     free(fx->hidden);
-}
-
-/* max|a-b| / max|b| */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double md = 0, mb = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (isnan(a[i]) != isnan(b[i])) return INFINITY;
-        md = fmax(md, fabs((double)a[i] - b[i]));
-        mb = fmax(mb, fabs((double)b[i]));
-    }
-    return mb > 0 ? md / mb : md;
 }
 
 static void run_forward(Fixture *fx, AttnMode mode, ActCache *hooks, float *logits, float *hidden) {

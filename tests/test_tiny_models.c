@@ -28,40 +28,12 @@
 #include "model.h"
 #include "safetensors.h"
 #include "tokenizer.h"
+#include "golden.h"
 #include "tolerances.h"
 #include "train.h"
 
 #define SEQ 128            /* the golden's window length */
 #define MAX_BYTES 15000000 /* the size budget per model */
-
-static void *xload(const StSet *s, const char *name, StDtype want, uint64_t *numel) {
-    const StFile *f;
-    const StTensor *t = stset_find(s, name, &f);
-    if (!t) fail_msg("golden tensor '%s' missing", name);
-    assert_int_equal(t->dtype, want);
-    void *buf = malloc((size_t)(t->end - t->begin) + 8);
-    SeekErr e;
-    if (st_read_raw(f, t, buf, &e)) fail_msg("%s", e.msg);
-    if (numel) *numel = t->numel;
-    return buf;
-}
-
-static int *load_ids(const StSet *s, const char *name, uint64_t *n) {
-    int64_t *raw = xload(s, name, ST_I64, n);
-    int *ids = malloc((*n + 1) * sizeof(int));
-    for (uint64_t i = 0; i < *n; i++) ids[i] = (int)raw[i];
-    free(raw);
-    return ids;
-}
-
-static double rel_err(const float *got, const float *want, size_t n) {
-    double md = 0, mw = 0;
-    for (size_t i = 0; i < n; i++) {
-        md = fmax(md, fabs((double)got[i] - want[i]));
-        mw = fmax(mw, fabs((double)want[i]));
-    }
-    return mw > 0 ? md / mw : md;
-}
 
 static TokIds encode(Tokenizer *tok, const char *text, size_t len, bool bos) {
     TokIds t = {0};
@@ -97,12 +69,12 @@ static void check_model(const char *name) {
     size_t len;
     if (read_text_file("tests/fixtures/tiny_models/heldout.txt", 1 << 24, &text, &len, &e)) fail_msg("%s", e.msg);
     uint64_t nh, np, ng, nl;
-    int *held = load_ids(&gold, "heldout_ids", &nh);
+    int *held = load_ids(&gold, "heldout_ids", &nh, NULL, NULL);
     TokIds th = encode(tok, text, len, false);
     assert_int_equal(th.n, nh);
     for (uint64_t i = 0; i < nh; i++)
         if (th.ids[i] != held[i]) fail_msg("%s: held-out token %llu is %d, HF tokenizers says %d", name, (unsigned long long)i, th.ids[i], held[i]);
-    int *pids = load_ids(&gold, "prompt_ids", &np);
+    int *pids = load_ids(&gold, "prompt_ids", &np, NULL, NULL);
     TokIds tp = encode(tok, prompt, strlen(prompt), tokenizer_add_bos(tok));
     assert_int_equal(tp.n, np);
     for (uint64_t i = 0; i < np; i++) assert_int_equal(tp.ids[i], pids[i]);
@@ -143,7 +115,7 @@ static void check_model(const char *name) {
     kvcache_free(&kv);
 
     /* greedy continuation, token for token */
-    int *gids = load_ids(&gold, "greedy_ids", &ng);
+    int *gids = load_ids(&gold, "greedy_ids", &ng, NULL, NULL);
     int *out = malloc(ng * sizeof(int));
     SampleParams greedy = {0.0f, 0, 1.0f, 0};
     Backend bes[2] = {BACKEND_REF, be};

@@ -83,6 +83,19 @@ static void random_weights(Model *m, uint64_t seed) {
     }
 }
 
+/* bench-40m with its seeded random weights. */
+static int bench40m_model(Model *m, SeekErr *err) {
+    Config c;
+    if (config_parse(&c, BENCH_40M, sizeof BENCH_40M - 1, "bench-40m", err) || model_init(m, &c, err)) return -1;
+    random_weights(m, 1234);
+    return 0;
+}
+
+/* The benchmark's fixed token ids, spread over the vocabulary past the first three. */
+static void bench_ids(int *ids, int n, int V) {
+    for (int i = 0; i < n; i++) ids[i] = 3 + (17 * i + 5) % (V - 3);
+}
+
 /* OpenBLAS's own sgemm rate: the best of `reps` n^3 products (GFLOP/s). */
 static double sgemm_peak(int n, int reps) {
     float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float)),
@@ -171,7 +184,7 @@ static int bench_model(const char *label, const Model *m, int B, int T, int n_de
     int *ids = malloc((size_t)B * T * sizeof(int));
     float *l_ref = malloc(nl * sizeof(float)), *l_cpu = malloc(nl * sizeof(float));
     if (!ids || !l_ref || !l_cpu) SEEK_DIE("bench: out of memory");
-    for (int i = 0; i < B * T; i++) ids[i] = 3 + (17 * i + 5) % (c->V - 3);
+    bench_ids(ids, B * T, c->V);
     ModelCounts mc;
     model_counts(c, &mc);
     Result rr, rc_;
@@ -253,7 +266,7 @@ static int bench_train(const char *label, Model *m, int B, int T, int reps_ref, 
     int *ids = malloc((size_t)B * T * sizeof(int));
     Model gr, gc;
     if (!ids) SEEK_DIE("bench: out of memory");
-    for (int i = 0; i < B * T; i++) ids[i] = 3 + (17 * i + 5) % (c->V - 3);
+    bench_ids(ids, B * T, c->V);
     if (model_init(&gr, c, err)) {
         free(ids);
         return -1;
@@ -290,17 +303,15 @@ static int bench_train(const char *label, Model *m, int B, int T, int reps_ref, 
  * and nothing else, so that a profiler (perf record) sees only the fast path. Prints the median
  * tokens/s. */
 static int profile_train(int steps, int B, SeekErr *err) {
-    Config c;
     Model m, g;
-    if (config_parse(&c, BENCH_40M, sizeof BENCH_40M - 1, "bench-40m", err) || model_init(&m, &c, err)) return -1;
-    random_weights(&m, 1234);
-    if (model_init(&g, &c, err)) {
+    if (bench40m_model(&m, err)) return -1;
+    if (model_init(&g, &m.cfg, err)) {
         model_free(&m);
         return -1;
     }
     int T = 256, *ids = malloc((size_t)B * T * sizeof(int));
     if (!ids) SEEK_DIE("bench: out of memory");
-    for (int i = 0; i < B * T; i++) ids[i] = 3 + (17 * i + 5) % (c.V - 3);
+    bench_ids(ids, B * T, m.cfg.V);
     Result r = {0};
     double loss = 0;
     int rc = measure_train(BACKEND_CPU, &m, ids, B, T, steps, &g, &loss, &r, err);
@@ -369,11 +380,9 @@ int cmd_bench(int argc, char **argv) {
         model_free(&m);
     }
     if (!rc && n_dirs_given == 0) { /* the default set ends with bench-40m */
-        Config c;
         Model m;
-        if (config_parse(&c, BENCH_40M, sizeof BENCH_40M - 1, "bench-40m", &err) || model_init(&m, &c, &err)) rc = -1;
+        if (bench40m_model(&m, &err)) rc = -1;
         else {
-            random_weights(&m, 1234);
             rc = bench_model("bench-40m", &m, 1, quick ? 64 : 256, 32, 3, quick ? 3 : 7, peak, &err);
             if (!rc) rc = bench_train("bench-40m", &m, 1, quick ? 64 : 256, 3, quick ? 3 : 7, peak, &err);
             /* a batch as training runs it: the optimizer's fixed cost per step is shared by 4x the tokens */

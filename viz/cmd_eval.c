@@ -31,6 +31,7 @@
 
 #include "backend.h"
 #include "commands.h"
+#include "forward.h"
 #include "model.h"
 #include "mtp.h"
 #include "tokenizer.h"
@@ -46,11 +47,11 @@ static int usage_eval(const char *msg) {
     return 2;
 }
 
-static int argmax_row(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i; /* ties to the lower id, as greedy sampling */
-    return best;
+/* greedy choice, exactly as generation makes it (sample_token at temperature 0: argmax, ties to
+ * the lower id; it touches neither rng nor the scratch) */
+static int greedy(const float *logits, int V) {
+    static const SampleParams g = {0.0f, 0, 1.0f, 0};
+    return sample_token(logits, V, &g, NULL, NULL, NULL);
 }
 
 /* The token stream: encoded text or a token file. */
@@ -176,12 +177,9 @@ int cmd_eval(int argc, char **argv) {
     if (raw_bytes) data_path = bytes_path;
     SeekErr err;
     char dbuf[4096];
-    if (!dir) {
-        if (default_model_dir(dbuf, sizeof dbuf, &err)) {
-            fprintf(stderr, "seek eval: %s\n", err.msg);
-            return 1;
-        }
-        dir = dbuf;
+    if (model_dir_or_default(&dir, dbuf, sizeof dbuf, &err)) {
+        fprintf(stderr, "seek eval: %s\n", err.msg);
+        return 1;
     }
     Backend be = backend_default();
     if (backend_s && backend_parse(backend_s, &be, &err)) {
@@ -264,10 +262,10 @@ int cmd_eval(int argc, char **argv) {
             mtp_count[k] += d->count;
             for (int i = 0; i < d->T; i++) {
                 if (d->targets[i] < 0) continue;
-                int draft = argmax_row(d->logits + (size_t)i * c->V, c->V);
+                int draft = greedy(d->logits + (size_t)i * c->V, c->V);
                 mtp_hit[k] += draft == d->targets[i];
                 if (k == 0) { /* the main model's own greedy token at position i + 1 */
-                    acc_hit += draft == argmax_row(tb.g.logits + (size_t)(i + 1) * c->V, c->V);
+                    acc_hit += draft == greedy(tb.g.logits + (size_t)(i + 1) * c->V, c->V);
                     acc_n++;
                 }
             }

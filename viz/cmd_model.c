@@ -26,12 +26,15 @@ static int usage_error(const char *cmd, const char *msg) {
     return 2;
 }
 
-/* The model a command uses when it is given none: $SEEK_MODEL, else the shipped
- * tiny-models/seek-v3-mini next to the seek binary (the repository root). */
-int default_model_dir(char *out, size_t cap, SeekErr *err) {
+/* The model a command uses when it is given none: *dir stays when set; else it points at buf,
+ * filled with $SEEK_MODEL or the shipped tiny-models/seek-v3-mini next to the seek binary (the
+ * repository root). */
+int model_dir_or_default(const char **dir, char *buf, size_t cap, SeekErr *err) {
+    if (*dir) return 0;
     const char *env = getenv("SEEK_MODEL");
     if (env && *env) {
-        if ((size_t)snprintf(out, cap, "%s", env) >= cap) return seek_fail(err, "SEEK_MODEL: path too long");
+        if ((size_t)snprintf(buf, cap, "%s", env) >= cap) return seek_fail(err, "SEEK_MODEL: path too long");
+        *dir = buf;
         return 0;
     }
     char exe[4096];
@@ -40,9 +43,10 @@ int default_model_dir(char *out, size_t cap, SeekErr *err) {
     exe[n] = '\0';
     char *slash = strrchr(exe, '/');
     if (slash) *slash = '\0';
-    if ((size_t)snprintf(out, cap, "%s/tiny-models/seek-v3-mini", exe) >= cap) return seek_fail(err, "default model: path too long");
-    if (access(out, R_OK) != 0)
-        return seek_fail(err, "no model folder given, and the default model %s is missing (give DIR or set SEEK_MODEL)", out);
+    if ((size_t)snprintf(buf, cap, "%s/tiny-models/seek-v3-mini", exe) >= cap) return seek_fail(err, "default model: path too long");
+    if (access(buf, R_OK) != 0)
+        return seek_fail(err, "no model folder given, and the default model %s is missing (give DIR or set SEEK_MODEL)", buf);
+    *dir = buf;
     return 0;
 }
 
@@ -171,8 +175,7 @@ int cmd_info(int argc, char **argv) {
     SeekErr err;
     Config c;
     char dir[4096], dbuf[4096];
-    if (!arg && default_model_dir(dbuf, sizeof dbuf, &err)) return fail("info", &err);
-    if (!arg) arg = dbuf;
+    if (model_dir_or_default(&arg, dbuf, sizeof dbuf, &err)) return fail("info", &err);
     if (model_resolve_dir(arg, dir, sizeof dir, &err) || config_load(&c, dir, &err)) return fail("info", &err);
     const char *family = c.arch == ARCH_LLAMA ? "LLaMA-style dense transformer (DeepSeek LLM / V1)"
                          : c.arch == ARCH_DEEPSEEK_V2 ? "DeepSeek-V2 (MLA + DeepSeekMoE, softmax routing)"
@@ -261,8 +264,7 @@ int cmd_forward(int argc, char **argv) {
     if (!ids_s || !logits_path) return usage_error("forward", "expected: seek forward [DIR] --ids \"1,2;3,4\" --logits OUT.f32");
     SeekErr err;
     char dbuf[4096];
-    if (!dir && default_model_dir(dbuf, sizeof dbuf, &err)) return fail("forward", &err);
-    if (!dir) dir = dbuf;
+    if (model_dir_or_default(&dir, dbuf, sizeof dbuf, &err)) return fail("forward", &err);
     AttnMode mode = ATTN_NAIVE;
     Backend be = backend_default();
     int *ids = NULL, B = 0, T = 0;
@@ -361,8 +363,7 @@ int cmd_generate(int argc, char **argv) {
         return usage_error("generate", "expected: seek generate [DIR] (--ids \"...\" | --prompt \"...\") -n N");
     SeekErr err;
     char dbuf[4096];
-    if (!dir && default_model_dir(dbuf, sizeof dbuf, &err)) return fail("generate", &err);
-    if (!dir) dir = dbuf;
+    if (model_dir_or_default(&dir, dbuf, sizeof dbuf, &err)) return fail("generate", &err);
     AttnMode mode = ATTN_NAIVE;
     Backend be = backend_default();
     long long n, topk, seed;

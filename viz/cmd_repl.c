@@ -254,7 +254,7 @@ int cmd_repl(int argc, char **argv) {
     /* at a terminal with no DIR: the default model (a script or a pipe says `load` itself) */
     char dbuf[4096];
     SeekErr derr;
-    if (!dir && interactive && default_model_dir(dbuf, sizeof dbuf, &derr) == 0) dir = dbuf;
+    if (interactive) (void)model_dir_or_default(&dir, dbuf, sizeof dbuf, &derr); /* none: start empty */
     if (dir) {
         SeekErr err;
         if (repl_load(&r, dir, &err)) {

@@ -315,8 +315,7 @@ int cmd_verify(int argc, char **argv) {
     }
     SeekErr err;
     char dbuf[4096];
-    if (!dir && default_model_dir(dbuf, sizeof dbuf, &err)) return vfail(&err);
-    if (!dir) dir = dbuf;
+    if (model_dir_or_default(&dir, dbuf, sizeof dbuf, &err)) return vfail(&err);
     Backend be = backend_default();
     if (backend_s && backend_parse(backend_s, &be, &err)) return vfail(&err);
     if (be == BACKEND_REF) {

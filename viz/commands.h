@@ -20,9 +20,9 @@ int cmd_repl(int argc, char **argv);        /* viz/cmd_repl.c */
 int cmd_eval(int argc, char **argv);        /* viz/cmd_eval.c */
 
 #include "common.h"
-/* The model used when a command is given none: $SEEK_MODEL, else tiny-models/seek-v3-mini next
- * to the seek binary (viz/cmd_model.c). */
-int default_model_dir(char *out, size_t cap, SeekErr *err);
+/* The folder a command runs on: *dir when given, else $SEEK_MODEL, else tiny-models/seek-v3-mini
+ * next to the seek binary, written into buf (viz/cmd_model.c). */
+int model_dir_or_default(const char **dir, char *buf, size_t cap, SeekErr *err);
 /* "1,2,3;4,5,6" -> ids (B, T), malloc'd (viz/cmd_model.c). */
 int parse_id_batch(const char *s, int **ids, int *B, int *T, SeekErr *err);
 
