@@ -42,6 +42,9 @@
 
 #ifdef SEEK_HAVE_BLAS
 #include "cpu/cpu.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* ---- guarded, poisoned buffers ---- */
 
@@ -115,6 +118,18 @@ static void expect_pair(const char *what, Buf *got, Buf *want) {
 
 /* ---- matmul ---- */
 
+/* Sets the OpenMP thread count (the products' split, fast/cpu/matmul.c); returns the old one. */
+static int set_threads(int n) {
+#ifdef _OPENMP
+    int old = omp_get_max_threads();
+    omp_set_num_threads(n);
+    return old;
+#else
+    (void)n;
+    return 1;
+#endif
+}
+
 static void check_matmul(int N, int IC, int OC, int nan_row) {
     float *x = rnd((size_t)N * IC, 1.0f), *w = rnd((size_t)OC * IC, 1.0f / sqrtf((float)IC));
     if (nan_row >= 0) x[(size_t)nan_row * IC + IC / 2] = NAN; /* must poison exactly that output row */
@@ -137,6 +152,13 @@ static void test_matmul(void **st) {
     check_matmul(13, 129, 67, -1); /* nothing a multiple of a block */
     check_matmul(5, 1, 3, -1);     /* IC = 1 */
     check_matmul(9, 33, 17, 4);    /* NaN propagates to the same row */
+    /* products large enough to be split over the threads (matmul.c), blocks of unequal size;
+     * three threads whatever the machine has, so the split runs and its blocks are uneven */
+    int nt = set_threads(3);
+    check_matmul(70, 257, 131, -1);  /* split over the output columns */
+    check_matmul(300, 64, 45, 250);  /* split over the rows; the NaN row in the last block */
+    check_matmul(1, 515, 1031, -1);  /* one row, the sgemv split over the outputs */
+    set_threads(nt);
 }
 
 /* ---- attention ---- */
@@ -614,6 +636,12 @@ static void test_matmul_backward(void **st) {
     check_matmul_backward(13, 129, 67, 1, -1); /* nothing a multiple of a block */
     check_matmul_backward(7, 5, 1, 0, -1);     /* OC = 1, no input gradient */
     check_matmul_backward(9, 33, 17, 1, 4);    /* NaN propagates to the same places */
+    /* split over three threads (matmul.c): by columns, by rows of a transposed operand, one row */
+    int nt = set_threads(3);
+    check_matmul_backward(70, 257, 131, 1, -1);
+    check_matmul_backward(40, 67, 300, 1, 33);
+    check_matmul_backward(1, 515, 1031, 1, -1);
+    set_threads(nt);
 }
 
 /* pattern from the reference forward, then both backward on pre-filled dq, dk, dv */

@@ -38,6 +38,9 @@
 
 #ifdef SEEK_HAVE_BLAS
 #include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "cpu/cpu.h"
 
@@ -97,7 +100,20 @@ static void bench_ids(int *ids, int n, int V) {
 }
 
 /* OpenBLAS's own sgemm rate: the best of `reps` n^3 products (GFLOP/s). */
+/* The threads the cpu backend uses: OpenMP's (matmul.c splits every product over them). */
+static int bench_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return openblas_get_num_threads();
+#endif
+}
+
+/* OpenBLAS's own peak: a large product threaded by OpenBLAS itself over the backend's threads. */
 static double sgemm_peak(int n, int reps) {
+    cpu_blas_init();
+    int own = openblas_get_num_threads();
+    openblas_set_num_threads(bench_threads());
     float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float)),
           *c = malloc((size_t)n * n * sizeof(float));
     if (!a || !b || !c) SEEK_DIE("bench: out of memory");
@@ -115,12 +131,15 @@ static double sgemm_peak(int n, int reps) {
     free(a);
     free(b);
     free(c);
+    openblas_set_num_threads(own);
     return best;
 }
 
 typedef struct {
     double prefill_tps, decode_tps; /* medians */
     double gemm_gflops, gemm_share; /* cpu only */
+    double phase_ms[4];             /* training: median ms of the gradients, norm, clipping, AdamW */
+    double gemm_gflop_step;         /* training: GFLOP of matrix products per step */
 } Result;
 
 /* Median prefill and decode rates of one backend. logits (B·T·V) keeps the prefill's output. */
@@ -222,34 +241,45 @@ static int measure_train(Backend be, Model *m, const int *ids, int B, int T, int
           *mom2 = calloc(m->n_floats, sizeof(float)), *first = malloc(m->n_floats * sizeof(float));
     int rc = (!saved || !mom1 || !mom2 || !first) ? seek_fail(err, "bench: out of memory") : 0;
     if (!rc) memcpy(saved, m->arena, m->n_floats * sizeof(float));
-    double tps[16], gemm_s = 0, gemm_f = 0, step_s = 0;
+    double tps[16], phase[4][16] = {{0}}, gemm_s = 0, gemm_f = 0, step_s = 0;
     for (int r = 0; !rc && r < reps; r++) {
         CpuGemmStats st = {0};
         if (be == BACKEND_CPU) cpu_gemm_stats = &st;
         StepLosses sl;
-        double t0 = now_s();
+        double t0 = now_s(), t1, t2, t3;
         rc = train_step_grads_on(be, m, grads, &tb, ids, &lw, &sl, err);
+        t1 = t2 = t3 = now_s();
         if (!rc) {
             double norm = grad_global_norm_on(be, grads);
+            t2 = now_s();
             if (r == 0) {
                 memcpy(first, grads->arena, m->n_floats * sizeof(float));
                 *loss = sl.total;
             }
             grad_clip_on(be, grads, norm, 1.0);
+            t3 = now_s();
             adamw_step_on(be, m, grads, mom1, mom2, &ac, 1e-3f, r + 1);
         }
         double dt = now_s() - t0;
+        phase[0][r] = 1e3 * (t1 - t0);
+        phase[1][r] = 1e3 * (t2 - t1);
+        phase[2][r] = 1e3 * (t3 - t2);
+        phase[3][r] = 1e3 * (t0 + dt - t3);
         cpu_gemm_stats = NULL;
         tps[r] = (double)B * T / dt;
-        gemm_s += st.seconds;
-        gemm_f += st.flops;
-        step_s += dt;
+        if (r > 0 || reps == 1) { /* the first step touches fresh optimizer state: warm-up */
+            gemm_s += st.seconds;
+            gemm_f += st.flops;
+            step_s += dt;
+            res->gemm_gflop_step = st.flops / 1e9;
+        }
     }
     if (!rc) {
         memcpy(grads->arena, first, m->n_floats * sizeof(float));
         res->prefill_tps = median(tps, reps);
         res->gemm_gflops = gemm_s > 0 ? gemm_f / gemm_s / 1e9 : 0;
         res->gemm_share = step_s > 0 ? gemm_s / step_s : 0;
+        for (int k = 0; k < 4; k++) res->phase_ms[k] = median(phase[k], reps);
     }
     if (saved) memcpy(m->arena, saved, m->n_floats * sizeof(float));
     free(saved);
@@ -316,8 +346,10 @@ static int profile_train(int steps, int B, SeekErr *err) {
     double loss = 0;
     int rc = measure_train(BACKEND_CPU, &m, ids, B, T, steps, &g, &loss, &r, err);
     if (!rc)
-        printf("bench-40m train %dx%d, cpu, %d steps: %.1f tokens/s (median), sgemm %.1f GFLOP/s, %.0f%% of the step\n", B, T,
-               steps, r.prefill_tps, r.gemm_gflops, 100.0 * r.gemm_share);
+        printf("bench-40m train %dx%d, cpu, %d steps: %.1f tokens/s (median), sgemm %.1f GFLOP/s (%.1f GFLOP a step), %.0f%% of"
+               " the step; median ms: gradients %.1f, norm %.1f, clip %.1f, AdamW %.1f\n",
+               B, T, steps, r.prefill_tps, r.gemm_gflops, r.gemm_gflop_step, 100.0 * r.gemm_share, r.phase_ms[0], r.phase_ms[1], r.phase_ms[2],
+               r.phase_ms[3]);
     free(ids);
     model_free(&g);
     model_free(&m);
@@ -357,8 +389,10 @@ int cmd_bench(int argc, char **argv) {
     }
     SeekErr err;
     const char *wp = getenv("OMP_WAIT_POLICY");
-    printf("seek bench: %s, %d BLAS thread(s), OMP_WAIT_POLICY=%s; forward and training-step tokens/s (median of runs), ref vs cpu side by side\n",
-           openblas_get_config(), openblas_get_num_threads(), wp ? wp : "(unset)");
+    cpu_blas_init();
+    printf("seek bench: %s, %d thread(s) (the cpu backend splits products itself, OpenBLAS runs %d per block),"
+           " OMP_WAIT_POLICY=%s; forward and training-step tokens/s (median of runs), ref vs cpu side by side\n",
+           openblas_get_config(), bench_threads(), openblas_get_num_threads(), wp ? wp : "(unset)");
     double peak = sgemm_peak(quick ? 512 : 2048, quick ? 3 : 7);
     printf("OpenBLAS sgemm peak (best of %d %d^3 products): %.1f GFLOP/s\n", quick ? 3 : 7, quick ? 512 : 2048, peak);
     printf("%-10s %7s %7s  (tokens/s)\n", "model", "params", "active");

@@ -39,20 +39,15 @@ static void usage(FILE *out) {
     for (size_t i = 0; i < N_COMMANDS; i++) fprintf(out, "  seek %s\n", COMMANDS[i].usage);
 }
 
-/* Settings that the libraries read once, as they load, so they need a restart to change:
- *  - OMP_WAIT_POLICY=passive: OpenMP threads otherwise spin after each parallel region and steal
- *    the cores OpenBLAS's own threads need for the next product (on 2 cores the cpu backend ran
- *    2-10x slower). Kept if the user chose a policy.
- *  - OPENBLAS_CORETYPE=SkylakeX where the CPU has AVX-512 (F, CD, DQ, BW, VL) but OpenBLAS's
- *    detection picked an AVX2 kernel: OpenBLAS 0.3.21 (Debian 12) does not know AMD Zen 4's
- *    AVX-512 and falls back to Haswell, at about half the sgemm rate (docs/fast-cpu.md). Kept if
- *    the user chose a core type.
+/* A setting that OpenBLAS reads once, as it loads, so it needs a restart to change:
+ * OPENBLAS_CORETYPE=SkylakeX where the CPU has AVX-512 (F, CD, DQ, BW, VL) but OpenBLAS's
+ * detection picked an AVX2 kernel: OpenBLAS 0.3.21 (Debian 12) does not know AMD Zen 4's AVX-512
+ * and falls back to Haswell, at about half the sgemm rate (docs/fast-cpu.md). Kept if the user
+ * chose a core type. (OpenMP's wait policy is left to libgomp: the cpu backend runs one thread
+ * pool, fast/cpu/matmul.c, and the default's brief spin suits it.)
  * Returns 1 when something was set and seek should restart itself. */
 static int set_library_env(void) {
     int restart = 0;
-#ifdef _OPENMP
-    if (!getenv("OMP_WAIT_POLICY") && setenv("OMP_WAIT_POLICY", "passive", 1) == 0) restart = 1;
-#endif
 #if defined(SEEK_HAVE_BLAS) && defined(__x86_64__)
     const char *core = openblas_get_corename();
     int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&

@@ -139,6 +139,10 @@ typedef struct {
 } CpuGemmStats;
 extern CpuGemmStats *cpu_gemm_stats;
 
+/* Runs OpenBLAS single-threaded when OpenMP is present (matmul.c: the products are split over
+ * the OpenMP threads instead, one thread pool); idempotent, called by every product. */
+void cpu_blas_init(void);
+
 /* Internal: C (M, N) = A (M, K) · op(B), op(B) = Bᵀ with B (N, K) when b_trans, else B (K, N);
  * leading dimensions in floats. Used by the twins for per-head and per-expert products. */
 void cpu_sgemm(int b_trans, int M, int N, int K, const float *A, size_t lda, const float *Bm, size_t ldb, float *Cm,

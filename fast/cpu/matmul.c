@@ -7,10 +7,15 @@
  * With one row (decoding one token) the product is a matrix-vector product, out = W · x, and
  * goes to cblas_sgemv: OpenBLAS 0.3.21 does not forward M = 1 GEMMs to its GEMV kernels itself.
  * Summation order is BLAS's (blocked, vectorised); the reference sums strictly left to right.
- * BLAS threads itself (OpenBLAS's pthreads); nothing here runs inside an OpenMP region. */
+ * Every product here is split over the OpenMP threads, OpenBLAS running single-threaded inside
+ * each block (one thread pool; see cpu_blas_init below). */
 #ifdef SEEK_HAVE_BLAS
 #include <cblas.h>
+#include <pthread.h>
 #include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "cpu/cpu.h"
 
@@ -22,36 +27,112 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static void stats_add(double t0, double flops) {
+    if (cpu_gemm_stats) {
+        cpu_gemm_stats->seconds += now_s() - t0;
+        cpu_gemm_stats->flops += flops;
+        cpu_gemm_stats->calls++;
+    }
+}
+
+/* One thread pool. OpenBLAS's pthreads build runs its own threads inside each product, and
+ * OpenMP runs the elementwise loops and attention rows: on two cores the pools take turns, each
+ * spinning or yielding while the other works. When OpenMP is present the backend therefore runs
+ * OpenBLAS single-threaded (cpu_blas_init) and splits each product itself into one block of
+ * C per OpenMP thread (rows or columns, whichever dimension is larger, in multiples of 16), every
+ * block a single-threaded sgemm called from its thread. Each element of C is still computed by
+ * one kernel call over the whole K, so results do not depend on the thread count beyond BLAS's
+ * own blocking. Inside an OpenMP region (a caller already parallel over heads or experts) the
+ * product runs whole on the calling thread. */
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void blas_init_once(void) {
+#ifdef _OPENMP
+    openblas_set_num_threads(1);
+#endif
+}
+
+void cpu_blas_init(void) { pthread_once(&blas_once, blas_init_once); }
+
+/* products below this many multiply-adds run on one thread: splitting costs more than it saves.
+ * A matrix-vector product is bound by reading the matrix, not by arithmetic, so it gains from a
+ * second core sooner (bench-40m decode: 2^15 gave 373-407 tokens/s, 2^17 322-334). */
+#define SPLIT_MIN_MACS (1 << 17)
+#define SPLIT_MIN_MACS_GEMV (1 << 15)
+
+/* How many blocks a dimension of D is split into for nt threads (1 when not worth it), and the
+ * block size, a multiple of 16. */
+static int split_parts(int D, double macs, double min_macs, int *chunk) {
+    int nt = 1;
+#ifdef _OPENMP
+    if (!omp_in_parallel() && macs >= min_macs) nt = omp_get_max_threads();
+#else
+    (void)macs;
+    (void)min_macs;
+#endif
+    int c = (D + nt - 1) / nt;
+    c = (c + 15) / 16 * 16;
+    *chunk = c;
+    return (D + c - 1) / c;
+}
+
+/* C (M, N) = beta·C + op(A)·op(B), op(A) = Aᵀ (A is K x M) when a_trans, op(B) = Bᵀ (B is N x K)
+ * when b_trans; split over the OpenMP threads. */
+static void gemm_split(int a_trans, int b_trans, int M, int N, int K, const float *A, size_t lda, const float *Bm,
+                       size_t ldb, float beta, float *Cm, size_t ldc) {
+    cpu_blas_init();
+    int by_cols = N >= M, D = by_cols ? N : M, chunk;
+    int parts = split_parts(D, (double)M * N * K, SPLIT_MIN_MACS, &chunk);
+    if (parts < 2) {
+        cblas_sgemm(CblasRowMajor, a_trans ? CblasTrans : CblasNoTrans, b_trans ? CblasTrans : CblasNoTrans, M, N, K, 1.0f,
+                    A, (int)lda, Bm, (int)ldb, beta, Cm, (int)ldc);
+        return;
+    }
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+    for (int p = 0; p < parts; p++) {
+        int d0 = p * chunk, nd = D - d0 < chunk ? D - d0 : chunk;
+        if (by_cols) {
+            const float *Bp = b_trans ? Bm + (size_t)d0 * ldb : Bm + d0;
+            cblas_sgemm(CblasRowMajor, a_trans ? CblasTrans : CblasNoTrans, b_trans ? CblasTrans : CblasNoTrans, M, nd, K,
+                        1.0f, A, (int)lda, Bp, (int)ldb, beta, Cm + d0, (int)ldc);
+        } else {
+            const float *Ap = a_trans ? A + d0 : A + (size_t)d0 * lda;
+            cblas_sgemm(CblasRowMajor, a_trans ? CblasTrans : CblasNoTrans, b_trans ? CblasTrans : CblasNoTrans, nd, N, K,
+                        1.0f, Ap, (int)lda, Bm, (int)ldb, beta, Cm + (size_t)d0 * ldc, (int)ldc);
+        }
+    }
+}
+
+/* y (n) = beta·y + op(W)·x for W (rows, cols) row-major with leading dimension ldw, op = W when
+ * !trans (n = rows), Wᵀ when trans (n = cols); split over the outputs. */
+static void gemv_split(int trans, int rows, int cols, const float *W, size_t ldw, const float *x, float beta, float *y) {
+    cpu_blas_init();
+    int n = trans ? cols : rows, chunk;
+    int parts = split_parts(n, (double)rows * cols, SPLIT_MIN_MACS_GEMV, &chunk);
+#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
+    for (int p = 0; p < parts; p++) {
+        int d0 = p * chunk, nd = n - d0 < chunk ? n - d0 : chunk;
+        if (trans) cblas_sgemv(CblasRowMajor, CblasTrans, rows, nd, 1.0f, W + d0, (int)ldw, x, 1, beta, y + d0, 1);
+        else cblas_sgemv(CblasRowMajor, CblasNoTrans, nd, cols, 1.0f, W + (size_t)d0 * ldw, (int)ldw, x, 1, beta, y + d0, 1);
+    }
+}
+
 void cpu_sgemm(int b_trans, int M, int N, int K, const float *A, size_t lda, const float *Bm, size_t ldb, float *Cm,
                size_t ldc) {
     if (M <= 0 || N <= 0) return;
     double t0 = cpu_gemm_stats ? now_s() : 0.0;
-    if (M == 1) {
-        /* one row: c = op(B)·a as a matrix-vector product */
-        if (b_trans) cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, 1.0f, Bm, (int)ldb, A, 1, 0.0f, Cm, 1);
-        else cblas_sgemv(CblasRowMajor, CblasTrans, K, N, 1.0f, Bm, (int)ldb, A, 1, 0.0f, Cm, 1);
-    } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, b_trans ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, (int)lda, Bm,
-                    (int)ldb, 0.0f, Cm, (int)ldc);
-    }
-    if (cpu_gemm_stats) {
-        cpu_gemm_stats->seconds += now_s() - t0;
-        cpu_gemm_stats->flops += 2.0 * M * N * K;
-        cpu_gemm_stats->calls++;
-    }
+    /* one row: c = op(B)·a as a matrix-vector product */
+    if (M == 1) gemv_split(!b_trans, b_trans ? N : K, b_trans ? K : N, Bm, ldb, A, 0.0f, Cm);
+    else gemm_split(0, b_trans, M, N, K, A, lda, Bm, ldb, 0.0f, Cm, ldc);
+    stats_add(t0, 2.0 * M * N * K);
 }
 
 void cpu_sgemm_acc(int a_trans, int b_trans, int M, int N, int K, const float *A, size_t lda, const float *Bm,
                    size_t ldb, float *Cm, size_t ldc) {
     if (M <= 0 || N <= 0 || K <= 0) return;
     double t0 = cpu_gemm_stats ? now_s() : 0.0;
-    cblas_sgemm(CblasRowMajor, a_trans ? CblasTrans : CblasNoTrans, b_trans ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A,
-                (int)lda, Bm, (int)ldb, 1.0f, Cm, (int)ldc);
-    if (cpu_gemm_stats) {
-        cpu_gemm_stats->seconds += now_s() - t0;
-        cpu_gemm_stats->flops += 2.0 * M * N * K;
-        cpu_gemm_stats->calls++;
-    }
+    gemm_split(a_trans, b_trans, M, N, K, A, lda, Bm, ldb, 1.0f, Cm, ldc);
+    stats_add(t0, 2.0 * M * N * K);
 }
 
 void matmul_forward_blas(float *out, const float *inp, const float *weight, int N, int IC, int OC) {
@@ -65,13 +146,16 @@ void matmul_backward_blas(float *dinp, float *dweight, const float *dout, const 
     if (N == 1) {
         /* one row: dinp += Wᵀ·dout (sgemv), dW += dout ⊗ inp (rank-1 update) */
         double t0 = cpu_gemm_stats ? now_s() : 0.0;
-        if (dinp) cblas_sgemv(CblasRowMajor, CblasTrans, OC, IC, 1.0f, weight, IC, dout, 1, 1.0f, dinp, 1);
-        if (dweight) cblas_sger(CblasRowMajor, OC, IC, 1.0f, dout, 1, inp, 1, dweight, IC);
-        if (cpu_gemm_stats) {
-            cpu_gemm_stats->seconds += now_s() - t0;
-            cpu_gemm_stats->flops += 2.0 * IC * OC * ((dinp != NULL) + (dweight != NULL));
-            cpu_gemm_stats->calls++;
+        if (dinp) gemv_split(1, OC, IC, weight, (size_t)IC, dout, 1.0f, dinp);
+        if (dweight) {
+            int chunk, parts = split_parts(OC, (double)OC * IC, SPLIT_MIN_MACS_GEMV, &chunk);
+#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
+            for (int p = 0; p < parts; p++) {
+                int d0 = p * chunk, nd = OC - d0 < chunk ? OC - d0 : chunk;
+                cblas_sger(CblasRowMajor, nd, IC, 1.0f, dout + d0, 1, inp, 1, dweight + (size_t)d0 * IC, IC);
+            }
         }
+        stats_add(t0, 2.0 * IC * OC * ((dinp != NULL) + (dweight != NULL)));
         return;
     }
     if (dinp) cpu_sgemm_acc(0, 0, N, IC, OC, dout, (size_t)OC, weight, (size_t)IC, dinp, (size_t)IC);
