@@ -105,15 +105,24 @@ static void gemm_split(int a_trans, int b_trans, int M, int N, int K, const floa
 
 /* y (n) = beta·y + op(W)·x for W (rows, cols) row-major with leading dimension ldw, op = W when
  * !trans (n = rows), Wᵀ when trans (n = cols); split over the outputs. */
+static void gemv_part(int trans, int rows, int cols, const float *W, size_t ldw, const float *x, float beta, float *y, int d0,
+                      int nd) {
+    if (trans) cblas_sgemv(CblasRowMajor, CblasTrans, rows, nd, 1.0f, W + d0, (int)ldw, x, 1, beta, y + d0, 1);
+    else cblas_sgemv(CblasRowMajor, CblasNoTrans, nd, cols, 1.0f, W + (size_t)d0 * ldw, (int)ldw, x, 1, beta, y + d0, 1);
+}
+
 static void gemv_split(int trans, int rows, int cols, const float *W, size_t ldw, const float *x, float beta, float *y) {
     cpu_blas_init();
     int n = trans ? cols : rows, chunk;
     int parts = split_parts(n, (double)rows * cols, SPLIT_MIN_MACS_GEMV, &chunk);
-#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
+    if (parts < 2) { /* no OpenMP construct at all: decode issues many tiny products */
+        gemv_part(trans, rows, cols, W, ldw, x, beta, y, 0, n);
+        return;
+    }
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
     for (int p = 0; p < parts; p++) {
-        int d0 = p * chunk, nd = n - d0 < chunk ? n - d0 : chunk;
-        if (trans) cblas_sgemv(CblasRowMajor, CblasTrans, rows, nd, 1.0f, W + d0, (int)ldw, x, 1, beta, y + d0, 1);
-        else cblas_sgemv(CblasRowMajor, CblasNoTrans, nd, cols, 1.0f, W + (size_t)d0 * ldw, (int)ldw, x, 1, beta, y + d0, 1);
+        int d0 = p * chunk;
+        gemv_part(trans, rows, cols, W, ldw, x, beta, y, d0, n - d0 < chunk ? n - d0 : chunk);
     }
 }
 
@@ -149,10 +158,14 @@ void matmul_backward_blas(float *dinp, float *dweight, const float *dout, const 
         if (dinp) gemv_split(1, OC, IC, weight, (size_t)IC, dout, 1.0f, dinp);
         if (dweight) {
             int chunk, parts = split_parts(OC, (double)OC * IC, SPLIT_MIN_MACS_GEMV, &chunk);
-#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
-            for (int p = 0; p < parts; p++) {
-                int d0 = p * chunk, nd = OC - d0 < chunk ? OC - d0 : chunk;
-                cblas_sger(CblasRowMajor, nd, IC, 1.0f, dout + d0, 1, inp, 1, dweight + (size_t)d0 * IC, IC);
+            if (parts < 2) {
+                cblas_sger(CblasRowMajor, OC, IC, 1.0f, dout, 1, inp, 1, dweight, IC);
+            } else {
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+                for (int p = 0; p < parts; p++) {
+                    int d0 = p * chunk, nd = OC - d0 < chunk ? OC - d0 : chunk;
+                    cblas_sger(CblasRowMajor, nd, IC, 1.0f, dout + d0, 1, inp, 1, dweight + (size_t)d0 * IC, IC);
+                }
             }
         }
         stats_add(t0, 2.0 * IC * OC * ((dinp != NULL) + (dweight != NULL)));
