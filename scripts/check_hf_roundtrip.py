@@ -13,31 +13,19 @@ not build). With --save-golden, transformers' logits and the ids are written to
 DIR/golden.safetensors (the committed fixture of a checkpoint seek.c trained).
 """
 import os
-import re
 import sys
 
 import numpy as np
 import torch
 import transformers
-from transformers import AutoModelForCausalLM
+from hf_load import load_causal_lm
 
 TOL = 1e-4
 
 
 def check(d):
     ids = [[int(x) for x in line.split()] for line in open(f"{d}/seek_ids.txt") if line.strip()]
-    model, info = AutoModelForCausalLM.from_pretrained(
-        d, dtype=torch.float32, attn_implementation="eager", output_loading_info=True)
-    model.eval()
-    # MTP modules (model.layers.{>= num_hidden_layers}) are DeepSeek-V3's extra layers, which
-    # transformers does not build and reports as unexpected; anything else is a problem
-    L = model.config.num_hidden_layers
-    def is_mtp(k):
-        m = re.match(r"model\.layers\.(\d+)\.", k)
-        return m is not None and int(m.group(1)) >= L
-    problems = {k: [x for x in v if not (k == "unexpected_keys" and is_mtp(x))]
-                for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
-    problems = {k: v for k, v in problems.items() if v}
+    model, problems = load_causal_lm(d)
     with torch.no_grad():
         hf = model(torch.tensor(ids)).logits.float().numpy()
     ours = np.fromfile(f"{d}/seek_logits.f32", dtype="<f4").reshape(hf.shape)

@@ -20,7 +20,6 @@ It fails if transformers reports missing or unexpected weights other than the MT
 """
 import json
 import os
-import re
 import sys
 
 import numpy as np
@@ -28,7 +27,7 @@ import tokenizers
 import torch
 import transformers
 from safetensors.numpy import save_file
-from transformers import AutoModelForCausalLM
+from hf_load import load_causal_lm
 
 PROMPT = "And God said"
 N_NEW = 32
@@ -50,18 +49,7 @@ def golden(d):
         print(f"{d}: AutoTokenizer gives {auto_ids}, tokenizers + tokenizer_config.json give {prompt_ids}")
         return False
 
-    model, info = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32, attn_implementation="eager",
-                                                       output_loading_info=True)
-    model.eval()
-    L = model.config.num_hidden_layers
-
-    def is_mtp(k):
-        m = re.match(r"model\.layers\.(\d+)\.", k)
-        return m is not None and int(m.group(1)) >= L
-
-    problems = {k: [x for x in v if not (k == "unexpected_keys" and is_mtp(x))]
-                for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
-    problems = {k: v for k, v in problems.items() if v}
+    model, problems = load_causal_lm(d)
     if problems:
         print(f"{d}: transformers reports {problems}")
         return False
