@@ -99,7 +99,6 @@ static void bench_ids(int *ids, int n, int V) {
     for (int i = 0; i < n; i++) ids[i] = 3 + (17 * i + 5) % (V - 3);
 }
 
-/* OpenBLAS's own sgemm rate: the best of `reps` n^3 products (GFLOP/s). */
 /* The threads the cpu backend uses: OpenMP's (matmul.c splits every product over them). */
 static int bench_threads(void) {
 #ifdef _OPENMP
@@ -109,7 +108,8 @@ static int bench_threads(void) {
 #endif
 }
 
-/* OpenBLAS's own peak: a large product threaded by OpenBLAS itself over the backend's threads. */
+/* OpenBLAS's own sgemm rate: the best of `reps` n^3 products (GFLOP/s), threaded by OpenBLAS
+ * itself over the backend's threads. */
 static double sgemm_peak(int n, int reps) {
     cpu_blas_init();
     int own = openblas_get_num_threads();

@@ -76,30 +76,37 @@ static int split_parts(int D, double macs, double min_macs, int *chunk) {
     return (D + c - 1) / c;
 }
 
-/* C (M, N) = beta·C + op(A)·op(B), op(A) = Aᵀ (A is K x M) when a_trans, op(B) = Bᵀ (B is N x K)
- * when b_trans; split over the OpenMP threads. */
+/* Block [d0, d0 + nd) of C (M, N) = beta·C + op(A)·op(B): columns when by_cols, else rows.
+ * op(A) = Aᵀ (A is K x M) when a_trans, op(B) = Bᵀ (B is N x K) when b_trans. */
+static void gemm_part(int by_cols, int a_trans, int b_trans, int M, int N, int K, const float *A, size_t lda,
+                      const float *Bm, size_t ldb, float beta, float *Cm, size_t ldc, int d0, int nd) {
+    if (by_cols) {
+        Bm += b_trans ? (size_t)d0 * ldb : (size_t)d0;
+        Cm += d0;
+        N = nd;
+    } else {
+        A += a_trans ? (size_t)d0 : (size_t)d0 * lda;
+        Cm += (size_t)d0 * ldc;
+        M = nd;
+    }
+    cblas_sgemm(CblasRowMajor, a_trans ? CblasTrans : CblasNoTrans, b_trans ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A,
+                (int)lda, Bm, (int)ldb, beta, Cm, (int)ldc);
+}
+
+/* The whole product, split over the OpenMP threads along its larger output dimension. */
 static void gemm_split(int a_trans, int b_trans, int M, int N, int K, const float *A, size_t lda, const float *Bm,
                        size_t ldb, float beta, float *Cm, size_t ldc) {
     cpu_blas_init();
     int by_cols = N >= M, D = by_cols ? N : M, chunk;
     int parts = split_parts(D, (double)M * N * K, SPLIT_MIN_MACS, &chunk);
-    if (parts < 2) {
-        cblas_sgemm(CblasRowMajor, a_trans ? CblasTrans : CblasNoTrans, b_trans ? CblasTrans : CblasNoTrans, M, N, K, 1.0f,
-                    A, (int)lda, Bm, (int)ldb, beta, Cm, (int)ldc);
+    if (parts < 2) { /* no OpenMP construct at all: many products are tiny */
+        gemm_part(by_cols, a_trans, b_trans, M, N, K, A, lda, Bm, ldb, beta, Cm, ldc, 0, D);
         return;
     }
 #pragma omp parallel for num_threads(parts) schedule(static, 1)
     for (int p = 0; p < parts; p++) {
-        int d0 = p * chunk, nd = D - d0 < chunk ? D - d0 : chunk;
-        if (by_cols) {
-            const float *Bp = b_trans ? Bm + (size_t)d0 * ldb : Bm + d0;
-            cblas_sgemm(CblasRowMajor, a_trans ? CblasTrans : CblasNoTrans, b_trans ? CblasTrans : CblasNoTrans, M, nd, K,
-                        1.0f, A, (int)lda, Bp, (int)ldb, beta, Cm + d0, (int)ldc);
-        } else {
-            const float *Ap = a_trans ? A + d0 : A + (size_t)d0 * lda;
-            cblas_sgemm(CblasRowMajor, a_trans ? CblasTrans : CblasNoTrans, b_trans ? CblasTrans : CblasNoTrans, nd, N, K,
-                        1.0f, Ap, (int)lda, Bm, (int)ldb, beta, Cm + (size_t)d0 * ldc, (int)ldc);
-        }
+        int d0 = p * chunk;
+        gemm_part(by_cols, a_trans, b_trans, M, N, K, A, lda, Bm, ldb, beta, Cm, ldc, d0, D - d0 < chunk ? D - d0 : chunk);
     }
 }
 
@@ -123,6 +130,21 @@ static void gemv_split(int trans, int rows, int cols, const float *W, size_t ldw
     for (int p = 0; p < parts; p++) {
         int d0 = p * chunk;
         gemv_part(trans, rows, cols, W, ldw, x, beta, y, d0, n - d0 < chunk ? n - d0 : chunk);
+    }
+}
+
+/* W (rows, cols) += x ⊗ y (a rank-1 update), split over the rows. */
+static void sger_split(int rows, int cols, const float *x, const float *y, float *W) {
+    cpu_blas_init();
+    int chunk, parts = split_parts(rows, (double)rows * cols, SPLIT_MIN_MACS_GEMV, &chunk);
+    if (parts < 2) {
+        cblas_sger(CblasRowMajor, rows, cols, 1.0f, x, 1, y, 1, W, cols);
+        return;
+    }
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+    for (int p = 0; p < parts; p++) {
+        int d0 = p * chunk, nd = rows - d0 < chunk ? rows - d0 : chunk;
+        cblas_sger(CblasRowMajor, nd, cols, 1.0f, x + d0, 1, y, 1, W + (size_t)d0 * cols, cols);
     }
 }
 
@@ -156,18 +178,7 @@ void matmul_backward_blas(float *dinp, float *dweight, const float *dout, const 
         /* one row: dinp += Wᵀ·dout (sgemv), dW += dout ⊗ inp (rank-1 update) */
         double t0 = cpu_gemm_stats ? now_s() : 0.0;
         if (dinp) gemv_split(1, OC, IC, weight, (size_t)IC, dout, 1.0f, dinp);
-        if (dweight) {
-            int chunk, parts = split_parts(OC, (double)OC * IC, SPLIT_MIN_MACS_GEMV, &chunk);
-            if (parts < 2) {
-                cblas_sger(CblasRowMajor, OC, IC, 1.0f, dout, 1, inp, 1, dweight, IC);
-            } else {
-#pragma omp parallel for num_threads(parts) schedule(static, 1)
-                for (int p = 0; p < parts; p++) {
-                    int d0 = p * chunk, nd = OC - d0 < chunk ? OC - d0 : chunk;
-                    cblas_sger(CblasRowMajor, nd, IC, 1.0f, dout + d0, 1, inp, 1, dweight + (size_t)d0 * IC, IC);
-                }
-            }
-        }
+        if (dweight) sger_split(OC, IC, dout, inp, dweight);
         stats_add(t0, 2.0 * IC * OC * ((dinp != NULL) + (dweight != NULL)));
         return;
     }
