@@ -87,6 +87,18 @@ static float *rnd(size_t n, float scale) {
     return x;
 }
 
+static Buf buf_rnd(size_t n, float scale) {
+    Buf b = buf_new(n);
+    for (size_t i = 0; i < n; i++) b.p[i] = scale * (2.0f * rng_uniform(&g_rng) - 1.0f);
+    return b;
+}
+
+static Buf buf_dup(const Buf *a) {
+    Buf b = buf_new(a->n);
+    memcpy(b.p, a->p, a->n * sizeof(float));
+    return b;
+}
+
 /* got vs want: NaN/Inf positions first, then the elementwise limit, then nmse */
 static void expect_close(const char *what, const float *got, const float *want, size_t n) {
     double md = 0, sd = 0, sw = 0;
@@ -201,6 +213,66 @@ static void test_attention(void **st) {
     check_attention(7, 3, 12, 3, 1, 13, 11, 5, 1);    /* MQA, odd widths, strided rows, Tbuf > Tk */
     check_attention(3, 300, 303, 2, 2, 8, 5, 0, 1);   /* more keys than one ATT_BLOCK */
     check_attention(40, 0, 40, 5, 5, 24, 12, 0, 0);   /* no scores/pattern buffers */
+    /* the GEMM form with whole heads on each thread (attention.c), and alone with one thread */
+    for (int pass = 0; pass < 2; pass++) {
+        int nt = set_threads(pass ? 3 : 1);
+        print_message("  (%d thread%s)\n", pass ? 3 : 1, pass ? "s" : "");
+        check_attention(70, 0, 75, 6, 2, 40, 24, 3, 1); /* GQA, 2 heads per thread, odd widths, Tbuf > T */
+        check_attention(33, 0, 33, 13, 13, 16, 8, 0, 1); /* 13 heads dealt to 3 threads */
+        set_threads(nt);
+    }
+}
+
+/* ---- RMSNorm: the twin is bit-identical, so the comparison is exact ---- */
+
+static void expect_same_bits(const char *what, Buf *got, Buf *want) {
+    if (memcmp(got->p, want->p, want->n * sizeof(float)) != 0) {
+        size_t i = 0;
+        while (i < want->n && memcmp(got->p + i, want->p + i, sizeof(float)) == 0) i++;
+        fail_msg("%s: element %zu is %.9g, the reference has %.9g (the twin is meant to be bit-identical)", what, i,
+                 (double)got->p[i], (double)want->p[i]);
+    }
+    print_message("  %-44s bit-identical\n", what);
+    buf_check_free(got, what);
+    buf_check_free(want, what);
+}
+
+static void check_rmsnorm(int N, int C, int nan_row) {
+    float *x = rnd((size_t)N * C, 2.0f), *w = rnd((size_t)C, 1.0f), *dy = rnd((size_t)N * C, 1.0f);
+    if (nan_row >= 0) x[(size_t)nan_row * C + C / 3] = NAN;
+    Buf y[2], r[2], dx[2], dw[2], dw2[2];
+    for (int i = 0; i < 2; i++) y[i] = buf_new((size_t)N * C), r[i] = buf_new((size_t)N);
+    rmsnorm_forward_cpu(y[0].p, r[0].p, x, w, N, C, 1e-6f);
+    rmsnorm_forward(y[1].p, r[1].p, x, w, N, C, 1e-6f);
+    /* backward into pre-filled gradients (it accumulates), once with dinp and once without */
+    dx[1] = buf_rnd((size_t)N * C, 1.0f), dx[0] = buf_dup(&dx[1]);
+    dw[1] = buf_rnd((size_t)C, 1.0f), dw[0] = buf_dup(&dw[1]);
+    dw2[1] = buf_rnd((size_t)C, 1.0f), dw2[0] = buf_dup(&dw2[1]);
+    rmsnorm_backward_cpu(dx[0].p, dw[0].p, dy, x, w, r[1].p, N, C);
+    rmsnorm_backward(dx[1].p, dw[1].p, dy, x, w, r[1].p, N, C);
+    rmsnorm_backward_cpu(NULL, dw2[0].p, dy, x, w, r[1].p, N, C);
+    rmsnorm_backward(NULL, dw2[1].p, dy, x, w, r[1].p, N, C);
+    if (nan_row >= 0) assert_true(isnan(y[1].p[(size_t)nan_row * C]) && isnan(dw[1].p[0])); /* the check has teeth */
+    char what[80];
+    snprintf(what, sizeof what, "rmsnorm N=%d C=%d%s out", N, C, nan_row >= 0 ? " (a NaN input)" : "");
+    expect_same_bits(what, &y[0], &y[1]);
+    expect_same_bits("  ... rstd", &r[0], &r[1]);
+    expect_same_bits("  ... backward dinp", &dx[0], &dx[1]);
+    expect_same_bits("  ... backward dweight", &dw[0], &dw[1]);
+    expect_same_bits("  ... backward dweight (no dinp)", &dw2[0], &dw2[1]);
+    free(x), free(w), free(dy);
+}
+
+static void test_rmsnorm(void **st) {
+    (void)st;
+    for (int pass = 0; pass < 2; pass++) {
+        int nt = set_threads(pass ? 3 : 1);
+        print_message("  (%d thread%s)\n", pass ? 3 : 1, pass ? "s" : "");
+        check_rmsnorm(128, 512, -1); /* nice: rows and columns over the threads */
+        check_rmsnorm(1, 37, -1);    /* T = 1: the reference's own function */
+        check_rmsnorm(300, 129, 77); /* columns not a multiple of 16, a NaN row */
+        set_threads(nt);
+    }
 }
 
 /* ---- SwiGLU ---- */
@@ -462,6 +534,15 @@ static void test_moe(void **st) {
     check_moe(1, 37, 9, 1, 2, 13);   /* T = 1, K = 1 */
     check_moe(13, 29, 6, 6, 1, 11);  /* K = E: every expert for every token */
     check_moe(11, 24, 5, 2, 0, 7);   /* no shared experts: the token-by-token path */
+    /* whole experts on each thread (moe.c), and the one-thread path borrowing the saved buffers */
+    for (int pass = 0; pass < 2; pass++) {
+        int nt = set_threads(pass ? 3 : 1);
+        print_message("  (%d thread%s)\n", pass ? 3 : 1, pass ? "s" : "");
+        check_moe(64, 48, 16, 4, 1, 40); /* nice */
+        check_moe(40, 29, 6, 6, 1, 37);  /* K = E: every expert for every token, 2 per thread */
+        check_moe(37, 33, 7, 2, 0, 23);  /* no shared experts, 7 experts dealt to 3 threads */
+        set_threads(nt);
+    }
 }
 
 /* ---- the model: edits honoured identically, and greedy tokens equal transformers' ---- */
@@ -599,17 +680,6 @@ static void test_greedy_vs_transformers(void **st) {
  * due shows), both implementations on identical copies, guard words around every gradient ---- */
 
 /* a guarded buffer holding n values uniform in [-scale, scale) */
-static Buf buf_rnd(size_t n, float scale) {
-    Buf b = buf_new(n);
-    for (size_t i = 0; i < n; i++) b.p[i] = scale * (2.0f * rng_uniform(&g_rng) - 1.0f);
-    return b;
-}
-
-static Buf buf_dup(const Buf *a) {
-    Buf b = buf_new(a->n);
-    memcpy(b.p, a->p, a->n * sizeof(float));
-    return b;
-}
 
 static void check_matmul_backward(int N, int IC, int OC, int with_dinp, int nan_row) {
     float *x = rnd((size_t)N * IC, 1.0f), *w = rnd((size_t)OC * IC, 1.0f / sqrtf((float)IC)), *d = rnd((size_t)N * OC, 1.0f);
@@ -673,6 +743,14 @@ static void test_attention_backward(void **st) {
     check_attention_backward(7, 6, 2, 13, 11, 5);  /* GQA, odd widths, padded rows */
     check_attention_backward(9, 3, 1, 8, 5, 3);    /* MQA: one KV head, one thread */
     check_attention_backward(1100, 2, 2, 3, 2, 0); /* long rows, the softmax step split over the cores */
+    /* whole KV heads on each thread, each with its own dP (attention.c), and one thread */
+    for (int pass = 0; pass < 2; pass++) {
+        int nt = set_threads(pass ? 3 : 1);
+        print_message("  (%d thread%s)\n", pass ? 3 : 1, pass ? "s" : "");
+        check_attention_backward(50, 6, 3, 21, 13, 5);  /* GQA: a thread owns a KV head and its 2 query heads */
+        check_attention_backward(40, 13, 13, 16, 8, 0); /* 13 heads dealt to 3 threads */
+        set_threads(nt);
+    }
 }
 
 static void check_swiglu_backward(int N, int C, int H) {
@@ -864,6 +942,15 @@ static void test_moe_backward(void **st) {
     check_moe_backward(1, 37, 9, 1, 2, 13, SCORE_SOFTMAX, 0, 0);   /* T = 1, K = 1, V2-like */
     check_moe_backward(13, 29, 6, 6, 1, 11, SCORE_SIGMOID, 1, 1);  /* K = E: experts run in several chunks */
     check_moe_backward(11, 24, 5, 2, 0, 7, SCORE_SOFTMAX, 0, 1);   /* no shared experts: token by token */
+    /* whole experts on each thread with per-slot input gradients (moe.c), and one thread */
+    for (int pass = 0; pass < 2; pass++) {
+        int nt = set_threads(pass ? 3 : 1);
+        print_message("  (%d thread%s)\n", pass ? 3 : 1, pass ? "s" : "");
+        check_moe_backward(64, 48, 16, 4, 1, 40, SCORE_SIGMOID, 1, 1); /* nice, V3-like */
+        check_moe_backward(40, 29, 6, 6, 1, 37, SCORE_SIGMOID, 1, 0);  /* K = E */
+        check_moe_backward(37, 33, 7, 2, 0, 23, SCORE_SOFTMAX, 0, 1);  /* no shared experts, 7 experts */
+        set_threads(nt);
+    }
 }
 
 static void check_crossentropy(int N, int V, int every) {
@@ -1117,7 +1204,7 @@ static void test_train_step(void **st) {
 int main(void) {
     rng_seed(&g_rng, 20250505);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matmul), cmocka_unit_test(test_attention),   cmocka_unit_test(test_swiglu),
+        cmocka_unit_test(test_matmul), cmocka_unit_test(test_rmsnorm), cmocka_unit_test(test_attention),   cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_mla),    cmocka_unit_test(test_moe),         cmocka_unit_test(test_model_edits),
         cmocka_unit_test(test_greedy_vs_transformers), cmocka_unit_test(test_block),
         cmocka_unit_test(test_matmul_backward), cmocka_unit_test(test_attention_backward),

@@ -18,10 +18,16 @@
  * Backward (whole sequences, pos0 = 0; ACCUMULATES into dq, dk, dv), the reference's equations
  *   dv_j += Σ_i P_ij·dz_i;  dP_ij = dz_i·v_j;  dS_ij = P_ij·(dP_ij − Σ_j' P_ij'·dP_ij')
  *   dq_i += scale·Σ_j dS_ij·k_j;  dk_j += scale·Σ_i dS_ij·q_i
- * as four matrix products per query head (dP = dZ·Vᵀ, dV += Pᵀ·dZ, dQ += dS·K, dK += dSᵀ·Q) with
- * the softmax step between them split over the cores by rows. The whole (T, T) dP of one head
- * lives in `row`, which the reference's argument list sizes T·T for this (ref/ops.h). GQA heads
- * sharing a KV head add into its dk/dv one after another (beta = 1), so there are no races.
+ * as four matrix products per query head (dP = dZ·Vᵀ, dV += Pᵀ·dZ, dQ += dS·K, dK += dSᵀ·Q) around
+ * the softmax step. The whole (T, T) dP of one head lives in `row`, which the reference's argument
+ * list sizes T·T for this (ref/ops.h), or, when KV heads run on every thread at once, in each
+ * thread's own part of the workspace (workspace.c). GQA heads sharing a KV head add into its
+ * dk/dv one after another (beta = 1) on one thread, so there are no races.
+ *
+ * Threads: with several heads (KV heads for the backward) the heads run whole on every thread at
+ * once, each product on one thread: two cores would otherwise fork and join for each of a head's
+ * small products and between them. With one head, or inside a parallel region, heads run one
+ * after another and their products and softmax rows are split over the threads instead.
  */
 #ifdef SEEK_HAVE_BLAS
 #include <math.h>
@@ -81,73 +87,117 @@ void cpu_attend_row(float *z, float *srow, float *prow, const float *q1, const f
     }
 }
 
+/* Heads run whole on every thread at once when they share out evenly enough over the team
+ * (units % nt == 0, or at least 4 per thread); otherwise one head after another, each product
+ * split over the threads (matmul.c). */
+static int heads_spread(int units, int nt, double macs) {
+    return nt > 1 && units >= nt && (units % nt == 0 || units >= 4 * nt) && macs >= 131072.0;
+}
+
+/* The backward of query head h, its dP (T, T) in dp. */
+static void attention_head_backward(float *dq, float *dk, float *dv, const float *dz, const float *pattern,
+                                    const float *q, const float *k, const float *v, int h, int T, int NH, int NKV,
+                                    int DQ, int DV, size_t k_stride, size_t v_stride, float scale, float *dp) {
+    const int kvh = h / (NH / NKV);
+    const float *p = pattern + (size_t)h * T * T, *dzh = dz + (size_t)h * DV, *qh = q + (size_t)h * DQ;
+    const float *kh = k + (size_t)kvh * DQ, *vh = v + (size_t)kvh * DV;
+    /* dP = dZ_h·V_hᵀ (T, T);  dV_h += Pᵀ·dZ_h (P is 0 above the diagonal, so only j <= i add) */
+    cpu_sgemm(1, T, T, DV, dzh, (size_t)NH * DV, vh, v_stride, dp, (size_t)T);
+    cpu_sgemm_acc(1, 0, T, DV, T, p, (size_t)T, dzh, (size_t)NH * DV, dv + (size_t)kvh * DV, v_stride);
+    /* dS_ij = P_ij·(dP_ij − Σ_j' P_ij'·dP_ij')·scale for j <= i (the sum in double), 0 above;
+     * rows over the threads when this head runs alone */
+#pragma omp parallel for schedule(static) if ((double)T * T > 65536.0 && cpu_team() > 1)
+    for (int i = 0; i < T; i++) {
+        const float *pi = p + (size_t)i * T;
+        float *di = dp + (size_t)i * T;
+        double pdp = 0.0;
+        for (int j = 0; j <= i; j++) pdp += (double)pi[j] * di[j];
+        const float fpdp = (float)pdp;
+        for (int j = 0; j <= i; j++) di[j] = pi[j] * (di[j] - fpdp) * scale;
+        for (int j = i + 1; j < T; j++) di[j] = 0.0f;
+    }
+    /* dQ_h += dS·K_h;  dK_h += dSᵀ·Q_h */
+    cpu_sgemm_acc(0, 0, T, DQ, T, dp, (size_t)T, kh, k_stride, dq + (size_t)h * DQ, (size_t)NH * DQ);
+    cpu_sgemm_acc(1, 0, T, DQ, T, dp, (size_t)T, qh, (size_t)NH * DQ, dk + (size_t)kvh * DQ, k_stride);
+}
+
+/* KV heads run whole on every thread at once, a thread owning a KV head and the query heads that
+ * share it (so GQA's shared dk/dv rows see no race), each thread with its own dP from the
+ * workspace; otherwise (one KV head, one thread, no workspace) head after head with dP in `row`
+ * and each product split over the threads. Heads sharing a KV head add into its dk/dv one after
+ * another (beta = 1), in head order either way. */
 void attention_backward_cpu(float *dq, float *dk, float *dv, const float *dz, const float *pattern, const float *q,
                             const float *k, const float *v, int T, int NH, int NKV, int DQ, int DV, size_t k_stride,
                             size_t v_stride, float scale, float *row) {
-    const int group = NH / NKV;
-    float *dp = row; /* (T, T): dP, turned into dS in place */
-    for (int h = 0; h < NH; h++) {
-        const int kvh = h / group;
-        const float *p = pattern + (size_t)h * T * T, *dzh = dz + (size_t)h * DV, *qh = q + (size_t)h * DQ;
-        const float *kh = k + (size_t)kvh * DQ, *vh = v + (size_t)kvh * DV;
-        /* dP = dZ_h·V_hᵀ (T, T);  dV_h += Pᵀ·dZ_h (P is 0 above the diagonal, so only j <= i add) */
-        cpu_sgemm(1, T, T, DV, dzh, (size_t)NH * DV, vh, v_stride, dp, (size_t)T);
-        cpu_sgemm_acc(1, 0, T, DV, T, p, (size_t)T, dzh, (size_t)NH * DV, dv + (size_t)kvh * DV, v_stride);
-        /* dS_ij = P_ij·(dP_ij − Σ_j' P_ij'·dP_ij')·scale for j <= i (the sum in double), 0 above */
-#pragma omp parallel for schedule(static) if ((double)T * T > 65536.0)
-        for (int i = 0; i < T; i++) {
-            const float *pi = p + (size_t)i * T;
-            float *di = dp + (size_t)i * T;
-            double pdp = 0.0;
-            for (int j = 0; j <= i; j++) pdp += (double)pi[j] * di[j];
-            const float fpdp = (float)pdp;
-            for (int j = 0; j <= i; j++) di[j] = pi[j] * (di[j] - fpdp) * scale;
-            for (int j = i + 1; j < T; j++) di[j] = 0.0f;
-        }
-        /* dQ_h += dS·K_h;  dK_h += dSᵀ·Q_h */
-        cpu_sgemm_acc(0, 0, T, DQ, T, dp, (size_t)T, kh, k_stride, dq + (size_t)h * DQ, (size_t)NH * DQ);
-        cpu_sgemm_acc(1, 0, T, DQ, T, dp, (size_t)T, qh, (size_t)NH * DQ, dk + (size_t)kvh * DQ, k_stride);
+    const int group = NH / NKV, nt = cpu_team();
+    const size_t TT = (size_t)T * T;
+    float *room = heads_spread(NKV, nt, 2.0 * NH * TT * (DQ + DV))
+                      ? cpu_workspace(CPU_WS_ATTENTION, (size_t)nt * TT * sizeof(float))
+                      : NULL;
+    if (room) {
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+        for (int kvh = 0; kvh < NKV; kvh++)
+            for (int h = kvh * group; h < (kvh + 1) * group; h++)
+                attention_head_backward(dq, dk, dv, dz, pattern, q, k, v, h, T, NH, NKV, DQ, DV, k_stride, v_stride,
+                                        scale, room + (size_t)cpu_thread() * TT);
+    } else {
+        for (int h = 0; h < NH; h++)
+            attention_head_backward(dq, dk, dv, dz, pattern, q, k, v, h, T, NH, NKV, DQ, DV, k_stride, v_stride, scale,
+                                    row);
     }
 }
 
-/* The forward with a pattern to fill and a whole sequence (pos0 = 0), as training and hook
- * capture run it: per head S = Q_h·K_hᵀ straight into the pattern rows (one sgemm), then each
+/* One head of the forward with a pattern to fill and a whole sequence (pos0 = 0), as training
+ * and hook capture run it: S = Q_h·K_hᵀ straight into the pattern rows (one sgemm), then each
  * row's softmax in place (scale, causal mask, max, one expf per score, the sum in double), then
- * Z_h = P·V_h (one sgemm). Work above the diagonal is wasted on zeros: at these
- * sizes a GEMM at full speed beats a triangle at loop speed. */
+ * Z_h = P·V_h (one sgemm). Work above the diagonal is wasted on zeros: at these sizes a GEMM at
+ * full speed beats a triangle at loop speed. */
+static void attention_head_gemm(float *z, float *scores, float *pattern, const float *q, const float *k,
+                                const float *v, int h, int T, int Tk, int NH, int NKV, int DQ, int DV, size_t k_stride,
+                                size_t v_stride, float scale) {
+    const int kvh = h / (NH / NKV);
+    float *ph = pattern + (size_t)h * T * Tk;
+    cpu_sgemm(1, T, T, DQ, q + (size_t)h * DQ, (size_t)NH * DQ, k + (size_t)kvh * DQ, k_stride, ph, (size_t)Tk);
+    /* rows over the threads when this head runs alone (inside a parallel region: one thread) */
+#pragma omp parallel for schedule(static) if ((double)T * T > 65536.0 && cpu_team() > 1)
+    for (int t = 0; t < T; t++) {
+        float *pr = ph + (size_t)t * Tk;
+        float maxv = -INFINITY;
+        for (int j = 0; j <= t; j++) {
+            pr[j] *= scale;
+            if (pr[j] > maxv) maxv = pr[j];
+        }
+        if (scores) {
+            float *sr = scores + ((size_t)h * T + t) * Tk;
+            memcpy(sr, pr, (size_t)(t + 1) * sizeof(float));
+            for (int j = t + 1; j < Tk; j++) sr[j] = -INFINITY;
+        }
+        /* one expf per score, kept in place (the reference takes exp twice, in double); the
+         * denominator is summed in double as in the reference */
+        double sum = 0.0;
+        for (int j = 0; j <= t; j++) {
+            pr[j] = expf(pr[j] - maxv);
+            sum += pr[j];
+        }
+        const double inv = 1.0 / sum;
+        for (int j = 0; j <= t; j++) pr[j] = (float)(pr[j] * inv);
+        for (int j = t + 1; j < Tk; j++) pr[j] = 0.0f;
+    }
+    cpu_sgemm(0, T, DV, T, ph, (size_t)Tk, v + (size_t)kvh * DV, v_stride, z + (size_t)h * DV, (size_t)NH * DV);
+}
+
+/* every head writes only its own pattern, scores and z columns: heads run in parallel freely */
 static void attention_forward_gemm(float *z, float *scores, float *pattern, const float *q, const float *k,
                                    const float *v, int T, int Tk, int NH, int NKV, int DQ, int DV, size_t k_stride,
                                    size_t v_stride, float scale) {
-    const int group = NH / NKV;
-    for (int h = 0; h < NH; h++) {
-        const int kvh = h / group;
-        float *ph = pattern + (size_t)h * T * Tk;
-        cpu_sgemm(1, T, T, DQ, q + (size_t)h * DQ, (size_t)NH * DQ, k + (size_t)kvh * DQ, k_stride, ph, (size_t)Tk);
-#pragma omp parallel for schedule(static) if ((double)T * T > 65536.0)
-        for (int t = 0; t < T; t++) {
-            float *pr = ph + (size_t)t * Tk;
-            float maxv = -INFINITY;
-            for (int j = 0; j <= t; j++) {
-                pr[j] *= scale;
-                if (pr[j] > maxv) maxv = pr[j];
-            }
-            if (scores) {
-                float *sr = scores + ((size_t)h * T + t) * Tk;
-                memcpy(sr, pr, (size_t)(t + 1) * sizeof(float));
-                for (int j = t + 1; j < Tk; j++) sr[j] = -INFINITY;
-            }
-            /* one expf per score, kept in place (the reference takes exp twice, in double); the
-             * denominator is summed in double as in the reference */
-            double sum = 0.0;
-            for (int j = 0; j <= t; j++) {
-                pr[j] = expf(pr[j] - maxv);
-                sum += pr[j];
-            }
-            const double inv = 1.0 / sum;
-            for (int j = 0; j <= t; j++) pr[j] = (float)(pr[j] * inv);
-            for (int j = t + 1; j < Tk; j++) pr[j] = 0.0f;
-        }
-        cpu_sgemm(0, T, DV, T, ph, (size_t)Tk, v + (size_t)kvh * DV, v_stride, z + (size_t)h * DV, (size_t)NH * DV);
+    const int nt = cpu_team();
+    if (heads_spread(NH, nt, (double)NH * T * T * (DQ + DV))) {
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+        for (int h = 0; h < NH; h++)
+            attention_head_gemm(z, scores, pattern, q, k, v, h, T, Tk, NH, NKV, DQ, DV, k_stride, v_stride, scale);
+    } else {
+        for (int h = 0; h < NH; h++)
+            attention_head_gemm(z, scores, pattern, q, k, v, h, T, Tk, NH, NKV, DQ, DV, k_stride, v_stride, scale);
     }
 }
 

@@ -8,8 +8,8 @@
  * Stage for stage the reference's: the same GradState buffers and scratch, the same order of
  * accumulation into every gradient (every call ACCUMULATES, as in ref/), with the heavy ops
  * renamed to their twins — matrix products through matmul_backward_blas, attention_backward_cpu,
- * swiglu_backward_cpu, the MLA and MoE backward twins, crossentropy_*_cpu. RMSNorm, RoPE and
- * embedding backward are the reference's functions. A diff against ref/backward.c shows exactly
+ * swiglu_backward_cpu, the MLA and MoE backward twins, crossentropy_*_cpu, rmsnorm_backward_cpu.
+ * RoPE and embedding backward are the reference's functions. A diff against ref/backward.c shows exactly
  * what the fast path changes. The RunState must come from a training forward on either backend
  * (model_forward_cpu keeps every saved value the reference keeps, in the same layout).
  */
@@ -23,7 +23,6 @@
 #include "moe.h"
 #include "ops.h"
 
-static void zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
 
 /* LLaMA attention: z = softmax(RoPE(q)·RoPE(k)ᵀ·s)·v with q, k, v = xn1·W_{q,k,v}ᵀ */
 static void llama_attention_backward_cpu(LayerWeights *gw, GradState *g, const Model *m, const RunState *s,
@@ -32,9 +31,9 @@ static void llama_attention_backward_cpu(LayerWeights *gw, GradState *g, const M
     const Config *c = &m->cfg;
     const int N = B * T, NH = c->NH, NKV = c->NKV, HS = c->HS;
     const size_t kvw = (size_t)NKV * HS;
-    zero(g->dq, (size_t)N * NH * HS);
-    zero(g->dk, (size_t)N * kvw);
-    zero(g->dv, (size_t)N * kvw);
+    cpu_zero(g->dq, (size_t)N * NH * HS);
+    cpu_zero(g->dk, (size_t)N * kvw);
+    cpu_zero(g->dv, (size_t)N * kvw);
     for (int b = 0; b < B; b++) {
         size_t base = ((size_t)l * kv->B + b) * kv->Tmax;
         attention_backward_cpu(g->dq + (size_t)b * T * NH * HS, g->dk + (size_t)b * T * kvw, g->dv + (size_t)b * T * kvw,
@@ -60,9 +59,9 @@ static void mla_attention_backward_cpu(LayerWeights *gw, GradState *g, const Mod
                                        float *dxn1) {
     const Config *c = &m->cfg;
     const int N = B * T, NH = c->NH, dn = c->dn, dr = c->dr, dv = c->dv, dq = dn + dr, dkv = c->kv_lora_rank;
-    zero(g->dq, (size_t)N * NH * dq);
-    zero(g->dlatent, (size_t)N * dkv);
-    zero(g->dkpe, (size_t)N * dr);
+    cpu_zero(g->dq, (size_t)N * NH * dq);
+    cpu_zero(g->dlatent, (size_t)N * dkv);
+    cpu_zero(g->dkpe, (size_t)N * dr);
     for (int b = 0; b < B; b++) {
         size_t base = ((size_t)l * kv->B + b) * kv->Tmax;
         mla_attend_naive_backward_cpu(g->dq + (size_t)b * T * NH * dq, g->dlatent + (size_t)b * T * dkv,
@@ -89,22 +88,22 @@ void block_backward_cpu(LayerWeights *gw, GradState *g, const Model *m, const Ru
     const int N = B * T, C = c->C, dv = config_v_dim(c);
     const size_t NC = (size_t)N * C;
     /* x_out = resid_mid + FFN(RMSNorm_post(resid_mid)): dx flows to both */
-    zero(g->dxn, NC);
+    cpu_zero(g->dxn, NC);
     if (!w->is_moe)
         swiglu_backward_cpu(g->dxn, gw->w_gate, gw->w_up, gw->w_down, g->dx, a->xn2, a->gate, a->up, a->act, w->w_gate,
                             w->w_up, w->w_down, N, C, c->I_ffn, g->scratch);
     else
         moe_backward_cpu(g->dxn, gw, g->dx, dscores, a->xn2, a->e_idx, a->e_w, a->r_scores, a->eg, a->eu, a->ea, a->eo,
                          a->gate, a->up, a->act, w, N, c, g->scratch);
-    rmsnorm_backward(g->dx, gw->mlp_norm, g->dxn, a->resid_mid, w->mlp_norm, a->rstd2, N, C);
+    rmsnorm_backward_cpu(g->dx, gw->mlp_norm, g->dxn, a->resid_mid, w->mlp_norm, a->rstd2, N, C);
 
     /* resid_mid = resid + z·W_oᵀ,  z = Attn(RMSNorm_in(resid)) */
-    zero(g->dz, (size_t)N * c->NH * dv);
+    cpu_zero(g->dz, (size_t)N * c->NH * dv);
     matmul_backward_blas(g->dz, gw->wo, g->dx, a->z, w->wo, N, c->NH * dv, C);
-    zero(g->dxn, NC);
+    cpu_zero(g->dxn, NC);
     if (c->mla) mla_attention_backward_cpu(gw, g, m, s, kv, w, a, kv_layer, B, T, g->dxn);
     else llama_attention_backward_cpu(gw, g, m, s, kv, w, a, kv_layer, B, T, g->dxn);
-    rmsnorm_backward(g->dx, gw->attn_norm, g->dxn, a->resid, w->attn_norm, a->rstd1, N, C);
+    rmsnorm_backward_cpu(g->dx, gw->attn_norm, g->dxn, a->resid, w->attn_norm, a->rstd1, N, C);
 }
 
 void model_backward_cpu(Model *grads, GradState *g, const Model *m, const RunState *s, const KVCache *kv,
@@ -114,12 +113,12 @@ void model_backward_cpu(Model *grads, GradState *g, const Model *m, const RunSta
     const size_t NC = (size_t)N * C;
 
     /* logits = xnf·W_headᵀ;  xnf = RMSNorm_final(xf); MTP's first depth also reads xnf */
-    zero(g->dxn, NC);
+    cpu_zero(g->dxn, NC);
     matmul_backward_blas(g->dxn, grads->lm_head, dlogits, s->xnf, m->lm_head, N, C, c->V);
     if (dxnf_extra)
         for (size_t i = 0; i < NC; i++) g->dxn[i] += dxnf_extra[i];
-    zero(g->dx, NC);
-    rmsnorm_backward(g->dx, grads->final_norm, g->dxn, s->xf, m->final_norm, s->rstdf, N, C);
+    cpu_zero(g->dx, NC);
+    rmsnorm_backward_cpu(g->dx, grads->final_norm, g->dxn, s->xf, m->final_norm, s->rstdf, N, C);
 
     for (int l = c->L - 1; l >= 0; l--)
         block_backward_cpu(&grads->layers[l], g, m, s, kv, &m->layers[l], &s->layer[l], l, dscores ? dscores[l] : NULL, B, T);
@@ -151,7 +150,7 @@ int model_loss_grad_cpu(const Model *m, Model *grads, const int *ids, int B, int
         int count;
         *loss = crossentropy_forward_cpu(g.probs, g.logits, g.targets, B * T, c->V, &count);
         if (grads) {
-            zero(g.dlogits, (size_t)B * T * c->V);
+            cpu_zero(g.dlogits, (size_t)B * T * c->V);
             crossentropy_backward_cpu(g.dlogits, 1.0f, g.probs, g.targets, B * T, c->V, count);
             model_backward_cpu(grads, &g, m, &s, &kv, g.dlogits, NULL, NULL, B, T);
         }

@@ -5,20 +5,26 @@
  * backend suffix: `_blas` for the matrix product itself, `_cpu` for everything built on it.
  * tests/test_fast_cpu.c checks each one against its twin (nice and awkward shapes, NaN/Inf
  * positions first, guard bytes around outputs); `seek verify` checks the whole forward stage by
- * stage through the hook names. Cheap ops (embedding, RMSNorm, RoPE, routing selection, sampling)
- * are not duplicated: the CPU forward calls the ref/ functions.
+ * stage through the hook names. Cheap ops (embedding, RoPE, routing selection, sampling) are not
+ * duplicated: the CPU forward calls the ref/ functions. RMSNorm has a twin only to spread its rows
+ * over the threads (bit-identical to the reference).
  *
  * What differs from the reference, by design (docs/fast-cpu.md):
  *   - sums run in BLAS's order (blocked, vectorised), not strictly left to right;
  *   - attention is one pass over blocks of ATT_BLOCK keys with an online softmax (running max and
  *     rescaled sum, denominator still in double), so it needs no score buffer: the `row` scratch
  *     of the reference's argument list is accepted and unused;
- *   - routed experts run one GEMM per expert over the tokens that chose it. moe_forward_cpu
- *     borrows buffers it writes last as the gather space (see moe.c), so it keeps the
- *     reference's argument list and still allocates nothing.
+ *   - routed experts run one GEMM per expert over the tokens that chose it;
+ *   - with two or more threads, attention heads (forward with a pattern, and backward) and
+ *     routed experts run whole on every thread at once rather than one after another with each
+ *     small product split. That needs per-thread room beyond the reference's one-thread scratch:
+ *     a named workspace slot (workspace.c) grown on first use and kept, so a training loop
+ *     allocates it once. Without it (one thread, or out of memory) the twins fall back to their
+ *     one-at-a-time paths, which need only the reference's scratch: moe_forward_cpu then borrows
+ *     buffers it writes last as the gather space (see moe.c).
  * Training twins (backward of every op above, cross-entropy, AdamW, the model backward, MTP and
  * the training step) follow the same rules; each backward ACCUMULATES into its gradients as the
- * reference does, and uses at most the scratch the reference's argument list provides.
+ * reference does.
  * Shapes and argument order are the reference's (ref/ops.h, ref/mla.h, ref/moe.h). Built only
  * with OpenBLAS (SEEK_HAVE_BLAS); without it the CPU backend is absent and the CLI says so.
  */
@@ -42,6 +48,11 @@ void matmul_forward_blas(float *out, const float *inp, const float *weight, int 
 void attention_forward_cpu(float *z, float *scores, float *pattern, const float *q, const float *k, const float *v,
                            int T, int pos0, int Tk, int NH, int NKV, int DQ, int DV, size_t k_stride, size_t v_stride,
                            float scale, float *row);
+
+/* rmsnorm.c: twins of ref/rmsnorm.c, rows over the threads, bit-identical to the reference. */
+void rmsnorm_forward_cpu(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps);
+void rmsnorm_backward_cpu(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
+                          const float *rstd, int N, int C);
 
 /* mlp.c: twin of swiglu_forward (ref/mlp.c). */
 void swiglu_forward_cpu(float *out, float *gate, float *up, float *act, const float *inp, const float *w_gate,
@@ -84,8 +95,9 @@ int model_generate_cpu(const Model *m, const int *ids, int B, int T, int n, Attn
  * (sgemv and sger for one row); either gradient may be NULL. */
 void matmul_backward_blas(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight, int N,
                           int IC, int OC);
-/* attention.c: twin of attention_backward. OpenMP over KV heads (a thread owns a KV head and
- * the query heads that share it, so GQA's shared dk/dv rows see no race); `row` unused. */
+/* attention.c: twin of attention_backward. With two or more threads, KV heads over the threads
+ * (a thread owns a KV head and the query heads that share it, so GQA's shared dk/dv rows see no
+ * race), each thread's dP in the workspace; otherwise head after head with dP in `row`. */
 void attention_backward_cpu(float *dq, float *dk, float *dv, const float *dz, const float *pattern, const float *q,
                             const float *k, const float *v, int T, int NH, int NKV, int DQ, int DV, size_t k_stride,
                             size_t v_stride, float scale, float *row);
@@ -130,8 +142,11 @@ int train_step_grads_cpu(const Model *m, Model *grads, TrainBuffers *tb, const i
                          StepLosses *out, SeekErr *err);
 int eval_main_loss_cpu(const Model *m, TrainBuffers *tb, const int *ids, double *loss, SeekErr *err);
 
-/* Profiling for `seek bench` (program tier, single-threaded callers): while cpu_gemm_stats is
- * not NULL every sgemm/sgemv issued by this backend adds its wall time and 2·M·N·K flops. */
+/* Profiling for `seek bench` (program tier, one application thread): while cpu_gemm_stats is
+ * not NULL every sgemm/sgemv issued by this backend adds 2·M·N·K flops and its time in
+ * core-seconds over the team size (matmul.c: a product split over both of two threads counts its
+ * wall time, one of two products running side by side on two threads half its time), so
+ * flops / seconds compares with OpenBLAS's own threaded peak. */
 typedef struct {
     double seconds;
     double flops;
@@ -151,6 +166,22 @@ void cpu_sgemm(int b_trans, int M, int N, int K, const float *A, size_t lda, con
  * a_trans, else A (M, K); op(B) as above. The backward twins' accumulating products. */
 void cpu_sgemm_acc(int a_trans, int b_trans, int M, int N, int K, const float *A, size_t lda, const float *Bm,
                    size_t ldb, float *Cm, size_t ldc);
+
+/* Internal (workspace.c): per-thread room for the twins that run whole heads or experts on every
+ * thread at once, beyond the reference's one-thread scratch. cpu_workspace returns slot `slot`
+ * of the calling thread grown to at least `bytes` (64-byte aligned; kept for the next call, so
+ * contents do not survive a call from another twin of the same slot), or NULL when memory runs
+ * out, and the caller then takes its one-thread path. Call it outside parallel regions: the
+ * caller's OpenMP team shares the buffer, each thread its own part. cpu_workspace_release frees
+ * the calling thread's slots. cpu_team is the number of threads a twin may run whole heads or
+ * experts on (1 inside a parallel region), cpu_thread the calling thread's number in its team. */
+enum { CPU_WS_ATTENTION, CPU_WS_MOE, CPU_WS_SLOTS };
+void *cpu_workspace(int slot, size_t bytes);
+void cpu_workspace_release(void);
+int cpu_team(void);
+int cpu_thread(void);
+/* Internal (workspace.c): p[0, n) = 0, large arrays (gradients, logits) over the threads. */
+void cpu_zero(float *p, size_t n);
 
 /* Internal: one query row of causal attention with an online softmax (attention.c), shared by
  * attention_forward_cpu and the absorbed MLA twin. Keys j = 0..n-1 score

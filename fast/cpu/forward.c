@@ -6,8 +6,9 @@
  * blocks.L.mlp.hook_router_choice steers selection, of blocks.L.attn.hook_z the output
  * projection, ...). Only the heavy ops change: matrix products through OpenBLAS
  * (matmul_forward_blas), attention with an online softmax split over the cores, MLA's absorbed
- * products per head, the routed experts one GEMM per expert. Embedding, RMSNorm, RoPE, routing
- * selection, sampling and the residual adds are the reference's code. Layer code never allocates.
+ * products per head, the routed experts one GEMM per expert, RMSNorm's rows over the threads.
+ * Embedding, RoPE, routing selection, sampling and the residual adds are the reference's code.
+ * Layer code allocates nothing per call (the workspace of cpu.h is grown once and kept).
  *
  * This file is ref/forward.c's hooks, attention blocks, model_forward and model_generate with
  * the ops renamed to their twins (the hook helpers hook_bt, hook_attn and compact_attn are
@@ -131,7 +132,7 @@ void block_forward_cpu(const Model *m, RunState *s, KVCache *kv, const LayerWeig
     memcpy(a->resid, s->x, NC * sizeof(float));
 
     /* attention sub-block */
-    rmsnorm_forward(a->xn1, a->rstd1, a->resid, w->attn_norm, N, C, c->eps);
+    rmsnorm_forward_cpu(a->xn1, a->rstd1, a->resid, w->attn_norm, N, C, c->eps);
     hook_bt(hooks, a->xn1, B, T, C, 0, px, "ln1.hook_normalized");
     if (c->mla) mla_attention_cpu(m, s, kv, w, a, l, px, B, T, pos0, mode, hooks);
     else llama_attention_cpu(m, s, kv, w, a, l, px, B, T, pos0, hooks);
@@ -150,7 +151,7 @@ void block_forward_cpu(const Model *m, RunState *s, KVCache *kv, const LayerWeig
     memcpy(a->resid_mid, s->x, NC * sizeof(float));
 
     /* feed-forward sub-block */
-    rmsnorm_forward(a->xn2, a->rstd2, a->resid_mid, w->mlp_norm, N, C, c->eps);
+    rmsnorm_forward_cpu(a->xn2, a->rstd2, a->resid_mid, w->mlp_norm, N, C, c->eps);
     hook_bt(hooks, a->xn2, B, T, C, 0, px, "ln2.hook_normalized");
     if (!w->is_moe) {
         swiglu_forward_cpu(a->mlp_out, a->gate, a->up, a->act, a->xn2, w->w_gate, w->w_up, w->w_down, N, C, c->I_ffn);
@@ -206,7 +207,7 @@ int model_forward_cpu(const Model *m, RunState *s, KVCache *kv, const int *ids, 
     }
 
     memcpy(s->xf, s->x, NC * sizeof(float));
-    rmsnorm_forward(s->xnf, s->rstdf, s->xf, m->final_norm, N, C, c->eps);
+    rmsnorm_forward_cpu(s->xnf, s->rstdf, s->xf, m->final_norm, N, C, c->eps);
     hook_bt(hooks, s->xnf, B, T, C, 0, NULL, "ln_final.hook_normalized");
     if (hidden) memcpy(hidden + (size_t)c->L * layer_stride, s->xnf, layer_stride * sizeof(float));
     matmul_forward_blas(logits, s->xnf, m->lm_head, N, C, c->V);

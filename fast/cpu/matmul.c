@@ -27,12 +27,23 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void stats_add(double t0, double flops) {
-    if (cpu_gemm_stats) {
-        cpu_gemm_stats->seconds += now_s() - t0;
-        cpu_gemm_stats->flops += flops;
-        cpu_gemm_stats->calls++;
-    }
+/* Time in products is counted in core-seconds over the team size, so that the rate it gives is
+ * comparable with OpenBLAS's own threaded peak: a product split over p of nt threads counts its
+ * wall time p/nt, a product run whole on one thread (alone, or beside others inside a parallel
+ * region over heads or experts) counts its time 1/nt. Threads inside such a region add at once,
+ * hence the atomics. */
+static void stats_add(double t0, double flops, int cores) {
+    if (!cpu_gemm_stats) return;
+    double dt = (now_s() - t0) * cores;
+#ifdef _OPENMP
+    dt /= omp_in_parallel() ? omp_get_team_size(omp_get_level()) : omp_get_max_threads();
+#endif
+#pragma omp atomic
+    cpu_gemm_stats->seconds += dt;
+#pragma omp atomic
+    cpu_gemm_stats->flops += flops;
+#pragma omp atomic
+    cpu_gemm_stats->calls++;
 }
 
 /* One thread pool. OpenBLAS's pthreads build runs its own threads inside each product, and
@@ -94,20 +105,21 @@ static void gemm_part(int by_cols, int a_trans, int b_trans, int M, int N, int K
 }
 
 /* The whole product, split over the OpenMP threads along its larger output dimension. */
-static void gemm_split(int a_trans, int b_trans, int M, int N, int K, const float *A, size_t lda, const float *Bm,
-                       size_t ldb, float beta, float *Cm, size_t ldc) {
+static int gemm_split(int a_trans, int b_trans, int M, int N, int K, const float *A, size_t lda, const float *Bm,
+                      size_t ldb, float beta, float *Cm, size_t ldc) {
     cpu_blas_init();
     int by_cols = N >= M, D = by_cols ? N : M, chunk;
     int parts = split_parts(D, (double)M * N * K, SPLIT_MIN_MACS, &chunk);
     if (parts < 2) { /* no OpenMP construct at all: many products are tiny */
         gemm_part(by_cols, a_trans, b_trans, M, N, K, A, lda, Bm, ldb, beta, Cm, ldc, 0, D);
-        return;
+        return 1;
     }
 #pragma omp parallel for num_threads(parts) schedule(static, 1)
     for (int p = 0; p < parts; p++) {
         int d0 = p * chunk;
         gemm_part(by_cols, a_trans, b_trans, M, N, K, A, lda, Bm, ldb, beta, Cm, ldc, d0, D - d0 < chunk ? D - d0 : chunk);
     }
+    return parts;
 }
 
 /* y (n) = beta·y + op(W)·x for W (rows, cols) row-major with leading dimension ldw, op = W when
@@ -118,34 +130,36 @@ static void gemv_part(int trans, int rows, int cols, const float *W, size_t ldw,
     else cblas_sgemv(CblasRowMajor, CblasNoTrans, nd, cols, 1.0f, W + (size_t)d0 * ldw, (int)ldw, x, 1, beta, y + d0, 1);
 }
 
-static void gemv_split(int trans, int rows, int cols, const float *W, size_t ldw, const float *x, float beta, float *y) {
+static int gemv_split(int trans, int rows, int cols, const float *W, size_t ldw, const float *x, float beta, float *y) {
     cpu_blas_init();
     int n = trans ? cols : rows, chunk;
     int parts = split_parts(n, (double)rows * cols, SPLIT_MIN_MACS_GEMV, &chunk);
     if (parts < 2) { /* no OpenMP construct at all: decode issues many tiny products */
         gemv_part(trans, rows, cols, W, ldw, x, beta, y, 0, n);
-        return;
+        return 1;
     }
 #pragma omp parallel for num_threads(parts) schedule(static, 1)
     for (int p = 0; p < parts; p++) {
         int d0 = p * chunk;
         gemv_part(trans, rows, cols, W, ldw, x, beta, y, d0, n - d0 < chunk ? n - d0 : chunk);
     }
+    return parts;
 }
 
 /* W (rows, cols) += x ⊗ y (a rank-1 update), split over the rows. */
-static void sger_split(int rows, int cols, const float *x, const float *y, float *W) {
+static int sger_split(int rows, int cols, const float *x, const float *y, float *W) {
     cpu_blas_init();
     int chunk, parts = split_parts(rows, (double)rows * cols, SPLIT_MIN_MACS_GEMV, &chunk);
     if (parts < 2) {
         cblas_sger(CblasRowMajor, rows, cols, 1.0f, x, 1, y, 1, W, cols);
-        return;
+        return 1;
     }
 #pragma omp parallel for num_threads(parts) schedule(static, 1)
     for (int p = 0; p < parts; p++) {
         int d0 = p * chunk, nd = rows - d0 < chunk ? rows - d0 : chunk;
         cblas_sger(CblasRowMajor, nd, cols, 1.0f, x + d0, 1, y, 1, W + (size_t)d0 * cols, cols);
     }
+    return parts;
 }
 
 void cpu_sgemm(int b_trans, int M, int N, int K, const float *A, size_t lda, const float *Bm, size_t ldb, float *Cm,
@@ -153,17 +167,17 @@ void cpu_sgemm(int b_trans, int M, int N, int K, const float *A, size_t lda, con
     if (M <= 0 || N <= 0) return;
     double t0 = cpu_gemm_stats ? now_s() : 0.0;
     /* one row: c = op(B)·a as a matrix-vector product */
-    if (M == 1) gemv_split(!b_trans, b_trans ? N : K, b_trans ? K : N, Bm, ldb, A, 0.0f, Cm);
-    else gemm_split(0, b_trans, M, N, K, A, lda, Bm, ldb, 0.0f, Cm, ldc);
-    stats_add(t0, 2.0 * M * N * K);
+    int cores = M == 1 ? gemv_split(!b_trans, b_trans ? N : K, b_trans ? K : N, Bm, ldb, A, 0.0f, Cm)
+                       : gemm_split(0, b_trans, M, N, K, A, lda, Bm, ldb, 0.0f, Cm, ldc);
+    stats_add(t0, 2.0 * M * N * K, cores);
 }
 
 void cpu_sgemm_acc(int a_trans, int b_trans, int M, int N, int K, const float *A, size_t lda, const float *Bm,
                    size_t ldb, float *Cm, size_t ldc) {
     if (M <= 0 || N <= 0 || K <= 0) return;
     double t0 = cpu_gemm_stats ? now_s() : 0.0;
-    gemm_split(a_trans, b_trans, M, N, K, A, lda, Bm, ldb, 1.0f, Cm, ldc);
-    stats_add(t0, 2.0 * M * N * K);
+    int cores = gemm_split(a_trans, b_trans, M, N, K, A, lda, Bm, ldb, 1.0f, Cm, ldc);
+    stats_add(t0, 2.0 * M * N * K, cores);
 }
 
 void matmul_forward_blas(float *out, const float *inp, const float *weight, int N, int IC, int OC) {
@@ -177,9 +191,13 @@ void matmul_backward_blas(float *dinp, float *dweight, const float *dout, const 
     if (N == 1) {
         /* one row: dinp += Wᵀ·dout (sgemv), dW += dout ⊗ inp (rank-1 update) */
         double t0 = cpu_gemm_stats ? now_s() : 0.0;
-        if (dinp) gemv_split(1, OC, IC, weight, (size_t)IC, dout, 1.0f, dinp);
-        if (dweight) sger_split(OC, IC, dout, inp, dweight);
-        stats_add(t0, 2.0 * IC * OC * ((dinp != NULL) + (dweight != NULL)));
+        int cores = 1;
+        if (dinp) cores = gemv_split(1, OC, IC, weight, (size_t)IC, dout, 1.0f, dinp);
+        if (dweight) {
+            int c2 = sger_split(OC, IC, dout, inp, dweight);
+            cores = c2 > cores ? c2 : cores;
+        }
+        stats_add(t0, 2.0 * IC * OC * ((dinp != NULL) + (dweight != NULL)), cores);
         return;
     }
     if (dinp) cpu_sgemm_acc(0, 0, N, IC, OC, dout, (size_t)OC, weight, (size_t)IC, dinp, (size_t)IC);

@@ -21,12 +21,41 @@
 #include "mla.h"
 #include "ops.h"
 
+/* copies of at least this many floats spread over the threads */
+#define MLA_COPY_SPLIT 32768
+
+/* position j's per-head keys k_h = [k_nope_h ; k_pe] (one rope key for all heads) and values */
+static void assemble_kv(float *k, float *v, const float *kv, const float *k_pe, int j, int NH, int dn, int dr, int dv) {
+    const int dq = dn + dr;
+    for (int h = 0; h < NH; h++) {
+        const float *src = kv + ((size_t)j * NH + h) * (dn + dv);
+        float *kd = k + ((size_t)j * NH + h) * dq;
+        memcpy(kd, src, (size_t)dn * sizeof(float));
+        memcpy(kd + dn, k_pe + (size_t)j * dr, (size_t)dr * sizeof(float));
+        memcpy(v + ((size_t)j * NH + h) * dv, src + dn, (size_t)dv * sizeof(float));
+    }
+}
+
+/* the backward of assemble_kv at position j: the gradients of k_nope_h and v_h side by side in
+ * dkv (the expansion's layout), the shared rope key's summed over the heads into dk_pe */
+static void unassemble_kv(float *dkv, float *dk_pe, const float *dk, const float *dvv, int j, int NH, int dn, int dr,
+                          int dv) {
+    const int dq = dn + dr;
+    for (int h = 0; h < NH; h++) {
+        const float *dkh = dk + ((size_t)j * NH + h) * dq, *dvh = dvv + ((size_t)j * NH + h) * dv;
+        float *d = dkv + ((size_t)j * NH + h) * (dn + dv);
+        memcpy(d, dkh, (size_t)dn * sizeof(float));
+        memcpy(d + dn, dvh, (size_t)dv * sizeof(float));
+        for (int r = 0; r < dr; r++) dk_pe[(size_t)j * dr + r] += dkh[dn + r];
+    }
+}
+
 void mla_q_forward_cpu(float *q, float *q_a, float *q_latent, float *q_rstd, const float *x, const LayerWeights *w,
                        const Config *cfg, int N) {
     const int qdim = cfg->NH * (cfg->dn + cfg->dr);
     if (cfg->q_lora_rank) {
         matmul_forward_blas(q_a, x, w->wq_a, N, cfg->C, cfg->q_lora_rank);
-        rmsnorm_forward(q_latent, q_rstd, q_a, w->q_a_norm, N, cfg->q_lora_rank, MLA_LATENT_NORM_EPS);
+        rmsnorm_forward_cpu(q_latent, q_rstd, q_a, w->q_a_norm, N, cfg->q_lora_rank, MLA_LATENT_NORM_EPS);
         matmul_forward_blas(q, q_latent, w->wq_b, N, cfg->q_lora_rank, qdim);
     } else {
         matmul_forward_blas(q, x, w->wq, N, cfg->C, qdim);
@@ -50,14 +79,13 @@ void mla_attend_naive_cpu(float *z, float *scores, float *pattern, float *kv, fl
     const int NH = cfg->NH, dn = cfg->dn, dr = cfg->dr, dv = cfg->dv, dq = dn + dr;
     /* expand the latent of every cached position into per-head keys and values (one GEMM) */
     matmul_forward_blas(kv, latent, w->wkv_b, Tk, cfg->kv_lora_rank, NH * (dn + dv));
-    for (int j = 0; j < Tk; j++)
-        for (int h = 0; h < NH; h++) {
-            const float *src = kv + ((size_t)j * NH + h) * (dn + dv);
-            float *kd = k + ((size_t)j * NH + h) * dq;
-            memcpy(kd, src, (size_t)dn * sizeof(float));
-            memcpy(kd + dn, k_pe + (size_t)j * dr, (size_t)dr * sizeof(float)); /* one rope key for all heads */
-            memcpy(v + ((size_t)j * NH + h) * dv, src + dn, (size_t)dv * sizeof(float));
-        }
+    /* k_h = [k_nope_h ; k_pe], v_h: positions over the threads when there are enough */
+    if ((size_t)Tk * NH * (dq + dv) >= MLA_COPY_SPLIT && cpu_team() > 1) {
+#pragma omp parallel for schedule(static)
+        for (int j = 0; j < Tk; j++) assemble_kv(k, v, kv, k_pe, j, NH, dn, dr, dv);
+    } else {
+        for (int j = 0; j < Tk; j++) assemble_kv(k, v, kv, k_pe, j, NH, dn, dr, dv);
+    }
     attention_forward_cpu(z, scores, pattern, q, k, v, T, pos0, Tk, NH, NH, dq, dv, (size_t)NH * dq, (size_t)NH * dv,
                           cfg->attn_scale, row);
 }
@@ -106,14 +134,12 @@ void mla_attend_naive_backward_cpu(float *dq, float *dlatent, float *dk_pe, floa
     attention_backward_cpu(dq, dk, dvv, dz, pattern, q, k, v, T, NH, NH, dq_w, dv, (size_t)NH * dq_w, (size_t)NH * dv,
                            cfg->attn_scale, row);
     /* un-assemble: k_h = [k_nope_h ; k_pe] with k_pe shared by all heads, v_h from the expansion */
-    for (int j = 0; j < T; j++)
-        for (int h = 0; h < NH; h++) {
-            const float *dkh = dk + ((size_t)j * NH + h) * dq_w, *dvh = dvv + ((size_t)j * NH + h) * dv;
-            float *d = dkv + ((size_t)j * NH + h) * (dn + dv);
-            memcpy(d, dkh, (size_t)dn * sizeof(float));
-            memcpy(d + dn, dvh, (size_t)dv * sizeof(float));
-            for (int r = 0; r < dr; r++) dk_pe[(size_t)j * dr + r] += dkh[dn + r];
-        }
+    if (TH * (dq_w + dv) >= MLA_COPY_SPLIT && cpu_team() > 1) {
+#pragma omp parallel for schedule(static)
+        for (int j = 0; j < T; j++) unassemble_kv(dkv, dk_pe, dk, dvv, j, NH, dn, dr, dv);
+    } else {
+        for (int j = 0; j < T; j++) unassemble_kv(dkv, dk_pe, dk, dvv, j, NH, dn, dr, dv);
+    }
     /* kv = latent·W_kvbᵀ */
     matmul_backward_blas(dlatent, dw_kvb, dkv, latent, w->wkv_b, T, cfg->kv_lora_rank, NH * (dn + dv));
 }
@@ -144,7 +170,7 @@ void mla_q_backward_cpu(float *dx, LayerWeights *g, const float *dq, const float
     float *dlat = scratch, *dqa = scratch + (size_t)N * r;
     memset(scratch, 0, 2 * (size_t)N * r * sizeof(float));
     matmul_backward_blas(dlat, g->wq_b, dq, q_latent, w->wq_b, N, r, qdim);
-    rmsnorm_backward(dqa, g->q_a_norm, dlat, q_a, w->q_a_norm, q_rstd, N, r);
+    rmsnorm_backward_cpu(dqa, g->q_a_norm, dlat, q_a, w->q_a_norm, q_rstd, N, r);
     matmul_backward_blas(dx, g->wq_a, dqa, x, w->wq_a, N, cfg->C, r);
 }
 #endif

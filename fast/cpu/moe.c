@@ -38,6 +38,119 @@
 #include "moe.h"
 #include "ops.h"
 
+/* Experts run whole on every thread at once when there are enough of them to share out (at
+ * least two per thread, dealt largest first) and the workspace has room; otherwise one after
+ * another with each product split over the threads. */
+static int experts_spread(int E, int nt, double macs) { return nt > 1 && E >= 2 * nt && macs >= 131072.0; }
+
+/* Each expert's slots in token order: slots[off[e] .. off[e+1]) are the (token, slot) indices
+ * n·K + k with idx = e, and order[] the experts by decreasing token count (ties by index), the
+ * order they are dealt to the threads. Returns the largest count; a count over N (a token that
+ * chose an expert twice, which moe_select never does) makes the caller take its serial path. */
+static int group_slots(int *off, int *slots, int *order, const int *idx, size_t NK, int E) {
+    int count[CFG_MAX_EXPERTS];
+    memset(count, 0, (size_t)E * sizeof(int));
+    for (size_t i = 0; i < NK; i++) count[idx[i]]++;
+    off[0] = 0;
+    for (int e = 0; e < E; e++) off[e + 1] = off[e] + count[e];
+    int fill[CFG_MAX_EXPERTS], most = 0;
+    memcpy(fill, off, (size_t)E * sizeof(int));
+    for (size_t i = 0; i < NK; i++) slots[fill[idx[i]]++] = (int)i;
+    for (int e = 0; e < E; e++) {
+        int j = e;
+        while (j > 0 && count[order[j - 1]] < count[e]) { /* insertion, stable */
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = e;
+        if (count[e] > most) most = count[e];
+    }
+    return most;
+}
+
+/* The workspace of the parallel paths: off (E + 1) and slots (NK) ints, then `floats_each`
+ * floats per thread (64-byte aligned) and `floats_shared` more; NULL when out of memory. */
+typedef struct {
+    int *off, *slots, order[CFG_MAX_EXPERTS];
+    float *room, *shared;
+    size_t each;
+} ExpertRoom;
+
+static int expert_room(ExpertRoom *r, const int *idx, int N, int K, int E, int nt, size_t floats_each,
+                       size_t floats_shared) {
+    const size_t NK = (size_t)N * K, ints = ((size_t)E + 1 + NK + 15) / 16 * 16;
+    r->each = (floats_each + 15) / 16 * 16;
+    char *p = cpu_workspace(CPU_WS_MOE, (ints + (size_t)nt * r->each + floats_shared) * 4);
+    if (!p) return 0;
+    r->off = (int *)p;
+    r->slots = r->off + E + 1;
+    r->room = (float *)(p + ints * 4);
+    r->shared = r->room + (size_t)nt * r->each;
+    return group_slots(r->off, r->slots, r->order, idx, NK, E) <= N;
+}
+
+/* Expert e's forward on its n_e gathered rows, in this thread's part of the room: X, Y (N, C),
+ * G, U, A (N, Hm); each row then scattered to its (token, slot) place in eg, eu, ea, eo. */
+static void expert_forward(float *eg, float *eu, float *ea, float *eo, const float *inp, const int *slots, int ne, int e,
+                           const LayerWeights *w, int N, int C, int Hm, int K, float *room) {
+    const size_t per = (size_t)Hm * C;
+    float *X = room, *Y = X + (size_t)N * C, *G = Y + (size_t)N * C, *U = G + (size_t)N * Hm, *A = U + (size_t)N * Hm;
+    for (int r = 0; r < ne; r++) memcpy(X + (size_t)r * C, inp + (size_t)(slots[r] / K) * C, (size_t)C * sizeof(float));
+    cpu_sgemm(1, ne, Hm, C, X, (size_t)C, w->exp_gate + e * per, (size_t)C, G, (size_t)Hm);
+    cpu_sgemm(1, ne, Hm, C, X, (size_t)C, w->exp_up + e * per, (size_t)C, U, (size_t)Hm);
+    for (size_t i = 0; i < (size_t)ne * Hm; i++) A[i] = silu(G[i]) * U[i];
+    cpu_sgemm(1, ne, C, Hm, A, (size_t)Hm, w->exp_down + e * per, (size_t)Hm, Y, (size_t)C);
+    for (int r = 0; r < ne; r++) {
+        const size_t nk = (size_t)slots[r];
+        memcpy(eg + nk * Hm, G + (size_t)r * Hm, (size_t)Hm * sizeof(float));
+        memcpy(eu + nk * Hm, U + (size_t)r * Hm, (size_t)Hm * sizeof(float));
+        memcpy(ea + nk * Hm, A + (size_t)r * Hm, (size_t)Hm * sizeof(float));
+        memcpy(eo + nk * C, Y + (size_t)r * C, (size_t)C * sizeof(float));
+    }
+}
+
+/* Expert e's backward on its n_e gathered rows, in this thread's part of the room: X, dO (N, C),
+ * dA, A (N, Hm). Its weight gradients are its own; each row's input gradient goes to its
+ * (token, slot) row of dxs (N·K, C), summed per token afterwards. */
+static void expert_backward(LayerWeights *g, float *dxs, const float *dout, const float *inp, const float *weights,
+                            const float *eg, const float *eu, const float *ea, const int *slots, int ne, int e,
+                            const LayerWeights *w, int N, int C, int Hm, int K, float *room) {
+    const size_t per = (size_t)Hm * C;
+    float *dWg = g->exp_gate + e * per, *dWu = g->exp_up + e * per, *dWd = g->exp_down + e * per;
+    const float *Wg = w->exp_gate + e * per, *Wu = w->exp_up + e * per, *Wd = w->exp_down + e * per;
+    float *X = room, *dO = X + (size_t)N * C, *dA = dO + (size_t)N * C, *A = dA + (size_t)N * Hm;
+    /* gather: the rows' inputs, their output gradients scaled by the gate weight, their act */
+    for (int r = 0; r < ne; r++) {
+        const size_t nk = (size_t)slots[r], n = nk / K;
+        const float gw = weights[nk], *d = dout + n * C;
+        float *o = dO + (size_t)r * C;
+        memcpy(X + (size_t)r * C, inp + n * C, (size_t)C * sizeof(float));
+        for (int c = 0; c < C; c++) o[c] = gw * d[c];
+        memcpy(A + (size_t)r * Hm, ea + nk * Hm, (size_t)Hm * sizeof(float));
+    }
+    /* out = act·W_downᵀ: dact = dO·W_down; dW_down += dOᵀ·act */
+    cpu_sgemm(0, ne, Hm, C, dO, (size_t)C, Wd, (size_t)Hm, dA, (size_t)Hm);
+    cpu_sgemm_acc(1, 0, C, Hm, ne, dO, (size_t)C, A, (size_t)Hm, dWd, (size_t)Hm);
+    /* act = silu(gate)·up: dgate into dA, dup into A (the reference's arithmetic) */
+    for (int r = 0; r < ne; r++) {
+        const size_t nk = (size_t)slots[r];
+        const float *gg = eg + nk * Hm, *uu = eu + nk * Hm;
+        float *da = dA + (size_t)r * Hm, *du = A + (size_t)r * Hm;
+        for (int i = 0; i < Hm; i++) {
+            float gv = gg[i], sgv = 1.0f / (1.0f + expf(-gv));
+            float dact = da[i];
+            da[i] = dact * uu[i] * sgv * (1.0f + gv * (1.0f - sgv));
+            du[i] = dact * gv * sgv;
+        }
+    }
+    /* gate = x·W_gateᵀ, up = x·W_upᵀ */
+    cpu_sgemm_acc(1, 0, Hm, C, ne, dA, (size_t)Hm, X, (size_t)C, dWg, (size_t)C);
+    cpu_sgemm_acc(1, 0, Hm, C, ne, A, (size_t)Hm, X, (size_t)C, dWu, (size_t)C);
+    cpu_sgemm(0, ne, C, Hm, dA, (size_t)Hm, Wg, (size_t)C, dO, (size_t)C);
+    cpu_sgemm_acc(0, 0, ne, C, Hm, A, (size_t)Hm, Wu, (size_t)C, dO, (size_t)C);
+    for (int r = 0; r < ne; r++) memcpy(dxs + (size_t)slots[r] * C, dO + (size_t)r * C, (size_t)C * sizeof(float));
+}
+
 void moe_router_scores_cpu(float *logits, float *scores, float *choice, const float *inp, const float *router,
                            const float *bias, int N, const Config *cfg) {
     matmul_forward_blas(logits, inp, router, N, cfg->C, cfg->E);
@@ -47,9 +160,19 @@ void moe_router_scores_cpu(float *logits, float *scores, float *choice, const fl
 void moe_forward_cpu(float *out, float *routed, float *shared, float *eg, float *eu, float *ea, float *eo, float *sg,
                      float *su, float *sa, const float *inp, const int *idx, const float *weights, const LayerWeights *w,
                      int N, const Config *cfg) {
-    const int C = cfg->C, Hm = cfg->Hm, K = cfg->K, E = cfg->E;
+    const int C = cfg->C, Hm = cfg->Hm, K = cfg->K, E = cfg->E, nt = cpu_team();
     const size_t per = (size_t)Hm * C;
-    if (cfg->Es > 0) {
+    ExpertRoom er;
+    if (experts_spread(E, nt, 3.0 * N * K * C * Hm) &&
+        expert_room(&er, idx, N, K, E, nt, (size_t)N * (2 * (size_t)C + 3 * (size_t)Hm), 0)) {
+        /* experts on every thread at once, each writing only its own slots' rows */
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+        for (int i = 0; i < E; i++) {
+            const int e = er.order[i], ne = er.off[e + 1] - er.off[e];
+            if (ne) expert_forward(eg, eu, ea, eo, inp, er.slots + er.off[e], ne, e, w, N, C, Hm, K,
+                                   er.room + (size_t)cpu_thread() * er.each);
+        }
+    } else if (cfg->Es > 0) {
         /* tokens per expert (a token picks an expert at most once, so n_e <= N) */
         int count[CFG_MAX_EXPERTS];
         memset(count, 0, (size_t)E * sizeof(int));
@@ -87,6 +210,7 @@ void moe_forward_cpu(float *out, float *routed, float *shared, float *eg, float 
         }
     }
     /* each token's weighted sum over its slots, in slot order (the reference's arithmetic) */
+#pragma omp parallel for schedule(static) if ((size_t)N * K * C > 65536 && nt > 1)
     for (int n = 0; n < N; n++) {
         float *rt = routed + (size_t)n * C;
         for (int c = 0; c < C; c++) rt[c] = 0.0f;
@@ -100,7 +224,9 @@ void moe_forward_cpu(float *out, float *routed, float *shared, float *eg, float 
     /* shared experts: one SwiGLU of width Es·Hm over all tokens (overwrites the borrowed space) */
     if (cfg->Es > 0) swiglu_forward_cpu(shared, sg, su, sa, inp, w->sh_gate, w->sh_up, w->sh_down, N, C, cfg->Es * Hm);
     else memset(shared, 0, (size_t)N * C * sizeof(float));
-    for (size_t i = 0; i < (size_t)N * C; i++) out[i] = routed[i] + shared[i];
+    const long NC = (long)N * C;
+#pragma omp parallel for schedule(static) if (NC > 65536 && nt > 1)
+    for (long i = 0; i < NC; i++) out[i] = routed[i] + shared[i];
 }
 
 void moe_backward_cpu(float *dinp, LayerWeights *g, const float *dout, const float *dscores, const float *inp,
@@ -147,9 +273,30 @@ void moe_backward_cpu(float *dinp, LayerWeights *g, const float *dout, const flo
         }
     }
 
-    /* routed experts: one set of products per expert (in chunks of R gathered rows) */
+    /* routed experts: one set of products per expert, experts on every thread at once ... */
+    const int nt = cpu_team();
     const size_t R = n_rest / (2 * (size_t)C + 2 * (size_t)Hm);
-    if (R >= 1) {
+    ExpertRoom er;
+    if (experts_spread(E, nt, 6.0 * N * K * C * Hm) &&
+        expert_room(&er, idx, N, K, E, nt, (size_t)N * (2 * (size_t)C + 2 * (size_t)Hm), NK * C)) {
+        float *dxs = er.shared; /* (N·K, C): every slot's input gradient */
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+        for (int i = 0; i < E; i++) {
+            const int e = er.order[i], ne = er.off[e + 1] - er.off[e];
+            if (ne) expert_backward(g, dxs, dout, inp, weights, eg, eu, ea, er.slots + er.off[e], ne, e, w, N, C, Hm, K,
+                                    er.room + (size_t)cpu_thread() * er.each);
+        }
+        /* each token's input gradient, its slots added in slot order */
+#pragma omp parallel for schedule(static) if (NK * C > 65536)
+        for (int n = 0; n < N; n++) {
+            float *dx = dinp + (size_t)n * C;
+            for (int k = 0; k < K; k++) {
+                const float *src = dxs + ((size_t)n * K + k) * C;
+                for (int c = 0; c < C; c++) dx[c] += src[c];
+            }
+        }
+    } else if (R >= 1) {
+        /* ... or one after another, in chunks of R gathered rows, each product split over the threads */
         float *X = rest, *dO = X + R * C, *dA = dO + R * C, *A = dA + R * Hm;
         for (int e = 0; e < E; e++) {
             float *dWg = g->exp_gate + e * per, *dWu = g->exp_up + e * per, *dWd = g->exp_down + e * per;

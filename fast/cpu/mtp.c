@@ -33,8 +33,8 @@ int mtp_forward_cpu(const Model *m, MtpState *ms, const int *ids, const float *h
             }
         /* h' = eh_proj([enorm(Emb(t_{i+k})) ; hnorm(h^{k-1}_i)]) */
         embedding_forward(d->emb, d->ids_e, m->wte, N, C);
-        rmsnorm_forward(d->en, d->en_rstd, d->emb, mw->enorm, N, C, c->eps);
-        rmsnorm_forward(d->hn, d->hn_rstd, d->hin, mw->hnorm, N, C, c->eps);
+        rmsnorm_forward_cpu(d->en, d->en_rstd, d->emb, mw->enorm, N, C, c->eps);
+        rmsnorm_forward_cpu(d->hn, d->hn_rstd, d->hin, mw->hnorm, N, C, c->eps);
         for (int n = 0; n < N; n++) {
             memcpy(d->cat + (size_t)n * 2 * C, d->en + (size_t)n * C, (size_t)C * sizeof(float));
             memcpy(d->cat + (size_t)n * 2 * C + C, d->hn + (size_t)n * C, (size_t)C * sizeof(float));
@@ -48,7 +48,7 @@ int mtp_forward_cpu(const Model *m, MtpState *ms, const int *ids, const float *h
         block_forward_cpu(m, &d->s, &d->kv, &m->layers[c->L + k - 1], &d->s.layer[0], 0, px, B, Tk, 0, ATTN_NAIVE, NULL);
         d->kv.len = Tk;
         memcpy(d->hout, d->s.x, (size_t)N * C * sizeof(float));
-        rmsnorm_forward(d->ho_n, d->ho_rstd, d->hout, mw->head_norm, N, C, c->eps);
+        rmsnorm_forward_cpu(d->ho_n, d->ho_rstd, d->hout, mw->head_norm, N, C, c->eps);
         matmul_forward_blas(d->logits, d->ho_n, m->lm_head, N, C, c->V);
         d->loss = crossentropy_forward_cpu(d->probs, d->logits, d->targets, N, c->V, &d->count);
     }
@@ -71,7 +71,7 @@ void mtp_backward_cpu(Model *grads, const Model *m, MtpState *ms, float scale, f
         crossentropy_backward_cpu(dlogits, scale, d->probs, d->targets, N, c->V, d->count);
         memset(d->tmp, 0, NC * sizeof(float));
         matmul_backward_blas(d->tmp, grads->lm_head, dlogits, d->ho_n, m->lm_head, N, C, c->V);
-        rmsnorm_backward(d->dh, gmw->head_norm, d->tmp, d->hout, mw->head_norm, d->ho_rstd, N, C);
+        rmsnorm_backward_cpu(d->dh, gmw->head_norm, d->tmp, d->hout, mw->head_norm, d->ho_rstd, N, C);
         /* the block: g.dx holds d h^k on entry, d h' on return */
         memcpy(d->g.dx, d->dh, NC * sizeof(float));
         block_backward_cpu(&grads->layers[c->L + k - 1], &d->g, m, &d->s, &d->kv, &m->layers[c->L + k - 1], &d->s.layer[0],
@@ -85,10 +85,10 @@ void mtp_backward_cpu(Model *grads, const Model *m, MtpState *ms, float scale, f
             memcpy(d_hn + (size_t)n * C, d->dcat + (size_t)n * 2 * C + C, (size_t)C * sizeof(float));
         }
         memset(d->tmp, 0, NC * sizeof(float));
-        rmsnorm_backward(d->tmp, gmw->enorm, d_en, d->emb, mw->enorm, d->en_rstd, N, C);
+        rmsnorm_backward_cpu(d->tmp, gmw->enorm, d_en, d->emb, mw->enorm, d->en_rstd, N, C);
         embedding_backward(grads->wte, d->tmp, d->ids_e, N, C);
         memset(d->tmp, 0, NC * sizeof(float));
-        rmsnorm_backward(d->tmp, gmw->hnorm, d_hn, d->hin, mw->hnorm, d->hn_rstd, N, C);
+        rmsnorm_backward_cpu(d->tmp, gmw->hnorm, d_hn, d->hin, mw->hnorm, d->hn_rstd, N, C);
         /* d h^{k-1} at the Tk positions: into the previous depth, or the main model */
         float *dprev = k == 1 ? dh0 : ms->d[k - 2].dh;
         int Tprev = k == 1 ? T : ms->d[k - 2].T;

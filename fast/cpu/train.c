@@ -29,10 +29,10 @@ int train_step_grads_cpu(const Model *m, Model *grads, TrainBuffers *tb, const i
     const Config *c = &m->cfg;
     const int B = tb->B, T = tb->T, N = B * T;
     memset(out, 0, sizeof *out);
-    memset(grads->arena, 0, grads->n_floats * sizeof(float));
+    cpu_zero(grads->arena, grads->n_floats);
     int count;
     if (main_forward_cpu(m, tb, ids, &out->main, &count, err)) return -1;
-    memset(tb->g.dlogits, 0, (size_t)N * c->V * sizeof(float));
+    cpu_zero(tb->g.dlogits, (size_t)N * c->V);
     crossentropy_backward_cpu(tb->g.dlogits, 1.0f, tb->g.probs, tb->g.targets, N, c->V, count);
 
     /* Multi-Token Prediction: λ/D · Σ_k L^k, reading the final norm's output */
