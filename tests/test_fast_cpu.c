@@ -982,9 +982,10 @@ static void test_crossentropy(void **st) {
     check_crossentropy(300, 257, 3); /* N·V past the OpenMP threshold, odd V */
 }
 
-/* AdamW and clipping are the reference's arithmetic element for element: compared bit for bit */
-static void test_optim(void **st) {
-    (void)st;
+/* AdamW and clipping are the reference's arithmetic element for element: compared bit for bit;
+ * on one thread and on three (the trained elements cut into one span per thread, across tensors) */
+static void check_optim(int threads) {
+    int nt_old = set_threads(threads);
     Model m[2], g[2];
     SeekErr e;
     if (model_load(&m[1], "tests/fixtures/trained_v3", &e) || model_load(&m[0], "tests/fixtures/trained_v3", &e)) fail_msg("%s", e.msg);
@@ -1002,8 +1003,10 @@ static void test_optim(void **st) {
     memcpy(mom[0][0], mom[1][0], n * sizeof(float));
     memcpy(mom[0][1], mom[1][1], n * sizeof(float));
     double n0 = grad_global_norm_cpu(&g[0]), n1 = grad_global_norm(&g[1]);
-    print_message("  grad_global_norm %.17g vs %.17g (rel %.1e)\n", n0, n1, fabs(n0 - n1) / n1);
+    print_message("  (%d thread%s) grad_global_norm %.17g vs %.17g (rel %.1e)\n", threads, threads > 1 ? "s" : "", n0, n1,
+                  fabs(n0 - n1) / n1);
     assert_true(fabs(n0 - n1) <= TOL_DOUBLE_SUM_REL * n1);
+    assert_true(grad_global_norm_cpu(&g[0]) == n0); /* the same sum every run */
     float f0 = grad_clip_cpu(&g[0], n1, 0.5 * n1), f1 = grad_clip(&g[1], n1, 0.5 * n1);
     assert_true(f0 == f1 && f0 < 1.0f);
     assert_memory_equal(g[0].arena, g[1].arena, n * sizeof(float));
@@ -1022,6 +1025,13 @@ static void test_optim(void **st) {
         model_free(&m[i]);
         model_free(&g[i]);
     }
+    set_threads(nt_old);
+}
+
+static void test_optim(void **st) {
+    (void)st;
+    check_optim(1);
+    check_optim(3);
 }
 
 /* gradients of two Models, tensor by tensor by name, within the verify limits */

@@ -174,12 +174,14 @@ void cpu_sgemm_acc(int a_trans, int b_trans, int M, int N, int K, const float *A
  * out, and the caller then takes its one-thread path. Call it outside parallel regions: the
  * caller's OpenMP team shares the buffer, each thread its own part. cpu_workspace_release frees
  * the calling thread's slots. cpu_team is the number of threads a twin may run whole heads or
- * experts on (1 inside a parallel region), cpu_thread the calling thread's number in its team. */
+ * experts on (1 inside a parallel region), cpu_thread the calling thread's number in its team
+ * and cpu_thread_count the size of that team (1 outside a parallel region). */
 enum { CPU_WS_ATTENTION, CPU_WS_MOE, CPU_WS_SLOTS };
 void *cpu_workspace(int slot, size_t bytes);
 void cpu_workspace_release(void);
 int cpu_team(void);
 int cpu_thread(void);
+int cpu_thread_count(void);
 /* Internal (workspace.c): p[0, n) = 0, large arrays (gradients, logits) over the threads. */
 void cpu_zero(float *p, size_t n);
 

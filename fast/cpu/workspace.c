@@ -72,6 +72,14 @@ void cpu_zero(float *p, size_t n) {
     }
 }
 
+int cpu_thread_count(void) {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 int cpu_thread(void) {
 #ifdef _OPENMP
     return omp_get_thread_num();
