@@ -409,6 +409,199 @@ static void test_swiglu(void **st) {
     check_swiglu(7, 1023, 7);
 }
 
+/* ---- backward twins: gradients pre-filled with the same non-zero values on both sides, so a
+ * `=` where `+=` belongs shows ---- */
+
+/* a guarded device buffer holding the host values h (n) */
+static DBuf dbuf_of(const float *h, size_t n) {
+    DBuf b = dbuf_new(n);
+    if (n) CK(cudaMemcpy(b.p, h, n * sizeof(float), cudaMemcpyHostToDevice));
+    return b;
+}
+
+static void check_embedding_backward(int N, int C, int V) {
+    float *dout = rnd((size_t)N * C, 1.0f), *g0 = rnd((size_t)V * C, 1.0f);
+    int *ids = malloc((size_t)N * sizeof(int));
+    for (int n = 0; n < N; n++) ids[n] = (int)(rng_u32(&g_rng) % (uint32_t)V); /* V small: tokens repeat */
+    float *d_dout = up(dout, (size_t)N * C);
+    int *d_ids = up_i(ids, (size_t)N);
+    DBuf g = dbuf_of(g0, (size_t)V * C);
+    embedding_backward_cuda(g.p, d_dout, d_ids, N, C, 0);
+    sync_check("embedding_backward");
+    embedding_backward(g0, dout, ids, N, C);
+    char what[80];
+    snprintf(what, sizeof what, "embedding_backward N=%d C=%d V=%d", N, C, V);
+    expect_dev(what, &g, g0);
+    CK(cudaFree(d_dout));
+    CK(cudaFree(d_ids));
+    free(dout);
+    free(ids);
+}
+
+static void check_rmsnorm_backward(int N, int C, int with_dinp) {
+    float *x = rnd((size_t)N * C, 2.0f), *w = rnd((size_t)C, 1.0f), *dy = rnd((size_t)N * C, 1.0f);
+    float *y = hbuf((size_t)N * C), *r = hbuf((size_t)N);
+    rmsnorm_forward(y, r, x, w, N, C, 1e-6f);
+    float *gx = rnd((size_t)N * C, 1.0f), *gw = rnd((size_t)C, 1.0f);
+    float *d_x = up(x, (size_t)N * C), *d_w = up(w, (size_t)C), *d_dy = up(dy, (size_t)N * C), *d_r = up(r, (size_t)N);
+    DBuf dgx = dbuf_of(gx, (size_t)N * C), dgw = dbuf_of(gw, (size_t)C);
+    rmsnorm_backward_cuda(with_dinp ? dgx.p : NULL, dgw.p, d_dy, d_x, d_w, d_r, N, C, 0);
+    sync_check("rmsnorm_backward");
+    rmsnorm_backward(with_dinp ? gx : NULL, gw, dy, x, w, r, N, C);
+    char what[80];
+    snprintf(what, sizeof what, "rmsnorm_backward N=%d C=%d%s dinp", N, C, with_dinp ? "" : " (NULL: untouched)");
+    expect_dev(what, &dgx, gx);
+    expect_dev("  ... dweight", &dgw, gw);
+    float *fr[] = {d_x, d_w, d_dy, d_r};
+    for (int i = 0; i < 4; i++) CK(cudaFree(fr[i]));
+    free(x), free(w), free(dy), free(y), free(r);
+}
+
+static void check_matmul_backward(int N, int IC, int OC, int which) {
+    float *x = rnd((size_t)N * IC, 1.0f), *w = rnd((size_t)OC * IC, 1.0f / sqrtf((float)IC)), *dy = rnd((size_t)N * OC, 1.0f);
+    float *gx = rnd((size_t)N * IC, 1.0f), *gw = rnd((size_t)OC * IC, 1.0f);
+    float *d_x = up(x, (size_t)N * IC), *d_w = up(w, (size_t)OC * IC), *d_dy = up(dy, (size_t)N * OC);
+    DBuf dgx = dbuf_of(gx, (size_t)N * IC), dgw = dbuf_of(gw, (size_t)OC * IC);
+    /* which: 3 both, 1 dinp only, 2 dweight only */
+    matmul_backward_cuda(which & 1 ? dgx.p : NULL, which & 2 ? dgw.p : NULL, d_dy, d_x, d_w, N, IC, OC, 0);
+    sync_check("matmul_backward");
+    matmul_backward(which & 1 ? gx : NULL, which & 2 ? gw : NULL, dy, x, w, N, IC, OC);
+    char what[80];
+    snprintf(what, sizeof what, "matmul_backward N=%d IC=%d OC=%d dinp%s", N, IC, OC, which & 1 ? "" : " (NULL)");
+    expect_dev(what, &dgx, gx);
+    expect_dev(which & 2 ? "  ... dweight" : "  ... dweight (NULL)", &dgw, gw);
+    CK(cudaFree(d_x));
+    CK(cudaFree(d_w));
+    CK(cudaFree(d_dy));
+    free(x), free(w), free(dy);
+}
+
+static void check_rope_backward(int n_vec, int extra, int rd, int pos, int yarn, RopeLayout layout) {
+    Config c = rope_cfg(rd, yarn);
+    float inv[600], af;
+    rope_inv_freq(inv, &af, &c);
+    size_t stride = (size_t)rd + extra, n = (size_t)n_vec * stride;
+    float *dy = rnd(n, 1.0f), *dinv = up(inv, (size_t)rd / 2);
+    DBuf o = dbuf_of(dy, n); /* in place, as the backward runs */
+    rope_backward_cuda(o.p, o.p, n_vec, stride, pos, dinv, af, rd, layout, 0);
+    sync_check("rope_backward");
+    rope_backward(dy, dy, n_vec, stride, pos, inv, af, rd, layout);
+    char what[96];
+    snprintf(what, sizeof what, "rope_backward n_vec=%d rd=%d pos=%d %s %s", n_vec, rd, pos, yarn ? "yarn" : "default",
+             layout == ROPE_LAYOUT_HALF ? "half" : "interleaved");
+    expect_dev(what, &o, dy);
+    CK(cudaFree(dinv));
+}
+
+static void check_swiglu_backward(int N, int C, int H) {
+    float *x = rnd((size_t)N * C, 1.0f), *wg = rnd((size_t)H * C, 1.0f / sqrtf((float)C)),
+          *wu = rnd((size_t)H * C, 1.0f / sqrtf((float)C)), *wd = rnd((size_t)C * H, 1.0f / sqrtf((float)H));
+    float *o = hbuf((size_t)N * C), *g = hbuf((size_t)N * H), *u = hbuf((size_t)N * H), *a = hbuf((size_t)N * H);
+    swiglu_forward(o, g, u, a, x, wg, wu, wd, N, C, H);
+    float *dy = rnd((size_t)N * C, 1.0f), *gx = rnd((size_t)N * C, 1.0f), *ggw = rnd((size_t)H * C, 1.0f),
+          *guw = rnd((size_t)H * C, 1.0f), *gdw = rnd((size_t)C * H, 1.0f), *scr = malloc(3 * (size_t)N * H * sizeof(float));
+    float *d_x = up(x, (size_t)N * C), *d_wg = up(wg, (size_t)H * C), *d_wu = up(wu, (size_t)H * C), *d_wd = up(wd, (size_t)C * H);
+    float *d_g = up(g, (size_t)N * H), *d_u = up(u, (size_t)N * H), *d_a = up(a, (size_t)N * H), *d_dy = up(dy, (size_t)N * C);
+    float *d_scr = NULL;
+    CK(cudaMalloc((void **)&d_scr, 3 * (size_t)N * H * sizeof(float)));
+    DBuf dgx = dbuf_of(gx, (size_t)N * C), dgg = dbuf_of(ggw, (size_t)H * C), dgu = dbuf_of(guw, (size_t)H * C),
+         dgd = dbuf_of(gdw, (size_t)C * H);
+    swiglu_backward_cuda(dgx.p, dgg.p, dgu.p, dgd.p, d_dy, d_x, d_g, d_u, d_a, d_wg, d_wu, d_wd, N, C, H, d_scr, 0);
+    sync_check("swiglu_backward");
+    swiglu_backward(gx, ggw, guw, gdw, dy, x, g, u, a, wg, wu, wd, N, C, H, scr);
+    char what[80];
+    snprintf(what, sizeof what, "swiglu_backward N=%d C=%d H=%d dinp", N, C, H);
+    expect_dev(what, &dgx, gx);
+    expect_dev("  ... dW_gate", &dgg, ggw);
+    expect_dev("  ... dW_up", &dgu, guw);
+    expect_dev("  ... dW_down", &dgd, gdw);
+    float *fr[] = {d_x, d_wg, d_wu, d_wd, d_g, d_u, d_a, d_dy, d_scr};
+    for (int i = 0; i < 9; i++) CK(cudaFree(fr[i]));
+    free(x), free(wg), free(wu), free(wd), free(o), free(g), free(u), free(a), free(dy), free(scr);
+}
+
+static void check_attention_backward(int T, int NH, int NKV, int DQ, int DV, int pad) {
+    size_t ks = (size_t)NKV * DQ + pad, vs = (size_t)NKV * DV + pad;
+    float *q = rnd((size_t)T * NH * DQ, 1.0f), *k = rnd((size_t)T * ks, 1.0f), *v = rnd((size_t)T * vs, 1.0f);
+    float *dz = rnd((size_t)T * NH * DV, 1.0f), *row = malloc(ATTN_BWD_SCRATCH(T) * sizeof(float));
+    float *z = hbuf((size_t)T * NH * DV), *pat = hbuf((size_t)NH * T * T);
+    float scale = 1.0f / sqrtf((float)DQ);
+    attention_forward(z, NULL, pat, q, k, v, T, 0, T, NH, NKV, DQ, DV, ks, vs, scale, row);
+    float *gq = rnd((size_t)T * NH * DQ, 1.0f), *gk = rnd((size_t)T * ks, 1.0f), *gv = rnd((size_t)T * vs, 1.0f);
+    float *d_q = up(q, (size_t)T * NH * DQ), *d_k = up(k, (size_t)T * ks), *d_v = up(v, (size_t)T * vs);
+    float *d_dz = up(dz, (size_t)T * NH * DV), *d_p = up(pat, (size_t)NH * T * T);
+    DBuf dgq = dbuf_of(gq, (size_t)T * NH * DQ), dgk = dbuf_of(gk, (size_t)T * ks), dgv = dbuf_of(gv, (size_t)T * vs);
+    attention_backward_cuda(dgq.p, dgk.p, dgv.p, d_dz, d_p, d_q, d_k, d_v, T, NH, NKV, DQ, DV, ks, vs, scale, NULL, 0);
+    sync_check("attention_backward");
+    attention_backward(gq, gk, gv, dz, pat, q, k, v, T, NH, NKV, DQ, DV, ks, vs, scale, row);
+    char what[96];
+    snprintf(what, sizeof what, "attention_backward T=%d NH=%d NKV=%d DQ=%d DV=%d dq", T, NH, NKV, DQ, DV);
+    expect_dev(what, &dgq, gq);
+    expect_dev("  ... dk (strided rows)", &dgk, gk);
+    expect_dev("  ... dv (strided rows)", &dgv, gv);
+    float *fr[] = {d_q, d_k, d_v, d_dz, d_p};
+    for (int i = 0; i < 5; i++) CK(cudaFree(fr[i]));
+    free(q), free(k), free(v), free(dz), free(row), free(z), free(pat);
+}
+
+static void check_crossentropy(int N, int V, int every) {
+    float *lg = rnd((size_t)N * V, 4.0f), *gl = rnd((size_t)N * V, 1.0f), *pr = hbuf((size_t)N * V);
+    int *tg = malloc((size_t)N * sizeof(int));
+    for (int n = 0; n < N; n++) tg[n] = every && n % every == every - 1 ? -1 : (int)(rng_u32(&g_rng) % (uint32_t)V);
+    float *d_lg = up(lg, (size_t)N * V);
+    int *d_tg = up_i(tg, (size_t)N);
+    DBuf dp = dbuf_new((size_t)N * V), dg = dbuf_of(gl, (size_t)N * V);
+    int c0 = -1, c1 = -1;
+    double l0 = crossentropy_forward_cuda(dp.p, d_lg, d_tg, N, V, &c0, 0);
+    sync_check("crossentropy_forward");
+    double l1 = crossentropy_forward(pr, lg, tg, N, V, &c1);
+    char what[96];
+    snprintf(what, sizeof what, "crossentropy N=%d V=%d: loss %.9g vs %.9g, count %d", N, V, l0, l1, c1);
+    print_message("  %s\n", what);
+    assert_int_equal(c0, c1);
+    if (fabs(l0 - l1) > TOL_CUDA_OP_ATOL + TOL_CUDA_OP_RTOL * fabs(l1)) fail_msg("%s: the losses differ", what);
+    crossentropy_backward_cuda(dg.p, 0.7f, dp.p, d_tg, N, V, c0, 0);
+    sync_check("crossentropy_backward");
+    crossentropy_backward(gl, 0.7f, pr, tg, N, V, c1);
+    expect_dev("  ... probs", &dp, pr);
+    expect_dev("  ... dlogits (accumulated)", &dg, gl);
+    CK(cudaFree(d_lg));
+    CK(cudaFree(d_tg));
+    free(lg), free(tg);
+}
+
+static void test_backward_ops(void **st) {
+    (void)st;
+    check_embedding_backward(64, 96, 50);
+    check_embedding_backward(1, 7, 3);
+    check_embedding_backward(113, 1023, 7); /* most tokens repeat many times */
+    check_rmsnorm_backward(64, 128, 1);
+    check_rmsnorm_backward(1, 1, 1);
+    check_rmsnorm_backward(7, 7, 0);
+    check_rmsnorm_backward(113, 1023, 1);
+    check_matmul_backward(64, 128, 96, 3);
+    check_matmul_backward(1, 37, 53, 3); /* one row */
+    check_matmul_backward(7, 1, 3, 3);   /* IC = 1 */
+    check_matmul_backward(113, 129, 67, 1);
+    check_matmul_backward(5, 1023, 113, 2);
+    for (int layout = 0; layout < 2; layout++)
+        for (int yarn = 0; yarn < 2; yarn++) {
+            check_rope_backward(4, 0, 64, 17, yarn, (RopeLayout)layout);
+            check_rope_backward(7, 5, 14, 1023, yarn, (RopeLayout)layout);
+        }
+    check_swiglu_backward(32, 64, 128);
+    check_swiglu_backward(1, 37, 53);
+    check_swiglu_backward(113, 17, 130);
+    check_attention_backward(16, 4, 4, 32, 32, 0); /* nice: MHA */
+    check_attention_backward(1, 4, 2, 16, 16, 0);  /* T = 1, GQA */
+    check_attention_backward(7, 6, 2, 13, 11, 5);  /* GQA, odd widths, padded rows */
+    check_attention_backward(113, 3, 1, 7, 5, 3);  /* MQA: three heads into one KV row */
+    check_attention_backward(1023, 2, 2, 8, 4, 0); /* long rows */
+    check_crossentropy(7, 1023, 3);  /* every third row without a target */
+    check_crossentropy(1, 1, 0);     /* V = 1 */
+    check_crossentropy(113, 50, 0);
+}
+
 /* ---- MLA ---- */
 
 typedef struct {
@@ -849,6 +1042,229 @@ static void test_greedy_vs_transformers(void **st) {
     }
 }
 
+/* ---- MLA and MoE backward twins: every gradient pre-filled with the same random values on the
+ * device and for the reference, so a `=` where `+=` belongs shows; each twin runs twice from the
+ * same pre-fill and must give bitwise-identical gradients (no float atomics), then it is compared
+ * with the reference run on the host. Scratch is the reference's size, NaN-poisoned and guarded. */
+
+typedef struct {
+    DBuf d;       /* the device gradient, guarded */
+    float *init;  /* the pre-fill */
+    float *want;  /* the reference's gradient (accumulated onto the pre-fill) */
+    float *first; /* the twin's first run */
+} BwGrad;
+
+static BwGrad bw_grad(size_t n) {
+    BwGrad g;
+    g.d = dbuf_new(n);
+    g.init = rnd(n, 1.0f);
+    g.want = malloc((n ? n : 1) * sizeof(float));
+    g.first = malloc((n ? n : 1) * sizeof(float));
+    assert_non_null(g.want);
+    assert_non_null(g.first);
+    memcpy(g.want, g.init, n * sizeof(float));
+    if (n) CK(cudaMemcpy(g.d.p, g.init, n * sizeof(float), cudaMemcpyHostToDevice));
+    return g;
+}
+
+/* after the first run: keep its result, restore the pre-fill for the second */
+static void bw_rerun(BwGrad *g, const char *what) {
+    memcpy(g->first, dbuf_fetch(&g->d, what), g->d.n * sizeof(float));
+    if (g->d.n) CK(cudaMemcpy(g->d.p, g->init, g->d.n * sizeof(float), cudaMemcpyHostToDevice));
+}
+
+/* the second run equals the first bit for bit, and is close to the reference; frees g */
+static void bw_expect(const char *what, BwGrad *g) {
+    const float *got = dbuf_fetch(&g->d, what);
+    for (size_t i = 0; i < g->d.n; i++)
+        if (memcmp(&got[i], &g->first[i], sizeof(float)))
+            fail_msg("%s: element %zu is %.9g, %.9g in the first run (two runs not bitwise identical)", what, i, got[i],
+                     g->first[i]);
+    expect_close(what, got, g->want, g->d.n);
+    dbuf_free(&g->d);
+    free(g->init);
+    free(g->want);
+    free(g->first);
+}
+
+static void check_mla_backward(MlaCase *m, int T) {
+    const Config *c = &m->c;
+    const int N = T, C = c->C, NH = c->NH, dn = c->dn, dr = c->dr, dv = c->dv, dq = dn + dr, dkv = c->kv_lora_rank;
+    const int qr = c->q_lora_rank, q1 = qr ? qr : 1, qdim = NH * dq;
+    const size_t TH = (size_t)T * NH;
+    /* the forward's saved values, from the reference */
+    float *x = rnd((size_t)N * C, 1.0f);
+    float *q = hbuf((size_t)N * qdim), *qa = hbuf((size_t)N * qr), *ql = hbuf((size_t)N * qr), *qs = hbuf((size_t)N);
+    float *lat = hbuf((size_t)N * dkv), *kpe = hbuf((size_t)N * dr), *kva = hbuf((size_t)N * (dkv + dr)),
+          *kvs = hbuf((size_t)N);
+    float *kv = hbuf(TH * (dn + dv)), *k = hbuf(TH * dq), *v = hbuf(TH * dv), *z = hbuf(TH * dv),
+          *pat = hbuf((size_t)NH * T * T), *row = hbuf((size_t)T);
+    mla_q_forward(q, qa, ql, qs, x, &m->w, c, N);
+    mla_kv_forward(lat, kpe, kva, kvs, x, &m->w, c, N);
+    mla_attend_naive(z, NULL, pat, kv, k, v, q, lat, kpe, &m->w, c, T, 0, T, row);
+    float *dz = rnd(TH * dv, 1.0f), *dqin = rnd((size_t)N * qdim, 1.0f), *dlin = rnd((size_t)N * dkv, 1.0f),
+          *dkin = rnd((size_t)N * dr, 1.0f);
+    float *d_x = up(x, (size_t)N * C), *d_q = up(q, (size_t)N * qdim), *d_qa = up(qa, (size_t)N * qr),
+          *d_ql = up(ql, (size_t)N * qr), *d_qs = up(qs, (size_t)N), *d_lat = up(lat, (size_t)N * dkv),
+          *d_kva = up(kva, (size_t)N * (dkv + dr)), *d_kvs = up(kvs, (size_t)N), *d_k = up(k, TH * dq),
+          *d_v = up(v, TH * dv), *d_pat = up(pat, (size_t)NH * T * T), *d_dz = up(dz, TH * dv),
+          *d_dqin = up(dqin, (size_t)N * qdim), *d_dlin = up(dlin, (size_t)N * dkv), *d_dkin = up(dkin, (size_t)N * dr);
+    /* scratch: the largest of the three functions' (ref/mla.h) */
+    size_t sc = TH * (2 * (size_t)dq + 2 * (size_t)dv + dn) + ATTN_BWD_SCRATCH(T);
+    if (2 * (size_t)N * qr > sc) sc = 2 * (size_t)N * qr;
+    if ((size_t)N * (dkv + dr) > sc) sc = (size_t)N * (dkv + dr);
+    DBuf d_scr = dbuf_new(sc);
+    float *scr = hbuf(sc);
+    /* the gradients, pre-filled: the attention's inputs and W_kvb, then the projections' */
+    enum { DQ, DLAT, DKPE, WKVB, DX_KV, WKVA, KVNORM, DX_Q, WQA, QNORM, WQB, WQ, NG };
+    size_t gn[NG] = {(size_t)N * qdim, (size_t)N * dkv, (size_t)N * dr, (size_t)NH * (dn + dv) * dkv, (size_t)N * C,
+                     (size_t)(dkv + dr) * C, (size_t)dkv, (size_t)N * C, (size_t)q1 * C, (size_t)q1,
+                     (size_t)qdim * q1, (size_t)qdim * C};
+    BwGrad gr[NG];
+    for (int i = 0; i < NG; i++) gr[i] = bw_grad(gn[i]);
+    LayerWeights gd, gh;
+    memset(&gd, 0, sizeof gd);
+    memset(&gh, 0, sizeof gh);
+    gd.wkv_b = gr[WKVB].d.p, gd.wkv_a = gr[WKVA].d.p, gd.kv_a_norm = gr[KVNORM].d.p;
+    gd.wq_a = gr[WQA].d.p, gd.q_a_norm = gr[QNORM].d.p, gd.wq_b = gr[WQB].d.p, gd.wq = gr[WQ].d.p;
+    gh.wkv_b = gr[WKVB].want, gh.wkv_a = gr[WKVA].want, gh.kv_a_norm = gr[KVNORM].want;
+    gh.wq_a = gr[WQA].want, gh.q_a_norm = gr[QNORM].want, gh.wq_b = gr[WQB].want, gh.wq = gr[WQ].want;
+    char what[112];
+    snprintf(what, sizeof what, "mla backward T=%d", T);
+    for (int run = 0; run < 2; run++) {
+        mla_attend_naive_backward_cuda(gr[DQ].d.p, gr[DLAT].d.p, gr[DKPE].d.p, gd.wkv_b, d_dz, d_pat, d_q, d_lat, d_k,
+                                       d_v, &m->dw, c, T, d_scr.p, 0);
+        mla_kv_backward_cuda(gr[DX_KV].d.p, &gd, d_dlin, d_dkin, d_x, d_kva, d_kvs, &m->dw, c, N, d_scr.p, 0);
+        mla_q_backward_cuda(gr[DX_Q].d.p, &gd, d_dqin, d_x, d_qa, d_ql, d_qs, &m->dw, c, N, d_scr.p, 0);
+        sync_check(what);
+        if (run == 0)
+            for (int i = 0; i < NG; i++) bw_rerun(&gr[i], what);
+    }
+    dbuf_fetch(&d_scr, "mla backward scratch"); /* guards only: nothing written past the reference's size */
+    mla_attend_naive_backward(gr[DQ].want, gr[DLAT].want, gr[DKPE].want, gh.wkv_b, dz, pat, q, lat, k, v, &m->w, c, T,
+                              scr);
+    mla_kv_backward(gr[DX_KV].want, &gh, dlin, dkin, x, kva, kvs, &m->w, c, N, scr);
+    mla_q_backward(gr[DX_Q].want, &gh, dqin, x, qa, ql, qs, &m->w, c, N, scr);
+    snprintf(what, sizeof what, "mla_attend_naive_backward T=%d NH=%d dkv=%d dn=%d dr=%d dv=%d dq", T, NH, dkv, dn, dr, dv);
+    char what_kv[96], what_q[96];
+    snprintf(what_kv, sizeof what_kv, "mla_kv_backward N=%d C=%d dx", N, C);
+    snprintf(what_q, sizeof what_q, "mla_q_backward N=%d q_lora=%d dx", N, qr);
+    const char *names[NG] = {what, "  ... dlatent", "  ... dk_pe (summed over heads)", "  ... dW_kvb", what_kv,
+                             "  ... dW_kv_a", "  ... dkv_a_norm (strided rows)", what_q, "  ... dW_q_a",
+                             "  ... dq_a_norm", "  ... dW_q_b", "  ... dW_q"};
+    for (int i = 0; i < NG; i++) bw_expect(names[i], &gr[i]);
+    dbuf_free(&d_scr);
+    float *df[] = {d_x, d_q, d_qa, d_ql, d_qs, d_lat, d_kva, d_kvs, d_k, d_v, d_pat, d_dz, d_dqin, d_dlin, d_dkin};
+    for (size_t i = 0; i < sizeof df / sizeof df[0]; i++) CK(cudaFree(df[i]));
+    float *hf[] = {x, q, qa, ql, qs, lat, kpe, kva, kvs, kv, k, v, z, pat, row, dz, dqin, dlin, dkin, scr};
+    for (size_t i = 0; i < sizeof hf / sizeof hf[0]; i++) free(hf[i]);
+}
+
+static void test_mla_backward(void **st) {
+    (void)st;
+    MlaCase nice = mla_case(64, 4, 32, 32, 16, 8, 16);
+    check_mla_backward(&nice, 16);
+    check_mla_backward(&nice, 1); /* T = 1 */
+    mla_case_free(&nice);
+    MlaCase odd = mla_case(37, 3, 0, 13, 5, 4, 7); /* no q compression, odd widths */
+    check_mla_backward(&odd, 7);
+    check_mla_backward(&odd, 113);
+    mla_case_free(&odd);
+    MlaCase wide = mla_case(96, 2, 48, 300, 8, 4, 12); /* the latent wider than the norm's block */
+    check_mla_backward(&wide, 9);
+    mla_case_free(&wide);
+}
+
+/* moe_backward: saved values from the reference forward, K distinct experts per token, scores in
+ * (0.1, 1) */
+static void check_moe_backward(int N, int C, int E, int K, int Es, int Hm, ScoringFunc sf, int norm, int with_dscores) {
+    Config c;
+    memset(&c, 0, sizeof c);
+    c.C = C, c.E = E, c.K = K, c.Es = Es, c.Hm = Hm, c.scoring = sf, c.norm_topk_prob = norm, c.routed_scaling = 2.5;
+    const size_t ne = (size_t)E * Hm * C, ns = (size_t)Es * Hm * C, nr = (size_t)E * C;
+    const size_t NC = (size_t)N * C, NE = (size_t)N * E, NK = (size_t)N * K, nkh = NK * Hm, nsh = (size_t)N * Es * Hm;
+    LayerWeights w, dw;
+    memset(&w, 0, sizeof w);
+    memset(&dw, 0, sizeof dw);
+    float s_in = 1.0f / sqrtf((float)C), s_h = 1.0f / sqrtf((float)Hm);
+    w.exp_gate = rnd(ne, s_in), w.exp_up = rnd(ne, s_in), w.exp_down = rnd(ne, s_h), w.router = rnd(nr, s_in);
+    w.sh_gate = rnd(ns, s_in), w.sh_up = rnd(ns, s_in), w.sh_down = rnd(ns, Es ? 1.0f / sqrtf((float)(Es * Hm)) : 1.0f);
+    dw.exp_gate = up(w.exp_gate, ne), dw.exp_up = up(w.exp_up, ne), dw.exp_down = up(w.exp_down, ne);
+    dw.router = up(w.router, nr), dw.sh_gate = up(w.sh_gate, ns), dw.sh_up = up(w.sh_up, ns);
+    dw.sh_down = up(w.sh_down, ns);
+    float *x = rnd(NC, 1.0f), *gw = rnd(NK, 1.0f), *sc = rnd(NE, 0.45f);
+    for (size_t i = 0; i < NE; i++) sc[i] += 0.55f;
+    int *idx = malloc(NK * sizeof(int)), perm[256];
+    assert_non_null(idx);
+    assert_true(E <= 256);
+    for (int n = 0; n < N; n++) {
+        for (int e = 0; e < E; e++) perm[e] = e;
+        for (int e = E - 1; e > 0; e--) {
+            int j = (int)(rng_u32(&g_rng) % (uint32_t)(e + 1)), t = perm[e];
+            perm[e] = perm[j], perm[j] = t;
+        }
+        memcpy(idx + (size_t)n * K, perm, (size_t)K * sizeof(int));
+    }
+    float *out = hbuf(NC), *rt = hbuf(NC), *sh = hbuf(NC), *eg = hbuf(nkh), *eu = hbuf(nkh), *ea = hbuf(nkh),
+          *eo = hbuf(NK * C), *sg = hbuf(nsh), *su = hbuf(nsh), *sa = hbuf(nsh);
+    moe_forward(out, rt, sh, eg, eu, ea, eo, sg, su, sa, x, idx, gw, &w, N, &c);
+    float *dout = rnd(NC, 1.0f), *dsc = with_dscores ? rnd(NE, 0.1f) : NULL;
+    float *d_x = up(x, NC), *d_gw = up(gw, NK), *d_sc = up(sc, NE), *d_eg = up(eg, nkh), *d_eu = up(eu, nkh),
+          *d_ea = up(ea, nkh), *d_eo = up(eo, NK * C), *d_sg = up(sg, nsh), *d_su = up(su, nsh), *d_sa = up(sa, nsh),
+          *d_dout = up(dout, NC), *d_dsc = dsc ? up(dsc, NE) : NULL;
+    int *d_idx = up_i(idx, NK);
+    size_t nscr = moe_backward_scratch(&c, N);
+    DBuf d_scr = dbuf_new(nscr);
+    float *scr = hbuf(nscr);
+    enum { DINP, EGATE, EUP, EDOWN, ROUTER, SGATE, SUP, SDOWN, NG };
+    size_t gn[NG] = {NC, ne, ne, ne, nr, ns, ns, ns};
+    BwGrad gr[NG];
+    for (int i = 0; i < NG; i++) gr[i] = bw_grad(gn[i]);
+    LayerWeights gd, gh;
+    memset(&gd, 0, sizeof gd);
+    memset(&gh, 0, sizeof gh);
+    float **gdp[NG] = {NULL, &gd.exp_gate, &gd.exp_up, &gd.exp_down, &gd.router, &gd.sh_gate, &gd.sh_up, &gd.sh_down};
+    float **ghp[NG] = {NULL, &gh.exp_gate, &gh.exp_up, &gh.exp_down, &gh.router, &gh.sh_gate, &gh.sh_up, &gh.sh_down};
+    for (int i = 1; i < NG; i++) *gdp[i] = gr[i].d.p, *ghp[i] = gr[i].want;
+    char what[128];
+    snprintf(what, sizeof what, "moe_backward N=%d C=%d E=%d K=%d Es=%d Hm=%d %s%s%s dinp", N, C, E, K, Es, Hm,
+             sf == SCORE_SIGMOID ? "sigmoid" : "softmax", norm ? " norm" : "", with_dscores ? " +dscores" : "");
+    for (int run = 0; run < 2; run++) {
+        moe_backward_cuda(gr[DINP].d.p, &gd, d_dout, d_dsc, d_x, d_idx, d_gw, d_sc, d_eg, d_eu, d_ea, d_eo, d_sg, d_su,
+                          d_sa, &dw, N, &c, d_scr.p, 0);
+        sync_check(what);
+        if (run == 0)
+            for (int i = 0; i < NG; i++) bw_rerun(&gr[i], what);
+    }
+    dbuf_fetch(&d_scr, "moe backward scratch"); /* guards only */
+    moe_backward(gr[DINP].want, &gh, dout, dsc, x, idx, gw, sc, eg, eu, ea, eo, sg, su, sa, &w, N, &c, scr);
+    const char *names[NG] = {what, "  ... d experts gate", "  ... d experts up", "  ... d experts down",
+                             "  ... d router", "  ... d shared gate", "  ... d shared up", "  ... d shared down"};
+    for (int i = 0; i < NG; i++) bw_expect(names[i], &gr[i]);
+    dbuf_free(&d_scr);
+    float *df[] = {dw.exp_gate, dw.exp_up, dw.exp_down, dw.router, dw.sh_gate, dw.sh_up, dw.sh_down, d_x, d_gw, d_sc,
+                   d_eg, d_eu, d_ea, d_eo, d_sg, d_su, d_sa, d_dout, d_dsc};
+    for (size_t i = 0; i < sizeof df / sizeof df[0]; i++)
+        if (df[i]) CK(cudaFree(df[i]));
+    CK(cudaFree(d_idx));
+    float *hf[] = {w.exp_gate, w.exp_up, w.exp_down, w.router, w.sh_gate, w.sh_up, w.sh_down, x, gw, sc, out, rt, sh,
+                   eg, eu, ea, eo, sg, su, sa, dout, dsc, scr};
+    for (size_t i = 0; i < sizeof hf / sizeof hf[0]; i++) free(hf[i]);
+    free(idx);
+}
+
+static void test_moe_backward(void **st) {
+    (void)st;
+    check_moe_backward(32, 64, 16, 4, 1, 32, SCORE_SIGMOID, 1, 1);  /* nice, V3-like */
+    check_moe_backward(1, 37, 9, 1, 2, 13, SCORE_SOFTMAX, 0, 0);    /* N = 1, K = 1, V2-like, no dscores */
+    check_moe_backward(13, 29, 6, 6, 1, 11, SCORE_SIGMOID, 1, 1);   /* K = E: every expert for every token */
+    check_moe_backward(7, 31, 5, 5, 0, 9, SCORE_SOFTMAX, 0, 0);     /* K = E with softmax, no shared experts */
+    check_moe_backward(11, 24, 5, 2, 0, 7, SCORE_SOFTMAX, 0, 1);    /* no shared experts */
+    check_moe_backward(113, 33, 40, 7, 1, 17, SCORE_SIGMOID, 1, 0); /* more pairs than one warp's chunk, many experts */
+    check_moe_backward(7, 1023, 4, 2, 1, 9, SCORE_SOFTMAX, 1, 1);   /* wide rows; softmax renormalised */
+    check_moe_backward(9, 40, 200, 3, 2, 16, SCORE_SIGMOID, 0, 1);  /* most experts unchosen; sigmoid unnormalised */
+}
+
 static void test_summary(void **st) {
     (void)st;
     print_message("  largest op difference %.2e (limit %g + %g|ref|), largest op nmse %.2e (limit %g)\n", g_max_diff,
@@ -867,13 +1283,17 @@ int main(int argc, char **argv) {
     const struct CMUnitTest all[] = {
         cmocka_unit_test(test_embedding), cmocka_unit_test(test_rmsnorm),    cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_rope),      cmocka_unit_test(test_attention),  cmocka_unit_test(test_swiglu),
-        cmocka_unit_test(test_mla),       cmocka_unit_test(test_moe),        cmocka_unit_test(test_summary),
+        cmocka_unit_test(test_backward_ops),
+        cmocka_unit_test(test_mla),       cmocka_unit_test(test_moe),
+        cmocka_unit_test(test_mla_backward), cmocka_unit_test(test_moe_backward), cmocka_unit_test(test_summary),
         cmocka_unit_test(test_model_forward), cmocka_unit_test(test_model_edits),
         cmocka_unit_test(test_greedy_vs_transformers),
     };
     /* --ops: the op tests alone (what compute-sanitizer runs: the model tests add time, not kernels) */
     int ops_only = argc > 1 && !strcmp(argv[1], "--ops");
-    int rc = ops_only ? _cmocka_run_group_tests("cuda twins vs ref (ops)", all, 9, NULL, NULL)
+    size_t n_ops = 1; /* every test up to and including test_summary */
+    while (all[n_ops - 1].test_func != test_summary) n_ops++;
+    int rc = ops_only ? _cmocka_run_group_tests("cuda twins vs ref (ops)", all, n_ops, NULL, NULL)
                       : cmocka_run_group_tests_name("cuda twins vs ref", all, NULL, NULL);
     cuda_release();
     return rc;

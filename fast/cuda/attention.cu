@@ -15,7 +15,18 @@
  *           reference's loop.
  * The row's scores live in shared memory (up to the device's opt-in limit, 227 KB = 58k keys on
  * H100), beyond that in the context workspace, one row per block. Absorbed MLA reuses the same
- * kernel with a second (rope) dot product per key (AttnRows in internal.cuh). */
+ * kernel with a second (rope) dot product per key (AttnRows in internal.cuh).
+ *
+ * Backward (whole sequences, pos0 = 0; ACCUMULATES into dq, dk, dv), the reference's loops split
+ * by who owns each sum, so no two threads add into one element and every float sum keeps the
+ * reference's order:
+ *   kernel 1, one block per query row (t, h): thread per key j ≤ t, dP_j = Σ_d dz[d]·v_j[d] left
+ *     to right; Σ_j P_j·dP_j in double (a tree); dS_j = P_j·(dP_j − Σ)·scale, kept in the context
+ *     workspace (NH·T·T floats: the reference's `row` holds one row, and is unused here); then
+ *     thread per element d, dq[d] += dS_j·k_j[d] for j = 0..t in order;
+ *   kernel 2, one block per key row (j, kv head g): thread per element d, dv_j[d] += P·dz and
+ *     dk_j[d] += dS·q summed over the query heads of g in head order and t = j..T−1 in order
+ *     (the reference's (h, t) loop order for a fixed key). */
 #include <string.h>
 
 #include "cuda/internal.cuh"
@@ -130,4 +141,73 @@ extern "C" void attention_forward_cuda(float *z, float *scores, float *pattern, 
     a.group = NH / NKV;
     a.scale = scale;
     cuda_attend_rows(&a, st);
+}
+
+#define ATTB_THREADS 128
+
+__global__ static void attention_backward_q_kernel(float *dq, float *ds, const float *dz, const float *pattern,
+                                                   const float *q, const float *k, const float *v, int T, int NH,
+                                                   int group, int DQ, int DV, size_t k_stride, size_t v_stride,
+                                                   float scale) {
+    __shared__ double shd[32];
+    const int t = blockIdx.x / NH, h = blockIdx.x % NH, g = h / group;
+    const float *p = pattern + ((size_t)h * T + t) * T;
+    const float *dzv = dz + ((size_t)t * NH + h) * DV;
+    float *dsr = ds + ((size_t)h * T + t) * T;
+    /* dP_j and Σ_j P_j·dP_j */
+    double pdp = 0.0;
+    for (int j = threadIdx.x; j <= t; j += blockDim.x) {
+        const float *vv = v + (size_t)j * v_stride + (size_t)g * DV;
+        float dp = 0.0f;
+        for (int d = 0; d < DV; d++) dp += dzv[d] * vv[d];
+        dsr[j] = dp;
+        pdp += (double)p[j] * dp;
+    }
+    pdp = block_sum_d(pdp, shd); /* its barriers also make dsr's writes visible to the block */
+    for (int j = threadIdx.x; j <= t; j += blockDim.x) dsr[j] = p[j] * (dsr[j] - (float)pdp) * scale;
+    __syncthreads();
+    /* dq[d] += Σ_j dS_j·k_j[d], j in order */
+    float *dqv = dq + ((size_t)t * NH + h) * DQ;
+    for (int d = threadIdx.x; d < DQ; d += blockDim.x) {
+        float acc = dqv[d];
+        for (int j = 0; j <= t; j++) acc += dsr[j] * k[(size_t)j * k_stride + (size_t)g * DQ + d];
+        dqv[d] = acc;
+    }
+}
+
+__global__ static void attention_backward_kv_kernel(float *dk, float *dv, const float *ds, const float *dz,
+                                                    const float *pattern, const float *q, int T, int NH, int group,
+                                                    int DQ, int DV, size_t k_stride, size_t v_stride) {
+    const int NKV = NH / group, j = blockIdx.x / NKV, g = blockIdx.x % NKV;
+    float *dvv = dv + (size_t)j * v_stride + (size_t)g * DV;
+    float *dkv = dk + (size_t)j * k_stride + (size_t)g * DQ;
+    for (int d = threadIdx.x; d < DV; d += blockDim.x) {
+        float acc = dvv[d];
+        for (int h = g * group; h < (g + 1) * group; h++)
+            for (int t = j; t < T; t++) acc += pattern[((size_t)h * T + t) * T + j] * dz[((size_t)t * NH + h) * DV + d];
+        dvv[d] = acc;
+    }
+    for (int d = threadIdx.x; d < DQ; d += blockDim.x) {
+        float acc = dkv[d];
+        for (int h = g * group; h < (g + 1) * group; h++)
+            for (int t = j; t < T; t++) acc += ds[((size_t)h * T + t) * T + j] * q[((size_t)t * NH + h) * DQ + d];
+        dkv[d] = acc;
+    }
+}
+
+extern "C" void attention_backward_cuda(float *dq, float *dk, float *dv, const float *dz, const float *pattern,
+                                        const float *q, const float *k, const float *v, int T, int NH, int NKV, int DQ,
+                                        int DV, size_t k_stride, size_t v_stride, float scale, float *row,
+                                        cudaStream_t st) {
+    (void)row;
+    if (T <= 0 || NH <= 0) return;
+    float *ds = (float *)cuda_workspace((size_t)NH * T * T * sizeof(float));
+    if (!ds) return; /* recorded by cuda_workspace */
+    const int group = NH / NKV;
+    attention_backward_q_kernel<<<T * NH, ATTB_THREADS, 0, st>>>(dq, ds, dz, pattern, q, k, v, T, NH, group, DQ, DV,
+                                                                 k_stride, v_stride, scale);
+    LAUNCH_CHECK("attention_backward_q");
+    attention_backward_kv_kernel<<<T * NKV, ATTB_THREADS, 0, st>>>(dk, dv, ds, dz, pattern, q, T, NH, group, DQ, DV,
+                                                                   k_stride, v_stride);
+    LAUNCH_CHECK("attention_backward_kv");
 }

@@ -97,6 +97,53 @@ void moe_forward_cuda(float *out, float *routed, float *shared, float *eg, float
                       float *su, float *sa, const float *inp, const int *idx, const float *weights, const LayerWeights *w,
                       int N, const Config *cfg, cudaStream_t st);
 
+/* ---- backward twins (device pointers; every one ACCUMULATES into its gradients, as ref/) ----
+ * Scratch arguments are device buffers of the sizes the reference states. No float atomics:
+ * every sum has one owner thread or a fixed reduction tree, so two runs are bitwise identical. */
+
+/* embedding.cu: dwte[ids[n]] += dout[n], each row of dwte summed over its tokens in token order. */
+void embedding_backward_cuda(float *dwte, const float *dout, const int *ids, int N, int C, cudaStream_t st);
+/* rmsnorm.cu: the row dot in double; dweight summed over the rows in row order, one thread a column. */
+void rmsnorm_backward_cuda(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
+                           const float *rstd, int N, int C, cudaStream_t st);
+/* matmul.cu: dinp += dout·W and dweight += doutᵀ·inp, two pedantic sgemm with beta = 1 (either may be NULL). */
+void matmul_backward_cuda(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight, int N,
+                          int IC, int OC, cudaStream_t st);
+/* rope.cu: the transpose of the rotation, in place when dinp == dout (not accumulating, as ref/). */
+void rope_backward_cuda(float *dinp, const float *dout, int n_vec, size_t stride, int pos, const float *inv_freq,
+                        float attn_factor, int rd, RopeLayout layout, cudaStream_t st);
+/* mlp.cu: scratch 3·N·H floats (dact, dgate, dup), as the reference. */
+void swiglu_backward_cuda(float *dinp, float *dw_gate, float *dw_up, float *dw_down, const float *dout, const float *inp,
+                          const float *gate, const float *up, const float *act, const float *w_gate, const float *w_up,
+                          const float *w_down, int N, int C, int H, float *scratch, cudaStream_t st);
+/* attention.cu: whole sequences (pos0 = 0); row is ATTN_BWD_SCRATCH(T) floats. dq by one block per
+ * query row, dk/dv by one block per key row (GQA heads summed in head order): no atomics. */
+void attention_backward_cuda(float *dq, float *dk, float *dv, const float *dz, const float *pattern, const float *q,
+                             const float *k, const float *v, int T, int NH, int NKV, int DQ, int DV, size_t k_stride,
+                             size_t v_stride, float scale, float *row, cudaStream_t st);
+/* loss.cu: probs (N, V) and the mean loss over rows with a target (summed in double, returned to
+ * the host: one synchronisation); targets is a device array. */
+double crossentropy_forward_cuda(float *probs, const float *logits, const int *targets, int N, int V, int *count,
+                                 cudaStream_t st);
+void crossentropy_backward_cuda(float *dlogits, float dloss, const float *probs, const int *targets, int N, int V,
+                                int count, cudaStream_t st);
+/* mla.cu: the MLA backward pieces, scratch as ref/mla.h states (device). */
+void mla_attend_naive_backward_cuda(float *dq, float *dlatent, float *dk_pe, float *dw_kvb, const float *dz,
+                                    const float *pattern, const float *q, const float *latent, const float *k,
+                                    const float *v, const LayerWeights *w, const Config *cfg, int T, float *scratch,
+                                    cudaStream_t st);
+void mla_kv_backward_cuda(float *dx, LayerWeights *g, const float *dlatent, const float *dk_pe, const float *x,
+                          const float *kv_a, const float *kv_rstd, const LayerWeights *w, const Config *cfg, int N,
+                          float *scratch, cudaStream_t st);
+void mla_q_backward_cuda(float *dx, LayerWeights *g, const float *dq, const float *x, const float *q_a,
+                         const float *q_latent, const float *q_rstd, const LayerWeights *w, const Config *cfg, int N,
+                         float *scratch, cudaStream_t st);
+/* moe.cu: scratch moe_backward_scratch(cfg, N) floats (device); idx, weights, scores device arrays. */
+void moe_backward_cuda(float *dinp, LayerWeights *g, const float *dout, const float *dscores, const float *inp,
+                       const int *idx, const float *weights, const float *scores, const float *eg, const float *eu,
+                       const float *ea, const float *eo, const float *sg, const float *su, const float *sa,
+                       const LayerWeights *w, int N, const Config *cfg, float *scratch, cudaStream_t st);
+
 /* ---- batched helpers the forward uses (tested against loops of the reference op) ---- */
 
 /* RoPE on `rows` rows of one call: row r = b·T + t sits at position pos0 + t; its n_vec vectors

@@ -78,6 +78,11 @@ __device__ inline float block_max_f(float v, float *sh) {
 void cuda_sgemm(cudaStream_t st, int b_trans, int M, int N, int K, const float *A, size_t lda, long long sa,
                 const float *Bm, size_t ldb, long long sb, float *Cm, size_t ldc, long long sc, int batch);
 
+/* C (M, N) += op(A)·op(B) (beta = 1), row-major: op(A) = Aᵀ with A (K, M) when a_trans, else A
+ * (M, K); op(B) = Bᵀ with B (N, K) when b_trans, else B (K, N). Pedantic fp32. */
+void cuda_sgemm_acc(cudaStream_t st, int a_trans, int b_trans, int M, int N, int K, const float *A, size_t lda,
+                    const float *Bm, size_t ldb, float *Cm, size_t ldc);
+
 /* rmsnorm.cu: N rows at strides in_stride / out_stride floats. */
 void cuda_rmsnorm_rows(float *out, size_t out_stride, float *rstd, const float *inp, size_t in_stride,
                        const float *weight, int N, int C, float eps, cudaStream_t st);

@@ -108,3 +108,131 @@ extern "C" void mla_attend_absorb_cuda(float *z, float *scores, float *pattern, 
     cuda_sgemm(st, 1, T, dv, dkv, o_lat, (size_t)NH * dkv, dkv, w->wkv_b + (size_t)dn * dkv, (size_t)dkv, wh, z,
                (size_t)NH * dv, dv, NH);
 }
+
+/* ---- backward (whole sequences: pos0 = 0, Tk = T); every gradient ACCUMULATES, as ref/mla.c ----
+ * mla_attend_naive_backward_cuda: attention_backward_cuda over the expanded keys and values,
+ *   the un-assembly of k_h = [k_nope_h ; k_pe] (the rope key's gradient summed over the heads in
+ *   head order by one thread per element), then matmul_backward_cuda of kv = latent·W_kvbᵀ.
+ * mla_kv_backward_cuda: the latent RMSNorm's backward on the strided rows of kv_a (a block per row,
+ *   the row dot in double; dweight one thread per column summing the rows in row order), k_pe's
+ *   gradient copied beside it, then matmul_backward_cuda of kv_a = x·W_kvaᵀ.
+ * mla_q_backward_cuda: matmul_backward_cuda, rmsnorm_backward_cuda, matmul_backward_cuda.
+ * Scratch is the reference's (device), laid out as the reference lays it out. */
+
+/* backward of the assembly: dkv (T, NH, dn+dv) = [dk_h[:dn] ; dv_h]; dk_pe[j, r] += Σ_h dk_h[dn + r]
+ * in head order (one thread per element of dk_pe: the reference's float sum) */
+__global__ static void mla_unassemble_kernel(float *dkv, const float *dk, const float *dvv, int T, int NH, int dn,
+                                             int dr, int dv) {
+    size_t jh = blockIdx.x;
+    if (jh >= (size_t)T * NH) return;
+    const float *dkh = dk + jh * (dn + dr), *dvh = dvv + jh * dv;
+    float *d = dkv + jh * (dn + dv);
+    for (int i = threadIdx.x; i < dn; i += blockDim.x) d[i] = dkh[i];
+    for (int i = threadIdx.x; i < dv; i += blockDim.x) d[dn + i] = dvh[i];
+}
+
+__global__ static void mla_dk_pe_kernel(float *dk_pe, const float *dk, int T, int NH, int dn, int dr) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)T * dr) return;
+    size_t j = i / dr, r = i % dr;
+    float acc = dk_pe[i];
+    for (int h = 0; h < NH; h++) acc += dk[(j * NH + h) * (dn + dr) + dn + r];
+    dk_pe[i] = acc;
+}
+
+extern "C" void mla_attend_naive_backward_cuda(float *dq, float *dlatent, float *dk_pe, float *dw_kvb, const float *dz,
+                                               const float *pattern, const float *q, const float *latent,
+                                               const float *k, const float *v, const LayerWeights *w,
+                                               const Config *cfg, int T, float *scratch, cudaStream_t st) {
+    const int NH = cfg->NH, dn = cfg->dn, dr = cfg->dr, dv = cfg->dv, dq_w = dn + dr;
+    const size_t TH = (size_t)T * NH;
+    if (T <= 0 || NH <= 0) return;
+    float *dk = scratch, *dvv = dk + TH * dq_w, *dkv = dvv + TH * dv, *row = dkv + TH * (dn + dv);
+    CU_CHECK(cudaMemsetAsync(dk, 0, TH * dq_w * sizeof(float), st));
+    CU_CHECK(cudaMemsetAsync(dvv, 0, TH * dv * sizeof(float), st));
+    attention_backward_cuda(dq, dk, dvv, dz, pattern, q, k, v, T, NH, NH, dq_w, dv, (size_t)NH * dq_w, (size_t)NH * dv,
+                            cfg->attn_scale, row, st);
+    /* un-assemble: k_h = [k_nope_h ; k_pe] with k_pe shared by all heads, v_h from the expansion */
+    mla_unassemble_kernel<<<(unsigned)TH, 64, 0, st>>>(dkv, dk, dvv, T, NH, dn, dr, dv);
+    LAUNCH_CHECK("mla_unassemble");
+    if (dr > 0) {
+        mla_dk_pe_kernel<<<cdiv((size_t)T * dr, 256), 256, 0, st>>>(dk_pe, dk, T, NH, dn, dr);
+        LAUNCH_CHECK("mla_dk_pe");
+    }
+    /* kv = latent·W_kvbᵀ */
+    matmul_backward_cuda(dlatent, dw_kvb, dkv, latent, w->wkv_b, T, cfg->kv_lora_rank, NH * (dn + dv), st);
+}
+
+#define NORM_BWD_THREADS 256
+
+/* RMSNorm backward of one row per block, rows at strides (floats): ref/rmsnorm.c's
+ *   dot = Σ_i w_i·dy_i·x_i (double);  dinp_i += (float)(r·w_i·dy_i − r³/C·dot·x_i)
+ * with the same double operations (the dot a tree over the block instead of left to right). */
+__global__ static void mla_norm_backward_dx_kernel(float *dinp, size_t dinp_stride, const float *dout,
+                                                   size_t dout_stride, const float *inp, size_t inp_stride,
+                                                   const float *weight, const float *rstd, int C) {
+    __shared__ double sh[32];
+    const float *x = inp + (size_t)blockIdx.x * inp_stride, *dy = dout + (size_t)blockIdx.x * dout_stride;
+    float *dx = dinp + (size_t)blockIdx.x * dinp_stride;
+    double r = rstd[blockIdx.x], dot = 0.0;
+    for (int i = threadIdx.x; i < C; i += blockDim.x) dot += (double)weight[i] * dy[i] * x[i];
+    dot = block_sum_d(dot, sh);
+    double kk = r * r * r / C * dot;
+    for (int i = threadIdx.x; i < C; i += blockDim.x) dx[i] += (float)(r * weight[i] * dy[i] - kk * x[i]);
+}
+
+/* dweight_i += (float)(dy_i·x_i·r) row after row, in row order: one thread owns column i */
+__global__ static void mla_norm_backward_dw_kernel(float *dweight, const float *dout, size_t dout_stride,
+                                                   const float *inp, size_t inp_stride, const float *rstd, int N,
+                                                   int C) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= C) return;
+    float acc = dweight[i];
+    for (int n = 0; n < N; n++) {
+        double r = rstd[n];
+        acc += (float)(dout[(size_t)n * dout_stride + i] * inp[(size_t)n * inp_stride + i] * r);
+    }
+    dweight[i] = acc;
+}
+
+extern "C" void mla_kv_backward_cuda(float *dx, LayerWeights *g, const float *dlatent, const float *dk_pe,
+                                     const float *x, const float *kv_a, const float *kv_rstd, const LayerWeights *w,
+                                     const Config *cfg, int N, float *scratch, cudaStream_t st) {
+    const int dkv = cfg->kv_lora_rank, dr = cfg->dr, width = dkv + dr;
+    if (N <= 0) return;
+    float *dkv_a = scratch; /* (N, dkv+dr) */
+    CU_CHECK(cudaMemsetAsync(dkv_a, 0, (size_t)N * width * sizeof(float), st));
+    /* latent = RMSNorm_kva(kv_a[:, :dkv]) */
+    if (dkv > 0) {
+        mla_norm_backward_dx_kernel<<<N, NORM_BWD_THREADS, 0, st>>>(dkv_a, (size_t)width, dlatent, (size_t)dkv, kv_a,
+                                                                    (size_t)width, w->kv_a_norm, kv_rstd, dkv);
+        LAUNCH_CHECK("mla_norm_backward_dx");
+        mla_norm_backward_dw_kernel<<<cdiv((size_t)dkv, 128), 128, 0, st>>>(g->kv_a_norm, dlatent, (size_t)dkv, kv_a,
+                                                                             (size_t)width, kv_rstd, N, dkv);
+        LAUNCH_CHECK("mla_norm_backward_dw");
+    }
+    /* k_pe = kv_a[:, dkv:]: its gradient lands beside the latent's (0 + dk_pe) */
+    if (dr > 0)
+        CU_CHECK(cudaMemcpy2DAsync(dkv_a + dkv, (size_t)width * sizeof(float), dk_pe, (size_t)dr * sizeof(float),
+                                   (size_t)dr * sizeof(float), (size_t)N, cudaMemcpyDeviceToDevice, st));
+    /* kv_a = x·W_kvaᵀ */
+    matmul_backward_cuda(dx, g->wkv_a, dkv_a, x, w->wkv_a, N, cfg->C, width, st);
+}
+
+extern "C" void mla_q_backward_cuda(float *dx, LayerWeights *g, const float *dq, const float *x, const float *q_a,
+                                    const float *q_latent, const float *q_rstd, const LayerWeights *w,
+                                    const Config *cfg, int N, float *scratch, cudaStream_t st) {
+    const int qdim = cfg->NH * (cfg->dn + cfg->dr), r = cfg->q_lora_rank;
+    if (N <= 0) return;
+    if (!r) {
+        /* q = x·W_qᵀ */
+        matmul_backward_cuda(dx, g->wq, dq, x, w->wq, N, cfg->C, qdim, st);
+        return;
+    }
+    float *dlat = scratch, *dqa = scratch + (size_t)N * r;
+    CU_CHECK(cudaMemsetAsync(scratch, 0, 2 * (size_t)N * r * sizeof(float), st));
+    /* q = q_latent·W_qbᵀ;  q_latent = RMSNorm_qa(q_a);  q_a = x·W_qaᵀ */
+    matmul_backward_cuda(dlat, g->wq_b, dq, q_latent, w->wq_b, N, r, qdim, st);
+    rmsnorm_backward_cuda(dqa, g->q_a_norm, dlat, q_a, w->q_a_norm, q_rstd, N, r, st);
+    matmul_backward_cuda(dx, g->wq_a, dqa, x, w->wq_a, N, cfg->C, r, st);
+}

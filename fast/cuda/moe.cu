@@ -272,3 +272,188 @@ extern "C" void moe_forward_cuda(float *out, float *routed, float *shared, float
     add2_kernel<<<cdiv((size_t)N * C, 256), 256, 0, st>>>(out, routed, shared, (size_t)N * C);
     LAUNCH_CHECK("moe_add");
 }
+
+/* ---- backward: twin of ref/moe.c's moe_backward; every gradient ACCUMULATES ----
+ * Per token:  out = Σ_k g_k·o_k + shared,  o_k = Expert_{e_k}(x),
+ *   g_k = S·s_k / (Σ_k' s_k' + 1e-20)  (normalised)  or  S·s_k,  s = sigmoid or softmax(x·W_gateᵀ)
+ *   dg_k = dout·o_k (double);  do_k = g_k·dout;  ds, dlogits exactly as the reference.
+ * 1. routing, one block per token: dg_k as block sums in double, the renormalisation's and the
+ *    scores' backward in the reference's float/double operations (slot-order sums by thread 0);
+ *    dlogits (N, E) in the reference's scratch;
+ * 2. routed experts: the forward's stable sort by expert, inputs, g_k·dout and the saved act
+ *    gathered into expert order; per expert, cuBLAS: dact = dO·W_down, dW_down += dOᵀ·act; the
+ *    SwiGLU derivative elementwise (the reference's expression); dW_gate += dGᵀ·X,
+ *    dW_up += dUᵀ·X and each (token, slot)'s dx = dG·W_gate + dU·W_up into its own row;
+ * 3. dinp[n] += dx of its slots, in slot order (one thread per element, no atomics);
+ * 4. the router's matmul_backward_cuda, then the shared experts' swiglu_backward_cuda (the
+ *    reference's order of additions into dinp, and its scratch layout).
+ * Workspace: N·K·(2·C + 2·Hm) floats and 2·N·K + E + 1 ints. */
+
+#define MOE_BWD_THREADS 128
+
+typedef struct {
+    int C, E, K, norm, sigmoid;
+    float S;
+} MoeBwdArgs;
+
+/* dynamic shared memory: ds (E) floats, dg (K) floats */
+__global__ static void moe_router_backward_kernel(float *dlogits, const float *dout, const float *dscores,
+                                                  const int *idx, const float *scores, const float *eo, MoeBwdArgs a) {
+    extern __shared__ float shm[];
+    __shared__ double shd[32];
+    float *ds = shm, *dg = shm + a.E;
+    const int C = a.C, E = a.E, K = a.K;
+    const size_t n = blockIdx.x;
+    const float *d = dout + n * C, *s = scores + n * E;
+    const int *id = idx + n * K;
+    /* dg_k = dout·o_k in double */
+    for (int k = 0; k < K; k++) {
+        const float *o = eo + (n * K + k) * C;
+        double acc = 0.0;
+        for (int c = threadIdx.x; c < C; c += blockDim.x) acc += (double)d[c] * o[c];
+        acc = block_sum_d(acc, shd);
+        if (threadIdx.x == 0) dg[k] = (float)acc;
+    }
+    for (int e = threadIdx.x; e < E; e += blockDim.x) ds[e] = dscores ? dscores[n * E + e] : 0.0f;
+    __syncthreads();
+    /* gate weights -> scores of the chosen experts: slot-order sums, one thread */
+    if (threadIdx.x == 0) {
+        if (a.norm) {
+            float D = 0.0f;
+            for (int k = 0; k < K; k++) D += s[id[k]];
+            D += 1e-20f;
+            double dot = 0.0;
+            for (int k = 0; k < K; k++) dot += (double)dg[k] * s[id[k]];
+            for (int k = 0; k < K; k++) ds[id[k]] += a.S * (float)(dg[k] / D - dot / ((double)D * D));
+        } else {
+            for (int k = 0; k < K; k++) ds[id[k]] += a.S * dg[k];
+        }
+    }
+    __syncthreads();
+    /* scores -> router logits */
+    float *dl = dlogits + n * E;
+    if (a.sigmoid) {
+        for (int e = threadIdx.x; e < E; e += blockDim.x) dl[e] = ds[e] * s[e] * (1.0f - s[e]);
+    } else {
+        double dot = 0.0;
+        for (int e = threadIdx.x; e < E; e += blockDim.x) dot += (double)s[e] * ds[e];
+        dot = block_sum_d(dot, shd);
+        for (int e = threadIdx.x; e < E; e += blockDim.x) dl[e] = s[e] * (ds[e] - (float)dot);
+    }
+}
+
+/* sorted row pos (pair nk = perm[pos], token n = nk / K): X = inp[n], dO = g_nk·dout[n] */
+__global__ static void moe_bwd_gather_c_kernel(float *X, float *dO, const float *inp, const float *dout,
+                                               const float *weights, const int *perm, int rows, int K, int C) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)rows * C) return;
+    size_t pos = i / C, c = i % C;
+    int nk = perm[pos];
+    size_t src = (size_t)(nk / K) * C + c;
+    X[i] = inp[src];
+    dO[i] = weights[nk] * dout[src];
+}
+
+/* A = ea in sorted order */
+__global__ static void moe_bwd_gather_h_kernel(float *A, const float *ea, const int *perm, int rows, int Hm) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)rows * Hm) return;
+    size_t pos = i / Hm, j = i % Hm;
+    A[i] = ea[(size_t)perm[pos] * Hm + j];
+}
+
+/* act = silu(gate)·up backward, ref/mlp.c's arithmetic: dgate into dA, dup into A (act is dead) */
+__global__ static void moe_bwd_swiglu_kernel(float *dA, float *A, const float *eg, const float *eu, const int *perm,
+                                             int rows, int Hm) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)rows * Hm) return;
+    size_t pos = i / Hm, j = i % Hm, src = (size_t)perm[pos] * Hm + j;
+    float gv = eg[src], sgv = 1.0f / (1.0f + expf(-gv));
+    float dact = dA[i];
+    dA[i] = dact * eu[src] * sgv * (1.0f + gv * (1.0f - sgv));
+    A[i] = dact * gv * sgv;
+}
+
+/* dinp[n, c] += Σ_k dX[inv[n, k], c] in slot order */
+__global__ static void moe_bwd_combine_kernel(float *dinp, const float *dX, const int *inv, int N, int K, int C) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * C) return;
+    size_t n = i / C, c = i % C;
+    float acc = dinp[i];
+    for (int k = 0; k < K; k++) {
+        int pos = inv[n * K + k];
+        if (pos >= 0) acc += dX[(size_t)pos * C + c];
+    }
+    dinp[i] = acc;
+}
+
+extern "C" void moe_backward_cuda(float *dinp, LayerWeights *g, const float *dout, const float *dscores,
+                                  const float *inp, const int *idx, const float *weights, const float *scores,
+                                  const float *eg, const float *eu, const float *ea, const float *eo, const float *sg,
+                                  const float *su, const float *sa, const LayerWeights *w, int N, const Config *cfg,
+                                  float *scratch, cudaStream_t st) {
+    static int off_h[CFG_MAX_EXPERTS + 1]; /* host copy of the expert offsets (program state, not layer scratch) */
+    const int C = cfg->C, Hm = cfg->Hm, K = cfg->K, E = cfg->E;
+    const size_t per = (size_t)Hm * C, NK = (size_t)N * K;
+    if (N <= 0) return;
+    float *dlogits = scratch; /* (N, E), then the reference's scratch layout */
+    float *shs = dlogits + (size_t)N * E + E + K + 3 * (size_t)Hm + C; /* (3·N·Es·Hm) shared experts' scratch */
+
+    /* 1. routing: gate weights -> chosen scores -> router logits */
+    MoeBwdArgs ra = {C, E, K, cfg->norm_topk_prob, cfg->scoring == SCORE_SIGMOID, (float)cfg->routed_scaling};
+    moe_router_backward_kernel<<<N, MOE_BWD_THREADS, ((size_t)E + K) * sizeof(float), st>>>(dlogits, dout, dscores, idx,
+                                                                                          scores, eo, ra);
+    LAUNCH_CHECK("moe_router_backward");
+
+    /* 2. routed experts on the sorted rows. workspace: X, dO/dX (NK, C), A, dA (NK, Hm), off, perm, inv */
+    if (NK > 0) {
+        size_t nf = NK * (2 * (size_t)C + 2 * (size_t)Hm);
+        float *X = (float *)cuda_workspace(nf * sizeof(float) + ((size_t)E + 1 + 2 * NK) * sizeof(int));
+        if (!X) return;
+        float *dO = X + NK * C, *A = dO + NK * C, *dA = A + NK * Hm;
+        int *off = (int *)(dA + NK * Hm), *perm = off + E + 1, *inv = perm + NK;
+        moe_sort_kernel<<<1, 32, (size_t)E * sizeof(int), st>>>(off, perm, inv, idx, (int)NK, E);
+        LAUNCH_CHECK("moe_sort");
+        CU_CHECK(cudaMemcpyAsync(off_h, off, ((size_t)E + 1) * sizeof(int), cudaMemcpyDeviceToHost, st));
+        CU_CHECK(cudaStreamSynchronize(st));
+        int rows = off_h[E]; /* pairs with a valid expert */
+        if (rows > 0) {
+            moe_bwd_gather_c_kernel<<<cdiv((size_t)rows * C, 256), 256, 0, st>>>(X, dO, inp, dout, weights, perm, rows,
+                                                                                 K, C);
+            LAUNCH_CHECK("moe_bwd_gather_c");
+            moe_bwd_gather_h_kernel<<<cdiv((size_t)rows * Hm, 256), 256, 0, st>>>(A, ea, perm, rows, Hm);
+            LAUNCH_CHECK("moe_bwd_gather_h");
+            /* out = act·W_downᵀ: dact = dO·W_down (from 0); dW_down += dOᵀ·act */
+            for (int e = 0; e < E; e++) {
+                int o = off_h[e], cnt = off_h[e + 1] - o;
+                if (cnt <= 0) continue;
+                cuda_sgemm(st, 0, cnt, Hm, C, dO + (size_t)o * C, (size_t)C, 0, w->exp_down + e * per, (size_t)Hm, 0,
+                           dA + (size_t)o * Hm, (size_t)Hm, 0, 1);
+                matmul_backward_cuda(NULL, g->exp_down + e * per, dO + (size_t)o * C, A + (size_t)o * Hm,
+                                     w->exp_down + e * per, cnt, Hm, C, st);
+            }
+            /* act = silu(gate)·up: dgate into dA, dup into A */
+            moe_bwd_swiglu_kernel<<<cdiv((size_t)rows * Hm, 256), 256, 0, st>>>(dA, A, eg, eu, perm, rows, Hm);
+            LAUNCH_CHECK("moe_bwd_swiglu");
+            /* gate = x·W_gateᵀ, up = x·W_upᵀ: each sorted row's dx from 0 in dO's place (dO is dead) */
+            float *dX = dO;
+            CU_CHECK(cudaMemsetAsync(dX, 0, (size_t)rows * C * sizeof(float), st));
+            for (int e = 0; e < E; e++) {
+                int o = off_h[e], cnt = off_h[e + 1] - o;
+                if (cnt <= 0) continue;
+                matmul_backward_cuda(dX + (size_t)o * C, g->exp_gate + e * per, dA + (size_t)o * Hm, X + (size_t)o * C,
+                                     w->exp_gate + e * per, cnt, C, Hm, st);
+                matmul_backward_cuda(dX + (size_t)o * C, g->exp_up + e * per, A + (size_t)o * Hm, X + (size_t)o * C,
+                                     w->exp_up + e * per, cnt, C, Hm, st);
+            }
+            /* 3. each token's input gradient, its slots added in slot order */
+            moe_bwd_combine_kernel<<<cdiv((size_t)N * C, 256), 256, 0, st>>>(dinp, dX, inv, N, K, C);
+            LAUNCH_CHECK("moe_bwd_combine");
+        }
+    }
+    /* 4. logits = x·W_routerᵀ, then the shared experts */
+    matmul_backward_cuda(dinp, g->router, dlogits, inp, w->router, N, C, E, st);
+    if (cfg->Es > 0)
+        swiglu_backward_cuda(dinp, g->sh_gate, g->sh_up, g->sh_down, dout, inp, sg, su, sa, w->sh_gate, w->sh_up,
+                             w->sh_down, N, C, cfg->Es * Hm, shs, st);
+}

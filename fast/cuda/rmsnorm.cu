@@ -3,7 +3,11 @@
  * the block instead of the reference's left-to-right loop: the double sum's rounding is far below
  * the float r formed from it, so r almost always matches bit for bit); then
  * r = (float)(1 / sqrt(ss / C + eps)) in double and y = w·(x·r) in float, the reference's order.
- * Shapes: inp/out (N, C) (out may equal inp), weight (C), rstd (N) or NULL. */
+ * Shapes: inp/out (N, C) (out may equal inp), weight (C), rstd (N) or NULL.
+ * Backward (ACCUMULATES into dinp and dweight), ref/rmsnorm.c's equations:
+ *   dw_i += dy_i·x_i·r;  dx_i += r·w_i·dy_i − (r³/C)·x_i·Σ_j w_j·dy_j·x_j
+ * dinp one block per row (the dot in double, a tree); dweight one thread per column summing the
+ * rows in row order, the reference's order: bit for bit its float sum, with no atomics. */
 #include "cuda/internal.cuh"
 
 #define NORM_THREADS 256
@@ -32,4 +36,40 @@ void cuda_rmsnorm_rows(float *out, size_t out_stride, float *rstd, const float *
 extern "C" void rmsnorm_forward_cuda(float *out, float *rstd, const float *inp, const float *weight, int N, int C,
                                      float eps, cudaStream_t st) {
     cuda_rmsnorm_rows(out, (size_t)C, rstd, inp, (size_t)C, weight, N, C, eps, st);
+}
+
+__global__ static void rmsnorm_backward_rows_kernel(float *dinp, const float *dout, const float *inp,
+                                                    const float *weight, const float *rstd, int C) {
+    __shared__ double sh[32];
+    const size_t row = (size_t)blockIdx.x * C;
+    const float *x = inp + row, *dy = dout + row;
+    double r = rstd[blockIdx.x], dot = 0.0;
+    for (int i = threadIdx.x; i < C; i += blockDim.x) dot += (double)weight[i] * dy[i] * x[i];
+    dot = block_sum_d(dot, sh);
+    double k = r * r * r / C * dot;
+    float *dx = dinp + row;
+    for (int i = threadIdx.x; i < C; i += blockDim.x) dx[i] += (float)(r * weight[i] * dy[i] - k * x[i]);
+}
+
+__global__ static void rmsnorm_backward_weight_kernel(float *dweight, const float *dout, const float *inp,
+                                                      const float *rstd, int N, int C) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= C) return;
+    float acc = dweight[i];
+    for (int n = 0; n < N; n++) {
+        double r = rstd[n];
+        acc += (float)(dout[(size_t)n * C + i] * inp[(size_t)n * C + i] * r);
+    }
+    dweight[i] = acc;
+}
+
+extern "C" void rmsnorm_backward_cuda(float *dinp, float *dweight, const float *dout, const float *inp,
+                                      const float *weight, const float *rstd, int N, int C, cudaStream_t st) {
+    if (N <= 0 || C <= 0) return;
+    if (dinp) {
+        rmsnorm_backward_rows_kernel<<<N, NORM_THREADS, 0, st>>>(dinp, dout, inp, weight, rstd, C);
+        LAUNCH_CHECK("rmsnorm_backward_rows");
+    }
+    rmsnorm_backward_weight_kernel<<<cdiv(C, 128), 128, 0, st>>>(dweight, dout, inp, rstd, N, C);
+    LAUNCH_CHECK("rmsnorm_backward_weight");
 }

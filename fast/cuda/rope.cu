@@ -5,7 +5,9 @@
  *   c = cosf(φ)·f, s = sinf(φ)·f  (f the attention factor);  a' = a·c − b·s,  b' = b·c + a·s
  * HALF pairs (x[i], x[i + rd/2]); INTERLEAVED pairs (x[2i], x[2i+1]). One thread per pair;
  * without fused multiply-add the arithmetic is the reference's, and the only difference left is
- * CUDA's cosf/sinf (within 2 ulp of glibc's). out may equal inp. */
+ * CUDA's cosf/sinf (within 2 ulp of glibc's). out may equal inp.
+ * Backward: the transpose, a rotation by −φ times the factor (da' = da·c + db·s, db' = db·c − da·s),
+ * in place like the reference (it transforms, it does not accumulate). */
 #include "cuda/internal.cuh"
 
 __device__ static inline void rope_pair(float *y, const float *x, int i, int half, float c, float s, RopeLayout layout) {
@@ -56,4 +58,29 @@ extern "C" void cuda_rope_rows(float *x, int rows, int T, int pos0, int n_vec, s
     rope_rows_kernel<<<cdiv(n, 128), 128, 0, st>>>(x, rows, T, pos0, n_vec, row_stride, vec_stride, inv_freq,
                                                    attn_factor, half, layout);
     LAUNCH_CHECK("rope_rows");
+}
+
+__global__ static void rope_backward_kernel(float *dinp, const float *dout, int n_vec, size_t stride, int pos,
+                                            const float *inv_freq, float attn_factor, int half, RopeLayout layout) {
+    size_t id = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (id >= (size_t)n_vec * half) return;
+    int v = (int)(id / half), i = (int)(id % half);
+    float angle = (float)pos * inv_freq[i];
+    float c = cosf(angle) * attn_factor, s = sinf(angle) * attn_factor;
+    size_t ia = layout == ROPE_LAYOUT_HALF ? (size_t)i : 2 * (size_t)i;
+    size_t ib = layout == ROPE_LAYOUT_HALF ? (size_t)(i + half) : 2 * (size_t)i + 1;
+    const float *dy = dout + (size_t)v * stride;
+    float *dx = dinp + (size_t)v * stride;
+    float da = dy[ia], db = dy[ib];
+    dx[ia] = da * c + db * s;
+    dx[ib] = db * c - da * s;
+}
+
+extern "C" void rope_backward_cuda(float *dinp, const float *dout, int n_vec, size_t stride, int pos,
+                                   const float *inv_freq, float attn_factor, int rd, RopeLayout layout, cudaStream_t st) {
+    int half = rd / 2;
+    size_t n = (size_t)n_vec * half;
+    if (!n) return;
+    rope_backward_kernel<<<cdiv(n, 128), 128, 0, st>>>(dinp, dout, n_vec, stride, pos, inv_freq, attn_factor, half, layout);
+    LAUNCH_CHECK("rope_backward");
 }
