@@ -71,7 +71,9 @@ int model_generate_on(Backend b, const Model *m, const int *ids, int B, int T, i
 
 int model_loss_grad_on(Backend b, const Model *m, Model *grads, const int *ids, int B, int T, double *loss, SeekErr *err) {
     if (backend_check(b, err)) return -1;
-    if (b == BACKEND_CUDA) return seek_fail(err, "--backend cuda: training on the GPU is not built yet (issue 7's backward part)");
+#ifdef SEEK_HAVE_CUDA
+    if (b == BACKEND_CUDA) return model_loss_grad_cuda(m, grads, ids, B, T, loss, err);
+#endif
 #ifdef SEEK_HAVE_BLAS
     if (b == BACKEND_CPU) return model_loss_grad_cpu(m, grads, ids, B, T, loss, err);
 #endif
@@ -81,7 +83,9 @@ int model_loss_grad_on(Backend b, const Model *m, Model *grads, const int *ids, 
 int train_step_grads_on(Backend b, const Model *m, Model *grads, TrainBuffers *tb, const int *ids, const LossWeights *lw,
                         StepLosses *out, SeekErr *err) {
     if (backend_check(b, err)) return -1;
-    if (b == BACKEND_CUDA) return seek_fail(err, "--backend cuda: training on the GPU is not built yet (issue 7's backward part)");
+#ifdef SEEK_HAVE_CUDA
+    if (b == BACKEND_CUDA) return train_step_grads_cuda(m, grads, tb, ids, lw, out, err);
+#endif
 #ifdef SEEK_HAVE_BLAS
     if (b == BACKEND_CPU) return train_step_grads_cpu(m, grads, tb, ids, lw, out, err);
 #endif
@@ -90,7 +94,9 @@ int train_step_grads_on(Backend b, const Model *m, Model *grads, TrainBuffers *t
 
 int eval_main_loss_on(Backend b, const Model *m, TrainBuffers *tb, const int *ids, double *loss, SeekErr *err) {
     if (backend_check(b, err)) return -1;
-    if (b == BACKEND_CUDA) return seek_fail(err, "--backend cuda: training on the GPU is not built yet (issue 7's backward part)");
+#ifdef SEEK_HAVE_CUDA
+    if (b == BACKEND_CUDA) return eval_main_loss_cuda(m, tb, ids, loss, err);
+#endif
 #ifdef SEEK_HAVE_BLAS
     if (b == BACKEND_CPU) return eval_main_loss_cpu(m, tb, ids, loss, err);
 #endif
@@ -106,9 +112,12 @@ int mtp_forward_on(Backend b, const Model *m, MtpState *ms, const int *ids, cons
     return mtp_forward(m, ms, ids, h0, err);
 }
 
+/* The optimizer runs on the host for every backend (the cuda training step brings its gradients
+ * back to the host Model); with OpenBLAS built, cuda uses the cpu twins, which are bit-identical
+ * to the reference for clipping and AdamW. */
 double grad_global_norm_on(Backend b, const Model *grads) {
 #ifdef SEEK_HAVE_BLAS
-    if (b == BACKEND_CPU) return grad_global_norm_cpu(grads);
+    if (b == BACKEND_CPU || b == BACKEND_CUDA) return grad_global_norm_cpu(grads);
 #endif
     (void)b;
     return grad_global_norm(grads);
@@ -116,7 +125,7 @@ double grad_global_norm_on(Backend b, const Model *grads) {
 
 float grad_clip_on(Backend b, Model *grads, double norm, double max_norm) {
 #ifdef SEEK_HAVE_BLAS
-    if (b == BACKEND_CPU) return grad_clip_cpu(grads, norm, max_norm);
+    if (b == BACKEND_CPU || b == BACKEND_CUDA) return grad_clip_cpu(grads, norm, max_norm);
 #endif
     (void)b;
     return grad_clip(grads, norm, max_norm);
@@ -124,7 +133,7 @@ float grad_clip_on(Backend b, Model *grads, double norm, double max_norm) {
 
 void adamw_step_on(Backend b, Model *m, const Model *grads, float *mom1, float *mom2, const AdamWConfig *c, float lr, int t) {
 #ifdef SEEK_HAVE_BLAS
-    if (b == BACKEND_CPU) {
+    if (b == BACKEND_CPU || b == BACKEND_CUDA) {
         adamw_step_cpu(m, grads, mom1, mom2, c, lr, t);
         return;
     }

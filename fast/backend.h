@@ -1,10 +1,11 @@
 /* backend.h: which implementation runs a model — the reference (ref/), the fast CPU twins
- * (fast/cpu/, OpenBLAS + OpenMP) or CUDA (fast/cuda/, not built yet) — chosen with
+ * (fast/cpu/, OpenBLAS + OpenMP) or CUDA (fast/cuda/, cuBLAS + kernels written here) — chosen with
  * `--backend ref|cpu|cuda` on the commands that run a model. Direct calls through one switch;
  * no tables of function pointers.
  *
  * Training (`seek grad`, `seek train`, `seek verify --grad`) goes through the same switch: the
- * loss and gradients, the training step, validation, the gradient norm, clipping and AdamW.
+ * loss and gradients, the training step, validation, the gradient norm, clipping and AdamW (on
+ * the host for cuda, whose step brings its gradients back; MTP on cuda is refused in one line).
  */
 #ifndef SEEK_BACKEND_H
 #define SEEK_BACKEND_H

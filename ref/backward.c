@@ -24,11 +24,8 @@ static int zalloc(float **p, size_t n, SeekErr *err) {
     return *p ? 0 : seek_fail(err, "backward: out of memory for %zu floats", n);
 }
 
-int gradstate_init(GradState *g, const Config *c, int B, int T, SeekErr *err) {
-    memset(g, 0, sizeof *g);
-    g->B = B;
-    g->T = T;
-    size_t N = (size_t)B * T, qk = config_qk_dim(c), dv = config_v_dim(c);
+size_t gradstate_scratch(const Config *c, int B, int T) {
+    size_t N = (size_t)B * T, qk = config_qk_dim(c);
     size_t ffn = c->I_ffn;
     if (c->E > 0 && (size_t)c->Es * c->Hm > ffn) ffn = (size_t)c->Es * c->Hm;
     /* the largest scratch any op below asks for */
@@ -43,6 +40,15 @@ int gradstate_init(GradState *g, const Config *c, int B, int T, SeekErr *err) {
         if (c->E > 0 && moe_backward_scratch(c, (int)N) > sc) sc = moe_backward_scratch(c, (int)N);
     }
     if (ATTN_BWD_SCRATCH(T) > sc) sc = ATTN_BWD_SCRATCH(T);
+    return sc;
+}
+
+int gradstate_init(GradState *g, const Config *c, int B, int T, SeekErr *err) {
+    memset(g, 0, sizeof *g);
+    g->B = B;
+    g->T = T;
+    size_t N = (size_t)B * T, qk = config_qk_dim(c), dv = config_v_dim(c);
+    size_t sc = gradstate_scratch(c, B, T);
     int rc = zalloc(&g->dx, N * c->C, err) || zalloc(&g->dxn, N * c->C, err) || zalloc(&g->dz, N * c->NH * dv, err) ||
              zalloc(&g->dq, N * c->NH * qk, err) || zalloc(&g->dlogits, N * c->V, err) ||
              zalloc(&g->probs, N * c->V, err) || zalloc(&g->logits, N * c->V, err) || zalloc(&g->scratch, sc, err);

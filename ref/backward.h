@@ -27,6 +27,8 @@ typedef struct {
 } GradState;
 
 int gradstate_init(GradState *g, const Config *cfg, int B, int T, SeekErr *err);
+/* floats of GradState.scratch: the largest scratch any backward op asks for (B × T tokens) */
+size_t gradstate_scratch(const Config *cfg, int B, int T);
 void gradstate_free(GradState *g);
 
 /* Accumulates d loss / d parameter into grads, from dlogits (N, V) and the activations the

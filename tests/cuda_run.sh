@@ -2,7 +2,8 @@
 # cuda_run.sh: what `make test-cuda` runs, on a machine with a CUDA GPU:
 #   1. test_cuda: every CUDA twin against its reference, op by op, and the model (tests/test_cuda.c);
 #   2. cuda_verify.sh: `seek verify --backend cuda` over every fixture, stage by stage;
-#   3. compute-sanitizer memcheck and racecheck on the op tests, memcheck on one verify run;
+#   3. compute-sanitizer memcheck and racecheck on the op tests, memcheck on one verify run and
+#      on one training step (verify --grad);
 #   4. the ASan/UBSan build of test_cuda's op tests, when built (ASAN_OPTIONS=protect_shadow_gap=0:
 #      the CUDA driver maps memory where ASan's shadow gap would be, google/sanitizers#629).
 # Ends with "test-cuda: N passed, N failed"; a step that cannot run (no GPU, no
@@ -33,7 +34,8 @@ if command -v compute-sanitizer >/dev/null 2>&1; then
   step memcheck_ops compute-sanitizer --tool memcheck --leak-check full --error-exitcode 3 "$t" --ops
   step racecheck_ops compute-sanitizer --tool racecheck --racecheck-report all --error-exitcode 3 "$t" --ops
   step memcheck_verify compute-sanitizer --tool memcheck --error-exitcode 3 "$SEEK" verify tests/fixtures/v3 --backend cuda --decode 2
-  for s in memcheck_ops racecheck_ops memcheck_verify; do grep -h "ERROR SUMMARY\|RACECHECK SUMMARY\|LEAK SUMMARY" "$LOGDIR/$s.log" | sed "s/^/    $s: /"; done
+  step memcheck_grad compute-sanitizer --tool memcheck --error-exitcode 3 "$SEEK" verify tests/fixtures/v3 --grad --backend cuda
+  for s in memcheck_ops racecheck_ops memcheck_verify memcheck_grad; do grep -h "ERROR SUMMARY\|RACECHECK SUMMARY\|LEAK SUMMARY" "$LOGDIR/$s.log" | sed "s/^/    $s: /"; done
 else
   echo "compute-sanitizer not found: the sanitizer steps did NOT run"
   fail=$((fail + 1))

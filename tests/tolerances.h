@@ -97,5 +97,13 @@
  * TOL_CPU_STAGE_* to every backend; these must not exceed them). */
 #define TOL_CUDA_STAGE_REL 1e-5
 #define TOL_CUDA_STAGE_NMSE 1e-10
+/* Whole training steps on the GPU vs the reference (tests/test_cuda.c): the losses, every
+ * gradient tensor, and the first 20 steps of a run's losses. The same sources of error as the CPU
+ * backend (the products' summation order, carried back through every layer, then forward by
+ * AdamW), so the same limits as TOL_CPU_LOSS_REL, TOL_CPU_GRAD_* and TOL_CPU_TRAIN_LOSS_REL. */
+#define TOL_CUDA_LOSS_REL 1e-6
+#define TOL_CUDA_GRAD_REL 1e-5
+#define TOL_CUDA_GRAD_ABS 1e-7
+#define TOL_CUDA_TRAIN_LOSS_REL 1e-4
 
 #endif

@@ -22,6 +22,7 @@ static struct {
 } g;
 
 extern "C" void cuda_forward_release(void); /* forward.cu */
+extern "C" void cuda_backward_release(void); /* backward.cu */
 
 void cuda_note_error(const char *file, int line, const char *what, const char *reason) {
     if (g.err_set) return;
@@ -100,6 +101,7 @@ extern "C" void *cuda_workspace(size_t bytes) {
 
 extern "C" void cuda_release(void) {
     if (!g.usable) return;
+    cuda_backward_release();
     cuda_forward_release();
     if (g.stream) CU_CHECK(cudaStreamSynchronize(g.stream));
     if (g.ws) CU_CHECK(cudaFree(g.ws));

@@ -33,6 +33,7 @@ extern "C" { /* the reference's headers are C */
 #endif
 #include "forward.h"
 #include "model.h"
+#include "train.h"
 #ifdef __cplusplus
 }
 #endif
@@ -150,6 +151,9 @@ void moe_backward_cuda(float *dinp, LayerWeights *g, const float *dout, const fl
  * start at x + r·row_stride + i·vec_stride; the first rd values of each rotate as rope_forward. */
 void cuda_rope_rows(float *x, int rows, int T, int pos0, int n_vec, size_t row_stride, size_t vec_stride,
                     const float *inv_freq, float attn_factor, int rd, RopeLayout layout, cudaStream_t st);
+/* The backward of cuda_rope_rows (rope_backward on every row at its position, in place). */
+void cuda_rope_rows_backward(float *x, int rows, int T, int pos0, int n_vec, size_t row_stride, size_t vec_stride,
+                             const float *inv_freq, float attn_factor, int rd, RopeLayout layout, cudaStream_t st);
 /* y[i] += x[i] (the residual add), n floats. */
 void cuda_residual_add(float *y, const float *x, size_t n, cudaStream_t st);
 
@@ -165,6 +169,19 @@ int model_forward_cuda(const Model *m, RunState *s, KVCache *kv, const int *ids,
                        ActCache *hooks, float *hidden, float *logits, SeekErr *err);
 int model_generate_cuda(const Model *m, const int *ids, int B, int T, int n, AttnMode mode, const SampleParams *sp,
                         ActCache *hooks, int *out, float *logits_out, SeekErr *err);
+/* backward.cu: twins of ref/backward.c's model_loss_grad and ref/train.c's training step and
+ * validation, with the reference's arguments (host pointers, as there). The forward runs on the
+ * GPU with every layer's saved values kept on the device, the cross-entropy and the backward run
+ * there too; the gradients are added into the caller's host `grads` (model_loss_grad: they
+ * accumulate, as the reference's; train_step_grads: zeroed first, as the reference's), and each
+ * MoE layer's routing (r_scores, e_idx) comes back into tb->s for the balance loss and the bias
+ * update, which stay the reference's (host). MTP depths on the GPU are not built yet: asking for
+ * them fails in one line. */
+int model_loss_grad_cuda(const Model *m, Model *grads, const int *ids, int B, int T, double *loss, SeekErr *err);
+int train_step_grads_cuda(const Model *m, Model *grads, TrainBuffers *tb, const int *ids, const LossWeights *lw,
+                          StepLosses *out, SeekErr *err);
+int eval_main_loss_cuda(const Model *m, TrainBuffers *tb, const int *ids, double *loss, SeekErr *err);
+
 /* The device copy of the model's weights: layers[l] with device pointers (for tests). */
 const LayerWeights *cuda_model_layers(const Model *m, SeekErr *err);
 

@@ -39,13 +39,14 @@ static struct {
     const Model *m;
     const float *arena;
     size_t n_floats;
+    Config cfg; /* the config the run state and cache were sized for (a byte-wise copy) */
     uint64_t fp;
     float *d_arena;
     float *wte, *final_norm, *lm_head;
     LayerWeights *layers; /* host array (L) of device pointers */
     int n_layers;
     /* run state */
-    int have_rs, B, T, Tmax, with_attn;
+    int have_rs, B, T, Tmax, with_attn, per_layer;
     RunState d;           /* device buffers, the reference's field names */
     float *logits;        /* (B·T, V) */
     /* cache */
@@ -116,6 +117,14 @@ static float *rebase(const Model *m, const float *p, int *rc) {
 static int upload_weights(const Model *m) {
     uint64_t fp = fingerprint(m);
     if (X.m == m && X.arena == m->arena && X.n_floats == m->n_floats && X.fp == fp && X.d_arena) return 0;
+    if (X.m == m && X.arena == m->arena && X.n_floats == m->n_floats && X.d_arena && !memcmp(&X.cfg, &m->cfg, sizeof X.cfg)) {
+        /* the same model with new values (a training step, an edit): the device copy is refreshed,
+         * the run state and cache (sized by the config, which has not changed) are kept */
+        CU_CHECK(cudaMemcpy(X.d_arena, m->arena, m->n_floats * sizeof(float), cudaMemcpyHostToDevice));
+        CU_CHECK(cudaDeviceSynchronize());
+        X.fp = fp;
+        return 0;
+    }
     /* another model: the run state and cache sized for the old one go too */
     free_weights();
     free_runstate();
@@ -151,6 +160,7 @@ static int upload_weights(const Model *m) {
     X.m = m;
     X.arena = m->arena;
     X.n_floats = m->n_floats;
+    X.cfg = m->cfg;
     X.fp = fp;
     return 0;
 }
@@ -166,9 +176,7 @@ extern "C" const LayerWeights *cuda_model_layers(const Model *m, SeekErr *err) {
 
 /* ---- the device run state: ref/forward.c's layerstate_alloc/runstate_alloc, inference form ---- */
 
-static void free_runstate(void) {
-    if (!X.have_rs) return;
-    LayerState *a = &X.d.layer[0];
+static void free_layer(LayerState *a) {
     float **fields[] = {&a->resid, &a->xn1, &a->rstd1, &a->q, &a->k_new, &a->v_new, &a->q_a, &a->q_latent,
                         &a->q_rstd, &a->kv_a, &a->kv_rstd, &a->latent_new, &a->kpe_new, &a->kv_exp, &a->k_full,
                         &a->v_full, &a->q_abs, &a->o_lat, &a->z, &a->scores, &a->pattern, &a->attn_out,
@@ -177,6 +185,12 @@ static void free_runstate(void) {
                         &a->routed, &a->shared};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) dfree(*fields[i]);
     dfree(a->e_idx);
+}
+
+static void free_runstate(void) {
+    if (!X.have_rs) return;
+    for (int l = 0; l < X.d.nL; l++)
+        if (X.per_layer || l == 0) free_layer(&X.d.layer[l]);
     free(X.d.layer);
     float **sf[] = {&X.d.inv_freq, &X.d.x, &X.d.xf, &X.d.xnf, &X.d.rstdf, &X.d.tmp};
     for (size_t i = 0; i < sizeof sf / sizeof sf[0]; i++) dfree(*sf[i]);
@@ -187,12 +201,69 @@ static void free_runstate(void) {
     X.have_rs = 0;
 }
 
+/* one layer's buffers, ref/forward.c's layerstate_alloc (ffn: the widest FFN activation) */
+static void alloc_layer(LayerState *a, const Config *c, int B, int T, int Tmax, int with_attn, int ffn, int *rc) {
+    size_t N = (size_t)B * T;
+    int qk = config_qk_dim(c), dv = config_v_dim(c);
+    a->resid = dmalloc(N * c->C, rc);
+    a->xn1 = dmalloc(N * c->C, rc);
+    a->rstd1 = dmalloc(N, rc);
+    a->q = dmalloc(N * c->NH * qk, rc);
+    a->z = dmalloc(N * c->NH * dv, rc);
+    a->attn_out = dmalloc(N * c->C, rc);
+    a->resid_mid = dmalloc(N * c->C, rc);
+    a->xn2 = dmalloc(N * c->C, rc);
+    a->rstd2 = dmalloc(N, rc);
+    a->mlp_out = dmalloc(N * c->C, rc);
+    a->gate = dmalloc(N * ffn, rc);
+    a->up = dmalloc(N * ffn, rc);
+    a->act = dmalloc(N * ffn, rc);
+    if (with_attn) {
+        a->scores = dmalloc((size_t)B * c->NH * T * Tmax, rc);
+        a->pattern = dmalloc((size_t)B * c->NH * T * Tmax, rc);
+    }
+    if (!c->mla) {
+        a->k_new = dmalloc(N * c->NKV * c->HS, rc);
+        a->v_new = dmalloc(N * c->NKV * c->HS, rc);
+    } else {
+        if (c->q_lora_rank) {
+            a->q_a = dmalloc(N * c->q_lora_rank, rc);
+            a->q_latent = dmalloc(N * c->q_lora_rank, rc);
+            a->q_rstd = dmalloc(N, rc);
+        }
+        a->kv_a = dmalloc(N * ((size_t)c->kv_lora_rank + c->dr), rc);
+        a->kv_rstd = dmalloc(N, rc);
+        a->latent_new = dmalloc(N * c->kv_lora_rank, rc);
+        a->kpe_new = dmalloc(N * c->dr, rc);
+        a->kv_exp = dmalloc((size_t)B * Tmax * c->NH * ((size_t)c->dn + c->dv), rc);
+        a->k_full = dmalloc((size_t)B * Tmax * c->NH * qk, rc);
+        a->v_full = dmalloc((size_t)B * Tmax * c->NH * c->dv, rc);
+        a->q_abs = dmalloc(N * c->NH * c->kv_lora_rank, rc);
+        a->o_lat = dmalloc(N * c->NH * c->kv_lora_rank, rc);
+    }
+    if (c->E > 0) {
+        a->r_logits = dmalloc(N * c->E, rc);
+        a->r_scores = dmalloc(N * c->E, rc);
+        a->r_choice = dmalloc(N * c->E, rc);
+        a->e_w = dmalloc(N * c->K, rc);
+        a->e_idx_f = dmalloc(N * c->K, rc);
+        a->eg = dmalloc(N * c->K * c->Hm, rc);
+        a->eu = dmalloc(N * c->K * c->Hm, rc);
+        a->ea = dmalloc(N * c->K * c->Hm, rc);
+        a->eo = dmalloc(N * c->K * c->C, rc);
+        a->routed = dmalloc(N * c->C, rc);
+        a->shared = dmalloc(N * c->C, rc);
+        a->e_idx = (int *)dmalloc(N * c->K, rc); /* ints: same size as floats */
+    }
+}
+
 static int alloc_runstate(const Config *c, const RunState *s) {
-    if (X.have_rs && X.B == s->B && X.T == s->T && X.Tmax == s->Tmax && X.with_attn == s->with_attn) return 0;
+    if (X.have_rs && X.B == s->B && X.T == s->T && X.Tmax == s->Tmax && X.with_attn == s->with_attn &&
+        X.per_layer == s->per_layer)
+        return 0;
     free_runstate();
     const int B = s->B, T = s->T, Tmax = s->Tmax;
     size_t N = (size_t)B * T;
-    int qk = config_qk_dim(c), dv = config_v_dim(c);
     int ffn = c->I_ffn;
     if (c->E > 0 && c->Es * c->Hm > ffn) ffn = c->Es * c->Hm;
     int rc = 0;
@@ -203,64 +274,18 @@ static int alloc_runstate(const Config *c, const RunState *s) {
     d->Tmax = Tmax;
     d->nL = c->L;
     d->with_attn = s->with_attn;
+    d->per_layer = s->per_layer;
     d->layer = (LayerState *)calloc((size_t)c->L, sizeof(LayerState));
     if (!d->layer) {
         cuda_note_error(__FILE__, __LINE__, "run state", "out of host memory");
         return -1;
     }
-    LayerState *a = &d->layer[0];
-    a->resid = dmalloc(N * c->C, &rc);
-    a->xn1 = dmalloc(N * c->C, &rc);
-    a->rstd1 = dmalloc(N, &rc);
-    a->q = dmalloc(N * c->NH * qk, &rc);
-    a->z = dmalloc(N * c->NH * dv, &rc);
-    a->attn_out = dmalloc(N * c->C, &rc);
-    a->resid_mid = dmalloc(N * c->C, &rc);
-    a->xn2 = dmalloc(N * c->C, &rc);
-    a->rstd2 = dmalloc(N, &rc);
-    a->mlp_out = dmalloc(N * c->C, &rc);
-    a->gate = dmalloc(N * ffn, &rc);
-    a->up = dmalloc(N * ffn, &rc);
-    a->act = dmalloc(N * ffn, &rc);
-    if (s->with_attn) {
-        a->scores = dmalloc((size_t)B * c->NH * T * Tmax, &rc);
-        a->pattern = dmalloc((size_t)B * c->NH * T * Tmax, &rc);
-    }
-    if (!c->mla) {
-        a->k_new = dmalloc(N * c->NKV * c->HS, &rc);
-        a->v_new = dmalloc(N * c->NKV * c->HS, &rc);
-    } else {
-        if (c->q_lora_rank) {
-            a->q_a = dmalloc(N * c->q_lora_rank, &rc);
-            a->q_latent = dmalloc(N * c->q_lora_rank, &rc);
-            a->q_rstd = dmalloc(N, &rc);
-        }
-        a->kv_a = dmalloc(N * ((size_t)c->kv_lora_rank + c->dr), &rc);
-        a->kv_rstd = dmalloc(N, &rc);
-        a->latent_new = dmalloc(N * c->kv_lora_rank, &rc);
-        a->kpe_new = dmalloc(N * c->dr, &rc);
-        a->kv_exp = dmalloc((size_t)B * Tmax * c->NH * ((size_t)c->dn + c->dv), &rc);
-        a->k_full = dmalloc((size_t)B * Tmax * c->NH * qk, &rc);
-        a->v_full = dmalloc((size_t)B * Tmax * c->NH * c->dv, &rc);
-        a->q_abs = dmalloc(N * c->NH * c->kv_lora_rank, &rc);
-        a->o_lat = dmalloc(N * c->NH * c->kv_lora_rank, &rc);
-        if (c->E > 0) {
-            a->r_logits = dmalloc(N * c->E, &rc);
-            a->r_scores = dmalloc(N * c->E, &rc);
-            a->r_choice = dmalloc(N * c->E, &rc);
-            a->e_w = dmalloc(N * c->K, &rc);
-            a->e_idx_f = dmalloc(N * c->K, &rc);
-            a->eg = dmalloc(N * c->K * c->Hm, &rc);
-            a->eu = dmalloc(N * c->K * c->Hm, &rc);
-            a->ea = dmalloc(N * c->K * c->Hm, &rc);
-            a->eo = dmalloc(N * c->K * c->C, &rc);
-            a->routed = dmalloc(N * c->C, &rc);
-            a->shared = dmalloc(N * c->C, &rc);
-            a->e_idx = (int *)dmalloc(N * c->K, &rc); /* ints: same size as floats */
-        }
-    }
-    /* inference: every layer shares the one set of buffers, as in the reference */
-    for (int l = 1; l < c->L; l++) d->layer[l] = d->layer[0];
+    X.per_layer = s->per_layer;
+    /* inference: every layer shares one set of buffers, as in the reference; training (per_layer,
+     * ref's runstate_init_train) keeps every layer's saved values for the backward */
+    for (int l = 0; l < (s->per_layer ? c->L : 1); l++) alloc_layer(&d->layer[l], c, B, T, Tmax, s->with_attn, ffn, &rc);
+    if (!s->per_layer)
+        for (int l = 1; l < c->L; l++) d->layer[l] = d->layer[0];
     size_t tmp_w = (size_t)c->NH * (c->mla ? c->dr : c->HS);
     if (tmp_w < (size_t)c->C) tmp_w = (size_t)c->C;
     d->inv_freq = dmalloc((size_t)c->rope_dim / 2 + 1, &rc);
@@ -351,6 +376,16 @@ static int attach_kv(const Config *c, KVCache *kv, cudaStream_t st) {
     X.host_kv = kv;
     X.kv_len = kv->len;
     return 0;
+}
+
+void cuda_forward_state(CudaForwardState *f) {
+    f->d = &X.d;
+    f->kv = &X.dkv;
+    f->layers = X.layers;
+    f->wte = X.wte;
+    f->final_norm = X.final_norm;
+    f->lm_head = X.lm_head;
+    f->logits = X.logits;
 }
 
 extern "C" void cuda_forward_release(void) {
@@ -561,8 +596,6 @@ extern "C" int model_forward_cuda(const Model *m, RunState *s, KVCache *kv, cons
     if (Tk > c->max_pos)
         return seek_fail(err, "forward: position %d is beyond max_position_embeddings %d", Tk - 1, c->max_pos);
     if (mode == ATTN_ABSORB && !c->mla) return seek_fail(err, "forward: --attn absorb needs an MLA model (this is %s)", c->model_type);
-    if (s->per_layer)
-        return seek_fail(err, "forward: the cuda backend runs inference run states only (training on cuda is not built yet)");
     for (int i = 0; i < N; i++) {
         if (ids[i] < 0 || ids[i] >= c->V)
             return seek_fail(err, "forward: token id %d at index %d is out of range [0, %d)", ids[i], i, c->V);

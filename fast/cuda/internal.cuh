@@ -104,4 +104,16 @@ typedef struct {
 } AttnRows;
 void cuda_attend_rows(const AttnRows *a, cudaStream_t st);
 
+/* forward.cu: what the last model_forward_cuda left on the device, for backward.cu: the device
+ * run state (every layer's saved values when it ran a training run state), the device cache, the
+ * device weights and logits (B·T, V). */
+typedef struct {
+    RunState *d;
+    KVCache *kv;
+    const LayerWeights *layers;
+    const float *wte, *final_norm, *lm_head;
+    float *logits;
+} CudaForwardState;
+void cuda_forward_state(CudaForwardState *f);
+
 #endif
