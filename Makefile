@@ -156,7 +156,7 @@ $(B)/dbg/tests/%: $(B)/dbg/tests/%.o $(DBG_OBJ)
 # `make test`: every unit-test binary and the command-line tests, first against the release
 # build, then against the ASan/UBSan build; the driver ends with "N passed, N failed".
 test: deps
-	@$(MAKE) --no-print-directory features seek seek-debug $(REL_TESTS) $(DBG_TESTS)
+	@$(MAKE) --no-print-directory features seek seek-debug $(REL_TESTS) $(DBG_TESTS) $(if $(NVCC),$(LAB_BIN))
 	@bash scripts/fetch_deepseek_tokenizer.sh || echo "DeepSeek-V3 tokenizer.json unavailable: the tokenizer tests will fail"
 	@B=$(B) bash tests/run.sh
 
@@ -166,8 +166,27 @@ test: deps
 # says on one line that it was skipped (not passed) where there is no GPU.
 test-cuda:
 	@if [ -z "$(NVCC)" ]; then echo "make test-cuda: nvcc not found$(if $(NO_CUDA), (NO_CUDA=1),): the CUDA backend is not built"; exit 1; fi
-	@$(MAKE) --no-print-directory features seek $(B)/rel/tests/test_cuda
+	@$(MAKE) --no-print-directory features seek $(B)/rel/tests/test_cuda $(LAB_BIN)
 	@B=$(B) bash tests/cuda_run.sh
+
+# `make lab` (issue 7's kernel lab, fast/lab/: after llm.c's dev/cuda): one program per kernel, each
+# version validated against the linked ref/ function at every block size, then timed. Not part of
+# `all`; `make test` compiles them (so CI keeps them building) and `make test-cuda` runs them (each
+# must validate every version); they print SKIP and exit 77 without a GPU.
+.PHONY: lab
+LAB_BIN = $(B)/lab/attention $(B)/lab/mla_decode $(B)/lab/moe_dispatch
+LAB_REF = $(addprefix $(B)/rel/ref/,attention.o matmul.o mla.o mlp.o moe.o rmsnorm.o)
+lab:
+	@if [ -z "$(NVCC)" ]; then echo "make lab: nvcc not found$(if $(NO_CUDA), (NO_CUDA=1),): the kernel lab needs it"; exit 1; fi
+	@$(MAKE) --no-print-directory $(LAB_BIN)
+
+$(B)/lab/%.o: fast/lab/%.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_ALL) -c $< -o $@
+
+$(LAB_BIN): $(B)/lab/%: $(B)/lab/%.o $(LAB_REF)
+	$(NVCC) -arch=sm_$(CUDA_ARCH) -o $@ $^ -L$(CUDA_HOME)/lib64 -Xlinker -rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart \
+	  $(if $(filter yes,$(HAVE_OPENMP)),-Xcompiler -fopenmp) -lm
 
 # `make bench`: encode MB/s for DeepSeek-V3's tokenizer, seek.c and (where installed) HF tokenizers.
 bench: deps

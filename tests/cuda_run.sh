@@ -4,7 +4,8 @@
 #   2. cuda_verify.sh: `seek verify --backend cuda` over every fixture, stage by stage;
 #   3. compute-sanitizer memcheck and racecheck on the op tests, memcheck on one verify run and
 #      on one training step (verify --grad);
-#   4. the ASan/UBSan build of test_cuda's op tests, when built (ASAN_OPTIONS=protect_shadow_gap=0:
+#   4. the kernel lab's programs (fast/lab/), when built: every version validated, then timed;
+#   5. the ASan/UBSan build of test_cuda's op tests, when built (ASAN_OPTIONS=protect_shadow_gap=0:
 #      the CUDA driver maps memory where ASan's shadow gap would be, google/sanitizers#629).
 # Ends with "test-cuda: N passed, N failed"; a step that cannot run (no GPU, no
 # compute-sanitizer) counts as failed, never as passed. LOGDIR=DIR keeps every step's output.
@@ -40,6 +41,13 @@ else
   echo "compute-sanitizer not found: the sanitizer steps did NOT run"
   fail=$((fail + 1))
 fi
+# the kernel lab (fast/lab/): every version of every kernel must validate against the reference
+for lab in attention mla_decode moe_dispatch; do
+  if [ -x "$B/lab/$lab" ]; then
+    step "lab_$lab" "$B/lab/$lab"
+    grep -E "^v[0-9]" "$LOGDIR/lab_$lab.log" | sed "s/^/    $lab /"
+  fi
+done
 if [ -x "$B/dbg/tests/test_cuda" ]; then
   step asan_ops env ASAN_OPTIONS=protect_shadow_gap=0 "$B/dbg/tests/test_cuda" --ops
 fi
