@@ -105,7 +105,9 @@ int eval_main_loss_on(Backend b, const Model *m, TrainBuffers *tb, const int *id
 
 int mtp_forward_on(Backend b, const Model *m, MtpState *ms, const int *ids, const float *h0, SeekErr *err) {
     if (backend_check(b, err)) return -1;
-    if (b == BACKEND_CUDA) return seek_fail(err, "--backend cuda: MTP on the GPU is not built yet (issue 7's backward part)");
+#ifdef SEEK_HAVE_CUDA
+    if (b == BACKEND_CUDA) return mtp_forward_cuda(m, ms, ids, h0, err); /* h0 a host array, as here */
+#endif
 #ifdef SEEK_HAVE_BLAS
     if (b == BACKEND_CPU) return mtp_forward_cpu(m, ms, ids, h0, err);
 #endif

@@ -43,9 +43,9 @@ cmp -s "$TMP/out" "$TMP/gen_ref" && ok || bad "generate: cuda and ref greedy tok
 expect_ok "forward cuda" "$SEEK" forward $FX/v3 --ids "5,6,7;8,9,10" --logits "$TMP/cuda.f32" --backend cuda
 [ -s "$TMP/cuda.f32" ] && ok || bad "forward cuda: no logits written"
 
-# ---- training on the GPU: verify --grad over every fixture (every parameter gradient, the main and
-# balance losses; the MTP loss is not on the GPU yet and the table says so), seek grad, and 20 steps
-# of seek train against ref within TOL_CUDA_TRAIN_LOSS_REL, two cuda runs with identical logs ----
+# ---- training on the GPU: verify --grad over every fixture (every loss and every parameter
+# gradient), seek grad, and 20 steps of seek train (MTP and the balance loss) against ref within
+# TOL_CUDA_TRAIN_LOSS_REL, two cuda runs with identical logs ----
 for d in $FX/*/; do
   d=${d%/}
   [ -f "$d/config.json" ] || continue
@@ -64,13 +64,13 @@ tol=$(sed -n 's/^#define TOL_CUDA_TRAIN_LOSS_REL //p' tests/tolerances.h)
 for run in ref cuda cuda2; do
   be=${run%2}
   expect_ok "train $run" "$SEEK" train --model tiny-v3 --data tests/fixtures/tokenizer/corpus.txt --data-format bytes \
-    --out "$TMP/tr_$run" --steps 20 --batch 4 --seq-len 32 --mtp-depth 0 --warmup 4 --eval-interval 10 --eval-batches 2 \
+    --out "$TMP/tr_$run" --steps 20 --batch 4 --seq-len 32 --mtp-depth 1 --warmup 4 --eval-interval 10 --eval-batches 2 \
     --seed 5 --backend $be
 done
 grep -q "^start .* backend=cuda\$" "$TMP/tr_cuda/train.log" && ok || bad "train cuda: the log does not name the backend"
-n=$(paste -d' ' <(grep '^step=' "$TMP/tr_ref/train.log" | sed 's/.* loss=\([0-9.]*\) main=\([0-9.]*\).*/\1 \2/') \
-                 <(grep '^step=' "$TMP/tr_cuda/train.log" | sed 's/.* loss=\([0-9.]*\) main=\([0-9.]*\).*/\1 \2/') |
-    awk -v tol="$tol" '{ for (i = 1; i <= 2; i++) { d = $i - $(i + 2); if (d < 0) d = -d; if (d > tol * $i + 1e-6) bad++ } n++ }
+n=$(paste -d' ' <(grep '^step=' "$TMP/tr_ref/train.log" | sed 's/.* loss=\([0-9.]*\) main=\([0-9.]*\) mtp=\([0-9.]*\).*/\1 \2 \3/') \
+                 <(grep '^step=' "$TMP/tr_cuda/train.log" | sed 's/.* loss=\([0-9.]*\) main=\([0-9.]*\) mtp=\([0-9.]*\).*/\1 \2 \3/') |
+    awk -v tol="$tol" '{ for (i = 1; i <= 3; i++) { d = $i - $(i + 3); if (d < 0) d = -d; if (d > tol * $i + 1e-6) bad++ } n++ }
                        END { print (n == 20 ? bad + 0 : "steps:" n) }')
 [ "$n" = 0 ] && ok || bad "train: cuda and ref losses differ beyond $tol relative ($n values)"
 cmp -s <(grep -E '^(step|eval)' "$TMP/tr_cuda/train.log" | sed 's/ ms=[0-9.]*//; s/ tok_s=[0-9.]*//') \

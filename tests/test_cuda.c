@@ -37,6 +37,7 @@
 #include "tolerances.h"
 #include "train.h"
 #include "train_parts.h"
+#include "balance.h"
 
 #ifdef SEEK_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -134,8 +135,17 @@ static float *rnd(size_t n, float scale) {
 /* largest element difference and nmse seen over all op tests (printed at the end) */
 static double g_max_diff, g_max_nmse;
 
-static void expect_close(const char *what, const float *got, const float *want, size_t n) {
-    double md = 0, sd = 0, sw = 0;
+/* Elementwise |got - want| <= ATOL + RTOL·|want| (an activation), or, when by_tensor, RTOL times
+ * the tensor's largest |want| (a weight gradient: a sum over the batch's rows of products whose
+ * factors come out of long reductions, so an element can cancel to far below the terms that make
+ * it, and its rounding error is the terms' scale, not its own: measured 3.4e-6 on an element of
+ * 9.6e-3 of a shared expert's gate gradient after a 1023-wide product, on the CPU twin too;
+ * the model-level gradient checks hold every tensor to its own scale the same way). */
+static void expect_close_as(const char *what, const float *got, const float *want, size_t n, int by_tensor) {
+    double md = 0, sd = 0, sw = 0, wmax = 0;
+    if (by_tensor)
+        for (size_t i = 0; i < n; i++)
+            if (isfinite(want[i])) wmax = fmax(wmax, fabs((double)want[i]));
     for (size_t i = 0; i < n; i++) {
         float a = want[i], b = got[i];
         int same = isnan(a) ? isnan(b) : isinf(a) ? (isinf(b) && (a > 0) == (b > 0)) : isfinite(b);
@@ -144,7 +154,7 @@ static void expect_close(const char *what, const float *got, const float *want, 
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(want[i])) continue;
         double d = fabs((double)got[i] - want[i]);
-        if (d > TOL_CUDA_OP_ATOL + TOL_CUDA_OP_RTOL * fabs((double)want[i]))
+        if (d > TOL_CUDA_OP_ATOL + TOL_CUDA_OP_RTOL * (by_tensor ? wmax : fabs((double)want[i])))
             fail_msg("%s: element %zu: %.9g vs reference %.9g (|diff| %.3g)", what, i, got[i], want[i], d);
         md = fmax(md, d);
         sd += d * d;
@@ -155,6 +165,10 @@ static void expect_close(const char *what, const float *got, const float *want, 
     g_max_diff = fmax(g_max_diff, md);
     g_max_nmse = fmax(g_max_nmse, nmse);
     print_message("  %-58s max|diff| %.2e  nmse %.2e\n", what, md, nmse);
+}
+
+static void expect_close(const char *what, const float *got, const float *want, size_t n) {
+    expect_close_as(what, got, want, n, 0);
 }
 
 /* device output vs host reference output; frees both */
@@ -602,6 +616,115 @@ static void test_backward_ops(void **st) {
     check_crossentropy(7, 1023, 3);  /* every third row without a target */
     check_crossentropy(1, 1, 0);     /* V = 1 */
     check_crossentropy(113, 50, 0);
+}
+
+/* ---- the optimizer and the balancing on the GPU: bit for bit the reference (the norm within
+ * TOL_DOUBLE_SUM_REL and the same every run) ---- */
+
+static void test_optim(void **st) {
+    (void)st;
+    Model m[2], g[2];
+    SeekErr e;
+    if (model_load(&m[1], "tests/fixtures/trained_v3", &e) || model_load(&m[0], "tests/fixtures/trained_v3", &e)) fail_msg("%s", e.msg);
+    if (model_init(&g[0], &m[0].cfg, &e) || model_init(&g[1], &m[0].cfg, &e)) fail_msg("%s", e.msg);
+    size_t n = m[0].n_floats;
+    float *mom[2];
+    for (int j = 0; j < 2; j++) mom[j] = malloc(n * sizeof(float));
+    for (size_t k = 0; k < n; k++) {
+        g[1].arena[k] = 0.05f * (2.0f * rng_uniform(&g_rng) - 1.0f);
+        mom[0][k] = 0.01f * (2.0f * rng_uniform(&g_rng) - 1.0f);
+        mom[1][k] = 1e-4f * rng_uniform(&g_rng);
+    }
+    float *d_p = up(m[0].arena, n), *d_g = up(g[1].arena, n), *d_m1 = up(mom[0], n), *d_m2 = up(mom[1], n);
+    Model vp, vg;
+    if (cuda_model_view(&vp, &m[0], d_p) || cuda_model_view(&vg, &g[0], d_g)) fail_msg("cuda_model_view: out of memory");
+    double n0 = grad_global_norm_cuda(&vg, 0), n1 = grad_global_norm(&g[1]);
+    print_message("  grad_global_norm_cuda %.17g vs %.17g (rel %.1e)\n", n0, n1, fabs(n0 - n1) / n1);
+    assert_true(fabs(n0 - n1) <= TOL_DOUBLE_SUM_REL * n1);
+    assert_true(grad_global_norm_cuda(&vg, 0) == n0); /* the same sum every run */
+    float f0 = grad_clip_cuda(&vg, n1, 0.5 * n1, 0), f1 = grad_clip(&g[1], n1, 0.5 * n1);
+    assert_true(f0 == f1 && f0 < 1.0f);
+    assert_true(grad_clip_cuda(&vg, n1, 2.0 * n1, 0) == 1.0f); /* under the limit: untouched */
+    AdamWConfig ac = {0.9f, 0.95f, 1e-8f, 0.1f};
+    for (int t = 1; t <= 3; t++) {
+        adamw_step_cuda(&vp, &vg, d_m1, d_m2, &ac, 3e-3f, t, 0);
+        adamw_step(&m[1], &g[1], mom[0], mom[1], &ac, 3e-3f, t);
+    }
+    sync_check("adamw_step_cuda");
+    float *back = malloc(n * sizeof(float));
+    CK(cudaMemcpy(back, d_g, n * sizeof(float), cudaMemcpyDeviceToHost));
+    assert_memory_equal(back, g[1].arena, n * sizeof(float));
+    CK(cudaMemcpy(back, d_p, n * sizeof(float), cudaMemcpyDeviceToHost));
+    assert_memory_equal(back, m[1].arena, n * sizeof(float));
+    CK(cudaMemcpy(back, d_m1, n * sizeof(float), cudaMemcpyDeviceToHost));
+    assert_memory_equal(back, mom[0], n * sizeof(float));
+    CK(cudaMemcpy(back, d_m2, n * sizeof(float), cudaMemcpyDeviceToHost));
+    assert_memory_equal(back, mom[1], n * sizeof(float));
+    print_message("  grad_clip_cuda and adamw_step_cuda x3: gradients, parameters and moments bit-identical (%zu floats)\n", n);
+    cuda_model_view_free(&vp), cuda_model_view_free(&vg);
+    float *fr[] = {d_p, d_g, d_m1, d_m2};
+    for (int i = 0; i < 4; i++) CK(cudaFree(fr[i]));
+    free(back), free(mom[0]), free(mom[1]);
+    for (int i = 0; i < 2; i++) model_free(&m[i]), model_free(&g[i]);
+}
+
+static void check_balance(int B, int T, int E, int K, int sigmoid) {
+    Config c;
+    memset(&c, 0, sizeof c);
+    c.E = E;
+    c.K = K;
+    c.scoring = sigmoid ? SCORE_SIGMOID : SCORE_SOFTMAX;
+    const int N = B * T;
+    float *sc = malloc((size_t)N * E * sizeof(float)), *ds = rnd((size_t)N * E, 1.0f), *bias = rnd((size_t)E, 0.1f);
+    int *idx = malloc((size_t)N * K * sizeof(int)), perm[64], load[64], dload[64];
+    assert_true(E <= 64);
+    for (int n = 0; n < N; n++) {
+        double sum = 0;
+        for (int i = 0; i < E; i++) sum += sc[(size_t)n * E + i] = 0.01f + rng_uniform(&g_rng);
+        if (!sigmoid)
+            for (int i = 0; i < E; i++) sc[(size_t)n * E + i] = (float)(sc[(size_t)n * E + i] / sum);
+        for (int i = 0; i < E; i++) perm[i] = i;
+        for (int i = E - 1; i > 0; i--) {
+            int j = (int)(rng_u32(&g_rng) % (uint32_t)(i + 1)), t = perm[i];
+            perm[i] = perm[j];
+            perm[j] = t;
+        }
+        memcpy(idx + (size_t)n * K, perm, (size_t)K * sizeof(int));
+    }
+    float *d_sc = up(sc, (size_t)N * E), *d_ds = up(ds, (size_t)N * E), *d_bias = up(bias, (size_t)E);
+    int *d_idx = up_i(idx, (size_t)N * K), *d_load = NULL;
+    CK(cudaMalloc((void **)&d_load, (size_t)E * sizeof(int)));
+    double l0 = balance_loss_cuda(d_ds, d_sc, d_idx, B, T, &c, 1e-3f, 0);
+    double l1 = balance_loss(ds, sc, idx, B, T, &c, 1e-3f);
+    expert_load_cuda(d_load, d_idx, N, &c, 0);
+    bias_update_cuda(d_bias, d_load, N, &c, 1e-3f, 0);
+    sync_check("balance");
+    expert_load(load, idx, N, &c);
+    bias_update(bias, load, N, &c, 1e-3f);
+    float *back = malloc((size_t)N * E * sizeof(float));
+    CK(cudaMemcpy(back, d_ds, (size_t)N * E * sizeof(float), cudaMemcpyDeviceToHost));
+    print_message("  balance_loss B=%d T=%d E=%d K=%d %s: %.17g vs %.17g\n", B, T, E, K, sigmoid ? "sigmoid" : "softmax", l0, l1);
+    assert_true(l0 == l1);
+    assert_memory_equal(back, ds, (size_t)N * E * sizeof(float));
+    CK(cudaMemcpy(dload, d_load, (size_t)E * sizeof(int), cudaMemcpyDeviceToHost));
+    assert_memory_equal(dload, load, (size_t)E * sizeof(int));
+    CK(cudaMemcpy(back, d_bias, (size_t)E * sizeof(float), cudaMemcpyDeviceToHost));
+    assert_memory_equal(back, bias, (size_t)E * sizeof(float));
+    print_message("  ... score gradients, expert load and the updated bias bit-identical\n");
+    CK(cudaFree(d_sc));
+    CK(cudaFree(d_ds));
+    CK(cudaFree(d_bias));
+    CK(cudaFree(d_idx));
+    CK(cudaFree(d_load));
+    free(sc), free(ds), free(bias), free(idx), free(back);
+}
+
+static void test_balance(void **st) {
+    (void)st;
+    check_balance(2, 16, 16, 4, 1); /* V3: sigmoid scores */
+    check_balance(3, 7, 9, 2, 0);   /* V2: softmax */
+    check_balance(1, 1, 5, 5, 1);   /* T = 1, K = E */
+    check_balance(2, 113, 64, 6, 1);
 }
 
 /* ---- MLA ---- */
@@ -1076,13 +1199,13 @@ static void bw_rerun(BwGrad *g, const char *what) {
 }
 
 /* the second run equals the first bit for bit, and is close to the reference; frees g */
-static void bw_expect(const char *what, BwGrad *g) {
+static void bw_expect(const char *what, BwGrad *g, int weight) {
     const float *got = dbuf_fetch(&g->d, what);
     for (size_t i = 0; i < g->d.n; i++)
         if (memcmp(&got[i], &g->first[i], sizeof(float)))
             fail_msg("%s: element %zu is %.9g, %.9g in the first run (two runs not bitwise identical)", what, i, got[i],
                      g->first[i]);
-    expect_close(what, got, g->want, g->d.n);
+    expect_close_as(what, got, g->want, g->d.n, weight);
     dbuf_free(&g->d);
     free(g->init);
     free(g->want);
@@ -1154,7 +1277,8 @@ static void check_mla_backward(MlaCase *m, int T) {
     const char *names[NG] = {what, "  ... dlatent", "  ... dk_pe (summed over heads)", "  ... dW_kvb", what_kv,
                              "  ... dW_kv_a", "  ... dkv_a_norm (strided rows)", what_q, "  ... dW_q_a",
                              "  ... dq_a_norm", "  ... dW_q_b", "  ... dW_q"};
-    for (int i = 0; i < NG; i++) bw_expect(names[i], &gr[i]);
+    for (int i = 0; i < NG; i++) /* activations: dq, dlatent, dk_pe, the two dx; the rest weight gradients */
+        bw_expect(names[i], &gr[i], !(i == DQ || i == DLAT || i == DKPE || i == DX_KV || i == DX_Q));
     dbuf_free(&d_scr);
     float *df[] = {d_x, d_q, d_qa, d_ql, d_qs, d_lat, d_kva, d_kvs, d_k, d_v, d_pat, d_dz, d_dqin, d_dlin, d_dkin};
     for (size_t i = 0; i < sizeof df / sizeof df[0]; i++) CK(cudaFree(df[i]));
@@ -1242,7 +1366,7 @@ static void check_moe_backward(int N, int C, int E, int K, int Es, int Hm, Scori
     moe_backward(gr[DINP].want, &gh, dout, dsc, x, idx, gw, sc, eg, eu, ea, eo, sg, su, sa, &w, N, &c, scr);
     const char *names[NG] = {what, "  ... d experts gate", "  ... d experts up", "  ... d experts down",
                              "  ... d router", "  ... d shared gate", "  ... d shared up", "  ... d shared down"};
-    for (int i = 0; i < NG; i++) bw_expect(names[i], &gr[i]);
+    for (int i = 0; i < NG; i++) bw_expect(names[i], &gr[i], i != DINP); /* dinp an activation, the rest weights */
     dbuf_free(&d_scr);
     float *df[] = {dw.exp_gate, dw.exp_up, dw.exp_down, dw.router, dw.sh_gate, dw.sh_up, dw.sh_down, d_x, d_gw, d_sc,
                    d_eg, d_eu, d_ea, d_eo, d_sg, d_su, d_sa, d_dout, d_dsc};
@@ -1265,6 +1389,136 @@ static void test_moe_backward(void **st) {
     check_moe_backward(113, 33, 40, 7, 1, 17, SCORE_SIGMOID, 1, 0); /* more pairs than one warp's chunk, many experts */
     check_moe_backward(7, 1023, 4, 2, 1, 9, SCORE_SOFTMAX, 1, 1);   /* wide rows; softmax renormalised */
     check_moe_backward(9, 40, 200, 3, 2, 16, SCORE_SIGMOID, 0, 1);  /* most experts unchosen; sigmoid unnormalised */
+}
+
+/* ---- Multi-Token Prediction on the GPU (mtp.cu) against ref/mtp.c ----
+ * trained_v3 has one MTP module (num_nextn_predict_layers 1): its block is MoE, MLA, V3 routing.
+ * The twins take the reference's host h0 / dh0; the step runs them on the device's xnf. */
+
+static void expect_grads(const char *what, const Model *got, const Model *want); /* below */
+static void expect_loss(const char *what, double got, double want);
+
+/* mtp_forward_cuda / mtp_backward_cuda against the reference from the same host h0 (the reference
+ * forward's final-norm output), gradients and dh0 pre-filled with the same random values; the
+ * backward twice on the GPU from the same pre-fill, bitwise the same */
+static void check_mtp_twins(const char *dir, int B, int T) {
+    Model m, g[3];
+    SeekErr e;
+    if (model_load(&m, dir, &e) || model_init(&g[0], &m.cfg, &e) || model_init(&g[1], &m.cfg, &e) ||
+        model_init(&g[2], &m.cfg, &e))
+        fail_msg("%s", e.msg);
+    const Config *c = &m.cfg;
+    assert_true(m.has_mtp && c->mtp_depth >= 1);
+    const int D = 1, N = B * T;
+    RunState s;
+    KVCache kv;
+    MtpState ms[2];
+    float *logits = malloc((size_t)N * c->V * sizeof(float));
+    int *ids = malloc((size_t)N * sizeof(int));
+    assert_non_null(logits);
+    assert_non_null(ids);
+    if (runstate_init_train(&s, c, B, T, &e) || kvcache_init(&kv, c, B, T, &e) || mtp_init(&ms[0], c, D, B, T, &e) ||
+        mtp_init(&ms[1], c, D, B, T, &e))
+        fail_msg("%s", e.msg);
+    for (int i = 0; i < N; i++) ids[i] = 3 + (41 * i + 3) % (c->V - 3);
+    if (model_forward(&m, &s, &kv, ids, B, T, ATTN_NAIVE, NULL, NULL, logits, &e)) fail_msg("%s", e.msg);
+    if (mtp_forward_cuda(&m, &ms[0], ids, s.xnf, &e)) fail_msg("%s", e.msg);
+    sync_check("mtp_forward_cuda");
+    if (mtp_forward(&m, &ms[1], ids, s.xnf, &e)) fail_msg("%s", e.msg);
+    for (int k = 0; k < D; k++) {
+        const MtpDepth *a = &ms[0].d[k], *b = &ms[1].d[k];
+        print_message("  mtp_forward_cuda %s depth %d: loss %.9g vs %.9g\n", dir + 15, k + 1, a->loss, b->loss);
+        expect_loss("mtp_forward_cuda loss", a->loss, b->loss);
+        assert_int_equal(a->count, b->count);
+        assert_memory_equal(a->ids_e, b->ids_e, (size_t)B * a->T * sizeof(int));
+        assert_memory_equal(a->targets, b->targets, (size_t)B * a->T * sizeof(int));
+        char what[96];
+        snprintf(what, sizeof what, "mtp_forward_cuda depth %d logits", k + 1);
+        expect_close(what, a->logits, b->logits, (size_t)B * a->T * c->V);
+    }
+    /* backward: the same random pre-fill of every gradient and of dh0 on both sides */
+    size_t nh = (size_t)N * c->C;
+    for (size_t k = 0; k < g[0].n_floats; k++) g[0].arena[k] = g[1].arena[k] = g[2].arena[k] = 2.0f * rng_uniform(&g_rng) - 1.0f;
+    float *dh[3] = {rnd(nh, 1.0f), malloc(nh * sizeof(float)), malloc(nh * sizeof(float))};
+    assert_non_null(dh[1]);
+    assert_non_null(dh[2]);
+    memcpy(dh[1], dh[0], nh * sizeof(float));
+    memcpy(dh[2], dh[0], nh * sizeof(float));
+    mtp_backward_cuda(&g[0], &m, &ms[0], 0.3f, dh[0]);
+    sync_check("mtp_backward_cuda");
+    mtp_backward(&g[1], &m, &ms[1], 0.3f, dh[1]);
+    expect_close("mtp_backward_cuda dh0", dh[0], dh[1], nh);
+    char what[112];
+    snprintf(what, sizeof what, "mtp_backward_cuda %s %dx%d", dir + 15, B, T);
+    expect_grads(what, &g[0], &g[1]);
+    mtp_backward_cuda(&g[2], &m, &ms[0], 0.3f, dh[2]);
+    sync_check("mtp_backward_cuda (second run)");
+    assert_memory_equal(g[2].arena, g[0].arena, g[0].n_floats * sizeof(float));
+    assert_memory_equal(dh[2], dh[0], nh * sizeof(float));
+    print_message("  ... a second backward on the GPU: every gradient and dh0 bitwise identical\n");
+    free(logits), free(ids), free(dh[0]), free(dh[1]), free(dh[2]);
+    mtp_free(&ms[0]), mtp_free(&ms[1]), kvcache_free(&kv), runstate_free(&s);
+    model_free(&m), model_free(&g[0]), model_free(&g[1]), model_free(&g[2]);
+}
+
+/* train_step_grads_cuda with D MTP depths (λ = 0.3) and the balance loss against train_step_grads:
+ * every loss, each depth's loss, every gradient; the step twice on the GPU, bitwise the same */
+static void check_mtp_step(const char *dir, int B, int T, int D, float alpha) {
+    Model m, g[3];
+    SeekErr e;
+    if (model_load(&m, dir, &e) || model_init(&g[0], &m.cfg, &e) || model_init(&g[1], &m.cfg, &e) ||
+        model_init(&g[2], &m.cfg, &e))
+        fail_msg("%s", e.msg);
+    const Config *c = &m.cfg;
+    TrainBuffers tb[2];
+    if (trainbuf_init(&tb[0], c, B, T, D, &e) || trainbuf_init(&tb[1], c, B, T, D, &e)) fail_msg("%s", e.msg);
+    int *ids = malloc((size_t)B * T * sizeof(int));
+    assert_non_null(ids);
+    for (int i = 0; i < B * T; i++) ids[i] = 3 + (53 * i + 7) % (c->V - 3);
+    LossWeights lw = {D, 0.3f, alpha};
+    StepLosses sl[3];
+    for (size_t k = 0; k < g[0].n_floats; k++) g[0].arena[k] = g[1].arena[k] = g[2].arena[k] = NAN; /* the step zeroes them */
+    if (train_step_grads_cuda(&m, &g[0], &tb[0], ids, &lw, &sl[0], &e)) fail_msg("%s", e.msg);
+    if (train_step_grads(&m, &g[1], &tb[1], ids, &lw, &sl[1], &e)) fail_msg("%s", e.msg);
+    print_message("  train_step %s D=%d alpha=%g: loss %.9g vs %.9g (main %.9g, mtp %.9g, balance %.3g)\n", dir + 15, D,
+                  (double)alpha, sl[0].total, sl[1].total, sl[1].main, sl[1].mtp, sl[1].balance);
+    expect_loss("train_step total", sl[0].total, sl[1].total);
+    expect_loss("train_step main", sl[0].main, sl[1].main);
+    expect_loss("train_step mtp", sl[0].mtp, sl[1].mtp);
+    expect_loss("train_step balance", sl[0].balance, sl[1].balance);
+    assert_true(sl[1].mtp > 0 && (alpha == 0 || sl[1].balance > 0));
+    for (int k = 0; k < D; k++) {
+        expect_loss("train_step mtp depth", sl[0].mtp_depth[k], sl[1].mtp_depth[k]);
+        assert_true(tb[0].mtp.d[k].loss == sl[0].mtp_depth[k]); /* the host MtpState holds each depth's loss */
+        assert_int_equal(tb[0].mtp.d[k].count, tb[1].mtp.d[k].count);
+    }
+    char what[112];
+    snprintf(what, sizeof what, "train_step_grads_cuda %s %dx%d D=%d", dir + 15, B, T, D);
+    expect_grads(what, &g[0], &g[1]);
+    /* twice on the GPU: bitwise the same (no float atomics) */
+    if (train_step_grads_cuda(&m, &g[2], &tb[0], ids, &lw, &sl[2], &e)) fail_msg("%s", e.msg);
+    assert_true(sl[2].total == sl[0].total && sl[2].mtp == sl[0].mtp);
+    assert_memory_equal(g[2].arena, g[0].arena, g[0].n_floats * sizeof(float));
+    print_message("  ... a second run on the GPU: losses and every gradient bitwise identical\n");
+    /* seek eval's path: the main loss on the GPU leaves xnf on the host, the MTP forward reads it */
+    double v0, v1;
+    if (eval_main_loss_cuda(&m, &tb[0], ids, &v0, &e) || eval_main_loss(&m, &tb[1], ids, &v1, &e)) fail_msg("%s", e.msg);
+    expect_loss("eval_main_loss", v0, v1);
+    double rx = rel_err(tb[0].s.xnf, tb[1].s.xnf, (size_t)B * T * c->C); /* a whole forward: the model tests' limit */
+    print_message("  eval_main_loss_cuda: xnf back on the host, rel %.2e (limit %g)\n", rx, TOL_CUDA_STAGE_REL);
+    assert_true(rx <= TOL_CUDA_STAGE_REL);
+    if (mtp_forward_cuda(&m, &tb[0].mtp, ids, tb[0].s.xnf, &e) || mtp_forward(&m, &tb[1].mtp, ids, tb[1].s.xnf, &e))
+        fail_msg("%s", e.msg);
+    for (int k = 0; k < D; k++) expect_loss("eval mtp depth", tb[0].mtp.d[k].loss, tb[1].mtp.d[k].loss);
+    free(ids);
+    trainbuf_free(&tb[0]), trainbuf_free(&tb[1]);
+    model_free(&m), model_free(&g[0]), model_free(&g[1]), model_free(&g[2]);
+}
+
+static void test_mtp(void **st) {
+    (void)st;
+    check_mtp_twins("tests/fixtures/trained_v3", 2, 12);
+    check_mtp_step("tests/fixtures/trained_v3", 2, 12, 1, 1e-3f); /* MTP + V3 balance loss */
 }
 
 /* ---- training on the GPU: whole steps against the reference ---- */
@@ -1406,22 +1660,6 @@ static void test_train(void **st) {
     check_train_step("tests/fixtures/llama_gqa", 2, 5, 0.0f);    /* dense, GQA */
     check_train_run("tests/fixtures/trained_v3", 2, 16, 1e-3f);
     check_train_run("tests/fixtures/llama_gqa", 2, 9, 0.0f);
-    /* the MTP loss is not on the GPU yet: asked for, it is refused in one line, nothing run */
-    Model m, g;
-    SeekErr e;
-    TrainBuffers tb;
-    if (model_load(&m, "tests/fixtures/trained_v3", &e) || model_init(&g, &m.cfg, &e)) fail_msg("%s", e.msg);
-    if (m.cfg.mtp_depth > 0) {
-        if (trainbuf_init(&tb, &m.cfg, 1, 6, 1, &e)) fail_msg("%s", e.msg);
-        int ids[6] = {3, 4, 5, 6, 7, 8};
-        LossWeights lw = {1, 0.3f, 0.0f};
-        StepLosses sl;
-        assert_int_equal(train_step_grads_cuda(&m, &g, &tb, ids, &lw, &sl, &e), -1);
-        assert_non_null(strstr(e.msg, "MTP"));
-        print_message("  MTP asked on the GPU: \"%s\"\n", e.msg);
-        trainbuf_free(&tb);
-    }
-    model_free(&m), model_free(&g);
 }
 
 static void test_summary(void **st) {
@@ -1442,11 +1680,12 @@ int main(int argc, char **argv) {
     const struct CMUnitTest all[] = {
         cmocka_unit_test(test_embedding), cmocka_unit_test(test_rmsnorm),    cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_rope),      cmocka_unit_test(test_attention),  cmocka_unit_test(test_swiglu),
-        cmocka_unit_test(test_backward_ops),
+        cmocka_unit_test(test_backward_ops), cmocka_unit_test(test_optim), cmocka_unit_test(test_balance),
         cmocka_unit_test(test_mla),       cmocka_unit_test(test_moe),
         cmocka_unit_test(test_mla_backward), cmocka_unit_test(test_moe_backward), cmocka_unit_test(test_summary),
         cmocka_unit_test(test_model_forward), cmocka_unit_test(test_model_edits),
         cmocka_unit_test(test_greedy_vs_transformers), cmocka_unit_test(test_train),
+        cmocka_unit_test(test_mtp),
     };
     /* --ops: the op tests alone (what compute-sanitizer runs: the model tests add time, not kernels) */
     int ops_only = argc > 1 && !strcmp(argv[1], "--ops");

@@ -89,6 +89,9 @@
  * reference); what differs is cuBLAS's summation order in the matrix products (the kernels keep
  * the reference's order) and CUDA's expf/cosf/sinf (within 2 ulp of glibc's): the same sources of
  * error as the CPU twins, so the same limits. */
+/* A backward op's weight gradients (sums over the batch's rows of products of long reductions,
+ * where an element can cancel to far below its terms) are held to RTOL times the tensor's largest
+ * element instead of their own (tests/test_cuda.c, expect_close_as). */
 #define TOL_CUDA_OP_ATOL 2e-6
 #define TOL_CUDA_OP_RTOL 2e-5
 #define TOL_CUDA_OP_NMSE 1e-11

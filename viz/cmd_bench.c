@@ -72,25 +72,11 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Random weights: linear layers N(0, 1/fan_in), embeddings N(0, 1), norms 1 + 0.1·N(0, 1),
- * the routing bias 0.01·N(0, 1); one seeded RNG. */
-static void random_weights(Model *m, uint64_t seed) {
-    Rng r;
-    rng_seed(&r, seed);
-    for (size_t i = 0; i < m->n_params; i++) {
-        const ParamInfo *p = &m->params[i];
-        const char *n = p->name;
-        int is_norm = strstr(n, "norm") != NULL, is_bias = strstr(n, "bias") != NULL, is_emb = strstr(n, "embed") != NULL;
-        float scale = is_emb ? 1.0f : is_bias ? 0.01f : is_norm ? 0.1f : 1.0f / sqrtf((float)p->shape[p->ndim - 1]);
-        for (size_t k = 0; k < p->numel; k++) p->ptr[k] = (is_norm && !is_bias ? 1.0f : 0.0f) + scale * rng_normal(&r);
-    }
-}
-
 /* bench-40m with its seeded random weights. */
 static int bench40m_model(Model *m, SeekErr *err) {
     Config c;
     if (config_parse(&c, BENCH_40M, sizeof BENCH_40M - 1, "bench-40m", err) || model_init(m, &c, err)) return -1;
-    random_weights(m, 1234);
+    bench_random_weights(m, 1234);
     return 0;
 }
 
@@ -357,6 +343,8 @@ static int profile_train(int steps, int B, SeekErr *err) {
 }
 
 int cmd_bench(int argc, char **argv) {
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--backend") && !strcmp(argv[i + 1], "cuda")) return cmd_bench_cuda(argc, argv);
     int quick = 0, n_dirs = 0;
     long long prof_steps = 0, prof_batch = 1;
     const char *dirs[16];
@@ -432,8 +420,8 @@ int cmd_bench(int argc, char **argv) {
 }
 #else
 int cmd_bench(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--backend") && !strcmp(argv[i + 1], "cuda")) return cmd_bench_cuda(argc, argv);
     fprintf(stderr, "seek bench: this seek was built without OpenBLAS, so there is no cpu backend to measure\n");
     return 1;
 }

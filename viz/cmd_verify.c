@@ -20,8 +20,7 @@
  * passes within TOL_CPU_LOSS_REL; a gradient passes when NaN/Inf positions agree and
  * max|got − want| <= TOL_CPU_GRAD_REL·max|want| + TOL_CPU_GRAD_ABS·(largest |gradient| of the
  * model): a tensor whose own gradient is tiny (an expert chosen by one token) is held to the
- * model's scale, as TOL_HF_GRAD_* does against transformers. On the cuda backend the MTP depths
- * are left out (not on the GPU yet), and a note line says so.
+ * model's scale, as TOL_HF_GRAD_* does against transformers.
  */
 #include <math.h>
 #include <stdio.h>
@@ -230,10 +229,6 @@ static int verify_grad(Backend be, const char *dir, const Model *m, const int *i
     int D = m->has_mtp ? c->mtp_depth : 0;
     if (D > MAX_MTP_DEPTH) D = MAX_MTP_DEPTH;
     if (D > 0 && T - D < 2) D = 0; /* too short for the MTP depths: the main and balance losses only */
-    if (D > 0 && be == BACKEND_CUDA) {
-        printf("note: the MTP loss is not on the GPU yet: verifying the main and balance losses (MTP depth 0)\n");
-        D = 0;
-    }
     LossWeights lw = {D, 0.3f, c->E > 0 ? 1e-4f : 0.0f};
     Model gr, gb;
     if (model_init(&gr, c, &err)) return vfail(&err);

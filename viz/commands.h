@@ -14,12 +14,16 @@ int cmd_tokenize(int argc, char **argv);    /* viz/cmd_tokenize.c */
 int cmd_detokenize(int argc, char **argv);  /* viz/cmd_tokenize.c */
 int cmd_verify(int argc, char **argv);      /* viz/cmd_verify.c */
 int cmd_bench(int argc, char **argv);       /* viz/cmd_bench.c */
+int cmd_bench_cuda(int argc, char **argv);  /* viz/cmd_bench_cuda.c: seek bench --backend cuda */
 int cmd_bpe_train(int argc, char **argv);   /* viz/cmd_tokenize.c */
 int cmd_tokenize_corpus(int argc, char **argv); /* viz/cmd_tokenize.c */
 int cmd_repl(int argc, char **argv);        /* viz/cmd_repl.c */
 int cmd_eval(int argc, char **argv);        /* viz/cmd_eval.c */
 
 #include "common.h"
+#include "model.h"
+/* The seeded random weights every benchmark model gets (viz/cmd_bench_cuda.c). */
+void bench_random_weights(Model *m, uint64_t seed);
 /* The folder a command runs on: *dir when given, else $SEEK_MODEL, else tiny-models/seek-v3-mini
  * next to the seek binary, written into buf (viz/cmd_model.c). */
 int model_dir_or_default(const char **dir, char *buf, size_t cap, SeekErr *err);

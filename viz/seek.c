@@ -22,7 +22,7 @@ static const Command COMMANDS[] = {
     {"generate", cmd_generate, "generate DIR --ids \"...\" -n N [--temp T --top-k K --top-p P --seed S --attn naive|absorb] [--backend ref|cpu|cuda]"},
     {"verify", cmd_verify, "verify DIR [--backend cpu|cuda] [--ids \"1,2;3,4\"] [--attn naive|absorb] [--decode N] [--grad]   ref vs backend, stage by stage (--grad: every parameter gradient)"},
     {"eval", cmd_eval, "eval [DIR] (--text FILE | --data TOKENS.bin | --bytes FILE) [--seq-len T] [--windows N] [--val-fraction F] [--experts K] [--backend ref|cpu|cuda]   held-out loss, perplexity, MTP accuracy and acceptance, what each expert learned"},
-    {"bench", cmd_bench, "bench [DIR...] [--quick] | --profile-train N [--batch B]   tokens/s, ref vs cpu, and sgemm GFLOP/s vs OpenBLAS's peak"},
+    {"bench", cmd_bench, "bench [DIR...] [--quick] | --profile-train N [--batch B] | --backend cuda [CONFIG.json|DIR] [--batch B] [--seq-len T] [--steps N]   tokens/s, ref vs cpu, and sgemm GFLOP/s vs OpenBLAS's peak; cuda: bench-460m forward and training tokens/s"},
     {"train", cmd_train, "train [--config train.json] [--KEY VALUE]... [--resume DIR] [--backend ref|cpu|cuda]   train a model (docs/training.md)"},
     {"grad", cmd_grad, "grad DIR --ids \"1,2,3;4,5,6\" -o grads.safetensors [--backend ref|cpu|cuda]   loss (labels = ids) and every parameter's gradient"},
     {"convert", cmd_convert, "convert DIR OUT [--dtype f32|bf16|f16]   write a model folder transformers loads (FP8 -> bf16, ...)"},

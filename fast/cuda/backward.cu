@@ -17,9 +17,14 @@
  * reference); train_step_grads_cuda starts from zero, as the reference's step does. Each MoE
  * layer's routing (r_scores, e_idx) is copied into the host run state for the balance loss and
  * the bias update, which stay the reference's; the balance loss's score gradients go back up.
+ * With MTP depths (lw->mtp_depth > 0) the step runs as ref/train.c's: mtp.cu's forward reads the
+ * final norm's output on the device, its backward adds into the same device gradients (before the
+ * main backward, the reference's order) and into a device dh0, which the main backward adds to
+ * the gradient of that output (model_backward's dxnf_extra). The losses come back to the host
+ * (StepLosses, each depth's loss in tb->mtp); tb->dh0 is not filled.
  *
- * State kept between calls (one process, one run): the device GradState, gradient arena and
- * per-layer score gradients, rebuilt when the model's size or B, T change. */
+ * State kept between calls (one process, one run): the device GradState, gradient arena,
+ * per-layer score gradients and MTP dh0, rebuilt when the model's size or B, T change. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,9 +41,11 @@ static struct {
     Config cfg;         /* the config the buffers were sized for (a byte-wise copy) */
     GradState g;        /* device buffers, the reference's names */
     float *arena;       /* (n_floats) device gradients, laid out like the model */
-    LayerWeights *gl;   /* host array (L) of device pointers into arena */
+    LayerWeights *gl;   /* host array (L + D) of device pointers into arena (the MTP blocks last) */
+    MtpWeights *gmtp;   /* host array (D) of device pointers into arena */
     float *wte, *final_norm, *lm_head;
     float **dscores;    /* (L) device (N, E) for MoE layers, else NULL */
+    float *dh0;         /* (N, C) the MTP loss's gradient on the final norm's output (TrainBuffers.dh0) */
 } G;
 
 static float *dalloc(size_t n, int *rc) {
@@ -58,16 +65,22 @@ static void dfree(void *p) {
     if (p) CU_CHECK(cudaFree(p));
 }
 
-static void free_grad(void) {
-    GradState *g = &G.g;
+void cuda_gradstate_free(GradState *g) {
     float **f[] = {&g->dx, &g->dxn, &g->dz, &g->dq, &g->dk, &g->dv, &g->dlatent, &g->dkpe, &g->dlogits, &g->probs, &g->scratch};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) dfree(*f[i]);
     dfree(g->targets);
+    memset(g, 0, sizeof *g);
+}
+
+static void free_grad(void) {
+    cuda_gradstate_free(&G.g);
     if (G.dscores)
         for (int l = 0; l < G.L; l++) dfree(G.dscores[l]);
     free(G.dscores);
     dfree(G.arena);
+    dfree(G.dh0);
     free(G.gl);
+    free(G.gmtp);
     memset(&G, 0, sizeof G);
 }
 
@@ -82,14 +95,11 @@ static float *rebase(const Model *grads, const float *p, int *rc) {
     return G.arena + (p - grads->arena);
 }
 
-/* the device GradState (gradstate_init's sizes), gradient arena and score gradients */
-static int alloc_grad(const Model *m, const Model *grads, int B, int T) {
-    const Config *c = &m->cfg;
-    if (G.have && G.B == B && G.T == T && G.n_floats == grads->n_floats && !memcmp(&G.cfg, c, sizeof *c)) return 0;
-    free_grad();
+/* a device GradState of gradstate_init's sizes (the logits stay the forward's) */
+int cuda_gradstate_alloc(GradState *g, const Config *c, int B, int T) {
     size_t N = (size_t)B * T, qk = config_qk_dim(c), dv = config_v_dim(c);
     int rc = 0;
-    GradState *g = &G.g;
+    memset(g, 0, sizeof *g);
     g->B = B;
     g->T = T;
     g->dx = dalloc(N * c->C, &rc);
@@ -107,19 +117,34 @@ static int alloc_grad(const Model *m, const Model *grads, int B, int T) {
         g->dkpe = dalloc(N * c->dr, &rc);
     }
     g->targets = (int *)dalloc(N, &rc); /* ints: same size as floats */
+    if (rc) cuda_gradstate_free(g);
+    return rc;
+}
+
+/* the device GradState (gradstate_init's sizes), gradient arena and score gradients */
+static int alloc_grad(const Model *m, const Model *grads, int B, int T) {
+    const Config *c = &m->cfg;
+    if (G.have && G.B == B && G.T == T && G.n_floats == grads->n_floats && !memcmp(&G.cfg, c, sizeof *c)) return 0;
+    free_grad();
+    size_t N = (size_t)B * T;
+    int rc = cuda_gradstate_alloc(&G.g, c, B, T);
     G.cfg = *c;
     G.L = c->L;
     G.have = 1; /* so free_grad releases a partial allocation */
+    /* the MTP modules' gradients (their blocks after the main layers) are in the arena too */
+    const int nl = c->L + c->mtp_depth;
     G.dscores = (float **)calloc((size_t)c->L, sizeof(float *));
-    G.gl = (LayerWeights *)calloc((size_t)c->L, sizeof(LayerWeights));
-    if (!G.dscores || !G.gl) {
+    G.gl = (LayerWeights *)calloc((size_t)nl, sizeof(LayerWeights));
+    G.gmtp = (MtpWeights *)calloc((size_t)c->mtp_depth + 1, sizeof(MtpWeights));
+    if (!G.dscores || !G.gl || !G.gmtp) {
         cuda_note_error(__FILE__, __LINE__, "gradients", "out of host memory");
         rc = -1;
     }
     for (int l = 0; !rc && l < c->L; l++)
         if (config_layer_is_moe(c, l)) G.dscores[l] = dalloc(N * c->E, &rc);
     G.arena = dalloc(grads->n_floats, &rc);
-    for (int l = 0; !rc && l < c->L; l++) {
+    G.dh0 = dalloc(N * c->C, &rc);
+    for (int l = 0; !rc && l < nl; l++) {
         LayerWeights *d = &G.gl[l];
         *d = grads->layers[l];
         float **f[] = {&d->attn_norm, &d->wq, &d->wk, &d->wv, &d->wq_a, &d->q_a_norm, &d->wq_b, &d->wkv_a,
@@ -127,6 +152,14 @@ static int alloc_grad(const Model *m, const Model *grads, int B, int T) {
                        &d->router, &d->router_bias, &d->exp_gate, &d->exp_up, &d->exp_down, &d->sh_gate,
                        &d->sh_up, &d->sh_down};
         for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) *f[i] = rebase(grads, *f[i], &rc);
+    }
+    for (int k = 0; !rc && k < c->mtp_depth; k++) {
+        const MtpWeights *h = &grads->mtp[k];
+        MtpWeights *d = &G.gmtp[k];
+        d->enorm = rebase(grads, h->enorm, &rc);
+        d->hnorm = rebase(grads, h->hnorm, &rc);
+        d->eh_proj = rebase(grads, h->eh_proj, &rc);
+        d->head_norm = rebase(grads, h->head_norm, &rc);
     }
     G.wte = rebase(grads, grads->wte, &rc);
     G.final_norm = rebase(grads, grads->final_norm, &rc);
@@ -190,9 +223,10 @@ static void mla_attention_backward_cuda(LayerWeights *gw, GradState *g, const Co
     mla_q_backward_cuda(dxn1, gw, g->dq, a->xn1, a->q_a, a->q_latent, a->q_rstd, w, c, N, g->scratch, st);
 }
 
-static void block_backward_cuda(LayerWeights *gw, GradState *g, const Config *c, const RunState *s, const KVCache *kv,
-                                const LayerWeights *w, const LayerState *a, int kv_layer, const float *dscores, int B,
-                                int T, cudaStream_t st) {
+/* ref's block_backward; also an MTP module's block (mtp.cu), on that depth's device state */
+void block_backward_cuda(LayerWeights *gw, GradState *g, const Config *c, const RunState *s, const KVCache *kv,
+                         const LayerWeights *w, const LayerState *a, int kv_layer, const float *dscores, int B, int T,
+                         cudaStream_t st) {
     const int N = B * T, C = c->C, dv = config_v_dim(c);
     const size_t NC = (size_t)N * C;
     /* x_out = resid_mid + FFN(RMSNorm_post(resid_mid)): dx flows to both */
@@ -214,16 +248,18 @@ static void block_backward_cuda(LayerWeights *gw, GradState *g, const Config *c,
     rmsnorm_backward_cuda(g->dx, gw->attn_norm, g->dxn, a->resid, w->attn_norm, a->rstd1, N, C, st);
 }
 
-/* ref/backward.c's model_backward on the device state of the last forward */
-static void model_backward_dev(const Config *c, const CudaForwardState *f, const float *const *dscores, int B, int T,
-                               cudaStream_t st) {
+/* ref/backward.c's model_backward on the device state of the last forward; dxnf_extra (N, C)
+ * device or NULL: more gradient on the final norm's output (the MTP modules read it) */
+static void model_backward_dev(const Config *c, const CudaForwardState *f, const float *dxnf_extra,
+                               const float *const *dscores, int B, int T, cudaStream_t st) {
     const int N = B * T, C = c->C;
     const size_t NC = (size_t)N * C;
     GradState *g = &G.g;
     const RunState *s = f->d;
-    /* logits = xnf·W_headᵀ;  xnf = RMSNorm_final(xf) */
+    /* logits = xnf·W_headᵀ;  xnf = RMSNorm_final(xf); MTP's first depth also reads xnf */
     zero(g->dxn, NC, st);
     matmul_backward_cuda(g->dxn, G.lm_head, g->dlogits, s->xnf, f->lm_head, N, C, c->V, st);
+    if (dxnf_extra) cuda_residual_add(g->dxn, dxnf_extra, NC, st); /* the reference's g->dxn[i] += dxnf_extra[i] */
     zero(g->dx, NC, st);
     rmsnorm_backward_cuda(g->dx, G.final_norm, g->dxn, s->xf, f->final_norm, s->rstdf, N, C, st);
     for (int l = c->L - 1; l >= 0; l--)
@@ -287,7 +323,7 @@ extern "C" int model_loss_grad_cuda(const Model *m, Model *grads, const int *ids
         CU_CHECK(cudaMemcpyAsync(G.arena, grads->arena, grads->n_floats * sizeof(float), cudaMemcpyHostToDevice, st));
         zero(G.g.dlogits, N * c->V, st);
         crossentropy_backward_cuda(G.g.dlogits, 1.0f, G.g.probs, G.g.targets, (int)N, c->V, count, st);
-        model_backward_dev(c, &f, NULL, B, T, st);
+        model_backward_dev(c, &f, NULL, NULL, B, T, st);
         CU_CHECK(cudaMemcpyAsync(grads->arena, G.arena, grads->n_floats * sizeof(float), cudaMemcpyDeviceToHost, st));
         CU_CHECK(cudaStreamSynchronize(st));
         rc = fail_if_error(err, "backward (cuda)");
@@ -307,9 +343,6 @@ extern "C" int train_step_grads_cuda(const Model *m, Model *grads, TrainBuffers 
     if (cuda_backend_check(err)) return -1;
     if (lw->mtp_depth != tb->D)
         return seek_fail(err, "train: buffers made for MTP depth %d, the loss asks for %d", tb->D, lw->mtp_depth);
-    if (lw->mtp_depth > 0)
-        return seek_fail(err, "--backend cuda: the MTP loss on the GPU is not built yet (issue 7); train with --mtp-depth 0 "
-                              "or --backend cpu");
     if (grads->n_floats != m->n_floats)
         return seek_fail(err, "train (cuda): the gradient model has %zu floats, the model %zu", grads->n_floats, m->n_floats);
     cuda_check_error(NULL);
@@ -322,6 +355,24 @@ extern "C" int train_step_grads_cuda(const Model *m, Model *grads, TrainBuffers 
     zero(G.arena, grads->n_floats, st);
     zero(G.g.dlogits, (size_t)N * c->V, st);
     crossentropy_backward_cuda(G.g.dlogits, 1.0f, G.g.probs, G.g.targets, N, c->V, count, st);
+
+    /* Multi-Token Prediction: λ/D · Σ_k L^k, reading the final norm's output on the device; its
+     * gradient on that output goes into the main backward's (ref/train.c's dh0) */
+    const float *dh0 = NULL;
+    if (lw->mtp_depth > 0) {
+        if (cuda_mtp_forward_dev(m, &f, &tb->mtp, ids, f.d->xnf, err)) return -1;
+        float scale = lw->mtp_lambda / (float)lw->mtp_depth;
+        for (int k = 0; k < lw->mtp_depth; k++) {
+            out->mtp_depth[k] = tb->mtp.d[k].loss;
+            out->mtp += scale * tb->mtp.d[k].loss;
+        }
+        CudaGrads gr;
+        if (cuda_grads(m, grads, B, T, &gr))
+            return fail_if_error(err, "train (cuda)") ? -1 : seek_fail(err, "train (cuda): setup failed");
+        zero(G.dh0, (size_t)N * c->C, st);
+        cuda_mtp_backward_dev(&gr, &f, m, &tb->mtp, scale, G.dh0, st);
+        dh0 = G.dh0;
+    }
 
     /* each MoE layer's routing back to the host run state (the balance loss and the bias update
      * are the reference's), and the balance loss's gradient on the router scores back up */
@@ -345,7 +396,7 @@ extern "C" int train_step_grads_cuda(const Model *m, Model *grads, TrainBuffers 
         }
         dscores = G.dscores;
     }
-    model_backward_dev(c, &f, dscores, B, T, st);
+    model_backward_dev(c, &f, dh0, dscores, B, T, st);
     CU_CHECK(cudaMemcpyAsync(grads->arena, G.arena, grads->n_floats * sizeof(float), cudaMemcpyDeviceToHost, st));
     CU_CHECK(cudaStreamSynchronize(st));
     if (fail_if_error(err, "train (cuda)")) return -1;
@@ -357,7 +408,32 @@ extern "C" int eval_main_loss_cuda(const Model *m, TrainBuffers *tb, const int *
     if (cuda_backend_check(err)) return -1;
     cuda_check_error(NULL);
     int count;
-    return main_forward_cuda(m, m, &tb->s, &tb->kv, tb->g.logits, tb->g.targets, ids, tb->B, tb->T, loss, &count, err);
+    if (main_forward_cuda(m, m, &tb->s, &tb->kv, tb->g.logits, tb->g.targets, ids, tb->B, tb->T, loss, &count, err))
+        return -1;
+    /* the final norm's output into the host run state, as the reference leaves it: the MTP
+     * depths read it next (seek eval's draft acceptance, mtp_forward_on with a host h0) */
+    CudaForwardState f;
+    cuda_forward_state(&f);
+    cudaStream_t st = cuda_stream();
+    CU_CHECK(cudaMemcpyAsync(tb->s.xnf, f.d->xnf, (size_t)tb->B * tb->T * m->cfg.C * sizeof(float), cudaMemcpyDeviceToHost,
+                             st));
+    CU_CHECK(cudaStreamSynchronize(st));
+    return fail_if_error(err, "eval (cuda)");
 }
 
-extern "C" void cuda_backward_release(void) { free_grad(); }
+/* the gradient arena and its named views, for mtp.cu */
+int cuda_grads(const Model *m, const Model *grads, int B, int T, CudaGrads *g) {
+    if (alloc_grad(m, grads, B, T)) return -1;
+    g->arena = G.arena;
+    g->layers = G.gl;
+    g->mtp = G.gmtp;
+    g->wte = G.wte;
+    g->final_norm = G.final_norm;
+    g->lm_head = G.lm_head;
+    return 0;
+}
+
+extern "C" void cuda_backward_release(void) {
+    cuda_mtp_release();
+    free_grad();
+}

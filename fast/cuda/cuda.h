@@ -34,6 +34,7 @@ extern "C" { /* the reference's headers are C */
 #include "forward.h"
 #include "model.h"
 #include "train.h"
+#include "train_parts.h"
 #ifdef __cplusplus
 }
 #endif
@@ -145,6 +146,24 @@ void moe_backward_cuda(float *dinp, LayerWeights *g, const float *dout, const fl
                        const float *ea, const float *eo, const float *sg, const float *su, const float *sa,
                        const LayerWeights *w, int N, const Config *cfg, float *scratch, cudaStream_t st);
 
+/* optim.cu: twins of ref/optim.c on device arenas: `m` and `grads` are device views
+ * (cuda_model_view), mom1/mom2 device arrays laid out like the arena. AdamW and clipping are
+ * bit-identical to the reference; the norm is the same every run (TOL_DOUBLE_SUM_REL from ref's). */
+void adamw_step_cuda(Model *m, const Model *grads, float *mom1, float *mom2, const AdamWConfig *c, float lr, int t,
+                     cudaStream_t st);
+double grad_global_norm_cuda(const Model *grads, cudaStream_t st);
+float grad_clip_cuda(Model *grads, double norm, double max_norm, cudaStream_t st);
+/* A device view of a host Model: the same parameter table, every pointer moved to the same offset
+ * of d_arena (n_floats floats on the device); only params, n_params, arena, n_floats and cfg are
+ * set. 0, or -1 when out of memory. Free with cuda_model_view_free (d_arena stays the caller's). */
+int cuda_model_view(Model *view, const Model *host, float *d_arena);
+void cuda_model_view_free(Model *view);
+/* balance.cu: twins of ref/balance.c (bit-identical to it); idx and load device ints. */
+void expert_load_cuda(int *load, const int *idx, int N, const Config *cfg, cudaStream_t st);
+double balance_loss_cuda(float *dscores, const float *scores, const int *idx, int B, int T, const Config *cfg,
+                         float alpha, cudaStream_t st);
+void bias_update_cuda(float *bias, const int *load, int N, const Config *cfg, float gamma, cudaStream_t st);
+
 /* ---- batched helpers the forward uses (tested against loops of the reference op) ---- */
 
 /* RoPE on `rows` rows of one call: row r = b·T + t sits at position pos0 + t; its n_vec vectors
@@ -175,12 +194,26 @@ int model_generate_cuda(const Model *m, const int *ids, int B, int T, int n, Att
  * there too; the gradients are added into the caller's host `grads` (model_loss_grad: they
  * accumulate, as the reference's; train_step_grads: zeroed first, as the reference's), and each
  * MoE layer's routing (r_scores, e_idx) comes back into tb->s for the balance loss and the bias
- * update, which stay the reference's (host). MTP depths on the GPU are not built yet: asking for
- * them fails in one line. */
+ * update, which stay the reference's (host). With MTP depths (lw->mtp_depth > 0) the step runs
+ * mtp.cu on the device's final-norm output, as ref/train.c combines the losses; out->mtp_depth,
+ * out->mtp and each depth's loss in tb->mtp come back (tb->dh0 stays on the device).
+ * eval_main_loss_cuda also brings the final norm's output back into tb->s.xnf, as the reference
+ * leaves it (the MTP depths of seek eval read it). */
 int model_loss_grad_cuda(const Model *m, Model *grads, const int *ids, int B, int T, double *loss, SeekErr *err);
 int train_step_grads_cuda(const Model *m, Model *grads, TrainBuffers *tb, const int *ids, const LossWeights *lw,
                           StepLosses *out, SeekErr *err);
 int eval_main_loss_cuda(const Model *m, TrainBuffers *tb, const int *ids, double *loss, SeekErr *err);
+
+/* mtp.cu: twins of ref/mtp.h's mtp_forward / mtp_backward, the reference's arguments with host
+ * pointers as there: h0 and dh0 are HOST (B, T, C) arrays (uploaded, and dh0 brought back), ms is
+ * the reference's host MtpState (mtp_init). The forward fills each depth's ids_e, targets, logits,
+ * count and loss in ms as the reference's does and keeps the saved values on the device (one
+ * context per process, sized by the config, D, B and T); the backward needs a forward of the same
+ * ms before it, uploads grads and dh0, ACCUMULATES the gradient of scale · Σ_k L^k into both on the
+ * device and brings them back. It is void like the reference's: a failure is recorded in the sticky
+ * context error (cuda_check_error). train_step_grads_cuda runs the same code on device h0/dh0. */
+int mtp_forward_cuda(const Model *m, MtpState *ms, const int *ids, const float *h0, SeekErr *err);
+void mtp_backward_cuda(Model *grads, const Model *m, MtpState *ms, float scale, float *dh0);
 
 /* The device copy of the model's weights: layers[l] with device pointers (for tests). */
 const LayerWeights *cuda_model_layers(const Model *m, SeekErr *err);

@@ -15,7 +15,8 @@
  *
  * State kept between calls (one model, one run, one cache per process):
  *   - the weights: one device arena, uploaded on first use; a fingerprint (the arena address,
- *     its size and 4096 sampled values) notices another model or reloaded weights;
+ *     its size and 4096 sampled values) notices another model or reloaded weights; the MTP
+ *     modules' blocks and norms are rebased with the rest (mtp.cu runs them);
  *   - the run state: rebuilt when B, T, Tmax, attention capture or the model change;
  *   - the KV cache: after each call the new rows go back into the caller's host KVCache, so the
  *     host cache always holds what the device's does; a call with another cache, or one whose
@@ -43,7 +44,8 @@ static struct {
     uint64_t fp;
     float *d_arena;
     float *wte, *final_norm, *lm_head;
-    LayerWeights *layers; /* host array (L) of device pointers */
+    LayerWeights *layers; /* host array (L + D) of device pointers: the main layers, then each MTP module's block */
+    MtpWeights *mtp;      /* host array (D) of device pointers: each MTP module's norms and eh_proj */
     int n_layers;
     /* run state */
     int have_rs, B, T, Tmax, with_attn, per_layer;
@@ -98,8 +100,10 @@ static uint64_t fingerprint(const Model *m) {
 static void free_weights(void) {
     dfree(X.d_arena);
     free(X.layers);
+    free(X.mtp);
     X.d_arena = NULL;
     X.layers = NULL;
+    X.mtp = NULL;
     X.m = NULL;
     X.arena = NULL;
 }
@@ -134,9 +138,12 @@ static int upload_weights(const Model *m) {
     if (rc) return -1;
     CU_CHECK(cudaMemcpy(X.d_arena, m->arena, m->n_floats * sizeof(float), cudaMemcpyHostToDevice));
     CU_CHECK(cudaDeviceSynchronize()); /* a pageable upload may still be in flight when cudaMemcpy returns */
-    X.n_layers = m->cfg.L;
+    /* the MTP modules' weights live in the arena too (model_init lays them out whether or not a
+     * checkpoint held them): their blocks follow the main layers, as in Model.layers */
+    X.n_layers = m->cfg.L + m->cfg.mtp_depth;
     X.layers = (LayerWeights *)calloc((size_t)X.n_layers, sizeof(LayerWeights));
-    if (!X.layers) {
+    X.mtp = (MtpWeights *)calloc((size_t)m->cfg.mtp_depth + 1, sizeof(MtpWeights));
+    if (!X.layers || !X.mtp) {
         cuda_note_error(__FILE__, __LINE__, "upload weights", "out of host memory");
         return -1;
     }
@@ -149,6 +156,14 @@ static int upload_weights(const Model *m) {
                        &d->router, &d->router_bias, &d->exp_gate, &d->exp_up, &d->exp_down, &d->sh_gate,
                        &d->sh_up, &d->sh_down};
         for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) *f[i] = rebase(m, *f[i], &rc);
+    }
+    for (int k = 0; k < m->cfg.mtp_depth; k++) {
+        const MtpWeights *h = &m->mtp[k];
+        MtpWeights *d = &X.mtp[k];
+        d->enorm = rebase(m, h->enorm, &rc);
+        d->hnorm = rebase(m, h->hnorm, &rc);
+        d->eh_proj = rebase(m, h->eh_proj, &rc);
+        d->head_norm = rebase(m, h->head_norm, &rc);
     }
     X.wte = rebase(m, m->wte, &rc);
     X.final_norm = rebase(m, m->final_norm, &rc);
@@ -187,16 +202,21 @@ static void free_layer(LayerState *a) {
     dfree(a->e_idx);
 }
 
+void cuda_runstate_free(RunState *d) {
+    if (d->layer)
+        for (int l = 0; l < d->nL; l++)
+            if (d->per_layer || l == 0) free_layer(&d->layer[l]);
+    free(d->layer);
+    float **sf[] = {&d->inv_freq, &d->x, &d->xf, &d->xnf, &d->rstdf, &d->tmp};
+    for (size_t i = 0; i < sizeof sf / sizeof sf[0]; i++) dfree(*sf[i]);
+    dfree(d->ids);
+    memset(d, 0, sizeof *d);
+}
+
 static void free_runstate(void) {
     if (!X.have_rs) return;
-    for (int l = 0; l < X.d.nL; l++)
-        if (X.per_layer || l == 0) free_layer(&X.d.layer[l]);
-    free(X.d.layer);
-    float **sf[] = {&X.d.inv_freq, &X.d.x, &X.d.xf, &X.d.xnf, &X.d.rstdf, &X.d.tmp};
-    for (size_t i = 0; i < sizeof sf / sizeof sf[0]; i++) dfree(*sf[i]);
-    dfree(X.d.ids);
+    cuda_runstate_free(&X.d);
     dfree(X.logits);
-    memset(&X.d, 0, sizeof X.d);
     X.logits = NULL;
     X.have_rs = 0;
 }
@@ -257,17 +277,14 @@ static void alloc_layer(LayerState *a, const Config *c, int B, int T, int Tmax, 
     }
 }
 
-static int alloc_runstate(const Config *c, const RunState *s) {
-    if (X.have_rs && X.B == s->B && X.T == s->T && X.Tmax == s->Tmax && X.with_attn == s->with_attn &&
-        X.per_layer == s->per_layer)
-        return 0;
-    free_runstate();
+/* ref/forward.c's runstate_alloc on the device, with the shapes of the host RunState s (B, T,
+ * Tmax, with_attn, per_layer) for config c (its L layers), the frequency table copied from s */
+int cuda_runstate_alloc(RunState *d, const Config *c, const RunState *s) {
     const int B = s->B, T = s->T, Tmax = s->Tmax;
     size_t N = (size_t)B * T;
     int ffn = c->I_ffn;
     if (c->E > 0 && c->Es * c->Hm > ffn) ffn = c->Es * c->Hm;
     int rc = 0;
-    RunState *d = &X.d;
     memset(d, 0, sizeof *d);
     d->B = B;
     d->T = T;
@@ -278,9 +295,9 @@ static int alloc_runstate(const Config *c, const RunState *s) {
     d->layer = (LayerState *)calloc((size_t)c->L, sizeof(LayerState));
     if (!d->layer) {
         cuda_note_error(__FILE__, __LINE__, "run state", "out of host memory");
+        memset(d, 0, sizeof *d);
         return -1;
     }
-    X.per_layer = s->per_layer;
     /* inference: every layer shares one set of buffers, as in the reference; training (per_layer,
      * ref's runstate_init_train) keeps every layer's saved values for the backward */
     for (int l = 0; l < (s->per_layer ? c->L : 1); l++) alloc_layer(&d->layer[l], c, B, T, Tmax, s->with_attn, ffn, &rc);
@@ -295,10 +312,8 @@ static int alloc_runstate(const Config *c, const RunState *s) {
     d->rstdf = dmalloc(N, &rc);
     d->tmp = dmalloc(N * tmp_w, &rc);
     d->ids = (int *)dmalloc(N, &rc);
-    X.logits = dmalloc(N * c->V, &rc);
-    X.have_rs = 1; /* so free_runstate releases a partial allocation */
     if (rc) {
-        free_runstate();
+        cuda_runstate_free(d); /* a partial allocation */
         return -1;
     }
     /* the reference's frequency table, computed once on the host (YaRN included) */
@@ -310,9 +325,26 @@ static int alloc_runstate(const Config *c, const RunState *s) {
         size_t NK = N * c->K;
         cuda_workspace(NK * ((size_t)c->C + 3 * (size_t)c->Hm) * sizeof(float) + ((size_t)c->E + 1 + 2 * NK) * sizeof(int));
     }
-    X.B = B;
-    X.T = T;
-    X.Tmax = Tmax;
+    return 0;
+}
+
+static int alloc_runstate(const Config *c, const RunState *s) {
+    if (X.have_rs && X.B == s->B && X.T == s->T && X.Tmax == s->Tmax && X.with_attn == s->with_attn &&
+        X.per_layer == s->per_layer)
+        return 0;
+    free_runstate();
+    int rc = 0;
+    if (cuda_runstate_alloc(&X.d, c, s)) return -1;
+    X.logits = dmalloc((size_t)s->B * s->T * c->V, &rc);
+    X.have_rs = 1; /* so free_runstate releases a partial allocation */
+    if (rc) {
+        free_runstate();
+        return -1;
+    }
+    X.per_layer = s->per_layer;
+    X.B = s->B;
+    X.T = s->T;
+    X.Tmax = s->Tmax;
     X.with_attn = s->with_attn;
     return 0;
 }
@@ -385,6 +417,7 @@ void cuda_forward_state(CudaForwardState *f) {
     f->wte = X.wte;
     f->final_norm = X.final_norm;
     f->lm_head = X.lm_head;
+    f->mtp = X.mtp;
     f->logits = X.logits;
 }
 
@@ -443,8 +476,8 @@ static void llama_attention_cuda(const Model *m, RunState *s, KVCache *kv, const
     hook_dev(hooks, a->q, ha->q, B, T, NH, HS, px, "attn.hook_q", st);
     hook_dev(hooks, a->k_new, ha->k_new, B, T, NKV, HS, px, "attn.hook_k", st);
     hook_dev(hooks, a->v_new, ha->v_new, B, T, NKV, HS, px, "attn.hook_v", st);
-    cuda_rope_rows(a->q, N, T, pos0, NH, (size_t)NH * HS, HS, X.d.inv_freq, X.d.rope_attn_factor, HS, c->rope_layout, st);
-    cuda_rope_rows(a->k_new, N, T, pos0, NKV, (size_t)NKV * HS, HS, X.d.inv_freq, X.d.rope_attn_factor, HS,
+    cuda_rope_rows(a->q, N, T, pos0, NH, (size_t)NH * HS, HS, s->inv_freq, s->rope_attn_factor, HS, c->rope_layout, st);
+    cuda_rope_rows(a->k_new, N, T, pos0, NKV, (size_t)NKV * HS, HS, s->inv_freq, s->rope_attn_factor, HS,
                    c->rope_layout, st);
     hook_dev(hooks, a->q, ha->q, B, T, NH, HS, px, "attn.hook_rot_q", st);
     hook_dev(hooks, a->k_new, ha->k_new, B, T, NKV, HS, px, "attn.hook_rot_k", st);
@@ -527,10 +560,11 @@ static void mla_attention_cuda(const Model *m, RunState *s, RunState *hs, KVCach
 }
 
 /* Twin of block_forward: one decoder block on the device residual stream d->x, in place.
- * d/a: device run state and layer state; hs/ha: the caller's host ones (hook staging). */
-static void block_forward_cuda(const Model *m, RunState *d, RunState *hs, KVCache *kv, const LayerWeights *w,
-                               LayerState *a, LayerState *ha, int kv_layer, const char *px, int B, int T, int pos0,
-                               AttnMode mode, ActCache *hooks, cudaStream_t st) {
+ * d/a: device run state and layer state; hs/ha: the caller's host ones (hook staging). Also an
+ * MTP module's block (mtp.cu), on that depth's one-layer device state. */
+void block_forward_cuda(const Model *m, RunState *d, RunState *hs, KVCache *kv, const LayerWeights *w, LayerState *a,
+                        LayerState *ha, int kv_layer, const char *px, int B, int T, int pos0, AttnMode mode,
+                        ActCache *hooks, cudaStream_t st) {
     const Config *c = &m->cfg;
     const int N = B * T, C = c->C, Tk = pos0 + T;
     const size_t NC = (size_t)N * C;

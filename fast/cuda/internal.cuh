@@ -110,10 +110,52 @@ void cuda_attend_rows(const AttnRows *a, cudaStream_t st);
 typedef struct {
     RunState *d;
     KVCache *kv;
-    const LayerWeights *layers;
+    const LayerWeights *layers; /* (L + D): the main layers, then each MTP module's block */
     const float *wte, *final_norm, *lm_head;
+    const MtpWeights *mtp;      /* (D) each MTP module's norms and eh_proj */
     float *logits;
 } CudaForwardState;
 void cuda_forward_state(CudaForwardState *f);
+
+/* ---- what the MTP module (mtp.cu) shares with forward.cu and backward.cu ---- */
+
+/* forward.cu: a device RunState with the shapes of the host one s (B, T, Tmax, with_attn,
+ * per_layer) for config c (c->L layers), ref/forward.c's runstate_alloc on the device, the
+ * frequency table copied from s. 0, or -1 (recorded in the sticky error; d left empty). */
+int cuda_runstate_alloc(RunState *d, const Config *c, const RunState *s);
+void cuda_runstate_free(RunState *d);
+/* forward.cu: twin of block_forward on the device run state d (d->x in place), device layer state
+ * a, device cache kv (row kv_layer); hs/ha the host ones, read only when hooks is not NULL. */
+void block_forward_cuda(const Model *m, RunState *d, RunState *hs, KVCache *kv, const LayerWeights *w, LayerState *a,
+                        LayerState *ha, int kv_layer, const char *px, int B, int T, int pos0, AttnMode mode,
+                        ActCache *hooks, cudaStream_t st);
+
+/* backward.cu: the device gradient arena (laid out like the gradient Model) and its named views. */
+typedef struct {
+    float *arena;
+    LayerWeights *layers;       /* (L + D) device pointers into arena */
+    MtpWeights *mtp;            /* (D) */
+    float *wte, *final_norm, *lm_head;
+} CudaGrads;
+/* Sizes (when the shapes change) the device GradState for B×T and the gradient arena for grads'
+ * layout, and fills g. 0, or -1 (recorded in the sticky error). */
+int cuda_grads(const Model *m, const Model *grads, int B, int T, CudaGrads *g);
+/* backward.cu: a device GradState of gradstate_init's sizes (no logits) for config c, B×T tokens. */
+int cuda_gradstate_alloc(GradState *g, const Config *c, int B, int T);
+void cuda_gradstate_free(GradState *g);
+/* backward.cu: twin of block_backward (g->dx in place) on device state. */
+void block_backward_cuda(LayerWeights *gw, GradState *g, const Config *c, const RunState *s, const KVCache *kv,
+                         const LayerWeights *w, const LayerState *a, int kv_layer, const float *dscores, int B, int T,
+                         cudaStream_t st);
+
+/* mtp.cu: the bodies of mtp_forward_cuda / mtp_backward_cuda with h0 and dh0 (B, T, C) on the
+ * device (train_step_grads_cuda passes the main forward's xnf and its own dh0): the forward on the
+ * device weights f, filling the host MtpState as mtp_forward_cuda does; the backward accumulating
+ * into the device gradients g and dh0, after a forward of the same MtpState. */
+int cuda_mtp_forward_dev(const Model *m, const CudaForwardState *f, MtpState *ms, const int *ids, const float *h0,
+                         SeekErr *err);
+void cuda_mtp_backward_dev(const CudaGrads *g, const CudaForwardState *f, const Model *m, const MtpState *ms,
+                           float scale, float *dh0, cudaStream_t st);
+void cuda_mtp_release(void);
 
 #endif

@@ -1,0 +1,188 @@
+/* cmd_bench_cuda.c: `seek bench --backend cuda [CONFIG.json | DIR] [--batch B] [--seq-len T] [--steps N]`,
+ * the first measurement of the CUDA backend on a real-sized model (issue 7): by default the
+ * bench-460m config (../shared/bench/bench-460m.config.json: DeepSeek-V3 layout, 463M parameters)
+ * with seeded random weights, batch 8 × 1024 tokens as ../shared/bench/hf_torch_anchor.py
+ * trains it. It measures, medians after one warm-up:
+ *   forward   tokens/s of one model_forward_cuda over B × T tokens (naive attention, no attention
+ *             capture), the logits copied back to the host as `seek forward` does;
+ *   training  tokens/s of a whole step as `seek train --backend cuda` runs it: the forward, the
+ *             next-token and balance losses and the backward on the GPU with the gradients copied
+ *             back, then the gradient norm, clipping and AdamW on the host; and the two parts'
+ *             times.
+ * This is the strict-fp32 proof backend (cuBLAS pedantic, no TF32, one block per attention row,
+ * a host round trip per MoE layer): a first figure to improve on, not a target. Beside it, the
+ * peer's own figure comes from running hf_torch_anchor.py on the same GPU.
+ * Also here: bench_random_weights, the seeded weights every benchmark model gets. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend.h"
+#include "commands.h"
+#include "config.h"
+#include "forward.h"
+#include "model.h"
+#include "train.h"
+#include "train_parts.h"
+
+/* Random weights: linear layers N(0, 1/fan_in), embeddings N(0, 1), norms 1 + 0.1·N(0, 1),
+ * the routing bias 0.01·N(0, 1); one seeded RNG. */
+void bench_random_weights(Model *m, uint64_t seed) {
+    Rng r;
+    rng_seed(&r, seed);
+    for (size_t i = 0; i < m->n_params; i++) {
+        const ParamInfo *p = &m->params[i];
+        const char *n = p->name;
+        int is_norm = strstr(n, "norm") != NULL, is_bias = strstr(n, "bias") != NULL, is_emb = strstr(n, "embed") != NULL;
+        float scale = is_emb ? 1.0f : is_bias ? 0.01f : is_norm ? 0.1f : 1.0f / sqrtf((float)p->shape[p->ndim - 1]);
+        for (size_t k = 0; k < p->numel; k++) p->ptr[k] = (is_norm && !is_bias ? 1.0f : 0.0f) + scale * rng_normal(&r);
+    }
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* the config: a config.json file, or a model folder's */
+static int load_config(Config *c, const char *path, SeekErr *err) {
+    size_t n = strlen(path);
+    if (n >= 5 && !strcmp(path + n - 5, ".json")) {
+        FILE *f = fopen(path, "rb");
+        if (!f) return seek_fail(err, "%s: cannot open", path);
+        char *buf = NULL;
+        long len = -1;
+        if (!fseek(f, 0, SEEK_END) && (len = ftell(f)) >= 0 && !fseek(f, 0, SEEK_SET) && (buf = malloc((size_t)len + 1)) &&
+            fread(buf, 1, (size_t)len, f) == (size_t)len) {
+            fclose(f);
+            int rc = config_parse(c, buf, (size_t)len, path, err);
+            free(buf);
+            return rc;
+        }
+        fclose(f);
+        free(buf);
+        return seek_fail(err, "%s: cannot read", path);
+    }
+    return config_load(c, path, err);
+}
+
+int cmd_bench_cuda(int argc, char **argv) {
+    const char *src = NULL;
+    long long B = 8, T = 1024, steps = 3;
+    SeekErr err;
+    for (int i = 1; i < argc; i++) {
+        long long *dst = !strcmp(argv[i], "--batch") ? &B : !strcmp(argv[i], "--seq-len") ? &T : !strcmp(argv[i], "--steps") ? &steps : NULL;
+        if (!strcmp(argv[i], "--backend")) {
+            i++; /* cmd_bench sent us here on --backend cuda */
+        } else if (dst) {
+            long long hi = dst == &steps ? 16 : dst == &B ? 256 : 65536;
+            if (i + 1 >= argc || parse_i64(argv[i + 1], 1, hi, dst, argv[i], &err)) {
+                fprintf(stderr, "seek bench: %s needs a number from 1 to %lld\n", argv[i], hi);
+                return 2;
+            }
+            i++;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "seek bench: unknown option '%s' with --backend cuda (see 'seek help')\n", argv[i]);
+            return 2;
+        } else if (!src) src = argv[i];
+        else {
+            fprintf(stderr, "seek bench: --backend cuda measures one config at a time ('%s' and '%s')\n", src, argv[i]);
+            return 2;
+        }
+    }
+    if (!src) src = "../shared/bench/bench-460m.config.json";
+    if (backend_check(BACKEND_CUDA, &err)) {
+        fprintf(stderr, "seek bench: %s\n", err.msg);
+        return 1;
+    }
+    Config c;
+    Model m, g;
+    if (load_config(&c, src, &err) || model_init(&m, &c, &err)) {
+        fprintf(stderr, "seek bench: %s\n", err.msg);
+        return 1;
+    }
+    if (T > c.max_pos) T = c.max_pos;
+    if (model_init(&g, &c, &err)) {
+        model_free(&m);
+        fprintf(stderr, "seek bench: %s\n", err.msg);
+        return 1;
+    }
+    bench_random_weights(&m, 1234);
+    ModelCounts mc;
+    model_counts(&c, &mc);
+    const int N = (int)(B * T);
+    printf("seek bench --backend cuda: %s (%s, %.1fM parameters, %.1fM active), batch %lld x %lld, median of %lld steps "
+           "after a warm-up\n",
+           src, c.model_type, mc.total / 1e6, mc.active / 1e6, B, T, steps);
+    int *ids = malloc((size_t)N * sizeof(int));
+    float *logits = malloc((size_t)N * c.V * sizeof(float)), *mom1 = calloc(m.n_floats, sizeof(float)),
+          *mom2 = calloc(m.n_floats, sizeof(float));
+    int rc = ids && logits && mom1 && mom2 ? 0 : seek_fail(&err, "bench: out of memory");
+    for (int i = 0; ids && i < N; i++) ids[i] = 3 + (17 * i + 5) % (c.V - 3);
+    double fw[17], st[17], gr[17], op[17];
+    /* forward */
+    RunState s;
+    KVCache kv;
+    if (!rc && (rc = runstate_init(&s, &c, (int)B, (int)T, (int)T, 0, &err)) == 0) {
+        if ((rc = kvcache_init(&kv, &c, (int)B, (int)T, &err)) == 0) {
+            for (int r = 0; !rc && r <= steps; r++) {
+                kv.len = 0;
+                double t0 = now_s();
+                rc = model_forward_on(BACKEND_CUDA, &m, &s, &kv, ids, (int)B, (int)T, ATTN_NAIVE, NULL, NULL, logits, &err);
+                if (r > 0) fw[r - 1] = now_s() - t0;
+            }
+            kvcache_free(&kv);
+        }
+        runstate_free(&s);
+    }
+    if (!rc) printf("forward   %10.1f tokens/s  (%.1f ms a call)\n", N / median(fw, (int)steps), 1e3 * median(fw, (int)steps));
+    /* training steps */
+    TrainBuffers tb;
+    if (!rc && (rc = trainbuf_init(&tb, &c, (int)B, (int)T, 0, &err)) == 0) {
+        LossWeights lw = {0, 0.3f, c.E > 0 ? 1e-4f : 0.0f};
+        AdamWConfig ac = {0.9f, 0.95f, 1e-8f, 0.1f};
+        double first = 0, last = 0;
+        for (int r = 0; !rc && r <= steps; r++) {
+            StepLosses sl;
+            double t0 = now_s();
+            rc = train_step_grads_on(BACKEND_CUDA, &m, &g, &tb, ids, &lw, &sl, &err);
+            double t1 = now_s();
+            if (!rc) {
+                double norm = grad_global_norm_on(BACKEND_CUDA, &g);
+                grad_clip_on(BACKEND_CUDA, &g, norm, 1.0);
+                adamw_step_on(BACKEND_CUDA, &m, &g, mom1, mom2, &ac, 1e-4f, r + 1);
+            }
+            double t2 = now_s();
+            if (r == 0) first = sl.total;
+            last = sl.total;
+            if (r > 0) st[r - 1] = t2 - t0, gr[r - 1] = t1 - t0, op[r - 1] = t2 - t1;
+        }
+        if (!rc)
+            printf("training  %10.1f tokens/s  (%.1f ms a step: forward + losses + backward on the GPU with the gradients "
+                   "copied back %.1f, norm + clipping + AdamW on the host %.1f); loss %.4f -> %.4f\n",
+                   N / median(st, (int)steps), 1e3 * median(st, (int)steps), 1e3 * median(gr, (int)steps),
+                   1e3 * median(op, (int)steps), first, last);
+        trainbuf_free(&tb);
+    }
+    if (rc) fprintf(stderr, "seek bench: %s\n", err.msg);
+    free(ids);
+    free(logits);
+    free(mom1);
+    free(mom2);
+    model_free(&g);
+    model_free(&m);
+    return rc ? 1 : 0;
+}
