@@ -195,11 +195,16 @@ bench: deps
 
 # `make bench-cpu` (part of `make bench`): forward and training-step tokens/s with --backend ref
 # and cpu side by side (tiny fixtures and a 40M-parameter random-weight config) and sgemm GFLOP/s
-# against OpenBLAS's own peak in the same run (viz/cmd_bench.c).
+# against OpenBLAS's own peak in the same run (viz/cmd_bench.c); where the environment pins an
+# older OpenBLAS core type on an AVX-512 CPU, a second run with the AVX-512 kernels.
 bench: bench-cpu
 bench-cpu: deps
 	@$(MAKE) --no-print-directory features seek
 	./seek bench
+	@if grep -qw avx512f /proc/cpuinfo 2>/dev/null && [ -n "$$OPENBLAS_CORETYPE" ] && [ "$$OPENBLAS_CORETYPE" != SkylakeX ]; then \
+	  echo; echo "The environment pins OPENBLAS_CORETYPE=$$OPENBLAS_CORETYPE on a CPU with AVX-512; the same bench with the"; \
+	  echo "AVX-512 kernels seek picks itself when nothing is pinned (OPENBLAS_CORETYPE=SkylakeX):"; \
+	  OPENBLAS_CORETYPE=SkylakeX ./seek bench; fi
 
 demo: deps
 	@$(MAKE) --no-print-directory features seek
