@@ -35,6 +35,7 @@
 #include "safetensors.h"
 #include "golden.h"
 #include "tolerances.h"
+#include "expect_grads.h"
 #include "train.h"
 #include "train_parts.h"
 #include "balance.h"
@@ -1525,23 +1526,7 @@ static void test_mtp(void **st) {
 
 /* gradients of two Models, tensor by tensor by name, within the training limits */
 static void expect_grads(const char *what, const Model *got, const Model *want) {
-    double gmax = 0, worst = 0;
-    const char *worst_name = "";
-    for (size_t i = 0; i < want->n_floats; i++) gmax = fmax(gmax, fabs((double)want->arena[i]));
-    for (size_t i = 0; i < want->n_params; i++) {
-        const ParamInfo *a = &want->params[i], *b = &got->params[i];
-        assert_string_equal(a->name, b->name);
-        double mw = 0, md = 0;
-        for (size_t k = 0; k < a->numel; k++) {
-            if (isnan(a->ptr[k]) != isnan(b->ptr[k])) fail_msg("%s: %s[%zu] NaN positions differ", what, a->name, k);
-            mw = fmax(mw, fabs((double)a->ptr[k]));
-            md = fmax(md, fabs((double)b->ptr[k] - a->ptr[k]));
-        }
-        double lim = TOL_CUDA_GRAD_REL * mw + TOL_CUDA_GRAD_ABS * gmax;
-        if (md > lim) fail_msg("%s: %s: max|diff| %.3g over %.3g", what, a->name, md, lim);
-        if (lim > 0 && md / lim > worst) worst = md / lim, worst_name = a->name;
-    }
-    print_message("  %-50s every gradient within its limit (worst %.0f%% of it: %s)\n", what, 100 * worst, worst_name);
+    expect_grads_within(what, got, want, TOL_CUDA_GRAD_REL, TOL_CUDA_GRAD_ABS);
 }
 
 static void expect_loss(const char *what, double got, double want) {

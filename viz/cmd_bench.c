@@ -56,22 +56,6 @@ static const char BENCH_40M[] =
     " \"scoring_func\": \"sigmoid\", \"topk_method\": \"noaux_tc\", \"tie_word_embeddings\": false,"
     " \"bos_token_id\": 0, \"eos_token_id\": 1}";
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* bench-40m with its seeded random weights. */
 static int bench40m_model(Model *m, SeekErr *err) {
     Config c;
@@ -109,9 +93,9 @@ static double sgemm_peak(int n, int reps) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n); /* warm-up */
     double best = 0;
     for (int i = 0; i < reps; i++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double g = 2.0 * n * n * (double)n / (now_s() - t0) / 1e9;
+        double g = 2.0 * n * n * (double)n / (bench_now_s() - t0) / 1e9;
         if (g > best) best = g;
     }
     free(a);
@@ -148,9 +132,9 @@ static int measure(Backend be, const Model *m, const int *ids, int B, int T, int
         CpuGemmStats st = {0};
         if (be == BACKEND_CPU) cpu_gemm_stats = &st;
         kv.len = 0;
-        double t0 = now_s();
+        double t0 = bench_now_s();
         rc = model_forward_on(be, m, &s, &kv, ids, B, T, ATTN_NAIVE, NULL, NULL, logits, err);
-        double dt = now_s() - t0;
+        double dt = bench_now_s() - t0;
         cpu_gemm_stats = NULL;
         pre[r] = (double)B * T / dt;
         gemm_s += st.seconds;
@@ -159,19 +143,19 @@ static int measure(Backend be, const Model *m, const int *ids, int B, int T, int
         /* decode: the prompt through the cache (not timed), then n_dec single-token steps */
         kv.len = 0;
         if (!rc) rc = model_forward_on(be, m, &s, &kv, ids, B, T, dec_mode, NULL, NULL, logits, err);
-        t0 = now_s();
+        t0 = bench_now_s();
         for (int d = 0; !rc && d < n_dec; d++) {
             for (int b = 0; b < B; b++) step[b] = 3 + (5 * d + b) % (c->V - 3);
             rc = model_forward_on(be, m, &s, &kv, step, B, 1, dec_mode, NULL, NULL, logits + (size_t)B * c->V, err);
         }
-        dec[r] = (double)B * n_dec / (now_s() - t0);
+        dec[r] = (double)B * n_dec / (bench_now_s() - t0);
     }
     /* the prefill logits again, for the comparison (the decode steps wrote past them) */
     kv.len = 0;
     if (!rc) rc = model_forward_on(be, m, &s, &kv, ids, B, T, ATTN_NAIVE, NULL, NULL, logits, err);
     if (!rc) {
-        res->prefill_tps = median(pre, reps);
-        res->decode_tps = median(dec, reps);
+        res->prefill_tps = bench_median(pre, reps);
+        res->decode_tps = bench_median(dec, reps);
         res->gemm_gflops = gemm_s > 0 ? gemm_f / gemm_s / 1e9 : 0;
         res->gemm_share = fwd_s > 0 ? gemm_s / fwd_s : 0;
     }
@@ -232,21 +216,21 @@ static int measure_train(Backend be, Model *m, const int *ids, int B, int T, int
         CpuGemmStats st = {0};
         if (be == BACKEND_CPU) cpu_gemm_stats = &st;
         StepLosses sl;
-        double t0 = now_s(), t1, t2, t3;
+        double t0 = bench_now_s(), t1, t2, t3;
         rc = train_step_grads_on(be, m, grads, &tb, ids, &lw, &sl, err);
-        t1 = t2 = t3 = now_s();
+        t1 = t2 = t3 = bench_now_s();
         if (!rc) {
             double norm = grad_global_norm_on(be, grads);
-            t2 = now_s();
+            t2 = bench_now_s();
             if (r == 0) {
                 memcpy(first, grads->arena, m->n_floats * sizeof(float));
                 *loss = sl.total;
             }
             grad_clip_on(be, grads, norm, 1.0);
-            t3 = now_s();
+            t3 = bench_now_s();
             adamw_step_on(be, m, grads, mom1, mom2, &ac, 1e-3f, r + 1);
         }
-        double dt = now_s() - t0;
+        double dt = bench_now_s() - t0;
         phase[0][r] = 1e3 * (t1 - t0);
         phase[1][r] = 1e3 * (t2 - t1);
         phase[2][r] = 1e3 * (t3 - t2);
@@ -262,10 +246,10 @@ static int measure_train(Backend be, Model *m, const int *ids, int B, int T, int
     }
     if (!rc) {
         memcpy(grads->arena, first, m->n_floats * sizeof(float));
-        res->prefill_tps = median(tps, reps);
+        res->prefill_tps = bench_median(tps, reps);
         res->gemm_gflops = gemm_s > 0 ? gemm_f / gemm_s / 1e9 : 0;
         res->gemm_share = step_s > 0 ? gemm_s / step_s : 0;
-        for (int k = 0; k < 4; k++) res->phase_ms[k] = median(phase[k], reps);
+        for (int k = 0; k < 4; k++) res->phase_ms[k] = bench_median(phase[k], reps);
     }
     if (saved) memcpy(m->arena, saved, m->n_floats * sizeof(float));
     free(saved);

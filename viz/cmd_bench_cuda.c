@@ -12,7 +12,8 @@
  * This is the strict-fp32 proof backend (cuBLAS pedantic, no TF32, one block per attention row,
  * a host round trip per MoE layer): a first figure to improve on, not a target. Beside it, the
  * peer's own figure comes from running hf_torch_anchor.py on the same GPU.
- * Also here: bench_random_weights, the seeded weights every benchmark model gets. */
+ * Also here, shared with cmd_bench.c: bench_random_weights (the seeded weights every benchmark model
+ * gets), bench_now_s and bench_median. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +42,7 @@ void bench_random_weights(Model *m, uint64_t seed) {
     }
 }
 
-static double now_s(void) {
+double bench_now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -52,7 +53,7 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static double median(double *v, int n) {
+double bench_median(double *v, int n) {
     qsort(v, (size_t)n, sizeof(double), cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
@@ -140,15 +141,15 @@ int cmd_bench_cuda(int argc, char **argv) {
         if ((rc = kvcache_init(&kv, &c, (int)B, (int)T, &err)) == 0) {
             for (int r = 0; !rc && r <= steps; r++) {
                 kv.len = 0;
-                double t0 = now_s();
+                double t0 = bench_now_s();
                 rc = model_forward_on(BACKEND_CUDA, &m, &s, &kv, ids, (int)B, (int)T, ATTN_NAIVE, NULL, NULL, logits, &err);
-                if (r > 0) fw[r - 1] = now_s() - t0;
+                if (r > 0) fw[r - 1] = bench_now_s() - t0;
             }
             kvcache_free(&kv);
         }
         runstate_free(&s);
     }
-    if (!rc) printf("forward   %10.1f tokens/s  (%.1f ms a call)\n", N / median(fw, (int)steps), 1e3 * median(fw, (int)steps));
+    if (!rc) printf("forward   %10.1f tokens/s  (%.1f ms a call)\n", N / bench_median(fw, (int)steps), 1e3 * bench_median(fw, (int)steps));
     /* training steps */
     TrainBuffers tb;
     if (!rc && (rc = trainbuf_init(&tb, &c, (int)B, (int)T, 0, &err)) == 0) {
@@ -157,15 +158,15 @@ int cmd_bench_cuda(int argc, char **argv) {
         double first = 0, last = 0;
         for (int r = 0; !rc && r <= steps; r++) {
             StepLosses sl;
-            double t0 = now_s();
+            double t0 = bench_now_s();
             rc = train_step_grads_on(BACKEND_CUDA, &m, &g, &tb, ids, &lw, &sl, &err);
-            double t1 = now_s();
+            double t1 = bench_now_s();
             if (!rc) {
                 double norm = grad_global_norm_on(BACKEND_CUDA, &g);
                 grad_clip_on(BACKEND_CUDA, &g, norm, 1.0);
                 adamw_step_on(BACKEND_CUDA, &m, &g, mom1, mom2, &ac, 1e-4f, r + 1);
             }
-            double t2 = now_s();
+            double t2 = bench_now_s();
             if (r == 0) first = sl.total;
             last = sl.total;
             if (r > 0) st[r - 1] = t2 - t0, gr[r - 1] = t1 - t0, op[r - 1] = t2 - t1;
@@ -173,8 +174,8 @@ int cmd_bench_cuda(int argc, char **argv) {
         if (!rc)
             printf("training  %10.1f tokens/s  (%.1f ms a step: forward + losses + backward on the GPU with the gradients "
                    "copied back %.1f, norm + clipping + AdamW on the host %.1f); loss %.4f -> %.4f\n",
-                   N / median(st, (int)steps), 1e3 * median(st, (int)steps), 1e3 * median(gr, (int)steps),
-                   1e3 * median(op, (int)steps), first, last);
+                   N / bench_median(st, (int)steps), 1e3 * bench_median(st, (int)steps), 1e3 * bench_median(gr, (int)steps),
+                   1e3 * bench_median(op, (int)steps), first, last);
         trainbuf_free(&tb);
     }
     if (rc) fprintf(stderr, "seek bench: %s\n", err.msg);

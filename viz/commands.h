@@ -24,6 +24,9 @@ int cmd_eval(int argc, char **argv);        /* viz/cmd_eval.c */
 #include "model.h"
 /* The seeded random weights every benchmark model gets (viz/cmd_bench_cuda.c). */
 void bench_random_weights(Model *m, uint64_t seed);
+/* The monotonic clock in seconds, and the median of n values (sorts v) (viz/cmd_bench_cuda.c). */
+double bench_now_s(void);
+double bench_median(double *v, int n);
 /* The folder a command runs on: *dir when given, else $SEEK_MODEL, else tiny-models/seek-v3-mini
  * next to the seek binary, written into buf (viz/cmd_model.c). */
 int model_dir_or_default(const char **dir, char *buf, size_t cap, SeekErr *err);

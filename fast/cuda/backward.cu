@@ -48,37 +48,21 @@ static struct {
     float *dh0;         /* (N, C) the MTP loss's gradient on the final norm's output (TrainBuffers.dh0) */
 } G;
 
-static float *dalloc(size_t n, int *rc) {
-    void *p = NULL;
-    if (*rc) return NULL;
-    if (cudaMalloc(&p, (n ? n : 1) * sizeof(float)) != cudaSuccess) {
-        cudaGetLastError();
-        cuda_note_error(__FILE__, __LINE__, "cudaMalloc", "out of device memory");
-        *rc = -1;
-        return NULL;
-    }
-    CU_CHECK(cudaMemset(p, 0, (n ? n : 1) * sizeof(float)));
-    return (float *)p;
-}
-
-static void dfree(void *p) {
-    if (p) CU_CHECK(cudaFree(p));
-}
 
 void cuda_gradstate_free(GradState *g) {
     float **f[] = {&g->dx, &g->dxn, &g->dz, &g->dq, &g->dk, &g->dv, &g->dlatent, &g->dkpe, &g->dlogits, &g->probs, &g->scratch};
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) dfree(*f[i]);
-    dfree(g->targets);
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) cuda_dfree(*f[i]);
+    cuda_dfree(g->targets);
     memset(g, 0, sizeof *g);
 }
 
 static void free_grad(void) {
     cuda_gradstate_free(&G.g);
     if (G.dscores)
-        for (int l = 0; l < G.L; l++) dfree(G.dscores[l]);
+        for (int l = 0; l < G.L; l++) cuda_dfree(G.dscores[l]);
     free(G.dscores);
-    dfree(G.arena);
-    dfree(G.dh0);
+    cuda_dfree(G.arena);
+    cuda_dfree(G.dh0);
     free(G.gl);
     free(G.gmtp);
     memset(&G, 0, sizeof G);
@@ -102,21 +86,21 @@ int cuda_gradstate_alloc(GradState *g, const Config *c, int B, int T) {
     memset(g, 0, sizeof *g);
     g->B = B;
     g->T = T;
-    g->dx = dalloc(N * c->C, &rc);
-    g->dxn = dalloc(N * c->C, &rc);
-    g->dz = dalloc(N * c->NH * dv, &rc);
-    g->dq = dalloc(N * c->NH * qk, &rc);
-    g->dlogits = dalloc(N * c->V, &rc);
-    g->probs = dalloc(N * c->V, &rc);
-    g->scratch = dalloc(gradstate_scratch(c, B, T), &rc);
+    g->dx = cuda_dalloc(N * c->C, &rc);
+    g->dxn = cuda_dalloc(N * c->C, &rc);
+    g->dz = cuda_dalloc(N * c->NH * dv, &rc);
+    g->dq = cuda_dalloc(N * c->NH * qk, &rc);
+    g->dlogits = cuda_dalloc(N * c->V, &rc);
+    g->probs = cuda_dalloc(N * c->V, &rc);
+    g->scratch = cuda_dalloc(gradstate_scratch(c, B, T), &rc);
     if (!c->mla) {
-        g->dk = dalloc(N * c->NKV * c->HS, &rc);
-        g->dv = dalloc(N * c->NKV * c->HS, &rc);
+        g->dk = cuda_dalloc(N * c->NKV * c->HS, &rc);
+        g->dv = cuda_dalloc(N * c->NKV * c->HS, &rc);
     } else {
-        g->dlatent = dalloc(N * c->kv_lora_rank, &rc);
-        g->dkpe = dalloc(N * c->dr, &rc);
+        g->dlatent = cuda_dalloc(N * c->kv_lora_rank, &rc);
+        g->dkpe = cuda_dalloc(N * c->dr, &rc);
     }
-    g->targets = (int *)dalloc(N, &rc); /* ints: same size as floats */
+    g->targets = (int *)cuda_dalloc(N, &rc); /* ints: same size as floats */
     if (rc) cuda_gradstate_free(g);
     return rc;
 }
@@ -141,9 +125,9 @@ static int alloc_grad(const Model *m, const Model *grads, int B, int T) {
         rc = -1;
     }
     for (int l = 0; !rc && l < c->L; l++)
-        if (config_layer_is_moe(c, l)) G.dscores[l] = dalloc(N * c->E, &rc);
-    G.arena = dalloc(grads->n_floats, &rc);
-    G.dh0 = dalloc(N * c->C, &rc);
+        if (config_layer_is_moe(c, l)) G.dscores[l] = cuda_dalloc(N * c->E, &rc);
+    G.arena = cuda_dalloc(grads->n_floats, &rc);
+    G.dh0 = cuda_dalloc(N * c->C, &rc);
     for (int l = 0; !rc && l < nl; l++) {
         LayerWeights *d = &G.gl[l];
         *d = grads->layers[l];

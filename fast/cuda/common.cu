@@ -81,6 +81,23 @@ extern "C" int cuda_check_error(SeekErr *err) {
     return seek_fail(err, "%s", g.err);
 }
 
+float *cuda_dalloc(size_t n, int *rc) {
+    void *p = NULL;
+    if (*rc) return NULL;
+    if (cudaMalloc(&p, (n ? n : 1) * sizeof(float)) != cudaSuccess) {
+        cudaGetLastError();
+        cuda_note_error(__FILE__, __LINE__, "cudaMalloc", "out of device memory");
+        *rc = -1;
+        return NULL;
+    }
+    CU_CHECK(cudaMemset(p, 0, (n ? n : 1) * sizeof(float)));
+    return (float *)p;
+}
+
+void cuda_dfree(void *p) {
+    if (p) CU_CHECK(cudaFree(p));
+}
+
 extern "C" void *cuda_workspace(size_t bytes) {
     if (bytes <= g.ws_bytes) return g.ws;
     /* grow: the old space may still be in use by queued work */

@@ -67,22 +67,6 @@ static int fail_if_error(SeekErr *err) {
     return 0;
 }
 
-static float *dmalloc(size_t n, int *rc) {
-    void *p = NULL;
-    if (*rc) return NULL;
-    if (cudaMalloc(&p, (n ? n : 1) * sizeof(float)) != cudaSuccess) {
-        cudaGetLastError();
-        cuda_note_error(__FILE__, __LINE__, "cudaMalloc", "out of device memory");
-        *rc = -1;
-        return NULL;
-    }
-    CU_CHECK(cudaMemset(p, 0, (n ? n : 1) * sizeof(float)));
-    return (float *)p;
-}
-
-static void dfree(void *p) {
-    if (p) CU_CHECK(cudaFree(p));
-}
 
 /* ---- weights ---- */
 
@@ -98,7 +82,7 @@ static uint64_t fingerprint(const Model *m) {
 }
 
 static void free_weights(void) {
-    dfree(X.d_arena);
+    cuda_dfree(X.d_arena);
     free(X.layers);
     free(X.mtp);
     X.d_arena = NULL;
@@ -134,7 +118,7 @@ static int upload_weights(const Model *m) {
     free_runstate();
     free_kv();
     int rc = 0;
-    X.d_arena = dmalloc(m->n_floats, &rc);
+    X.d_arena = cuda_dalloc(m->n_floats, &rc);
     if (rc) return -1;
     CU_CHECK(cudaMemcpy(X.d_arena, m->arena, m->n_floats * sizeof(float), cudaMemcpyHostToDevice));
     CU_CHECK(cudaDeviceSynchronize()); /* a pageable upload may still be in flight when cudaMemcpy returns */
@@ -198,8 +182,8 @@ static void free_layer(LayerState *a) {
                         &a->resid_mid, &a->xn2, &a->rstd2, &a->mlp_out, &a->gate, &a->up, &a->act, &a->r_logits,
                         &a->r_scores, &a->r_choice, &a->e_w, &a->e_idx_f, &a->eg, &a->eu, &a->ea, &a->eo,
                         &a->routed, &a->shared};
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) dfree(*fields[i]);
-    dfree(a->e_idx);
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) cuda_dfree(*fields[i]);
+    cuda_dfree(a->e_idx);
 }
 
 void cuda_runstate_free(RunState *d) {
@@ -208,15 +192,15 @@ void cuda_runstate_free(RunState *d) {
             if (d->per_layer || l == 0) free_layer(&d->layer[l]);
     free(d->layer);
     float **sf[] = {&d->inv_freq, &d->x, &d->xf, &d->xnf, &d->rstdf, &d->tmp};
-    for (size_t i = 0; i < sizeof sf / sizeof sf[0]; i++) dfree(*sf[i]);
-    dfree(d->ids);
+    for (size_t i = 0; i < sizeof sf / sizeof sf[0]; i++) cuda_dfree(*sf[i]);
+    cuda_dfree(d->ids);
     memset(d, 0, sizeof *d);
 }
 
 static void free_runstate(void) {
     if (!X.have_rs) return;
     cuda_runstate_free(&X.d);
-    dfree(X.logits);
+    cuda_dfree(X.logits);
     X.logits = NULL;
     X.have_rs = 0;
 }
@@ -225,55 +209,55 @@ static void free_runstate(void) {
 static void alloc_layer(LayerState *a, const Config *c, int B, int T, int Tmax, int with_attn, int ffn, int *rc) {
     size_t N = (size_t)B * T;
     int qk = config_qk_dim(c), dv = config_v_dim(c);
-    a->resid = dmalloc(N * c->C, rc);
-    a->xn1 = dmalloc(N * c->C, rc);
-    a->rstd1 = dmalloc(N, rc);
-    a->q = dmalloc(N * c->NH * qk, rc);
-    a->z = dmalloc(N * c->NH * dv, rc);
-    a->attn_out = dmalloc(N * c->C, rc);
-    a->resid_mid = dmalloc(N * c->C, rc);
-    a->xn2 = dmalloc(N * c->C, rc);
-    a->rstd2 = dmalloc(N, rc);
-    a->mlp_out = dmalloc(N * c->C, rc);
-    a->gate = dmalloc(N * ffn, rc);
-    a->up = dmalloc(N * ffn, rc);
-    a->act = dmalloc(N * ffn, rc);
+    a->resid = cuda_dalloc(N * c->C, rc);
+    a->xn1 = cuda_dalloc(N * c->C, rc);
+    a->rstd1 = cuda_dalloc(N, rc);
+    a->q = cuda_dalloc(N * c->NH * qk, rc);
+    a->z = cuda_dalloc(N * c->NH * dv, rc);
+    a->attn_out = cuda_dalloc(N * c->C, rc);
+    a->resid_mid = cuda_dalloc(N * c->C, rc);
+    a->xn2 = cuda_dalloc(N * c->C, rc);
+    a->rstd2 = cuda_dalloc(N, rc);
+    a->mlp_out = cuda_dalloc(N * c->C, rc);
+    a->gate = cuda_dalloc(N * ffn, rc);
+    a->up = cuda_dalloc(N * ffn, rc);
+    a->act = cuda_dalloc(N * ffn, rc);
     if (with_attn) {
-        a->scores = dmalloc((size_t)B * c->NH * T * Tmax, rc);
-        a->pattern = dmalloc((size_t)B * c->NH * T * Tmax, rc);
+        a->scores = cuda_dalloc((size_t)B * c->NH * T * Tmax, rc);
+        a->pattern = cuda_dalloc((size_t)B * c->NH * T * Tmax, rc);
     }
     if (!c->mla) {
-        a->k_new = dmalloc(N * c->NKV * c->HS, rc);
-        a->v_new = dmalloc(N * c->NKV * c->HS, rc);
+        a->k_new = cuda_dalloc(N * c->NKV * c->HS, rc);
+        a->v_new = cuda_dalloc(N * c->NKV * c->HS, rc);
     } else {
         if (c->q_lora_rank) {
-            a->q_a = dmalloc(N * c->q_lora_rank, rc);
-            a->q_latent = dmalloc(N * c->q_lora_rank, rc);
-            a->q_rstd = dmalloc(N, rc);
+            a->q_a = cuda_dalloc(N * c->q_lora_rank, rc);
+            a->q_latent = cuda_dalloc(N * c->q_lora_rank, rc);
+            a->q_rstd = cuda_dalloc(N, rc);
         }
-        a->kv_a = dmalloc(N * ((size_t)c->kv_lora_rank + c->dr), rc);
-        a->kv_rstd = dmalloc(N, rc);
-        a->latent_new = dmalloc(N * c->kv_lora_rank, rc);
-        a->kpe_new = dmalloc(N * c->dr, rc);
-        a->kv_exp = dmalloc((size_t)B * Tmax * c->NH * ((size_t)c->dn + c->dv), rc);
-        a->k_full = dmalloc((size_t)B * Tmax * c->NH * qk, rc);
-        a->v_full = dmalloc((size_t)B * Tmax * c->NH * c->dv, rc);
-        a->q_abs = dmalloc(N * c->NH * c->kv_lora_rank, rc);
-        a->o_lat = dmalloc(N * c->NH * c->kv_lora_rank, rc);
+        a->kv_a = cuda_dalloc(N * ((size_t)c->kv_lora_rank + c->dr), rc);
+        a->kv_rstd = cuda_dalloc(N, rc);
+        a->latent_new = cuda_dalloc(N * c->kv_lora_rank, rc);
+        a->kpe_new = cuda_dalloc(N * c->dr, rc);
+        a->kv_exp = cuda_dalloc((size_t)B * Tmax * c->NH * ((size_t)c->dn + c->dv), rc);
+        a->k_full = cuda_dalloc((size_t)B * Tmax * c->NH * qk, rc);
+        a->v_full = cuda_dalloc((size_t)B * Tmax * c->NH * c->dv, rc);
+        a->q_abs = cuda_dalloc(N * c->NH * c->kv_lora_rank, rc);
+        a->o_lat = cuda_dalloc(N * c->NH * c->kv_lora_rank, rc);
     }
     if (c->E > 0) {
-        a->r_logits = dmalloc(N * c->E, rc);
-        a->r_scores = dmalloc(N * c->E, rc);
-        a->r_choice = dmalloc(N * c->E, rc);
-        a->e_w = dmalloc(N * c->K, rc);
-        a->e_idx_f = dmalloc(N * c->K, rc);
-        a->eg = dmalloc(N * c->K * c->Hm, rc);
-        a->eu = dmalloc(N * c->K * c->Hm, rc);
-        a->ea = dmalloc(N * c->K * c->Hm, rc);
-        a->eo = dmalloc(N * c->K * c->C, rc);
-        a->routed = dmalloc(N * c->C, rc);
-        a->shared = dmalloc(N * c->C, rc);
-        a->e_idx = (int *)dmalloc(N * c->K, rc); /* ints: same size as floats */
+        a->r_logits = cuda_dalloc(N * c->E, rc);
+        a->r_scores = cuda_dalloc(N * c->E, rc);
+        a->r_choice = cuda_dalloc(N * c->E, rc);
+        a->e_w = cuda_dalloc(N * c->K, rc);
+        a->e_idx_f = cuda_dalloc(N * c->K, rc);
+        a->eg = cuda_dalloc(N * c->K * c->Hm, rc);
+        a->eu = cuda_dalloc(N * c->K * c->Hm, rc);
+        a->ea = cuda_dalloc(N * c->K * c->Hm, rc);
+        a->eo = cuda_dalloc(N * c->K * c->C, rc);
+        a->routed = cuda_dalloc(N * c->C, rc);
+        a->shared = cuda_dalloc(N * c->C, rc);
+        a->e_idx = (int *)cuda_dalloc(N * c->K, rc); /* ints: same size as floats */
     }
 }
 
@@ -305,13 +289,13 @@ int cuda_runstate_alloc(RunState *d, const Config *c, const RunState *s) {
         for (int l = 1; l < c->L; l++) d->layer[l] = d->layer[0];
     size_t tmp_w = (size_t)c->NH * (c->mla ? c->dr : c->HS);
     if (tmp_w < (size_t)c->C) tmp_w = (size_t)c->C;
-    d->inv_freq = dmalloc((size_t)c->rope_dim / 2 + 1, &rc);
-    d->x = dmalloc(N * c->C, &rc);
-    d->xf = dmalloc(N * c->C, &rc);
-    d->xnf = dmalloc(N * c->C, &rc);
-    d->rstdf = dmalloc(N, &rc);
-    d->tmp = dmalloc(N * tmp_w, &rc);
-    d->ids = (int *)dmalloc(N, &rc);
+    d->inv_freq = cuda_dalloc((size_t)c->rope_dim / 2 + 1, &rc);
+    d->x = cuda_dalloc(N * c->C, &rc);
+    d->xf = cuda_dalloc(N * c->C, &rc);
+    d->xnf = cuda_dalloc(N * c->C, &rc);
+    d->rstdf = cuda_dalloc(N, &rc);
+    d->tmp = cuda_dalloc(N * tmp_w, &rc);
+    d->ids = (int *)cuda_dalloc(N, &rc);
     if (rc) {
         cuda_runstate_free(d); /* a partial allocation */
         return -1;
@@ -335,7 +319,7 @@ static int alloc_runstate(const Config *c, const RunState *s) {
     free_runstate();
     int rc = 0;
     if (cuda_runstate_alloc(&X.d, c, s)) return -1;
-    X.logits = dmalloc((size_t)s->B * s->T * c->V, &rc);
+    X.logits = cuda_dalloc((size_t)s->B * s->T * c->V, &rc);
     X.have_rs = 1; /* so free_runstate releases a partial allocation */
     if (rc) {
         free_runstate();
@@ -352,10 +336,10 @@ static int alloc_runstate(const Config *c, const RunState *s) {
 /* ---- the device KV cache, kept equal to the caller's host cache ---- */
 
 static void free_kv(void) {
-    dfree(X.dkv.k);
-    dfree(X.dkv.v);
-    dfree(X.dkv.latent);
-    dfree(X.dkv.k_pe);
+    cuda_dfree(X.dkv.k);
+    cuda_dfree(X.dkv.v);
+    cuda_dfree(X.dkv.latent);
+    cuda_dfree(X.dkv.k_pe);
     memset(&X.dkv, 0, sizeof X.dkv);
     X.have_kv = 0;
     X.host_kv = NULL;
@@ -389,11 +373,11 @@ static int attach_kv(const Config *c, KVCache *kv, cudaStream_t st) {
         int rc = 0;
         size_t rows = (size_t)c->L * kv->B * kv->Tmax;
         if (c->mla) {
-            X.dkv.latent = dmalloc(rows * c->kv_lora_rank, &rc);
-            X.dkv.k_pe = dmalloc(rows * c->dr, &rc);
+            X.dkv.latent = cuda_dalloc(rows * c->kv_lora_rank, &rc);
+            X.dkv.k_pe = cuda_dalloc(rows * c->dr, &rc);
         } else {
-            X.dkv.k = dmalloc(rows * c->NKV * c->HS, &rc);
-            X.dkv.v = dmalloc(rows * c->NKV * c->HS, &rc);
+            X.dkv.k = cuda_dalloc(rows * c->NKV * c->HS, &rc);
+            X.dkv.v = cuda_dalloc(rows * c->NKV * c->HS, &rc);
         }
         X.have_kv = 1;
         if (rc) {

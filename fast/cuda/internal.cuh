@@ -24,6 +24,10 @@ cublasHandle_t cuda_cublas(cudaStream_t st);
         cublasStatus_t s_ = (call);                                                      \
         if (s_ != CUBLAS_STATUS_SUCCESS) cuda_note_error(__FILE__, __LINE__, #call, cublasGetStatusString(s_)); \
     } while (0)
+/* The state allocations of forward.cu, backward.cu and mtp.cu: n floats (at least one), zeroed;
+ * after a failure (*rc set) nothing more is allocated and NULL comes back. cuda_dfree takes NULL. */
+float *cuda_dalloc(size_t n, int *rc);
+void cuda_dfree(void *p);
 /* after every launch */
 #define LAUNCH_CHECK(what) CU_CHECK(cudaGetLastError())
 

@@ -225,6 +225,17 @@ __global__ static void add2_kernel(float *out, const float *a, const float *b, s
     if (i < n) out[i] = a[i] + b[i];
 }
 
+/* The (token, slot) pairs sorted by expert (moe_sort_kernel, stable), and the expert offsets
+ * brought to the host (off_h, E + 1 ints: the per-expert products are sized there; one
+ * synchronisation). Returns the number of pairs with a valid expert. */
+static int sort_by_expert(int *off, int *perm, int *inv, int *off_h, const int *idx, size_t NK, int E, cudaStream_t st) {
+    moe_sort_kernel<<<1, 32, (size_t)E * sizeof(int), st>>>(off, perm, inv, idx, (int)NK, E);
+    LAUNCH_CHECK("moe_sort");
+    CU_CHECK(cudaMemcpyAsync(off_h, off, ((size_t)E + 1) * sizeof(int), cudaMemcpyDeviceToHost, st));
+    CU_CHECK(cudaStreamSynchronize(st));
+    return off_h[E];
+}
+
 extern "C" void moe_forward_cuda(float *out, float *routed, float *shared, float *eg, float *eu, float *ea, float *eo,
                                  float *sg, float *su, float *sa, const float *inp, const int *idx, const float *weights,
                                  const LayerWeights *w, int N, const Config *cfg, cudaStream_t st) {
@@ -239,11 +250,7 @@ extern "C" void moe_forward_cuda(float *out, float *routed, float *shared, float
     float *G = X + NK * C, *U = G + NK * Hm, *A = U + NK * Hm;
     int *off = (int *)(A + NK * Hm), *perm = off + E + 1, *inv = perm + NK;
 
-    moe_sort_kernel<<<1, 32, (size_t)E * sizeof(int), st>>>(off, perm, inv, idx, (int)NK, E);
-    LAUNCH_CHECK("moe_sort");
-    CU_CHECK(cudaMemcpyAsync(off_h, off, ((size_t)E + 1) * sizeof(int), cudaMemcpyDeviceToHost, st));
-    CU_CHECK(cudaStreamSynchronize(st));
-    int rows = off_h[E]; /* pairs with a valid expert */
+    int rows = sort_by_expert(off, perm, inv, off_h, idx, NK, E, st); /* pairs with a valid expert */
     if (rows > 0) {
         moe_gather_kernel<<<cdiv((size_t)rows * C, 256), 256, 0, st>>>(X, inp, perm, rows, K, C);
         LAUNCH_CHECK("moe_gather");
@@ -412,11 +419,7 @@ extern "C" void moe_backward_cuda(float *dinp, LayerWeights *g, const float *dou
         if (!X) return;
         float *dO = X + NK * C, *A = dO + NK * C, *dA = A + NK * Hm;
         int *off = (int *)(dA + NK * Hm), *perm = off + E + 1, *inv = perm + NK;
-        moe_sort_kernel<<<1, 32, (size_t)E * sizeof(int), st>>>(off, perm, inv, idx, (int)NK, E);
-        LAUNCH_CHECK("moe_sort");
-        CU_CHECK(cudaMemcpyAsync(off_h, off, ((size_t)E + 1) * sizeof(int), cudaMemcpyDeviceToHost, st));
-        CU_CHECK(cudaStreamSynchronize(st));
-        int rows = off_h[E]; /* pairs with a valid expert */
+        int rows = sort_by_expert(off, perm, inv, off_h, idx, NK, E, st); /* pairs with a valid expert */
         if (rows > 0) {
             moe_bwd_gather_c_kernel<<<cdiv((size_t)rows * C, 256), 256, 0, st>>>(X, dO, inp, dout, weights, perm, rows,
                                                                                  K, C);

@@ -38,22 +38,6 @@ static struct {
     float *h0, *dh0;     /* (B, T, C) staging for the public twins' host h0 and dh0 */
 } M;
 
-static float *dalloc(size_t n, int *rc) {
-    void *p = NULL;
-    if (*rc) return NULL;
-    if (cudaMalloc(&p, (n ? n : 1) * sizeof(float)) != cudaSuccess) {
-        cudaGetLastError();
-        cuda_note_error(__FILE__, __LINE__, "cudaMalloc", "out of device memory");
-        *rc = -1;
-        return NULL;
-    }
-    CU_CHECK(cudaMemset(p, 0, (n ? n : 1) * sizeof(float)));
-    return (float *)p;
-}
-
-static void dfree(void *p) {
-    if (p) CU_CHECK(cudaFree(p));
-}
 
 static void zero(float *p, size_t n, cudaStream_t st) { CU_CHECK(cudaMemsetAsync(p, 0, n * sizeof(float), st)); }
 
@@ -62,18 +46,18 @@ static void free_depth(MtpDepth *d) {
     float **f[] = {&d->kv.k, &d->kv.v, &d->kv.latent, &d->kv.k_pe, &d->emb, &d->en, &d->en_rstd, &d->hin, &d->hn,
                    &d->hn_rstd, &d->cat, &d->hout, &d->ho_n, &d->ho_rstd, &d->logits, &d->probs, &d->dh, &d->dcat,
                    &d->tmp};
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) dfree(*f[i]);
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) cuda_dfree(*f[i]);
     cuda_gradstate_free(&d->g);
-    dfree(d->ids_e);
-    dfree(d->targets);
+    cuda_dfree(d->ids_e);
+    cuda_dfree(d->targets);
     memset(d, 0, sizeof *d);
 }
 
 static void free_depths(void) {
     for (int k = 0; M.d && k < M.D; k++) free_depth(&M.d[k]);
     free(M.d);
-    dfree(M.h0);
-    dfree(M.dh0);
+    cuda_dfree(M.h0);
+    cuda_dfree(M.dh0);
     memset(&M, 0, sizeof M);
 }
 
@@ -107,32 +91,32 @@ static int alloc_depths(const Config *c, const MtpState *ms) {
         d->kv.B = B;
         d->kv.Tmax = d->T;
         if (c->mla) {
-            d->kv.latent = dalloc(N * c->kv_lora_rank, &rc);
-            d->kv.k_pe = dalloc(N * c->dr, &rc);
+            d->kv.latent = cuda_dalloc(N * c->kv_lora_rank, &rc);
+            d->kv.k_pe = cuda_dalloc(N * c->dr, &rc);
         } else {
-            d->kv.k = dalloc(N * c->NKV * c->HS, &rc);
-            d->kv.v = dalloc(N * c->NKV * c->HS, &rc);
+            d->kv.k = cuda_dalloc(N * c->NKV * c->HS, &rc);
+            d->kv.v = cuda_dalloc(N * c->NKV * c->HS, &rc);
         }
-        d->emb = dalloc(N * C, &rc);
-        d->en = dalloc(N * C, &rc);
-        d->en_rstd = dalloc(N, &rc);
-        d->hin = dalloc(N * C, &rc);
-        d->hn = dalloc(N * C, &rc);
-        d->hn_rstd = dalloc(N, &rc);
-        d->cat = dalloc(2 * N * C, &rc);
-        d->hout = dalloc(N * C, &rc);
-        d->ho_n = dalloc(N * C, &rc);
-        d->ho_rstd = dalloc(N, &rc);
-        d->logits = dalloc(N * V, &rc);
-        d->probs = dalloc(N * V, &rc);
-        d->dh = dalloc(N * C, &rc);
-        d->dcat = dalloc(2 * N * C, &rc);
-        d->tmp = dalloc(N * C, &rc);
-        d->ids_e = (int *)dalloc(N, &rc); /* ints: same size as floats */
-        d->targets = (int *)dalloc(N, &rc);
+        d->emb = cuda_dalloc(N * C, &rc);
+        d->en = cuda_dalloc(N * C, &rc);
+        d->en_rstd = cuda_dalloc(N, &rc);
+        d->hin = cuda_dalloc(N * C, &rc);
+        d->hn = cuda_dalloc(N * C, &rc);
+        d->hn_rstd = cuda_dalloc(N, &rc);
+        d->cat = cuda_dalloc(2 * N * C, &rc);
+        d->hout = cuda_dalloc(N * C, &rc);
+        d->ho_n = cuda_dalloc(N * C, &rc);
+        d->ho_rstd = cuda_dalloc(N, &rc);
+        d->logits = cuda_dalloc(N * V, &rc);
+        d->probs = cuda_dalloc(N * V, &rc);
+        d->dh = cuda_dalloc(N * C, &rc);
+        d->dcat = cuda_dalloc(2 * N * C, &rc);
+        d->tmp = cuda_dalloc(N * C, &rc);
+        d->ids_e = (int *)cuda_dalloc(N, &rc); /* ints: same size as floats */
+        d->targets = (int *)cuda_dalloc(N, &rc);
     }
-    M.h0 = dalloc((size_t)B * ms->T * C, &rc);
-    M.dh0 = dalloc((size_t)B * ms->T * C, &rc);
+    M.h0 = cuda_dalloc((size_t)B * ms->T * C, &rc);
+    M.dh0 = cuda_dalloc((size_t)B * ms->T * C, &rc);
     if (rc) {
         free_depths();
         return -1;

@@ -18,13 +18,15 @@ __device__ static inline void rope_pair(float *y, const float *x, int i, int hal
     y[ib] = b * c + a * s;
 }
 
+/* sign +1 turns by φ (the forward), −1 by −φ (the backward: a·c − b·(−s) is a·c + b·s exactly, so
+ * the reference's backward formulas come out bit for bit) */
 __global__ static void rope_kernel(float *out, const float *inp, int n_vec, size_t stride, int pos,
-                                   const float *inv_freq, float attn_factor, int half, RopeLayout layout) {
+                                   const float *inv_freq, float attn_factor, int half, RopeLayout layout, float sign) {
     size_t id = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (id >= (size_t)n_vec * half) return;
     int v = (int)(id / half), i = (int)(id % half);
     float angle = (float)pos * inv_freq[i];
-    float c = cosf(angle) * attn_factor, s = sinf(angle) * attn_factor;
+    float c = cosf(angle) * attn_factor, s = sign * (sinf(angle) * attn_factor);
     rope_pair(out + (size_t)v * stride, inp + (size_t)v * stride, i, half, c, s, layout);
 }
 
@@ -33,19 +35,19 @@ extern "C" void rope_forward_cuda(float *out, const float *inp, int n_vec, size_
     int half = rd / 2;
     size_t n = (size_t)n_vec * half;
     if (!n) return;
-    rope_kernel<<<cdiv(n, 128), 128, 0, st>>>(out, inp, n_vec, stride, pos, inv_freq, attn_factor, half, layout);
+    rope_kernel<<<cdiv(n, 128), 128, 0, st>>>(out, inp, n_vec, stride, pos, inv_freq, attn_factor, half, layout, 1.0f);
     LAUNCH_CHECK("rope");
 }
 
 __global__ static void rope_rows_kernel(float *x, int rows, int T, int pos0, int n_vec, size_t row_stride,
                                         size_t vec_stride, const float *inv_freq, float attn_factor, int half,
-                                        RopeLayout layout) {
+                                        RopeLayout layout, float sign) {
     size_t id = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     size_t per_row = (size_t)n_vec * half;
     if (id >= (size_t)rows * per_row) return;
     int r = (int)(id / per_row), rem = (int)(id % per_row), v = rem / half, i = rem % half;
     float angle = (float)(pos0 + r % T) * inv_freq[i];
-    float c = cosf(angle) * attn_factor, s = sinf(angle) * attn_factor;
+    float c = cosf(angle) * attn_factor, s = sign * (sinf(angle) * attn_factor);
     float *y = x + (size_t)r * row_stride + (size_t)v * vec_stride;
     rope_pair(y, y, i, half, c, s, layout);
 }
@@ -56,24 +58,8 @@ extern "C" void cuda_rope_rows(float *x, int rows, int T, int pos0, int n_vec, s
     size_t n = (size_t)rows * n_vec * half;
     if (!n) return;
     rope_rows_kernel<<<cdiv(n, 128), 128, 0, st>>>(x, rows, T, pos0, n_vec, row_stride, vec_stride, inv_freq,
-                                                   attn_factor, half, layout);
+                                                   attn_factor, half, layout, 1.0f);
     LAUNCH_CHECK("rope_rows");
-}
-
-__global__ static void rope_backward_kernel(float *dinp, const float *dout, int n_vec, size_t stride, int pos,
-                                            const float *inv_freq, float attn_factor, int half, RopeLayout layout) {
-    size_t id = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (id >= (size_t)n_vec * half) return;
-    int v = (int)(id / half), i = (int)(id % half);
-    float angle = (float)pos * inv_freq[i];
-    float c = cosf(angle) * attn_factor, s = sinf(angle) * attn_factor;
-    size_t ia = layout == ROPE_LAYOUT_HALF ? (size_t)i : 2 * (size_t)i;
-    size_t ib = layout == ROPE_LAYOUT_HALF ? (size_t)(i + half) : 2 * (size_t)i + 1;
-    const float *dy = dout + (size_t)v * stride;
-    float *dx = dinp + (size_t)v * stride;
-    float da = dy[ia], db = dy[ib];
-    dx[ia] = da * c + db * s;
-    dx[ib] = db * c - da * s;
 }
 
 extern "C" void rope_backward_cuda(float *dinp, const float *dout, int n_vec, size_t stride, int pos,
@@ -81,35 +67,18 @@ extern "C" void rope_backward_cuda(float *dinp, const float *dout, int n_vec, si
     int half = rd / 2;
     size_t n = (size_t)n_vec * half;
     if (!n) return;
-    rope_backward_kernel<<<cdiv(n, 128), 128, 0, st>>>(dinp, dout, n_vec, stride, pos, inv_freq, attn_factor, half, layout);
+    rope_kernel<<<cdiv(n, 128), 128, 0, st>>>(dinp, dout, n_vec, stride, pos, inv_freq, attn_factor, half, layout, -1.0f);
     LAUNCH_CHECK("rope_backward");
 }
 
 /* the backward of cuda_rope_rows: every row's vectors turned back (rope_backward per row) */
-__global__ static void rope_rows_backward_kernel(float *x, int rows, int T, int pos0, int n_vec, size_t row_stride,
-                                                 size_t vec_stride, const float *inv_freq, float attn_factor, int half,
-                                                 RopeLayout layout) {
-    size_t id = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    size_t per_row = (size_t)n_vec * half;
-    if (id >= (size_t)rows * per_row) return;
-    int r = (int)(id / per_row), rem = (int)(id % per_row), v = rem / half, i = rem % half;
-    float angle = (float)(pos0 + r % T) * inv_freq[i];
-    float c = cosf(angle) * attn_factor, s = sinf(angle) * attn_factor;
-    float *y = x + (size_t)r * row_stride + (size_t)v * vec_stride;
-    size_t ia = layout == ROPE_LAYOUT_HALF ? (size_t)i : 2 * (size_t)i;
-    size_t ib = layout == ROPE_LAYOUT_HALF ? (size_t)(i + half) : 2 * (size_t)i + 1;
-    float da = y[ia], db = y[ib];
-    y[ia] = da * c + db * s;
-    y[ib] = db * c - da * s;
-}
-
 extern "C" void cuda_rope_rows_backward(float *x, int rows, int T, int pos0, int n_vec, size_t row_stride,
                                         size_t vec_stride, const float *inv_freq, float attn_factor, int rd,
                                         RopeLayout layout, cudaStream_t st) {
     int half = rd / 2;
     size_t n = (size_t)rows * n_vec * half;
     if (!n) return;
-    rope_rows_backward_kernel<<<cdiv(n, 128), 128, 0, st>>>(x, rows, T, pos0, n_vec, row_stride, vec_stride, inv_freq,
-                                                            attn_factor, half, layout);
+    rope_rows_kernel<<<cdiv(n, 128), 128, 0, st>>>(x, rows, T, pos0, n_vec, row_stride, vec_stride, inv_freq,
+                                                   attn_factor, half, layout, -1.0f);
     LAUNCH_CHECK("rope_rows_backward");
 }
