@@ -340,6 +340,10 @@ int config_parse(Config *cfg, const char *text, size_t len, const char *path, Se
 int config_load(Config *cfg, const char *dir, SeekErr *err) {
     char path[4096];
     if (path_join(path, sizeof path, dir, "config.json", err)) return -1;
+    return config_load_file(cfg, path, err);
+}
+
+int config_load_file(Config *cfg, const char *path, SeekErr *err) {
     char *text = NULL;
     size_t len = 0;
     if (read_text_file(path, CONFIG_MAX_BYTES, &text, &len, err)) return -1;

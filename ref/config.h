@@ -92,6 +92,8 @@ typedef struct {
 int config_parse(Config *cfg, const char *json_text, size_t len, const char *path, SeekErr *err);
 /* Reads DIR/config.json. */
 int config_load(Config *cfg, const char *dir, SeekErr *err);
+/* The same from a config.json file's path. */
+int config_load_file(Config *cfg, const char *path, SeekErr *err);
 /* Is layer l a MoE layer? */
 int config_layer_is_moe(const Config *cfg, int l);
 /* The per-token q/k head width: dn + dr (MLA) or HS (LLaMA). */

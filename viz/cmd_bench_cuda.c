@@ -61,23 +61,7 @@ double bench_median(double *v, int n) {
 /* the config: a config.json file, or a model folder's */
 static int load_config(Config *c, const char *path, SeekErr *err) {
     size_t n = strlen(path);
-    if (n >= 5 && !strcmp(path + n - 5, ".json")) {
-        FILE *f = fopen(path, "rb");
-        if (!f) return seek_fail(err, "%s: cannot open", path);
-        char *buf = NULL;
-        long len = -1;
-        if (!fseek(f, 0, SEEK_END) && (len = ftell(f)) >= 0 && !fseek(f, 0, SEEK_SET) && (buf = malloc((size_t)len + 1)) &&
-            fread(buf, 1, (size_t)len, f) == (size_t)len) {
-            fclose(f);
-            int rc = config_parse(c, buf, (size_t)len, path, err);
-            free(buf);
-            return rc;
-        }
-        fclose(f);
-        free(buf);
-        return seek_fail(err, "%s: cannot read", path);
-    }
-    return config_load(c, path, err);
+    return n >= 5 && !strcmp(path + n - 5, ".json") ? config_load_file(c, path, err) : config_load(c, path, err);
 }
 
 int cmd_bench_cuda(int argc, char **argv) {

@@ -69,16 +69,6 @@ static void free_grad(void) {
 }
 
 /* a pointer into the host gradient arena, moved to the same offset of the device one */
-static float *rebase(const Model *grads, const float *p, int *rc) {
-    if (!p) return NULL;
-    if (p < grads->arena || p >= grads->arena + grads->n_floats) {
-        cuda_note_error(__FILE__, __LINE__, "gradients", "a gradient lies outside the gradient arena");
-        *rc = -1;
-        return NULL;
-    }
-    return G.arena + (p - grads->arena);
-}
-
 /* a device GradState of gradstate_init's sizes (the logits stay the forward's) */
 int cuda_gradstate_alloc(GradState *g, const Config *c, int B, int T) {
     size_t N = (size_t)B * T, qk = config_qk_dim(c), dv = config_v_dim(c);
@@ -115,12 +105,8 @@ static int alloc_grad(const Model *m, const Model *grads, int B, int T) {
     G.cfg = *c;
     G.L = c->L;
     G.have = 1; /* so free_grad releases a partial allocation */
-    /* the MTP modules' gradients (their blocks after the main layers) are in the arena too */
-    const int nl = c->L + c->mtp_depth;
     G.dscores = (float **)calloc((size_t)c->L, sizeof(float *));
-    G.gl = (LayerWeights *)calloc((size_t)nl, sizeof(LayerWeights));
-    G.gmtp = (MtpWeights *)calloc((size_t)c->mtp_depth + 1, sizeof(MtpWeights));
-    if (!G.dscores || !G.gl || !G.gmtp) {
+    if (!G.dscores) {
         cuda_note_error(__FILE__, __LINE__, "gradients", "out of host memory");
         rc = -1;
     }
@@ -128,26 +114,15 @@ static int alloc_grad(const Model *m, const Model *grads, int B, int T) {
         if (config_layer_is_moe(c, l)) G.dscores[l] = cuda_dalloc(N * c->E, &rc);
     G.arena = cuda_dalloc(grads->n_floats, &rc);
     G.dh0 = cuda_dalloc(N * c->C, &rc);
-    for (int l = 0; !rc && l < nl; l++) {
-        LayerWeights *d = &G.gl[l];
-        *d = grads->layers[l];
-        float **f[] = {&d->attn_norm, &d->wq, &d->wk, &d->wv, &d->wq_a, &d->q_a_norm, &d->wq_b, &d->wkv_a,
-                       &d->kv_a_norm, &d->wkv_b, &d->wo, &d->mlp_norm, &d->w_gate, &d->w_up, &d->w_down,
-                       &d->router, &d->router_bias, &d->exp_gate, &d->exp_up, &d->exp_down, &d->sh_gate,
-                       &d->sh_up, &d->sh_down};
-        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) *f[i] = rebase(grads, *f[i], &rc);
+    if (!rc) { /* the MTP modules' gradients (their blocks after the main layers) are in the arena too */
+        CudaModelTables t;
+        rc = cuda_rebase_model(grads, G.arena, &t);
+        G.gl = t.layers;
+        G.gmtp = t.mtp;
+        G.wte = t.wte;
+        G.final_norm = t.final_norm;
+        G.lm_head = t.lm_head;
     }
-    for (int k = 0; !rc && k < c->mtp_depth; k++) {
-        const MtpWeights *h = &grads->mtp[k];
-        MtpWeights *d = &G.gmtp[k];
-        d->enorm = rebase(grads, h->enorm, &rc);
-        d->hnorm = rebase(grads, h->hnorm, &rc);
-        d->eh_proj = rebase(grads, h->eh_proj, &rc);
-        d->head_norm = rebase(grads, h->head_norm, &rc);
-    }
-    G.wte = rebase(grads, grads->wte, &rc);
-    G.final_norm = rebase(grads, grads->final_norm, &rc);
-    G.lm_head = rebase(grads, grads->lm_head, &rc);
     if (rc) {
         free_grad();
         return -1;

@@ -98,6 +98,56 @@ void cuda_dfree(void *p) {
     if (p) CU_CHECK(cudaFree(p));
 }
 
+/* p, a pointer into the host model's arena, moved to the same offset of d_arena */
+static float *rebase_one(const Model *host, float *d_arena, const float *p, int *rc) {
+    if (!p || *rc) return NULL;
+    if (p < host->arena || p >= host->arena + host->n_floats) {
+        cuda_note_error(__FILE__, __LINE__, "device tables", "a tensor lies outside the model's arena");
+        *rc = -1;
+        return NULL;
+    }
+    return d_arena + (p - host->arena);
+}
+
+int cuda_rebase_model(const Model *host, float *d_arena, CudaModelTables *t) {
+    int rc = 0;
+    const int nl = host->cfg.L + host->cfg.mtp_depth, D = host->cfg.mtp_depth;
+    t->layers = (LayerWeights *)calloc((size_t)nl, sizeof(LayerWeights));
+    t->mtp = (MtpWeights *)calloc((size_t)D + 1, sizeof(MtpWeights));
+    if (!t->layers || !t->mtp) {
+        cuda_note_error(__FILE__, __LINE__, "device tables", "out of host memory");
+        rc = -1;
+    }
+    for (int l = 0; !rc && l < nl; l++) {
+        LayerWeights *d = &t->layers[l];
+        *d = host->layers[l];
+        float **f[] = {&d->attn_norm, &d->wq, &d->wk, &d->wv, &d->wq_a, &d->q_a_norm, &d->wq_b, &d->wkv_a,
+                       &d->kv_a_norm, &d->wkv_b, &d->wo, &d->mlp_norm, &d->w_gate, &d->w_up, &d->w_down,
+                       &d->router, &d->router_bias, &d->exp_gate, &d->exp_up, &d->exp_down, &d->sh_gate,
+                       &d->sh_up, &d->sh_down};
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) *f[i] = rebase_one(host, d_arena, *f[i], &rc);
+    }
+    for (int k = 0; !rc && k < D; k++) {
+        const MtpWeights *h = &host->mtp[k];
+        MtpWeights *d = &t->mtp[k];
+        d->enorm = rebase_one(host, d_arena, h->enorm, &rc);
+        d->hnorm = rebase_one(host, d_arena, h->hnorm, &rc);
+        d->eh_proj = rebase_one(host, d_arena, h->eh_proj, &rc);
+        d->head_norm = rebase_one(host, d_arena, h->head_norm, &rc);
+    }
+    t->wte = rebase_one(host, d_arena, host->wte, &rc);
+    t->final_norm = rebase_one(host, d_arena, host->final_norm, &rc);
+    t->lm_head = rebase_one(host, d_arena, host->lm_head, &rc);
+    if (rc) cuda_free_model_tables(t);
+    return rc;
+}
+
+void cuda_free_model_tables(CudaModelTables *t) {
+    free(t->layers);
+    free(t->mtp);
+    memset(t, 0, sizeof *t);
+}
+
 extern "C" void *cuda_workspace(size_t bytes) {
     if (bytes <= g.ws_bytes) return g.ws;
     /* grow: the old space may still be in use by queued work */

@@ -92,16 +92,6 @@ static void free_weights(void) {
     X.arena = NULL;
 }
 
-static float *rebase(const Model *m, const float *p, int *rc) {
-    if (!p) return NULL;
-    if (p < m->arena || p >= m->arena + m->n_floats) {
-        cuda_note_error(__FILE__, __LINE__, "upload weights", "a weight lies outside the model's arena");
-        *rc = -1;
-        return NULL;
-    }
-    return X.d_arena + (p - m->arena);
-}
-
 static int upload_weights(const Model *m) {
     uint64_t fp = fingerprint(m);
     if (X.m == m && X.arena == m->arena && X.n_floats == m->n_floats && X.fp == fp && X.d_arena) return 0;
@@ -124,34 +114,14 @@ static int upload_weights(const Model *m) {
     CU_CHECK(cudaDeviceSynchronize()); /* a pageable upload may still be in flight when cudaMemcpy returns */
     /* the MTP modules' weights live in the arena too (model_init lays them out whether or not a
      * checkpoint held them): their blocks follow the main layers, as in Model.layers */
+    CudaModelTables t;
+    rc = cuda_rebase_model(m, X.d_arena, &t);
     X.n_layers = m->cfg.L + m->cfg.mtp_depth;
-    X.layers = (LayerWeights *)calloc((size_t)X.n_layers, sizeof(LayerWeights));
-    X.mtp = (MtpWeights *)calloc((size_t)m->cfg.mtp_depth + 1, sizeof(MtpWeights));
-    if (!X.layers || !X.mtp) {
-        cuda_note_error(__FILE__, __LINE__, "upload weights", "out of host memory");
-        return -1;
-    }
-    for (int l = 0; l < X.n_layers; l++) {
-        const LayerWeights *h = &m->layers[l];
-        LayerWeights *d = &X.layers[l];
-        *d = *h;
-        float **f[] = {&d->attn_norm, &d->wq, &d->wk, &d->wv, &d->wq_a, &d->q_a_norm, &d->wq_b, &d->wkv_a,
-                       &d->kv_a_norm, &d->wkv_b, &d->wo, &d->mlp_norm, &d->w_gate, &d->w_up, &d->w_down,
-                       &d->router, &d->router_bias, &d->exp_gate, &d->exp_up, &d->exp_down, &d->sh_gate,
-                       &d->sh_up, &d->sh_down};
-        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) *f[i] = rebase(m, *f[i], &rc);
-    }
-    for (int k = 0; k < m->cfg.mtp_depth; k++) {
-        const MtpWeights *h = &m->mtp[k];
-        MtpWeights *d = &X.mtp[k];
-        d->enorm = rebase(m, h->enorm, &rc);
-        d->hnorm = rebase(m, h->hnorm, &rc);
-        d->eh_proj = rebase(m, h->eh_proj, &rc);
-        d->head_norm = rebase(m, h->head_norm, &rc);
-    }
-    X.wte = rebase(m, m->wte, &rc);
-    X.final_norm = rebase(m, m->final_norm, &rc);
-    X.lm_head = rebase(m, m->lm_head, &rc);
+    X.layers = t.layers;
+    X.mtp = t.mtp;
+    X.wte = t.wte;
+    X.final_norm = t.final_norm;
+    X.lm_head = t.lm_head;
     if (rc) {
         free_weights();
         return -1;

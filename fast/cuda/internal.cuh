@@ -28,6 +28,18 @@ cublasHandle_t cuda_cublas(cudaStream_t st);
  * after a failure (*rc set) nothing more is allocated and NULL comes back. cuda_dfree takes NULL. */
 float *cuda_dalloc(size_t n, int *rc);
 void cuda_dfree(void *p);
+/* A host Model's weight tables moved onto a device copy of its arena (or of an arena laid out
+ * like it: a gradient Model's): every LayerWeights (main layers, then the MTP modules' blocks),
+ * the MTP modules' own tensors, and wte / final_norm / lm_head, each pointer at the same offset of
+ * d_arena. 0, or -1 (recorded; nothing kept) when out of host memory or a pointer lies outside
+ * the arena. Free the host tables with cuda_free_model_tables. */
+typedef struct {
+    LayerWeights *layers; /* (L + mtp_depth) */
+    MtpWeights *mtp;      /* (mtp_depth) */
+    float *wte, *final_norm, *lm_head;
+} CudaModelTables;
+int cuda_rebase_model(const Model *host, float *d_arena, CudaModelTables *t);
+void cuda_free_model_tables(CudaModelTables *t);
 /* after every launch */
 #define LAUNCH_CHECK(what) CU_CHECK(cudaGetLastError())
 
@@ -90,6 +102,10 @@ void cuda_sgemm_acc(cudaStream_t st, int a_trans, int b_trans, int M, int N, int
 /* rmsnorm.cu: N rows at strides in_stride / out_stride floats. */
 void cuda_rmsnorm_rows(float *out, size_t out_stride, float *rstd, const float *inp, size_t in_stride,
                        const float *weight, int N, int C, float eps, cudaStream_t st);
+/* rmsnorm.cu: the backward of N rows at strides (floats); dinp may be NULL. */
+void cuda_rmsnorm_backward_rows(float *dinp, size_t dinp_stride, float *dweight, const float *dout, size_t dout_stride,
+                                const float *inp, size_t inp_stride, const float *weight, const float *rstd, int N,
+                                int C, cudaStream_t st);
 /* mlp.cu: act = silu(gate)·up over n floats. */
 void cuda_swiglu_act(float *act, const float *gate, const float *up, size_t n, cudaStream_t st);
 

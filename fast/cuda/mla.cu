@@ -113,9 +113,9 @@ extern "C" void mla_attend_absorb_cuda(float *z, float *scores, float *pattern, 
  * mla_attend_naive_backward_cuda: attention_backward_cuda over the expanded keys and values,
  *   the un-assembly of k_h = [k_nope_h ; k_pe] (the rope key's gradient summed over the heads in
  *   head order by one thread per element), then matmul_backward_cuda of kv = latent·W_kvbᵀ.
- * mla_kv_backward_cuda: the latent RMSNorm's backward on the strided rows of kv_a (a block per row,
- *   the row dot in double; dweight one thread per column summing the rows in row order), k_pe's
- *   gradient copied beside it, then matmul_backward_cuda of kv_a = x·W_kvaᵀ.
+ * mla_kv_backward_cuda: the latent RMSNorm's backward on the strided rows of kv_a
+ *   (cuda_rmsnorm_backward_rows, rmsnorm.cu's kernels), k_pe's gradient copied beside it, then
+ *   matmul_backward_cuda of kv_a = x·W_kvaᵀ.
  * mla_q_backward_cuda: matmul_backward_cuda, rmsnorm_backward_cuda, matmul_backward_cuda.
  * Scratch is the reference's (device), laid out as the reference lays it out. */
 
@@ -163,38 +163,6 @@ extern "C" void mla_attend_naive_backward_cuda(float *dq, float *dlatent, float 
     matmul_backward_cuda(dlatent, dw_kvb, dkv, latent, w->wkv_b, T, cfg->kv_lora_rank, NH * (dn + dv), st);
 }
 
-#define NORM_BWD_THREADS 256
-
-/* RMSNorm backward of one row per block, rows at strides (floats): ref/rmsnorm.c's
- *   dot = Σ_i w_i·dy_i·x_i (double);  dinp_i += (float)(r·w_i·dy_i − r³/C·dot·x_i)
- * with the same double operations (the dot a tree over the block instead of left to right). */
-__global__ static void mla_norm_backward_dx_kernel(float *dinp, size_t dinp_stride, const float *dout,
-                                                   size_t dout_stride, const float *inp, size_t inp_stride,
-                                                   const float *weight, const float *rstd, int C) {
-    __shared__ double sh[32];
-    const float *x = inp + (size_t)blockIdx.x * inp_stride, *dy = dout + (size_t)blockIdx.x * dout_stride;
-    float *dx = dinp + (size_t)blockIdx.x * dinp_stride;
-    double r = rstd[blockIdx.x], dot = 0.0;
-    for (int i = threadIdx.x; i < C; i += blockDim.x) dot += (double)weight[i] * dy[i] * x[i];
-    dot = block_sum_d(dot, sh);
-    double kk = r * r * r / C * dot;
-    for (int i = threadIdx.x; i < C; i += blockDim.x) dx[i] += (float)(r * weight[i] * dy[i] - kk * x[i]);
-}
-
-/* dweight_i += (float)(dy_i·x_i·r) row after row, in row order: one thread owns column i */
-__global__ static void mla_norm_backward_dw_kernel(float *dweight, const float *dout, size_t dout_stride,
-                                                   const float *inp, size_t inp_stride, const float *rstd, int N,
-                                                   int C) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= C) return;
-    float acc = dweight[i];
-    for (int n = 0; n < N; n++) {
-        double r = rstd[n];
-        acc += (float)(dout[(size_t)n * dout_stride + i] * inp[(size_t)n * inp_stride + i] * r);
-    }
-    dweight[i] = acc;
-}
-
 extern "C" void mla_kv_backward_cuda(float *dx, LayerWeights *g, const float *dlatent, const float *dk_pe,
                                      const float *x, const float *kv_a, const float *kv_rstd, const LayerWeights *w,
                                      const Config *cfg, int N, float *scratch, cudaStream_t st) {
@@ -203,14 +171,8 @@ extern "C" void mla_kv_backward_cuda(float *dx, LayerWeights *g, const float *dl
     float *dkv_a = scratch; /* (N, dkv+dr) */
     CU_CHECK(cudaMemsetAsync(dkv_a, 0, (size_t)N * width * sizeof(float), st));
     /* latent = RMSNorm_kva(kv_a[:, :dkv]) */
-    if (dkv > 0) {
-        mla_norm_backward_dx_kernel<<<N, NORM_BWD_THREADS, 0, st>>>(dkv_a, (size_t)width, dlatent, (size_t)dkv, kv_a,
-                                                                    (size_t)width, w->kv_a_norm, kv_rstd, dkv);
-        LAUNCH_CHECK("mla_norm_backward_dx");
-        mla_norm_backward_dw_kernel<<<cdiv((size_t)dkv, 128), 128, 0, st>>>(g->kv_a_norm, dlatent, (size_t)dkv, kv_a,
-                                                                             (size_t)width, kv_rstd, N, dkv);
-        LAUNCH_CHECK("mla_norm_backward_dw");
-    }
+    cuda_rmsnorm_backward_rows(dkv_a, (size_t)width, g->kv_a_norm, dlatent, (size_t)dkv, kv_a, (size_t)width,
+                               w->kv_a_norm, kv_rstd, N, dkv, st);
     /* k_pe = kv_a[:, dkv:]: its gradient lands beside the latent's (0 + dk_pe) */
     if (dr > 0)
         CU_CHECK(cudaMemcpy2DAsync(dkv_a + dkv, (size_t)width * sizeof(float), dk_pe, (size_t)dr * sizeof(float),

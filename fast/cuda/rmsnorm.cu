@@ -38,38 +38,51 @@ extern "C" void rmsnorm_forward_cuda(float *out, float *rstd, const float *inp, 
     cuda_rmsnorm_rows(out, (size_t)C, rstd, inp, (size_t)C, weight, N, C, eps, st);
 }
 
-__global__ static void rmsnorm_backward_rows_kernel(float *dinp, const float *dout, const float *inp,
+/* dinp rows, one block per row, rows at strides (floats): the dot in double (a tree), the
+ * reference's expression per element */
+__global__ static void rmsnorm_backward_rows_kernel(float *dinp, size_t dinp_stride, const float *dout,
+                                                    size_t dout_stride, const float *inp, size_t inp_stride,
                                                     const float *weight, const float *rstd, int C) {
     __shared__ double sh[32];
-    const size_t row = (size_t)blockIdx.x * C;
-    const float *x = inp + row, *dy = dout + row;
+    const float *x = inp + (size_t)blockIdx.x * inp_stride, *dy = dout + (size_t)blockIdx.x * dout_stride;
     double r = rstd[blockIdx.x], dot = 0.0;
     for (int i = threadIdx.x; i < C; i += blockDim.x) dot += (double)weight[i] * dy[i] * x[i];
     dot = block_sum_d(dot, sh);
     double k = r * r * r / C * dot;
-    float *dx = dinp + row;
+    float *dx = dinp + (size_t)blockIdx.x * dinp_stride;
     for (int i = threadIdx.x; i < C; i += blockDim.x) dx[i] += (float)(r * weight[i] * dy[i] - k * x[i]);
 }
 
-__global__ static void rmsnorm_backward_weight_kernel(float *dweight, const float *dout, const float *inp,
-                                                      const float *rstd, int N, int C) {
+/* dweight: one thread per column adding the rows in row order */
+__global__ static void rmsnorm_backward_weight_kernel(float *dweight, const float *dout, size_t dout_stride,
+                                                      const float *inp, size_t inp_stride, const float *rstd, int N,
+                                                      int C) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= C) return;
     float acc = dweight[i];
     for (int n = 0; n < N; n++) {
         double r = rstd[n];
-        acc += (float)(dout[(size_t)n * C + i] * inp[(size_t)n * C + i] * r);
+        acc += (float)(dout[(size_t)n * dout_stride + i] * inp[(size_t)n * inp_stride + i] * r);
     }
     dweight[i] = acc;
 }
 
-extern "C" void rmsnorm_backward_cuda(float *dinp, float *dweight, const float *dout, const float *inp,
-                                      const float *weight, const float *rstd, int N, int C, cudaStream_t st) {
+/* N rows at strides dinp_stride / dout_stride / inp_stride floats (mla.cu's latent slice of kv_a);
+ * dinp may be NULL. */
+void cuda_rmsnorm_backward_rows(float *dinp, size_t dinp_stride, float *dweight, const float *dout, size_t dout_stride,
+                                const float *inp, size_t inp_stride, const float *weight, const float *rstd, int N,
+                                int C, cudaStream_t st) {
     if (N <= 0 || C <= 0) return;
     if (dinp) {
-        rmsnorm_backward_rows_kernel<<<N, NORM_THREADS, 0, st>>>(dinp, dout, inp, weight, rstd, C);
+        rmsnorm_backward_rows_kernel<<<N, NORM_THREADS, 0, st>>>(dinp, dinp_stride, dout, dout_stride, inp, inp_stride,
+                                                                 weight, rstd, C);
         LAUNCH_CHECK("rmsnorm_backward_rows");
     }
-    rmsnorm_backward_weight_kernel<<<cdiv(C, 128), 128, 0, st>>>(dweight, dout, inp, rstd, N, C);
+    rmsnorm_backward_weight_kernel<<<cdiv(C, 128), 128, 0, st>>>(dweight, dout, dout_stride, inp, inp_stride, rstd, N, C);
     LAUNCH_CHECK("rmsnorm_backward_weight");
+}
+
+extern "C" void rmsnorm_backward_cuda(float *dinp, float *dweight, const float *dout, const float *inp,
+                                      const float *weight, const float *rstd, int N, int C, cudaStream_t st) {
+    cuda_rmsnorm_backward_rows(dinp, (size_t)C, dweight, dout, (size_t)C, inp, (size_t)C, weight, rstd, N, C, st);
 }
