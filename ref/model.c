@@ -221,6 +221,7 @@ int model_init(Model *m, const Config *cfg, SeekErr *err) {
 }
 
 void model_free(Model *m) {
+    if (m->dev && m->dev_free) m->dev_free(m->dev);
     free(m->arena);
     free(m->layers);
     free(m->mtp);

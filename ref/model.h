@@ -77,6 +77,11 @@ typedef struct {
     /* what the files held that the model does not use (MTP layers, unknown tensors) */
     size_t n_unused;
     char first_unused[128];
+    /* A backend's own copy of this model (device weights, run state, cache), created by the
+     * backend on first use and released by model_free through dev_free; NULL for ref and cpu,
+     * which compute on the arena itself. One per Model, so two models run side by side. */
+    void *dev;
+    void (*dev_free)(void *dev);
 } Model;
 
 /* Parameter counts for `seek info` (computed from the config; no allocation). */
