@@ -2,9 +2,12 @@
  *
  * One function (build_table) walks the architecture in checkpoint order and either counts or
  * assigns: the first pass sizes the arena, the second points every LayerWeights field into it.
- * Loading then visits each table row, checks the stored shape against the config and converts
- * the stored dtype (F32, BF16, F16, or F8_E4M3 with 128x128 — or the config's — block scales)
- * into float32.
+ * Loading then visits each table row, checks the stored shape against the config, records the
+ * stored dtype in the row and converts it (F32, BF16, F16, or F8_E4M3 with 128x128 — or the
+ * config's — block scales) into float32. With LoadOpts.keep_stored a second pass sizes one more
+ * allocation for the stored bytes and F8 scales of every non-F32 row and reads them into it
+ * (model.h, "Memory policy"); the float32 arena is filled by the same code either way.
+ * Saving writes the arena in one dtype (model_save) or each row in its stored one (model_save_stored).
  */
 #include "model.h"
 
@@ -51,6 +54,7 @@ static float *add(Builder *b, const char *name, int ndim, uint64_t d0, uint64_t 
         pi->numel = numel;
         pi->fp8 = fp8;
         pi->mtp = building_mtp;
+        pi->dtype = ST_F32;
     }
     b->n_params++;
     return p;
@@ -223,6 +227,7 @@ int model_init(Model *m, const Config *cfg, SeekErr *err) {
 void model_free(Model *m) {
     if (m->dev && m->dev_free) m->dev_free(m->dev);
     free(m->arena);
+    free(m->stored);
     free(m->layers);
     free(m->mtp);
     free(m->params);
@@ -260,7 +265,89 @@ int model_resolve_dir(const char *dir, char *out, size_t cap, SeekErr *err) {
     return 0;
 }
 
-int model_load(Model *m, const char *dir_in, SeekErr *err) {
+static int is_f8(StDtype d) { return d == ST_F8_E4M3 || d == ST_F8_E5M2; }
+
+/* The block grid of an F8 row, as stset_load_f32 reads it: rows = shape[0], cols = the product of
+ * the other dims, scales (sr, sc) = (ceil(rows / block[0]), ceil(cols / block[1])). */
+static void scale_grid(const ParamInfo *p, size_t *rows, size_t *cols, size_t *sr, size_t *sc) {
+    size_t r = p->ndim >= 1 ? (size_t)p->shape[0] : 1, c = 1;
+    for (int d = 1; d < p->ndim; d++) c *= (size_t)p->shape[d]; /* <= numel: no overflow */
+    size_t br = (size_t)p->block[0], bc = (size_t)p->block[1];
+    *rows = r;
+    *cols = c;
+    *sr = r / br + (r % br != 0);
+    *sc = c / bc + (c % bc != 0);
+}
+
+/* Adds n bytes at the next 64-byte boundary of a running size; 0 on overflow. */
+#define STORED_ALIGN 64
+static int stored_reserve(size_t *total, size_t n, size_t *at) {
+    size_t start;
+    if (!ck_add(*total, STORED_ALIGN - 1, &start)) return 0;
+    start -= start % STORED_ALIGN;
+    if (!ck_add(start, n, total)) return 0;
+    *at = start;
+    return 1;
+}
+
+/* keep_stored: pass 1 sizes one allocation for the stored bytes (and F8 scales) of every loaded
+ * non-F32 row, pass 2 reads them. Runs after the float32 arena is filled, so every tensor and
+ * scale has already been found and checked (shape, dtype, scale grid) by stset_load_f32. */
+static int keep_stored_forms(Model *m, const StSet *set, SeekErr *err) {
+    size_t total = 0, at;
+    for (int pass = 0; pass < 2; pass++) {
+        unsigned char *base = m->stored;
+        total = 0;
+        for (size_t i = 0; i < m->n_params; i++) {
+            ParamInfo *p = &m->params[i];
+            if (p->dtype == ST_F32) continue; /* the arena is its stored form; unloaded rows stay F32 */
+            const StFile *f;
+            const StTensor *t = stset_find(set, p->name, &f);
+            size_t bytes;
+            if (!t || !ck_mul(p->numel, st_dtype_size(p->dtype), &bytes) || bytes != t->end - t->begin)
+                return seek_fail(err, "%s: tensor '%s': stored bytes do not match its %s shape", set->dir, p->name,
+                                 st_dtype_name(p->dtype));
+            if (!stored_reserve(&total, bytes, &at))
+                return seek_fail(err, "%s: stored tensors overflow the address space", set->dir);
+            if (pass == 1) {
+                if (st_read_raw(f, t, base + at, err)) return -1;
+                p->stored = base + at;
+            }
+            if (!is_f8(p->dtype)) continue;
+            size_t rows, cols, sr, sc;
+            scale_grid(p, &rows, &cols, &sr, &sc);
+            char sname[sizeof p->name + sizeof "_scale_inv"];
+            snprintf(sname, sizeof sname, "%s_scale_inv", p->name);
+            const StFile *sf;
+            const StTensor *st = stset_find(set, sname, &sf);
+            if (!st || st->numel != sr * sc) /* stset_load_f32 refused these already */
+                return seek_fail(err, "%s: tensor '%s': expected [%zu, %zu] block scales for '%s'", set->dir, sname, sr, sc,
+                                 p->name);
+            if (!stored_reserve(&total, sr * sc * sizeof(float), &at))
+                return seek_fail(err, "%s: stored tensors overflow the address space", set->dir);
+            if (pass == 1) {
+                if (st_read_f32(sf, st, (float *)(void *)(base + at), err)) return -1;
+                p->scale_inv = (const float *)(const void *)(base + at);
+            }
+        }
+        if (total == 0) return 0; /* every loaded row is F32: no second arena */
+        if (pass == 0) {
+            size_t cap;
+            if (!ck_add(total, STORED_ALIGN - 1, &cap)) return seek_fail(err, "%s: stored tensors overflow", set->dir);
+            cap -= cap % STORED_ALIGN; /* aligned_alloc wants a multiple of the alignment */
+            m->stored = aligned_alloc(STORED_ALIGN, cap);
+            if (!m->stored)
+                return seek_fail(err, "%s: out of memory for %.1f MiB of stored tensors", set->dir, (double)cap / (1 << 20));
+            memset(m->stored, 0, cap); /* padding included, so the bytes are deterministic */
+            m->stored_bytes = cap;
+        }
+    }
+    return 0;
+}
+
+int model_load(Model *m, const char *dir_in, SeekErr *err) { return model_load_opts(m, dir_in, NULL, err); }
+
+int model_load_opts(Model *m, const char *dir_in, const LoadOpts *opts, SeekErr *err) {
     char dir[4096];
     if (model_resolve_dir(dir_in, dir, sizeof dir, err)) return -1;
     Config cfg;
@@ -289,15 +376,25 @@ int model_load(Model *m, const char *dir_in, SeekErr *err) {
         return -1;
     }
     m->has_mtp = mtp_rows > 0 && mtp_found == mtp_rows;
+    int block_r = cfg.fp8_block_r ? cfg.fp8_block_r : 128, block_c = cfg.fp8_block_c ? cfg.fp8_block_c : 128;
     for (size_t i = 0; i < m->n_params; i++) {
-        const ParamInfo *p = &m->params[i];
+        ParamInfo *p = &m->params[i];
         if (p->mtp && !m->has_mtp) continue;
-        if (stset_load_f32(&set, p->name, p->ptr, p->ndim, p->shape, cfg.fp8_block_r ? cfg.fp8_block_r : 128,
-                           cfg.fp8_block_c ? cfg.fp8_block_c : 128, err)) {
+        if (stset_load_f32(&set, p->name, p->ptr, p->ndim, p->shape, block_r, block_c, err)) {
             stset_close(&set);
             model_free(m);
             return -1;
         }
+        p->dtype = stset_find(&set, p->name, NULL)->dtype; /* found: stset_load_f32 succeeded */
+        if (is_f8(p->dtype)) {
+            p->block[0] = block_r;
+            p->block[1] = block_c;
+        }
+    }
+    if (opts && opts->keep_stored && keep_stored_forms(m, &set, err)) {
+        stset_close(&set);
+        model_free(m);
+        return -1;
     }
     /* Tensors the files hold that no table row named. */
     for (size_t i = 0; i < set.n_entries; i++) {
@@ -312,10 +409,11 @@ int model_load(Model *m, const char *dir_in, SeekErr *err) {
 
 /* ---- saving ---- */
 
-static int copy_if_present(const char *src_dir, const char *out_dir, const char *name, SeekErr *err) {
+/* Copies src_dir/name to out_dir/name; a missing source is skipped, or an error when required. */
+static int copy_if_present(const char *src_dir, const char *out_dir, const char *name, int required, SeekErr *err) {
     char src[4096], dst[4096];
     if (path_join(src, sizeof src, src_dir, name, err) || path_join(dst, sizeof dst, out_dir, name, err)) return -1;
-    if (access(src, F_OK) != 0) return 0;
+    if (access(src, F_OK) != 0) return required ? seek_fail(err, "%s: cannot open: %s", src, strerror(errno)) : 0;
     char *text = NULL;
     size_t len = 0;
     if (read_text_file(src, 256u << 20, &text, &len, err)) return -1;
@@ -355,20 +453,46 @@ static int write_config(const char *src_dir, const char *out_dir, StDtype dtype,
     return rc;
 }
 
-int model_save(const Model *m, const char *src_dir, const char *out_dir, int dtype_i, SeekErr *err) {
-    StDtype dtype = (StDtype)dtype_i;
-    if (dtype != ST_F32 && dtype != ST_BF16 && dtype != ST_F16)
-        return seek_fail(err, "save: dtype %s is not supported (expected F32, BF16 or F16)", st_dtype_name(dtype));
+/* Row p in E4M3 against its kept block scales: q[r, c] = e4m3(W[r, c] / scale_inv[r / br, c / bc]),
+ * the inverse of stset_load_f32's W = float(q) * scale_inv (exact for W as loaded: W / scale_inv
+ * is within an fp32 rounding of the E4M3 value, far inside half its spacing). */
+static void quantize_e4m3(const ParamInfo *p, uint8_t *q) {
+    size_t rows, cols, sr, sc;
+    scale_grid(p, &rows, &cols, &sr, &sc);
+    for (size_t r = 0; r < rows; r++) {
+        const float *srow = p->scale_inv + (r / (size_t)p->block[0]) * sc;
+        for (size_t c = 0; c < cols; c++) {
+            float s = srow[c / (size_t)p->block[1]], w = p->ptr[r * cols + c];
+            q[r * cols + c] = f32_to_e4m3(s != 0.0f ? w / s : 0.0f); /* a zero scale: the block is zero */
+        }
+    }
+}
+
+/* as_stored = 0: every row in `dtype` (the V3 routing bias in F32), config rewritten;
+ * as_stored = 1: every row in its ParamInfo.dtype (F8 rows followed by their scales), config copied. */
+static int save_impl(const Model *m, const char *src_dir, const char *out_dir, StDtype dtype, int as_stored, SeekErr *err) {
     if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) return seek_fail(err, "%s: cannot create: %s", out_dir, strerror(errno));
-    StWriteTensor *ts = calloc(m->n_params ? m->n_params : 1, sizeof *ts);
-    void **bufs = calloc(m->n_params ? m->n_params : 1, sizeof *bufs);
+    size_t cap = 2 * (m->n_params ? m->n_params : 1); /* a row and its scale tensor */
+    StWriteTensor *ts = calloc(cap, sizeof *ts);
+    void **bufs = calloc(cap, sizeof *bufs); /* converted data and scale names, freed at the end */
+    size_t nb = 0;
     int rc = 0;
     if (!ts || !bufs) rc = seek_fail(err, "save: out of memory");
     size_t nw = 0; /* tensors written: MTP rows only when the model has its MTP modules */
     for (size_t i = 0; !rc && i < m->n_params; i++) {
         const ParamInfo *p = &m->params[i];
         if (p->mtp && !m->has_mtp) continue;
-        StDtype d = strstr(p->name, "e_score_correction_bias") ? ST_F32 : dtype;
+        StDtype d = as_stored ? p->dtype : strstr(p->name, "e_score_correction_bias") ? ST_F32 : dtype;
+        if (d != ST_F32 && d != ST_BF16 && d != ST_F16 && d != ST_F8_E4M3) {
+            rc = seek_fail(err, "save: tensor '%s' is stored as %s, which is not written (expected F32, BF16, F16 or F8_E4M3)",
+                           p->name, st_dtype_name(d));
+            break;
+        }
+        if (d == ST_F8_E4M3 && !p->scale_inv) {
+            rc = seek_fail(err, "save: tensor '%s' is stored as F8_E4M3 but its block scales were not kept (load with keep_stored)",
+                           p->name);
+            break;
+        }
         StWriteTensor *t = &ts[nw++];
         t->name = p->name;
         t->dtype = d;
@@ -378,24 +502,51 @@ int model_save(const Model *m, const char *src_dir, const char *out_dir, int dty
             t->data = p->ptr;
             continue;
         }
-        uint16_t *h = malloc(p->numel * sizeof(uint16_t) + 2);
+        void *h = malloc(p->numel * st_dtype_size(d) + 2);
         if (!h) {
             rc = seek_fail(err, "save: out of memory for '%s'", p->name);
             break;
         }
-        for (size_t k = 0; k < p->numel; k++) h[k] = d == ST_BF16 ? f32_to_bf16(p->ptr[k]) : f32_to_f16(p->ptr[k]);
-        bufs[i] = h;
+        bufs[nb++] = h;
         t->data = h;
+        if (d == ST_F8_E4M3) {
+            quantize_e4m3(p, h);
+            size_t rows, cols, sr, sc;
+            scale_grid(p, &rows, &cols, &sr, &sc);
+            char *sname = malloc(sizeof p->name + sizeof "_scale_inv");
+            if (!sname) {
+                rc = seek_fail(err, "save: out of memory for '%s'", p->name);
+                break;
+            }
+            bufs[nb++] = sname;
+            snprintf(sname, sizeof p->name + sizeof "_scale_inv", "%s_scale_inv", p->name);
+            ts[nw++] = (StWriteTensor){sname, ST_F32, 2, {sr, sc}, p->scale_inv};
+            continue;
+        }
+        uint16_t *h16 = h;
+        for (size_t k = 0; k < p->numel; k++) h16[k] = d == ST_BF16 ? f32_to_bf16(p->ptr[k]) : f32_to_f16(p->ptr[k]);
     }
     char path[4096];
     const char *meta[] = {"format", "pt", "producer", "seek.c"};
     if (!rc) rc = path_join(path, sizeof path, out_dir, "model.safetensors", err);
     if (!rc) rc = st_write(path, ts, nw, meta, 2, err);
-    if (!rc) rc = write_config(src_dir, out_dir, dtype, err);
+    if (!rc && !as_stored) rc = write_config(src_dir, out_dir, dtype, err);
+    if (!rc && as_stored) rc = copy_if_present(src_dir, out_dir, "config.json", 1, err);
     const char *extra[] = {"tokenizer.json", "tokenizer_config.json", "generation_config.json"};
-    for (size_t i = 0; !rc && i < sizeof extra / sizeof extra[0]; i++) rc = copy_if_present(src_dir, out_dir, extra[i], err);
-    for (size_t i = 0; bufs && i < m->n_params; i++) free(bufs[i]);
+    for (size_t i = 0; !rc && i < sizeof extra / sizeof extra[0]; i++) rc = copy_if_present(src_dir, out_dir, extra[i], 0, err);
+    for (size_t i = 0; i < nb; i++) free(bufs[i]);
     free(bufs);
     free(ts);
     return rc;
+}
+
+int model_save(const Model *m, const char *src_dir, const char *out_dir, int dtype_i, SeekErr *err) {
+    StDtype dtype = (StDtype)dtype_i;
+    if (dtype != ST_F32 && dtype != ST_BF16 && dtype != ST_F16)
+        return seek_fail(err, "save: dtype %s is not supported (expected F32, BF16 or F16)", st_dtype_name(dtype));
+    return save_impl(m, src_dir, out_dir, dtype, 0, err);
+}
+
+int model_save_stored(const Model *m, const char *src_dir, const char *out_dir, SeekErr *err) {
+    return save_impl(m, src_dir, out_dir, ST_F32, 1, err);
 }

@@ -1,16 +1,33 @@
 /* model.h: a model's parameters as one arena of float32 with named pointers, plus the parallel
- * {name, shape} table that serves checkpoint I/O, the REPL's `show`, verification and (later)
+ * {name, shape, dtype} table that serves checkpoint I/O, the REPL's `show`, verification and
  * gradients by name.
  *
  * Names are the Hugging Face checkpoint names (model.layers.L.self_attn.q_a_proj.weight, ...),
  * so folders load as they are. Routed experts are stored contiguously per layer, (E, Hm, C) for
  * gate/up and (E, C, Hm) for down; the table has one row per expert pointing into that block.
  * Weights are (out, in): y = x · Wᵀ.
+ *
+ * Precision as data: every table row carries the dtype its tensor had on disk (F32, BF16, F16,
+ * F8_E4M3 with block scales, ...). The reference computes in fp32 on the arena whatever the row
+ * says; a backend that computes in the stored precision can ask model_load_opts to keep the stored
+ * form as well.
+ *
+ * Memory policy:
+ *   - `arena`: every parameter in float32, always, filled by model_load exactly as it dequantises
+ *     (the stored form being kept or not changes no bit of it). Owned by the Model.
+ *   - `stored`: only with LoadOpts.keep_stored, and only when some loaded row is not F32: one
+ *     second allocation holding, for each such row, its raw stored bytes (numel · st_dtype_size)
+ *     and, for an F8 row, its block scales as float32; each piece starts on a 64-byte boundary.
+ *     ParamInfo.stored / .scale_inv point into it. F32 rows point at nothing extra (the arena is
+ *     their stored form), so an F32 model keeps no second arena. Owned by the Model, freed by
+ *     model_free. Nothing writes it after loading: it is the file's value, not the arena's, once
+ *     the arena has been trained or edited.
  */
 #ifndef SEEK_MODEL_H
 #define SEEK_MODEL_H
 
 #include "config.h"
+#include "safetensors.h"
 
 typedef struct {
     float *attn_norm;   /* (C)            input_layernorm */
@@ -60,6 +77,18 @@ typedef struct {
     size_t numel;
     int fp8;            /* may be stored as F8_E4M3 + _scale_inv in a quantised checkpoint */
     int mtp;            /* part of an MTP module: optional when loading */
+    /* the precision the tensor was stored in: ST_F32 after model_init (and for rows model_load
+     * did not load: MTP rows of a folder without them); what the file held after model_load */
+    StDtype dtype;
+    /* LoadOpts.keep_stored and dtype != ST_F32: the file's bytes of this tensor, little-endian,
+     * numel * st_dtype_size(dtype) of them, same shape as ptr; else NULL. Points into Model.stored. */
+    const void *stored;
+    /* F8 dtypes kept: the block scales "<name>_scale_inv" as float32 (converted exactly when the
+     * file held BF16), (ceil(rows / block[0]), ceil(cols / block[1])) with rows = shape[0] and
+     * cols = the product of the other dims; W[r,c] = float(q[r,c]) * scale_inv[r/block[0], c/block[1]].
+     * NULL otherwise. */
+    const float *scale_inv;
+    int block[2];       /* F8 rows (kept or not): block size (rows, cols) used to dequantise; else 0 */
 } ParamInfo;
 
 typedef struct {
@@ -72,6 +101,8 @@ typedef struct {
     float *lm_head;     /* (V, C)  lm_head.weight; == wte when tied */
     float *arena;
     size_t n_floats;
+    void *stored;       /* LoadOpts.keep_stored: the stored forms of the non-F32 rows; else NULL */
+    size_t stored_bytes;
     ParamInfo *params;
     size_t n_params;
     /* what the files held that the model does not use (MTP layers, unknown tensors) */
@@ -103,12 +134,26 @@ int model_resolve_dir(const char *dir, char *out, size_t cap, SeekErr *err);
 /* Loads DIR (or a run root, see model_resolve_dir): config.json, then every tensor of the table
  * from the safetensors file(s), each shape checked against the config. */
 int model_load(Model *m, const char *dir, SeekErr *err);
+/* Options for model_load_opts; a zeroed struct (or NULL) loads exactly as model_load. */
+typedef struct {
+    int keep_stored;    /* also keep each non-F32 row's stored bytes (and F8 block scales) in m->stored */
+} LoadOpts;
+int model_load_opts(Model *m, const char *dir, const LoadOpts *opts, SeekErr *err);
 void model_free(Model *m);
 /* Writes a Hugging Face model folder OUT that transformers loads unchanged: config.json (the
  * source folder's, with quantization_config removed and the dtype set), model.safetensors with
  * every table tensor in `dtype` (F32, BF16 or F16; the V3 routing bias stays F32 as in DeepSeek's
  * checkpoints) and metadata format=pt, and the source's tokenizer/generation files copied. */
 int model_save(const Model *m, const char *src_dir, const char *out_dir, int dtype /* StDtype */, SeekErr *err);
+/* The same folder with every table tensor in the dtype it was stored in (ParamInfo.dtype), encoded
+ * from the arena: F32 as is, BF16 and F16 rounded to nearest even, F8_E4M3 requantised against
+ * its kept block scales, q = e4m3(W / scale_inv) (saturating at ±448; a block whose scale is 0
+ * holds zeros), with "<name>_scale_inv" written beside it in F32 (BF16 scales come back as F32 of
+ * the same values). For an arena as loaded, every tensor comes out bit-identical to the file's,
+ * NaN payloads aside. config.json is the source's, copied unchanged
+ * (quantization_config included). F8 rows need their scales, so load with keep_stored; F64 and
+ * F8_E5M2 rows are refused. */
+int model_save_stored(const Model *m, const char *src_dir, const char *out_dir, SeekErr *err);
 const ParamInfo *model_param(const Model *m, const char *name);
 
 #endif

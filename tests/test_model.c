@@ -9,6 +9,11 @@
  *   - MLA: absorbed attention against naive within TOL_NAIVE_ABSORB_REL;
  *   - greedy generation with the KV cache (naive and absorbed) equal to transformers' greedy
  *     continuation token for token.
+ * And precision as data (ParamInfo.dtype, LoadOpts.keep_stored, model_save_stored): every row
+ * reports the dtype its file held; the kept stored bytes and F8 scales equal the file's and
+ * dequantise to exactly the fp32 arena; F32 models keep no second arena; writing each row in its
+ * stored dtype gives back the file's tensors bit for bit; a scale of the wrong shape for the block
+ * size is a one-line error naming it.
  * The fixture list is explicit: a missing fixture is a failure, not a skip. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,9 +21,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "forward.h"
 #include "model.h"
@@ -291,11 +299,302 @@ static void test_trained_checkpoint(void **st) {
     model_free(&m);
 }
 
+/* ---- precision as data ---- */
+
+/* A fresh temporary folder (removed by rm_folder). */
+static void tmp_folder(char *dir, size_t cap) {
+    snprintf(dir, cap, "/tmp/seek_prec_XXXXXX");
+    if (!mkdtemp(dir)) fail_msg("mkdtemp failed");
+}
+
+static void rm_folder(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char p[4096];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+    closedir(d);
+    rmdir(dir);
+}
+
+static void load_opts(Model *m, const char *dir, int keep) {
+    SeekErr e;
+    LoadOpts o = {.keep_stored = keep};
+    if (model_load_opts(m, dir, &o, &e)) fail_msg("%s", e.msg);
+}
+
+static void open_weights(StSet *s, const char *dir) {
+    SeekErr e;
+    if (stset_open_dir(s, dir, &e)) fail_msg("%s", e.msg);
+}
+
+/* Every loaded row of m against the files in dir: the reported dtype is the file's; kept bytes
+ * equal the file's bytes and decode to exactly the arena value (F8: float(q) * scale_inv per
+ * block, scales equal to the file's); F32 rows keep nothing. Counts rows per dtype into n. */
+static size_t check_stored(const Model *m, const char *dir, int kept, size_t n[ST_NUM_DTYPES]) {
+    StSet set;
+    open_weights(&set, dir);
+    memset(n, 0, ST_NUM_DTYPES * sizeof *n);
+    size_t loaded = 0;
+    for (size_t i = 0; i < m->n_params; i++) {
+        const ParamInfo *p = &m->params[i];
+        if (p->mtp && !m->has_mtp) {
+            assert_int_equal(p->dtype, ST_F32);
+            continue;
+        }
+        const StTensor *t = stset_find(&set, p->name, NULL);
+        assert_non_null(t);
+        if (p->dtype != t->dtype) fail_msg("%s: reports %s, the file holds %s", p->name, st_dtype_name(p->dtype), st_dtype_name(t->dtype));
+        n[p->dtype]++;
+        loaded++;
+        int f8 = p->dtype == ST_F8_E4M3;
+        if (p->dtype == ST_F32 || !kept) {
+            assert_null(p->stored);
+            assert_null(p->scale_inv);
+        }
+        if (!f8) assert_int_equal(p->block[0] + p->block[1], 0);
+        if (p->dtype == ST_F32 || !kept) continue;
+        assert_non_null(p->stored);
+        assert_int_equal((uintptr_t)p->stored % 64, 0);
+        void *raw = xload(&set, p->name, p->dtype, NULL);
+        if (memcmp(p->stored, raw, p->numel * st_dtype_size(p->dtype)))
+            fail_msg("%s: stored bytes differ from the file's", p->name);
+        free(raw);
+        if (!f8) {
+            assert_null(p->scale_inv);
+            const uint16_t *h = p->stored;
+            for (size_t k = 0; k < p->numel; k++) {
+                float v = p->dtype == ST_BF16 ? bf16_to_f32(h[k]) : f16_to_f32(h[k]);
+                if (memcmp(&v, &p->ptr[k], sizeof v)) fail_msg("%s[%zu]: stored decodes to %g, arena %g", p->name, k, v, p->ptr[k]);
+            }
+            continue;
+        }
+        /* F8: scales equal the file's F32 scales; dequantising gives the arena bit for bit */
+        char sname[160];
+        snprintf(sname, sizeof sname, "%s_scale_inv", p->name);
+        uint64_t ns;
+        float *fs = xload(&set, sname, ST_F32, &ns);
+        assert_non_null(p->scale_inv);
+        assert_int_equal((uintptr_t)p->scale_inv % 64, 0);
+        if (memcmp(p->scale_inv, fs, ns * sizeof(float))) fail_msg("%s: kept scales differ from the file's", sname);
+        free(fs);
+        size_t rows = p->shape[0], cols = p->numel / rows, br = p->block[0], bc = p->block[1];
+        size_t sc = (cols + bc - 1) / bc;
+        assert_int_equal(ns, ((rows + br - 1) / br) * sc);
+        const uint8_t *q = p->stored;
+        for (size_t r = 0; r < rows; r++)
+            for (size_t c = 0; c < cols; c++) {
+                float w = e4m3_to_f32(q[r * cols + c]) * p->scale_inv[(r / br) * sc + c / bc];
+                if (memcmp(&w, &p->ptr[r * cols + c], sizeof w))
+                    fail_msg("%s[%zu, %zu]: stored * scale = %g, arena %g", p->name, r, c, w, p->ptr[r * cols + c]);
+            }
+    }
+    stset_close(&set);
+    return loaded;
+}
+
+/* v3_fp8: 216 projections report F8_E4M3 with block 16x16; the stored bytes, the scales and their
+ * dequantisation are the file's; the arena is bitwise the arena of a plain model_load. */
+static void test_stored_fp8(void **st) {
+    (void)st;
+    const char *dir = "tests/fixtures/v3_fp8";
+    Model a, b;
+    load_opts(&a, dir, 1);
+    SeekErr e;
+    if (model_load(&b, dir, &e)) fail_msg("%s", e.msg);
+    size_t n[ST_NUM_DTYPES];
+    size_t loaded = check_stored(&a, dir, 1, n);
+    assert_int_equal(n[ST_F8_E4M3], 216);
+    assert_true(n[ST_F32] > 0);
+    assert_int_equal(n[ST_F8_E4M3] + n[ST_F32], loaded);
+    const ParamInfo *kvb = model_param(&a, "model.layers.0.self_attn.kv_b_proj.weight");
+    assert_int_equal(kvb->dtype, ST_F8_E4M3);
+    assert_int_equal(kvb->block[0], 16);
+    assert_int_equal(kvb->block[1], 16);
+    assert_non_null(a.stored);
+    assert_true(a.stored_bytes >= 216 * 48 * 8);
+    assert_int_equal(a.n_floats, b.n_floats);
+    assert_memory_equal(a.arena, b.arena, a.n_floats * sizeof(float)); /* keeping changes no bit */
+    /* a plain load records the dtypes and block too, and keeps nothing */
+    check_stored(&b, dir, 0, n);
+    assert_int_equal(n[ST_F8_E4M3], 216);
+    assert_null(b.stored);
+    assert_int_equal(b.stored_bytes, 0);
+    model_free(&a);
+    model_free(&b);
+    assert_null(a.stored); /* model_free clears the Model */
+}
+
+/* v3_noq (BF16, the routing bias F32) and v2_group (F16) report their dtypes and keep their bits. */
+static void test_stored_half(void **st) {
+    (void)st;
+    struct { const char *dir; StDtype d; } cases[] = {{"tests/fixtures/v3_noq", ST_BF16}, {"tests/fixtures/v2_group", ST_F16}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Model m;
+        load_opts(&m, cases[i].dir, 1);
+        size_t n[ST_NUM_DTYPES];
+        size_t loaded = check_stored(&m, cases[i].dir, 1, n);
+        print_message("  %s: %zu %s rows, %zu F32 rows, %zu stored bytes\n", cases[i].dir, n[cases[i].d], st_dtype_name(cases[i].d),
+                      n[ST_F32], m.stored_bytes);
+        assert_true(n[cases[i].d] > 0);
+        assert_int_equal(n[cases[i].d] + n[ST_F32], loaded);
+        assert_non_null(m.stored);
+        const ParamInfo *emb = model_param(&m, "model.embed_tokens.weight");
+        assert_int_equal(emb->dtype, cases[i].d);
+        if (cases[i].d == ST_BF16) assert_int_equal(model_param(&m, "model.layers.1.mlp.gate.e_score_correction_bias")->dtype, ST_F32);
+        model_free(&m);
+    }
+}
+
+/* F32 models report F32 everywhere and keep no second arena; model_init's rows are F32. */
+static void test_stored_f32(void **st) {
+    (void)st;
+    Model m;
+    load_opts(&m, "tests/fixtures/v3", 1);
+    size_t n[ST_NUM_DTYPES];
+    size_t loaded = check_stored(&m, "tests/fixtures/v3", 1, n);
+    assert_true(loaded > 0);
+    assert_int_equal(n[ST_F32], loaded);
+    assert_null(m.stored);
+    assert_int_equal(m.stored_bytes, 0);
+    Model g;
+    SeekErr e;
+    if (model_init(&g, &m.cfg, &e)) fail_msg("%s", e.msg);
+    for (size_t i = 0; i < g.n_params; i++) {
+        assert_int_equal(g.params[i].dtype, ST_F32);
+        assert_null(g.params[i].stored);
+    }
+    model_free(&g);
+    model_free(&m);
+}
+
+/* model_save_stored writes every row in its stored dtype: the folder's tensors (F8 scales
+ * included) come back bit for bit, and it loads to the same arena. Without keep_stored an F8
+ * model cannot be written that way (one line naming the tensor). */
+static void test_save_stored(void **st) {
+    (void)st;
+    const char *dirs[] = {"tests/fixtures/v3_fp8", "tests/fixtures/v3_noq", "tests/fixtures/v3"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        Model m, back;
+        load_opts(&m, dirs[i], 1);
+        char out[64];
+        tmp_folder(out, sizeof out);
+        SeekErr e;
+        if (model_save_stored(&m, dirs[i], out, &e)) fail_msg("%s", e.msg);
+        StSet a, b;
+        open_weights(&a, dirs[i]);
+        open_weights(&b, out);
+        assert_int_equal(a.n_entries, b.n_entries);
+        size_t nt = a.n_entries;
+        for (size_t k = 0; k < a.n_entries; k++) {
+            const StTensor *ta = a.entries[k].t, *tb = stset_find(&b, ta->name, NULL);
+            if (!tb) fail_msg("%s: '%s' not written", dirs[i], ta->name);
+            assert_int_equal(ta->dtype, tb->dtype);
+            assert_int_equal(ta->ndim, tb->ndim);
+            assert_memory_equal(ta->shape, tb->shape, sizeof ta->shape);
+            void *ra = xload(&a, ta->name, ta->dtype, NULL), *rb = xload(&b, ta->name, ta->dtype, NULL);
+            if (memcmp(ra, rb, (size_t)(ta->end - ta->begin))) fail_msg("%s: '%s' written with other bytes", dirs[i], ta->name);
+            free(ra);
+            free(rb);
+        }
+        stset_close(&a);
+        stset_close(&b);
+        load_opts(&back, out, 0);
+        assert_memory_equal(back.arena, m.arena, m.n_floats * sizeof(float));
+        print_message("  %s: %zu tensors written in their stored dtypes, bit-identical\n", dirs[i], nt);
+        model_free(&back);
+        model_free(&m);
+        rm_folder(out);
+    }
+    Model m;
+    SeekErr e;
+    char out[64];
+    tmp_folder(out, sizeof out);
+    load_opts(&m, "tests/fixtures/v3_fp8", 0);
+    assert_int_equal(model_save_stored(&m, "tests/fixtures/v3_fp8", out, &e), -1);
+    assert_null(strchr(e.msg, '\n'));
+    assert_non_null(strstr(e.msg, "'model.layers.0.self_attn.q_a_proj.weight'")); /* the first F8 row */
+    assert_non_null(strstr(e.msg, "keep_stored"));
+    model_free(&m);
+    rm_folder(out);
+}
+
+/* Copies v3_fp8 into a temporary folder, giving tensor `bad` (if not NULL) a transposed shape
+ * (same bytes) and config.json the block size (br, bc). */
+static void write_fp8_variant(const char *out, const char *bad, int br, int bc) {
+    const char *src = "tests/fixtures/v3_fp8";
+    StSet s;
+    open_weights(&s, src);
+    StWriteTensor *ts = calloc(s.n_entries, sizeof *ts);
+    for (size_t i = 0; i < s.n_entries; i++) {
+        const StTensor *t = s.entries[i].t;
+        ts[i] = (StWriteTensor){t->name, t->dtype, t->ndim, {0}, xload(&s, t->name, t->dtype, NULL)};
+        memcpy(ts[i].shape, t->shape, sizeof t->shape);
+        if (bad && !strcmp(t->name, bad)) {
+            assert_int_equal(t->ndim, 2);
+            ts[i].shape[0] = t->shape[1];
+            ts[i].shape[1] = t->shape[0];
+        }
+    }
+    char p[4096];
+    SeekErr e;
+    snprintf(p, sizeof p, "%s/model.safetensors", out);
+    if (st_write(p, ts, s.n_entries, NULL, 0, &e)) fail_msg("%s", e.msg);
+    for (size_t i = 0; i < s.n_entries; i++) free((void *)ts[i].data);
+    free(ts);
+    stset_close(&s);
+    json_error_t je;
+    json_t *cfg = json_load_file("tests/fixtures/v3_fp8/config.json", 0, &je);
+    assert_non_null(cfg);
+    json_t *q = json_object_get(cfg, "quantization_config");
+    json_object_set_new(q, "weight_block_size", json_pack("[ii]", br, bc));
+    snprintf(p, sizeof p, "%s/config.json", out);
+    assert_int_equal(json_dump_file(cfg, p, JSON_INDENT(2)), 0);
+    json_decref(cfg);
+}
+
+static void expect_load_error(const char *dir, const char *needle1, const char *needle2) {
+    for (int keep = 0; keep < 2; keep++) {
+        Model m;
+        SeekErr e;
+        LoadOpts o = {.keep_stored = keep};
+        if (model_load_opts(&m, dir, &o, &e) == 0) fail_msg("%s loaded; expected an error naming %s", dir, needle1);
+        if (strchr(e.msg, '\n') || !strstr(e.msg, needle1) || !strstr(e.msg, needle2))
+            fail_msg("error '%s' should be one line naming '%s' and '%s'", e.msg, needle1, needle2);
+        if (keep) print_message("  refused: %s\n", e.msg);
+    }
+}
+
+/* Hostile: a scale tensor whose shape does not fit the block grid, and a config block size that
+ * does not fit the file's scales, are one-line errors naming the scale tensor (the loader checks
+ * the grid before reading, with or without keep_stored). */
+static void test_stored_bad_scale(void **st) {
+    (void)st;
+    char out[64];
+    tmp_folder(out, sizeof out);
+    write_fp8_variant(out, "model.layers.0.self_attn.kv_b_proj.weight_scale_inv", 16, 16);
+    expect_load_error(out, "'model.layers.0.self_attn.kv_b_proj.weight_scale_inv'", "shape [2, 7], expected [7, 2]");
+    write_fp8_variant(out, NULL, 32, 16); /* q_a_proj [32, 48] has scales [2, 3]; 32-row blocks want [1, 3] */
+    expect_load_error(out, "'model.layers.0.self_attn.q_a_proj.weight_scale_inv'", "shape [2, 3], expected [1, 3]");
+    write_fp8_variant(out, NULL, 16, 16); /* the unedited copy loads and keeps its stored form */
+    Model m;
+    load_opts(&m, out, 1);
+    assert_int_equal(model_param(&m, "model.layers.0.mlp.down_proj.weight")->dtype, ST_F8_E4M3);
+    model_free(&m);
+    rm_folder(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_v3),        cmocka_unit_test(test_v3_yarn),   cmocka_unit_test(test_v3_noq),
         cmocka_unit_test(test_v3_fp8),    cmocka_unit_test(test_v2_greedy), cmocka_unit_test(test_v2_group),
         cmocka_unit_test(test_llama_gqa), cmocka_unit_test(test_hooks_decode_append), cmocka_unit_test(test_interventions), cmocka_unit_test(test_trained_checkpoint),
+        cmocka_unit_test(test_stored_fp8),  cmocka_unit_test(test_stored_half), cmocka_unit_test(test_stored_f32),
+        cmocka_unit_test(test_save_stored), cmocka_unit_test(test_stored_bad_scale),
     };
     return cmocka_run_group_tests_name("model vs transformers", tests, NULL, NULL);
 }
