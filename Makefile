@@ -169,7 +169,7 @@ test-cuda:
 	@$(MAKE) --no-print-directory features seek $(B)/rel/tests/test_cuda $(LAB_BIN)
 	@B=$(B) bash tests/cuda_run.sh
 
-# `make lab` (issue 7's kernel lab, fast/lab/: after llm.c's dev/cuda): one program per kernel, each
+# `make lab` (the kernel lab, fast/lab/: after llm.c's dev/cuda): one program per kernel, each
 # version validated against the linked ref/ function at every block size, then timed. Not part of
 # `all`; `make test` compiles them (so CI keeps them building) and `make test-cuda` runs them (each
 # must validate every version); they print SKIP and exit 77 without a GPU.
@@ -209,6 +209,49 @@ bench-cpu: deps
 demo: deps
 	@$(MAKE) --no-print-directory features seek
 	@bash scripts/demo.sh
+
+# ---- fuzz targets (tests/fuzz/, docs/fuzzing.md) ----------------------------------------------
+# Each tests/fuzz/fuzz_NAME.c defines LLVMFuzzerTestOneInput. `make test` builds it twice with gcc
+# and tests/fuzz/replay.c's main(), as $(B)/rel/fuzz/NAME and $(B)/dbg/fuzz/NAME (ASan/UBSan), and
+# tests/cli_fuzz.sh replays the seed corpus tests/fuzz/corpus/NAME/ through both. `make fuzz`
+# builds the libFuzzer version with clang ($(B)/fuzz/fuzz_NAME) and runs each target for
+# FUZZ_SECONDS on a working corpus $(B)/fuzz/corpus-NAME seeded from tests/fuzz/corpus/NAME/.
+.PHONY: fuzz
+FUZZ_NAMES    = $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+REL_TESTS    += $(FUZZ_NAMES:%=$(B)/rel/fuzz/%)
+DBG_TESTS    += $(FUZZ_NAMES:%=$(B)/dbg/fuzz/%)
+CLANG        ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_LIB     = ref/pairs.c ref/tokenizer.c ref/common.c
+FUZZ_CFLAGS  = -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+               $(CSTD) $(WARN) $(INCLUDES) $(filter -DSEEK_HAVE_PCRE2 -DSEEK_HAVE_UTF8PROC,$(DEFS)) -MMD -MP
+FUZZ_LIBS    = -lm $(shell $(PKG_CONFIG) --libs jansson $(if $(HAVE_PCRE2),libpcre2-8) $(if $(HAVE_UTF8PROC),libutf8proc) 2>/dev/null)
+
+$(B)/rel/fuzz/%: $(B)/rel/tests/fuzz/fuzz_%.o $(B)/rel/tests/fuzz/replay.o $(REL_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) -o $@ $^ $(LIBS)
+
+$(B)/dbg/fuzz/%: $(B)/dbg/tests/fuzz/fuzz_%.o $(B)/dbg/tests/fuzz/replay.o $(DBG_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $^ $(LIBS)
+
+$(B)/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(B)/fuzz/fuzz_%: $(B)/fuzz/tests/fuzz/fuzz_%.o $(FUZZ_LIB:%.c=$(B)/fuzz/%.o)
+	$(CLANG) -fsanitize=fuzzer,address,undefined -o $@ $^ $(FUZZ_LIBS)
+
+fuzz:
+	@command -v $(CLANG) >/dev/null || { echo "make fuzz: $(CLANG) not found (libFuzzer comes with clang: apt-get install clang)"; exit 1; }
+	@$(MAKE) --no-print-directory $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)
+	@for n in $(FUZZ_NAMES); do \
+	  mkdir -p $(B)/fuzz/corpus-$$n $(B)/fuzz/artifacts-$$n; \
+	  dict=; [ -f tests/fuzz/$$n.dict ] && dict=-dict=tests/fuzz/$$n.dict; \
+	  echo "make fuzz: $$n for $(FUZZ_SECONDS) s (new inputs in $(B)/fuzz/corpus-$$n, crashes in $(B)/fuzz/artifacts-$$n)"; \
+	  $(B)/fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -max_len=65536 $$dict \
+	    -artifact_prefix=$(B)/fuzz/artifacts-$$n/ $(FUZZ_ARGS) $(B)/fuzz/corpus-$$n tests/fuzz/corpus/$$n || exit 1; \
+	done
 
 clean:
 	rm -rf $(B) seek seek-debug

@@ -137,7 +137,7 @@ static uint64_t rng_below(Rng *r, uint64_t n) {
 }
 
 /* Epoch e's order: 0..n_train−1 shuffled by the (seed, e) stream; leaves the stream in *r. */
-static void epoch_order(size_t *order, size_t n, uint64_t seed, uint64_t epoch, Rng *r) {
+void epoch_order(size_t *order, size_t n, uint64_t seed, uint64_t epoch, Rng *r) {
     rng_seed(r, seed + epoch * 0x9E3779B97F4A7C15ull);
     for (size_t i = 0; i < n; i++) order[i] = i;
     for (size_t i = n; i > 1; i--) {

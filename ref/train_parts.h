@@ -67,6 +67,10 @@ typedef struct {
 } TokenData;
 
 int data_load(TokenData *d, const char *path, int raw_bytes, SeekErr *err);
+/* Epoch e's order of n items: 0..n−1 by a Fisher-Yates shuffle driven by an Rng seeded from
+ * (seed, e) alone, rng_seed(r, seed + e · 0x9E3779B97F4A7C15), uniform draws by rejection (no
+ * modulo bias); leaves the stream in *r. The token windows and the SFT pairs (pairs.c) share it. */
+void epoch_order(size_t *order, size_t n, uint64_t seed, uint64_t epoch, Rng *r);
 void data_free(TokenData *d);
 
 typedef struct {
