@@ -17,6 +17,7 @@
 
 #include "mla.h"
 #include "moe.h"
+#include "backend.h"
 #include "ops.h"
 
 static int zalloc(float **p, size_t n, SeekErr *err) {
@@ -70,8 +71,6 @@ void gradstate_free(GradState *g) {
     memset(g, 0, sizeof *g);
 }
 
-static void zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
-
 /* LLaMA attention: z = softmax(RoPE(q)·RoPE(k)ᵀ·s)·v with q, k, v = xn1·W_{q,k,v}ᵀ */
 static void llama_attention_backward(LayerWeights *gw, GradState *g, const Model *m, const RunState *s,
                                      const KVCache *kv, const LayerWeights *w, const LayerState *a, int l, int B,
@@ -79,12 +78,12 @@ static void llama_attention_backward(LayerWeights *gw, GradState *g, const Model
     const Config *c = &m->cfg;
     const int N = B * T, NH = c->NH, NKV = c->NKV, HS = c->HS;
     const size_t kvw = (size_t)NKV * HS;
-    zero(g->dq, (size_t)N * NH * HS);
-    zero(g->dk, (size_t)N * kvw);
-    zero(g->dv, (size_t)N * kvw);
+    zero_on(s->be, g->dq, (size_t)N * NH * HS);
+    zero_on(s->be, g->dk, (size_t)N * kvw);
+    zero_on(s->be, g->dv, (size_t)N * kvw);
     for (int b = 0; b < B; b++) {
         size_t base = ((size_t)l * kv->B + b) * kv->Tmax;
-        attention_backward(g->dq + (size_t)b * T * NH * HS, g->dk + (size_t)b * T * kvw, g->dv + (size_t)b * T * kvw,
+        attention_backward_on(s->be, g->dq + (size_t)b * T * NH * HS, g->dk + (size_t)b * T * kvw, g->dv + (size_t)b * T * kvw,
                            g->dz + (size_t)b * T * NH * HS, a->pattern + (size_t)b * NH * T * s->Tmax,
                            a->q + (size_t)b * T * NH * HS, kv->k + base * kvw, kv->v + base * kvw, T, NH, NKV, HS, HS,
                            kvw, kvw, c->attn_scale, g->scratch);
@@ -96,9 +95,9 @@ static void llama_attention_backward(LayerWeights *gw, GradState *g, const Model
             rope_backward(g->dq + r * NH * HS, g->dq + r * NH * HS, NH, HS, t, s->inv_freq, s->rope_attn_factor, HS, c->rope_layout);
             rope_backward(g->dk + r * kvw, g->dk + r * kvw, NKV, HS, t, s->inv_freq, s->rope_attn_factor, HS, c->rope_layout);
         }
-    matmul_backward(dxn1, gw->wq, g->dq, a->xn1, w->wq, N, c->C, NH * HS);
-    matmul_backward(dxn1, gw->wk, g->dk, a->xn1, w->wk, N, c->C, NKV * HS);
-    matmul_backward(dxn1, gw->wv, g->dv, a->xn1, w->wv, N, c->C, NKV * HS);
+    matmul_backward_on(s->be, dxn1, gw->wq, g->dq, a->xn1, w->wq, N, c->C, NH * HS);
+    matmul_backward_on(s->be, dxn1, gw->wk, g->dk, a->xn1, w->wk, N, c->C, NKV * HS);
+    matmul_backward_on(s->be, dxn1, gw->wv, g->dv, a->xn1, w->wv, N, c->C, NKV * HS);
 }
 
 /* MLA (naive form, as trained): queries, the latent and the shared rope key */
@@ -107,12 +106,12 @@ static void mla_attention_backward(LayerWeights *gw, GradState *g, const Model *
                                    float *dxn1) {
     const Config *c = &m->cfg;
     const int N = B * T, NH = c->NH, dn = c->dn, dr = c->dr, dv = c->dv, dq = dn + dr, dkv = c->kv_lora_rank;
-    zero(g->dq, (size_t)N * NH * dq);
-    zero(g->dlatent, (size_t)N * dkv);
-    zero(g->dkpe, (size_t)N * dr);
+    zero_on(s->be, g->dq, (size_t)N * NH * dq);
+    zero_on(s->be, g->dlatent, (size_t)N * dkv);
+    zero_on(s->be, g->dkpe, (size_t)N * dr);
     for (int b = 0; b < B; b++) {
         size_t base = ((size_t)l * kv->B + b) * kv->Tmax;
-        mla_attend_naive_backward(g->dq + (size_t)b * T * NH * dq, g->dlatent + (size_t)b * T * dkv,
+        mla_attend_naive_backward_on(s->be, g->dq + (size_t)b * T * NH * dq, g->dlatent + (size_t)b * T * dkv,
                                   g->dkpe + (size_t)b * T * dr, gw->wkv_b, g->dz + (size_t)b * T * NH * dv,
                                   a->pattern + (size_t)b * NH * T * s->Tmax, a->q + (size_t)b * T * NH * dq,
                                   kv->latent + base * dkv, a->k_full + (size_t)b * T * NH * dq,
@@ -126,8 +125,8 @@ static void mla_attention_backward(LayerWeights *gw, GradState *g, const Model *
             float *dkp = g->dkpe + r * dr;
             rope_backward(dkp, dkp, 1, dr, t, s->inv_freq, s->rope_attn_factor, dr, c->rope_layout);
         }
-    mla_kv_backward(dxn1, gw, g->dlatent, g->dkpe, a->xn1, a->kv_a, a->kv_rstd, w, c, N, g->scratch);
-    mla_q_backward(dxn1, gw, g->dq, a->xn1, a->q_a, a->q_latent, a->q_rstd, w, c, N, g->scratch);
+    mla_kv_backward_on(s->be, dxn1, gw, g->dlatent, g->dkpe, a->xn1, a->kv_a, a->kv_rstd, w, c, N, g->scratch);
+    mla_q_backward_on(s->be, dxn1, gw, g->dq, a->xn1, a->q_a, a->q_latent, a->q_rstd, w, c, N, g->scratch);
 }
 
 void block_backward(LayerWeights *gw, GradState *g, const Model *m, const RunState *s, const KVCache *kv,
@@ -136,22 +135,22 @@ void block_backward(LayerWeights *gw, GradState *g, const Model *m, const RunSta
     const int N = B * T, C = c->C, dv = config_v_dim(c);
     const size_t NC = (size_t)N * C;
     /* x_out = resid_mid + FFN(RMSNorm_post(resid_mid)): dx flows to both */
-    zero(g->dxn, NC);
+    zero_on(s->be, g->dxn, NC);
     if (!w->is_moe)
-        swiglu_backward(g->dxn, gw->w_gate, gw->w_up, gw->w_down, g->dx, a->xn2, a->gate, a->up, a->act, w->w_gate,
+        swiglu_backward_on(s->be, g->dxn, gw->w_gate, gw->w_up, gw->w_down, g->dx, a->xn2, a->gate, a->up, a->act, w->w_gate,
                         w->w_up, w->w_down, N, C, c->I_ffn, g->scratch);
     else
-        moe_backward(g->dxn, gw, g->dx, dscores, a->xn2, a->e_idx, a->e_w, a->r_scores, a->eg, a->eu, a->ea, a->eo,
+        moe_backward_on(s->be, g->dxn, gw, g->dx, dscores, a->xn2, a->e_idx, a->e_w, a->r_scores, a->eg, a->eu, a->ea, a->eo,
                      a->gate, a->up, a->act, w, N, c, g->scratch);
-    rmsnorm_backward(g->dx, gw->mlp_norm, g->dxn, a->resid_mid, w->mlp_norm, a->rstd2, N, C);
+    rmsnorm_backward_on(s->be, g->dx, gw->mlp_norm, g->dxn, a->resid_mid, w->mlp_norm, a->rstd2, N, C);
 
     /* resid_mid = resid + z·W_oᵀ,  z = Attn(RMSNorm_in(resid)) */
-    zero(g->dz, (size_t)N * c->NH * dv);
-    matmul_backward(g->dz, gw->wo, g->dx, a->z, w->wo, N, c->NH * dv, C);
-    zero(g->dxn, NC);
+    zero_on(s->be, g->dz, (size_t)N * c->NH * dv);
+    matmul_backward_on(s->be, g->dz, gw->wo, g->dx, a->z, w->wo, N, c->NH * dv, C);
+    zero_on(s->be, g->dxn, NC);
     if (c->mla) mla_attention_backward(gw, g, m, s, kv, w, a, kv_layer, B, T, g->dxn);
     else llama_attention_backward(gw, g, m, s, kv, w, a, kv_layer, B, T, g->dxn);
-    rmsnorm_backward(g->dx, gw->attn_norm, g->dxn, a->resid, w->attn_norm, a->rstd1, N, C);
+    rmsnorm_backward_on(s->be, g->dx, gw->attn_norm, g->dxn, a->resid, w->attn_norm, a->rstd1, N, C);
 }
 
 void model_backward(Model *grads, GradState *g, const Model *m, const RunState *s, const KVCache *kv,
@@ -161,12 +160,12 @@ void model_backward(Model *grads, GradState *g, const Model *m, const RunState *
     const size_t NC = (size_t)N * C;
 
     /* logits = xnf·W_headᵀ;  xnf = RMSNorm_final(xf); MTP's first depth also reads xnf */
-    zero(g->dxn, NC);
-    matmul_backward(g->dxn, grads->lm_head, dlogits, s->xnf, m->lm_head, N, C, c->V);
+    zero_on(s->be, g->dxn, NC);
+    matmul_backward_on(s->be, g->dxn, grads->lm_head, dlogits, s->xnf, m->lm_head, N, C, c->V);
     if (dxnf_extra)
         for (size_t i = 0; i < NC; i++) g->dxn[i] += dxnf_extra[i];
-    zero(g->dx, NC);
-    rmsnorm_backward(g->dx, grads->final_norm, g->dxn, s->xf, m->final_norm, s->rstdf, N, C);
+    zero_on(s->be, g->dx, NC);
+    rmsnorm_backward_on(s->be, g->dx, grads->final_norm, g->dxn, s->xf, m->final_norm, s->rstdf, N, C);
 
     for (int l = c->L - 1; l >= 0; l--)
         block_backward(&grads->layers[l], g, m, s, kv, &m->layers[l], &s->layer[l], l, dscores ? dscores[l] : NULL, B, T);
@@ -174,13 +173,29 @@ void model_backward(Model *grads, GradState *g, const Model *m, const RunState *
     embedding_backward(grads->wte, g->dx, s->ids, N, C);
 }
 
-int model_loss_grad(const Model *m, Model *grads, const int *ids, int B, int T, double *loss, SeekErr *err) {
+void batch_targets(int *targets, const TrainBatch *batch, int B, int T) {
+    if (batch->targets) {
+        memcpy(targets, batch->targets, (size_t)B * T * sizeof(int));
+        return;
+    }
+    /* the next token of the same sequence; none at each sequence's last position */
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) targets[b * T + t] = t + 1 < T ? batch->ids[b * T + t + 1] : -1;
+}
+
+int model_loss_grad(const Model *m, Model *grads, const TrainBatch *batch, int B, int T, double *loss, SeekErr *err) {
+    return model_loss_grad_be(BACKEND_REF, m, grads, batch, B, T, loss, err);
+}
+
+int model_loss_grad_be(Backend be, const Model *m, Model *grads, const TrainBatch *batch, int B, int T, double *loss,
+                       SeekErr *err) {
     const Config *c = &m->cfg;
     if (T < 2) return seek_fail(err, "loss: sequences need at least 2 tokens (got %d)", T);
     RunState s;
     KVCache kv;
     GradState g;
     if (runstate_init_train(&s, c, B, T, err)) return -1;
+    s.be = be;
     if (kvcache_init(&kv, c, B, T, err)) {
         runstate_free(&s);
         return -1;
@@ -190,16 +205,15 @@ int model_loss_grad(const Model *m, Model *grads, const int *ids, int B, int T, 
         kvcache_free(&kv);
         return -1;
     }
-    int rc = model_forward(m, &s, &kv, ids, B, T, ATTN_NAIVE, NULL, NULL, g.logits, err);
+    int rc = model_forward(m, &s, &kv, batch->ids, B, T, ATTN_NAIVE, NULL, NULL, g.logits, err);
     if (!rc) {
-        /* targets: the next token of the same sequence; none at each sequence's last position */
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < T; t++) g.targets[b * T + t] = t + 1 < T ? ids[b * T + t + 1] : -1;
+        batch_targets(g.targets, batch, B, T);
         int count;
-        *loss = crossentropy_forward(g.probs, g.logits, g.targets, B * T, c->V, &count);
-        if (grads) {
-            zero(g.dlogits, (size_t)B * T * c->V);
-            crossentropy_backward(g.dlogits, 1.0f, g.probs, g.targets, B * T, c->V, count);
+        *loss = crossentropy_forward_on(be, g.probs, g.logits, g.targets, batch->weights, B * T, c->V, &count);
+        if (count == 0) rc = seek_fail(err, "loss: no position of the batch has a target (nothing to predict)");
+        if (!rc && grads) {
+            zero_on(be, g.dlogits, (size_t)B * T * c->V);
+            crossentropy_backward_on(be, g.dlogits, 1.0f, g.probs, g.targets, batch->weights, B * T, c->V, count);
             model_backward(grads, &g, m, &s, &kv, g.dlogits, NULL, NULL, B, T);
         }
     }

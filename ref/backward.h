@@ -9,6 +9,16 @@
 
 #include "forward.h"
 
+/* One batch of B sequences × T positions and what each position is trained toward. */
+typedef struct {
+    const int *ids;       /* (B, T) input tokens */
+    const int *targets;   /* (B, T) the token position t predicts, −1: none; NULL: ids[b, t+1] (none at T−1) */
+    const float *weights; /* (B, T) each prediction's weight; NULL: 1 */
+} TrainBatch;
+
+/* targets (B, T) for a batch: batch->targets copied, or the next token within each window. */
+void batch_targets(int *targets, const TrainBatch *batch, int B, int T);
+
 /* Scratch for one backward of B sequences × T tokens. */
 typedef struct {
     int B, T;
@@ -43,9 +53,13 @@ void model_backward(Model *grads, GradState *g, const Model *m, const RunState *
 void block_backward(LayerWeights *gw, GradState *g, const Model *m, const RunState *s, const KVCache *kv,
                     const LayerWeights *w, const LayerState *a, int kv_layer, const float *dscores, int B, int T);
 
-/* The loss transformers computes for labels = input_ids: mean cross-entropy of predicting
- * ids[b, t+1] from position t, over B·(T−1) predictions. Runs the forward, and when grads is not
- * NULL the backward (accumulating into grads). Returns 0 and the loss in *loss. */
-int model_loss_grad(const Model *m, Model *grads, const int *ids, int B, int T, double *loss, SeekErr *err);
+/* The main loss of a batch (train.h: the weighted cross-entropy over the positions with a
+ * target; with no targets or weights, the loss transformers computes for labels = input_ids,
+ * the mean over B·(T−1) predictions; with targets −1 on prompts, its loss for labels = −100
+ * there). Runs the forward, and when grads is not NULL the backward (accumulating into grads),
+ * on backend be (ref or cpu). Returns 0 and the loss in *loss. */
+int model_loss_grad(const Model *m, Model *grads, const TrainBatch *batch, int B, int T, double *loss, SeekErr *err);
+int model_loss_grad_be(Backend be, const Model *m, Model *grads, const TrainBatch *batch, int B, int T, double *loss,
+                       SeekErr *err);
 
 #endif

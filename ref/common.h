@@ -23,6 +23,10 @@ typedef struct {
     char msg[SEEK_ERR_LEN];
 } SeekErr;
 
+/* Which implementation runs the heavy ops (backend.h): the reference itself, the fast CPU twins
+ * (fast/cpu/) or CUDA (fast/cuda/). The orchestration in ref/ carries it in its run state. */
+typedef enum { BACKEND_REF, BACKEND_CPU, BACKEND_CUDA } Backend;
+
 /* Writes a printf-style reason into err (if err is not NULL) and returns -1, so that library
  * code can say `return seek_fail(err, "%s: field '%s': expected ...", path, key);`. */
 int seek_fail(SeekErr *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

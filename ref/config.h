@@ -79,7 +79,7 @@ typedef struct {
     ScoringFunc scoring;
     TopkMethod topk_method;
 
-    int mtp_depth;          /* num_nextn_predict_layers (weights stored, not used yet) */
+    int mtp_depth;          /* num_nextn_predict_layers: MTP modules (training's MTP loss, seek eval's drafts) */
 
     /* FP8 checkpoints: quantization_config.weight_block_size; 0 = not quantised */
     int fp8_block_r, fp8_block_c;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "mla.h"
 #include "moe.h"
 #include "ops.h"
@@ -122,14 +123,21 @@ static int layerstate_alloc(LayerState *a, const Config *c, int B, int T, int Tm
     return rc ? -1 : 0;
 }
 
+size_t layerstate_floats(LayerState *a, float **fields[LAYERSTATE_FLOATS]) {
+    float **all[] = {&a->resid, &a->xn1, &a->rstd1, &a->q, &a->k_new, &a->v_new, &a->q_a, &a->q_latent,
+                     &a->q_rstd, &a->kv_a, &a->kv_rstd, &a->latent_new, &a->kpe_new, &a->kv_exp, &a->k_full,
+                     &a->v_full, &a->q_abs, &a->o_lat, &a->z, &a->scores, &a->pattern, &a->attn_out,
+                     &a->resid_mid, &a->xn2, &a->rstd2, &a->mlp_out, &a->gate, &a->up, &a->act, &a->r_logits,
+                     &a->r_scores, &a->r_choice, &a->e_w, &a->e_idx_f, &a->eg, &a->eu, &a->ea, &a->eo,
+                     &a->routed, &a->shared};
+    _Static_assert(sizeof all / sizeof all[0] == LAYERSTATE_FLOATS, "LAYERSTATE_FLOATS: one entry a float field");
+    memcpy(fields, all, sizeof all);
+    return LAYERSTATE_FLOATS;
+}
+
 static void layerstate_free(LayerState *a) {
-    float **fields[] = {&a->resid, &a->xn1, &a->rstd1, &a->q, &a->k_new, &a->v_new, &a->q_a, &a->q_latent,
-                        &a->q_rstd, &a->kv_a, &a->kv_rstd, &a->latent_new, &a->kpe_new, &a->kv_exp, &a->k_full,
-                        &a->v_full, &a->q_abs, &a->o_lat, &a->z, &a->scores, &a->pattern, &a->attn_out,
-                        &a->resid_mid, &a->xn2, &a->rstd2, &a->mlp_out, &a->gate, &a->up, &a->act, &a->r_logits,
-                        &a->r_scores, &a->r_choice, &a->e_w, &a->e_idx_f, &a->eg, &a->eu, &a->ea, &a->eo,
-                        &a->routed, &a->shared};
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) free(*fields[i]);
+    float **fields[LAYERSTATE_FLOATS];
+    for (size_t i = 0, n = layerstate_floats(a, fields); i < n; i++) free(*fields[i]);
     free(a->e_idx);
     memset(a, 0, sizeof *a);
 }
@@ -229,9 +237,9 @@ static void llama_attention(const Model *m, RunState *s, KVCache *kv, const Laye
                             const char *px, int B, int T, int pos0, ActCache *hooks) {
     const Config *c = &m->cfg;
     const int N = B * T, NH = c->NH, NKV = c->NKV, HS = c->HS, Tk = pos0 + T;
-    matmul_forward(a->q, a->xn1, w->wq, N, c->C, NH * HS);
-    matmul_forward(a->k_new, a->xn1, w->wk, N, c->C, NKV * HS);
-    matmul_forward(a->v_new, a->xn1, w->wv, N, c->C, NKV * HS);
+    matmul_forward_on(s->be, a->q, a->xn1, w->wq, N, c->C, NH * HS);
+    matmul_forward_on(s->be, a->k_new, a->xn1, w->wk, N, c->C, NKV * HS);
+    matmul_forward_on(s->be, a->v_new, a->xn1, w->wv, N, c->C, NKV * HS);
     hook_bt(hooks, a->q, B, T, NH, HS, px, "attn.hook_q");
     hook_bt(hooks, a->k_new, B, T, NKV, HS, px, "attn.hook_k");
     hook_bt(hooks, a->v_new, B, T, NKV, HS, px, "attn.hook_v");
@@ -253,7 +261,7 @@ static void llama_attention(const Model *m, RunState *s, KVCache *kv, const Laye
     for (int b = 0; b < B; b++) {
         size_t base = ((size_t)l * kv->B + b) * kv->Tmax;
         size_t att = (size_t)b * NH * T * s->Tmax;
-        attention_forward(a->z + (size_t)b * T * NH * HS, a->scores ? a->scores + att : NULL,
+        attention_forward_on(s->be, a->z + (size_t)b * T * NH * HS, a->scores ? a->scores + att : NULL,
                           a->pattern ? a->pattern + att : NULL, a->q + (size_t)b * T * NH * HS, kv->k + base * kvw,
                           kv->v + base * kvw, T, pos0, s->with_attn ? s->Tmax : Tk, NH, NKV, HS, HS, kvw, kvw,
                           c->attn_scale, s->row);
@@ -265,10 +273,10 @@ static void mla_attention(const Model *m, RunState *s, KVCache *kv, const LayerW
     const Config *c = &m->cfg;
     const int N = B * T, NH = c->NH, dn = c->dn, dr = c->dr, dv = c->dv, dq = dn + dr, dkv = c->kv_lora_rank;
     const int Tk = pos0 + T;
-    mla_q_forward(a->q, a->q_a, a->q_latent, a->q_rstd, a->xn1, w, c, N);
+    mla_q_forward_on(s->be, a->q, a->q_a, a->q_latent, a->q_rstd, a->xn1, w, c, N);
     if (c->q_lora_rank) hook_bt(hooks, a->q_latent, B, T, c->q_lora_rank, 0, px, "attn.hook_q_latent");
     hook_bt(hooks, a->q, B, T, NH, dq, px, "attn.hook_q");
-    mla_kv_forward(a->latent_new, a->kpe_new, a->kv_a, a->kv_rstd, a->xn1, w, c, N);
+    mla_kv_forward_on(s->be, a->latent_new, a->kpe_new, a->kv_a, a->kv_rstd, a->xn1, w, c, N);
     hook_bt(hooks, a->latent_new, B, T, dkv, 0, px, "attn.hook_kv_latent");
     /* decoupled RoPE: the rope slice of every query head, and the one shared rope key */
     for (int b = 0; b < B; b++)
@@ -300,11 +308,11 @@ static void mla_attention(const Model *m, RunState *s, KVCache *kv, const LayerW
         float *z = a->z + (size_t)b * T * NH * dv;
         const float *q = a->q + (size_t)b * T * NH * dq;
         if (mode == ATTN_NAIVE) {
-            mla_attend_naive(z, sc, pt, a->kv_exp + (size_t)b * Tk * NH * (dn + dv), a->k_full + (size_t)b * Tk * NH * dq,
+            mla_attend_naive_on(s->be, z, sc, pt, a->kv_exp + (size_t)b * Tk * NH * (dn + dv), a->k_full + (size_t)b * Tk * NH * dq,
                              a->v_full + (size_t)b * Tk * NH * dv, q, kv->latent + base * dkv, kv->k_pe + base * dr, w, c,
                              T, pos0, Tbuf, s->row);
         } else {
-            mla_attend_absorb(z, sc, pt, a->q_abs + (size_t)b * T * NH * dkv, a->o_lat + (size_t)b * T * NH * dkv, q,
+            mla_attend_absorb_on(s->be, z, sc, pt, a->q_abs + (size_t)b * T * NH * dkv, a->o_lat + (size_t)b * T * NH * dkv, q,
                               kv->latent + base * dkv, kv->k_pe + base * dr, w, c, T, pos0, Tbuf, s->row);
         }
     }
@@ -331,7 +339,7 @@ void block_forward(const Model *m, RunState *s, KVCache *kv, const LayerWeights 
     memcpy(a->resid, s->x, NC * sizeof(float));
 
     /* attention sub-block */
-    rmsnorm_forward(a->xn1, a->rstd1, a->resid, w->attn_norm, N, C, c->eps);
+    rmsnorm_forward_on(s->be, a->xn1, a->rstd1, a->resid, w->attn_norm, N, C, c->eps);
     hook_bt(hooks, a->xn1, B, T, C, 0, px, "ln1.hook_normalized");
     if (c->mla) mla_attention(m, s, kv, w, a, l, px, B, T, pos0, mode, hooks);
     else llama_attention(m, s, kv, w, a, l, px, B, T, pos0, hooks);
@@ -343,19 +351,19 @@ void block_forward(const Model *m, RunState *s, KVCache *kv, const LayerWeights 
     }
     int dv = config_v_dim(c);
     hook_bt(hooks, a->z, B, T, c->NH, dv, px, "attn.hook_z");
-    matmul_forward(a->attn_out, a->z, w->wo, N, c->NH * dv, C);
+    matmul_forward_on(s->be, a->attn_out, a->z, w->wo, N, c->NH * dv, C);
     hook_bt(hooks, a->attn_out, B, T, C, 0, px, "hook_attn_out");
     for (size_t i = 0; i < NC; i++) s->x[i] += a->attn_out[i];
     hook_bt(hooks, s->x, B, T, C, 0, px, "hook_resid_mid");
     memcpy(a->resid_mid, s->x, NC * sizeof(float));
 
     /* feed-forward sub-block */
-    rmsnorm_forward(a->xn2, a->rstd2, a->resid_mid, w->mlp_norm, N, C, c->eps);
+    rmsnorm_forward_on(s->be, a->xn2, a->rstd2, a->resid_mid, w->mlp_norm, N, C, c->eps);
     hook_bt(hooks, a->xn2, B, T, C, 0, px, "ln2.hook_normalized");
     if (!w->is_moe) {
-        swiglu_forward(a->mlp_out, a->gate, a->up, a->act, a->xn2, w->w_gate, w->w_up, w->w_down, N, C, c->I_ffn);
+        swiglu_forward_on(s->be, a->mlp_out, a->gate, a->up, a->act, a->xn2, w->w_gate, w->w_up, w->w_down, N, C, c->I_ffn);
     } else {
-        moe_router_scores(a->r_logits, a->r_scores, a->r_choice, a->xn2, w->router, w->router_bias, N, c);
+        moe_router_scores_on(s->be, a->r_logits, a->r_scores, a->r_choice, a->xn2, w->router, w->router_bias, N, c);
         hook_bt(hooks, a->r_logits, B, T, c->E, 0, px, "mlp.hook_router_logits");
         hook_bt(hooks, a->r_scores, B, T, c->E, 0, px, "mlp.hook_router_scores");
         hook_bt(hooks, a->r_choice, B, T, c->E, 0, px, "mlp.hook_router_choice"); /* edits steer selection */
@@ -363,7 +371,7 @@ void block_forward(const Model *m, RunState *s, KVCache *kv, const LayerWeights 
         for (size_t i = 0; i < (size_t)N * c->K; i++) a->e_idx_f[i] = (float)a->e_idx[i];
         hook_bt(hooks, a->e_idx_f, B, T, c->K, 0, px, "mlp.hook_expert_indices");
         hook_bt(hooks, a->e_w, B, T, c->K, 0, px, "mlp.hook_expert_weights");
-        moe_forward(a->mlp_out, a->routed, a->shared, a->eg, a->eu, a->ea, a->eo, a->gate, a->up, a->act, a->xn2,
+        moe_forward_on(s->be, a->mlp_out, a->routed, a->shared, a->eg, a->eu, a->ea, a->eo, a->gate, a->up, a->act, a->xn2,
                     a->e_idx, a->e_w, w, N, c);
         hook_bt(hooks, a->routed, B, T, C, 0, px, "mlp.hook_routed_out");
         hook_bt(hooks, a->shared, B, T, C, 0, px, "mlp.hook_shared_out");
@@ -408,10 +416,10 @@ int model_forward(const Model *m, RunState *s, KVCache *kv, const int *ids, int 
     }
 
     memcpy(s->xf, s->x, NC * sizeof(float));
-    rmsnorm_forward(s->xnf, s->rstdf, s->xf, m->final_norm, N, C, c->eps);
+    rmsnorm_forward_on(s->be, s->xnf, s->rstdf, s->xf, m->final_norm, N, C, c->eps);
     hook_bt(hooks, s->xnf, B, T, C, 0, NULL, "ln_final.hook_normalized");
     if (hidden) memcpy(hidden + (size_t)c->L * layer_stride, s->xnf, layer_stride * sizeof(float));
-    matmul_forward(logits, s->xnf, m->lm_head, N, C, c->V);
+    matmul_forward_on(s->be, logits, s->xnf, m->lm_head, N, C, c->V);
     hook_bt(hooks, logits, B, T, c->V, 0, NULL, "unembed.hook_out");
     kv->len = Tk;
     if (hooks && hooks->failed) return seek_fail(err, "forward: out of memory capturing activations");
@@ -465,6 +473,13 @@ int sample_token(const float *logits, int V, const SampleParams *sp, Rng *rng, f
 
 int model_generate(const Model *m, const int *ids, int B, int T, int n, AttnMode mode, const SampleParams *sp,
                    ActCache *hooks, int *out, float *logits_out, SeekErr *err) {
+    return model_generate_on(BACKEND_REF, m, ids, B, T, n, mode, sp, hooks, out, logits_out, err);
+}
+
+/* Generation on any backend: one prefill of the prompts, then n − 1 decode calls of one token
+ * per sequence through the cache, each token drawn by sample_token on the host. */
+int model_generate_on(Backend be, const Model *m, const int *ids, int B, int T, int n, AttnMode mode,
+                      const SampleParams *sp, ActCache *hooks, int *out, float *logits_out, SeekErr *err) {
     const Config *c = &m->cfg;
     if (n < 1) return seek_fail(err, "generate: -n must be at least 1");
     if ((long long)T + n > c->max_pos)
@@ -485,7 +500,7 @@ int model_generate(const Model *m, const int *ids, int B, int T, int n, AttnMode
     if (!logits || !probs || !order || !step_ids) rc = seek_fail(err, "generate: out of memory");
     Rng rng;
     rng_seed(&rng, sp->seed);
-    if (!rc) rc = model_forward(m, &s, &kv, ids, B, T, mode, hooks, NULL, logits, err);
+    if (!rc) rc = model_forward_on(be, m, &s, &kv, ids, B, T, mode, hooks, NULL, logits, err);
     for (int step = 0; !rc && step < n; step++) {
         int Tl = step == 0 ? T : 1; /* rows per sequence in the last call */
         for (int b = 0; b < B; b++) {
@@ -495,7 +510,7 @@ int model_generate(const Model *m, const int *ids, int B, int T, int n, AttnMode
             step_ids[b] = tok;
             if (logits_out) memcpy(logits_out + ((size_t)b * n + step) * c->V, row, (size_t)c->V * sizeof(float));
         }
-        if (step + 1 < n) rc = model_forward(m, &s, &kv, step_ids, B, 1, mode, hooks, NULL, logits, err);
+        if (step + 1 < n) rc = model_forward_on(be, m, &s, &kv, step_ids, B, 1, mode, hooks, NULL, logits, err);
     }
     free(logits);
     free(probs);

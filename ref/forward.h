@@ -63,6 +63,7 @@ typedef struct {
  * by runstate_init / runstate_init_train. */
 typedef struct {
     int B, T, Tmax, nL;
+    Backend be;         /* which backend runs the ops (backend.h; BACKEND_REF after runstate_init) */
     int with_attn;      /* scores/pattern buffers present (hooks that want them, or training) */
     int per_layer;      /* every layer owns its LayerState (training) */
     float *inv_freq;    /* (rope_dim/2) */
@@ -77,6 +78,11 @@ typedef struct {
     float *tmp;         /* (N, max(NH*dr, C)) gather buffer for hooks */
     int *ids;           /* (N) */
 } RunState;
+
+/* Every float buffer of a LayerState (all but e_idx), for code that frees or mirrors them all
+ * (runstate_free, the CUDA backend's device run state). */
+#define LAYERSTATE_FLOATS 40
+size_t layerstate_floats(LayerState *a, float **fields[LAYERSTATE_FLOATS]);
 
 int kvcache_init(KVCache *kv, const Config *cfg, int B, int Tmax, SeekErr *err);
 void kvcache_free(KVCache *kv);

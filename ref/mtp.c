@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "ops.h"
 
 static int zalloc(float **p, size_t n, SeekErr *err) {
@@ -66,7 +67,7 @@ void mtp_free(MtpState *ms) {
     memset(ms, 0, sizeof *ms);
 }
 
-int mtp_forward(const Model *m, MtpState *ms, const int *ids, const float *h0, SeekErr *err) {
+int mtp_forward(const Model *m, MtpState *ms, const int *ids, const int *targets, const float *h0, SeekErr *err) {
     const Config *c = &m->cfg;
     const int B = ms->B, T = ms->T, C = c->C;
     if (!m->has_mtp || c->mtp_depth < ms->D)
@@ -82,28 +83,29 @@ int mtp_forward(const Model *m, MtpState *ms, const int *ids, const float *h0, S
             for (int i = 0; i < Tk; i++) {
                 memcpy(d->hin + ((size_t)b * Tk + i) * C, prev + ((size_t)b * Tprev + i) * C, (size_t)C * sizeof(float));
                 d->ids_e[b * Tk + i] = ids[b * T + i + k];
-                d->targets[b * Tk + i] = i + k + 1 < T ? ids[b * T + i + k + 1] : -1;
+                d->targets[b * Tk + i] = targets ? targets[b * T + i + k] : i + k + 1 < T ? ids[b * T + i + k + 1] : -1;
             }
         /* h' = eh_proj([enorm(Emb(t_{i+k})) ; hnorm(h^{k-1}_i)]) */
         embedding_forward(d->emb, d->ids_e, m->wte, N, C);
-        rmsnorm_forward(d->en, d->en_rstd, d->emb, mw->enorm, N, C, c->eps);
-        rmsnorm_forward(d->hn, d->hn_rstd, d->hin, mw->hnorm, N, C, c->eps);
+        rmsnorm_forward_on(ms->be, d->en, d->en_rstd, d->emb, mw->enorm, N, C, c->eps);
+        rmsnorm_forward_on(ms->be, d->hn, d->hn_rstd, d->hin, mw->hnorm, N, C, c->eps);
         for (int n = 0; n < N; n++) {
             memcpy(d->cat + (size_t)n * 2 * C, d->en + (size_t)n * C, (size_t)C * sizeof(float));
             memcpy(d->cat + (size_t)n * 2 * C + C, d->hn + (size_t)n * C, (size_t)C * sizeof(float));
         }
-        matmul_forward(d->s.x, d->cat, mw->eh_proj, N, 2 * C, C);
+        matmul_forward_on(ms->be, d->s.x, d->cat, mw->eh_proj, N, 2 * C, C);
         /* the module's decoder block, then the shared head */
         char px[32];
         snprintf(px, sizeof px, "mtp.%d", k - 1);
         for (int i = 0; i < N; i++) d->s.ids[i] = d->ids_e[i];
         d->kv.len = 0;
+        d->s.be = ms->be;
         block_forward(m, &d->s, &d->kv, &m->layers[c->L + k - 1], &d->s.layer[0], 0, px, B, Tk, 0, ATTN_NAIVE, NULL);
         d->kv.len = Tk;
         memcpy(d->hout, d->s.x, (size_t)N * C * sizeof(float));
-        rmsnorm_forward(d->ho_n, d->ho_rstd, d->hout, mw->head_norm, N, C, c->eps);
-        matmul_forward(d->logits, d->ho_n, m->lm_head, N, C, c->V);
-        d->loss = crossentropy_forward(d->probs, d->logits, d->targets, N, c->V, &d->count);
+        rmsnorm_forward_on(ms->be, d->ho_n, d->ho_rstd, d->hout, mw->head_norm, N, C, c->eps);
+        matmul_forward_on(ms->be, d->logits, d->ho_n, m->lm_head, N, C, c->V);
+        d->loss = crossentropy_forward_on(ms->be, d->probs, d->logits, d->targets, NULL, N, c->V, &d->count);
     }
     return 0;
 }
@@ -121,27 +123,27 @@ void mtp_backward(Model *grads, const Model *m, MtpState *ms, float scale, float
         /* logits = ho_n·W_headᵀ, ho_n = shared_head.norm(h^k) */
         float *dlogits = d->g.dlogits;
         memset(dlogits, 0, (size_t)N * c->V * sizeof(float));
-        crossentropy_backward(dlogits, scale, d->probs, d->targets, N, c->V, d->count);
+        crossentropy_backward_on(ms->be, dlogits, scale, d->probs, d->targets, NULL, N, c->V, d->count);
         memset(d->tmp, 0, NC * sizeof(float));
-        matmul_backward(d->tmp, grads->lm_head, dlogits, d->ho_n, m->lm_head, N, C, c->V);
-        rmsnorm_backward(d->dh, gmw->head_norm, d->tmp, d->hout, mw->head_norm, d->ho_rstd, N, C);
+        matmul_backward_on(ms->be, d->tmp, grads->lm_head, dlogits, d->ho_n, m->lm_head, N, C, c->V);
+        rmsnorm_backward_on(ms->be, d->dh, gmw->head_norm, d->tmp, d->hout, mw->head_norm, d->ho_rstd, N, C);
         /* the block: g.dx holds d h^k on entry, d h' on return */
         memcpy(d->g.dx, d->dh, NC * sizeof(float));
         block_backward(&grads->layers[c->L + k - 1], &d->g, m, &d->s, &d->kv, &m->layers[c->L + k - 1], &d->s.layer[0], 0,
                        NULL, B, Tk);
         /* h' = cat·W_ehᵀ; cat = [enorm(emb) ; hnorm(h^{k-1})] */
         memset(d->dcat, 0, 2 * NC * sizeof(float));
-        matmul_backward(d->dcat, gmw->eh_proj, d->g.dx, d->cat, mw->eh_proj, N, 2 * C, C);
+        matmul_backward_on(ms->be, d->dcat, gmw->eh_proj, d->g.dx, d->cat, mw->eh_proj, N, 2 * C, C);
         float *d_en = d->en, *d_hn = d->hn; /* reuse the forward buffers as contiguous halves of dcat */
         for (int n = 0; n < N; n++) {
             memcpy(d_en + (size_t)n * C, d->dcat + (size_t)n * 2 * C, (size_t)C * sizeof(float));
             memcpy(d_hn + (size_t)n * C, d->dcat + (size_t)n * 2 * C + C, (size_t)C * sizeof(float));
         }
         memset(d->tmp, 0, NC * sizeof(float));
-        rmsnorm_backward(d->tmp, gmw->enorm, d_en, d->emb, mw->enorm, d->en_rstd, N, C);
+        rmsnorm_backward_on(ms->be, d->tmp, gmw->enorm, d_en, d->emb, mw->enorm, d->en_rstd, N, C);
         embedding_backward(grads->wte, d->tmp, d->ids_e, N, C);
         memset(d->tmp, 0, NC * sizeof(float));
-        rmsnorm_backward(d->tmp, gmw->hnorm, d_hn, d->hin, mw->hnorm, d->hn_rstd, N, C);
+        rmsnorm_backward_on(ms->be, d->tmp, gmw->hnorm, d_hn, d->hin, mw->hnorm, d->hn_rstd, N, C);
         /* d h^{k-1} at the Tk positions: into the previous depth, or the main model */
         float *dprev = k == 1 ? dh0 : ms->d[k - 2].dh;
         int Tprev = k == 1 ? T : ms->d[k - 2].T;

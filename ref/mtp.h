@@ -37,14 +37,18 @@ typedef struct {
 
 typedef struct {
     int D, B, T;
+    Backend be;         /* which backend runs the ops (backend.h; BACKEND_REF after mtp_init) */
     MtpDepth *d;        /* (D) */
 } MtpState;
 
 /* Needs T − D >= 2 (every depth has a position with a target). */
 int mtp_init(MtpState *ms, const Config *cfg, int D, int B, int T, SeekErr *err);
 void mtp_free(MtpState *ms);
-/* h0 (B, T, C): the main model's final-norm output (RunState.xnf). Fills each depth's loss. */
-int mtp_forward(const Model *m, MtpState *ms, const int *ids, const float *h0, SeekErr *err);
+/* h0 (B, T, C): the main model's final-norm output (RunState.xnf). Fills each depth's loss.
+ * targets (B, T) or NULL: the main loss's targets (TrainBatch); depth k at position i predicts
+ * targets[b, i + k] (NULL: t_{i+k+1} within the window, as above), so a position the main loss
+ * does not predict (a prompt, padding) is not predicted at any depth either. */
+int mtp_forward(const Model *m, MtpState *ms, const int *ids, const int *targets, const float *h0, SeekErr *err);
 /* Accumulates the gradient of scale · Σ_k L^k into grads and into dh0 (B, T, C). */
 void mtp_backward(Model *grads, const Model *m, MtpState *ms, float scale, float *dh0);
 

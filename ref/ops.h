@@ -75,11 +75,13 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dz, const 
                         const float *k, const float *v, int T, int NH, int NKV, int DQ, int DV, size_t k_stride,
                         size_t v_stride, float scale, float *row);
 
-/* loss.c: cross-entropy over rows of logits (N, V) with targets (N) (-1 = no target). Returns the
- * mean loss over rows with a target (0 if none), summed in double; probs (N, V) gets the softmax.
- * Backward: dlogits (N, V) += dloss · (probs − onehot) / count for rows with a target. */
-double crossentropy_forward(float *probs, const float *logits, const int *targets, int N, int V, int *count);
-void crossentropy_backward(float *dlogits, float dloss, const float *probs, const int *targets, int N, int V,
-                           int count);
+/* loss.c: cross-entropy over rows of logits (N, V) with targets (N) (-1 = no target) and
+ * weights (N) or NULL (every row 1). Returns (1/count) Σ w_n · loss_n over the count rows with a
+ * target (0 if none), summed in double; probs (N, V) gets the softmax.
+ * Backward: dlogits (N, V) += dloss · w_n · (probs − onehot) / count for rows with a target. */
+double crossentropy_forward(float *probs, const float *logits, const int *targets, const float *weights, int N, int V,
+                            int *count);
+void crossentropy_backward(float *dlogits, float dloss, const float *probs, const int *targets, const float *weights,
+                           int N, int V, int count);
 
 #endif

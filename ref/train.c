@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "balance.h"
 #include "ops.h"
 
@@ -48,35 +49,39 @@ void trainbuf_free(TrainBuffers *tb) {
     memset(tb, 0, sizeof *tb);
 }
 
-/* forward of the main model and its next-token loss into tb->g (probs, targets) */
-static int main_forward(const Model *m, TrainBuffers *tb, const int *ids, double *loss, int *count, SeekErr *err) {
+/* forward of the main model and its loss into tb->g (probs, targets), on tb->be */
+static int main_forward(const Model *m, TrainBuffers *tb, const TrainBatch *batch, double *loss, int *count,
+                        SeekErr *err) {
     const Config *c = &m->cfg;
     const int B = tb->B, T = tb->T;
     tb->kv.len = 0;
-    if (model_forward(m, &tb->s, &tb->kv, ids, B, T, ATTN_NAIVE, NULL, NULL, tb->g.logits, err)) return -1;
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) tb->g.targets[b * T + t] = t + 1 < T ? ids[b * T + t + 1] : -1;
-    *loss = crossentropy_forward(tb->g.probs, tb->g.logits, tb->g.targets, B * T, c->V, count);
+    tb->s.be = tb->be;
+    if (model_forward(m, &tb->s, &tb->kv, batch->ids, B, T, ATTN_NAIVE, NULL, NULL, tb->g.logits, err)) return -1;
+    batch_targets(tb->g.targets, batch, B, T);
+    *loss = crossentropy_forward_on(tb->be, tb->g.probs, tb->g.logits, tb->g.targets, batch->weights, B * T, c->V, count);
     return 0;
 }
 
-int train_step_grads(const Model *m, Model *grads, TrainBuffers *tb, const int *ids, const LossWeights *lw,
+int train_step_grads(const Model *m, Model *grads, TrainBuffers *tb, const TrainBatch *batch, const LossWeights *lw,
                      StepLosses *out, SeekErr *err) {
     const Config *c = &m->cfg;
     const int B = tb->B, T = tb->T, N = B * T;
+    const Backend be = tb->be;
     memset(out, 0, sizeof *out);
-    memset(grads->arena, 0, grads->n_floats * sizeof(float));
+    if (lw->mtp_depth != tb->D)
+        return seek_fail(err, "train: buffers made for MTP depth %d, the loss asks for %d", tb->D, lw->mtp_depth);
+    zero_on(be, grads->arena, grads->n_floats);
     int count;
-    if (main_forward(m, tb, ids, &out->main, &count, err)) return -1;
-    memset(tb->g.dlogits, 0, (size_t)N * c->V * sizeof(float));
-    crossentropy_backward(tb->g.dlogits, 1.0f, tb->g.probs, tb->g.targets, N, c->V, count);
+    if (main_forward(m, tb, batch, &out->main, &count, err)) return -1;
+    if (count == 0) return seek_fail(err, "train: no position of the batch has a target (nothing to predict)");
+    zero_on(be, tb->g.dlogits, (size_t)N * c->V);
+    crossentropy_backward_on(be, tb->g.dlogits, 1.0f, tb->g.probs, tb->g.targets, batch->weights, N, c->V, count);
 
     /* Multi-Token Prediction: λ/D · Σ_k L^k, reading the final norm's output */
     const float *dh0 = NULL;
-    if (lw->mtp_depth != tb->D)
-        return seek_fail(err, "train: buffers made for MTP depth %d, the loss asks for %d", tb->D, lw->mtp_depth);
     if (lw->mtp_depth > 0) {
-        if (mtp_forward(m, &tb->mtp, ids, tb->s.xnf, err)) return -1;
+        tb->mtp.be = be;
+        if (mtp_forward(m, &tb->mtp, batch->ids, batch->targets, tb->s.xnf, err)) return -1;
         float scale = lw->mtp_lambda / (float)lw->mtp_depth;
         for (int k = 0; k < lw->mtp_depth; k++) {
             out->mtp_depth[k] = tb->mtp.d[k].loss;
@@ -103,9 +108,9 @@ int train_step_grads(const Model *m, Model *grads, TrainBuffers *tb, const int *
     return 0;
 }
 
-int eval_main_loss(const Model *m, TrainBuffers *tb, const int *ids, double *loss, SeekErr *err) {
+int eval_main_loss(const Model *m, TrainBuffers *tb, const TrainBatch *batch, double *loss, SeekErr *err) {
     int count;
-    return main_forward(m, tb, ids, loss, &count, err);
+    return main_forward(m, tb, batch, loss, &count, err);
 }
 
 void train_update_bias(Model *m, TrainBuffers *tb, float gamma, double *worst, double *idle, LoadStats *per_layer) {

@@ -1,7 +1,18 @@
-/* train.h: one training step's losses and gradients, and the training loop.
+/* train.h: one training step's losses and gradients, validation and the bias update (the loop
+ * that calls them is ref/trainer.h).
+ *
+ * An objective is data: a TrainBatch carries, per position, the token to predict and the weight
+ * of that prediction, so pretraining, supervised fine-tuning and weighted policy-gradient losses
+ * are one forward and one backward with different inputs:
+ *   pretraining   targets = the next token within the window (NULL: ids shifted left), weights 1;
+ *   SFT           targets −1 on the prompt and on padding (transformers' labels = −100);
+ *   weighted      weights w_n scale each position's term (an advantage, a sequence-length
+ *                 normalisation): L_main = (1/count) Σ_{n with a target} w_n · −log p_n(target_n),
+ *                 count = the number of positions with a target.
  *
  * loss = L_main + λ/D · Σ_k L_MTP^k + L_balance
- *   L_main: next-token cross-entropy within each window (transformers' labels = input_ids);
+ *   L_main: the weighted cross-entropy above (with no targets or weights given, transformers'
+ *           loss for labels = input_ids);
  *   L_MTP^k: depth k of Multi-Token Prediction (mtp.h), when D > 0;
  *   L_balance: the sequence-wise balance loss of every MoE layer (balance.h; V3's α or V2's α1).
  * After the optimizer step the auxiliary-loss-free bias update moves each MoE layer's
@@ -26,6 +37,7 @@ typedef struct {
 
 typedef struct {
     int B, T, D;
+    Backend be;           /* which backend the step's ops run on (set by train_step_grads_on) */
     RunState s;
     KVCache kv;
     GradState g;
@@ -38,11 +50,14 @@ typedef struct {
 int trainbuf_init(TrainBuffers *tb, const Config *cfg, int B, int T, int mtp_depth, SeekErr *err);
 void trainbuf_free(TrainBuffers *tb);
 
-/* Zeroes grads, runs the forward and every loss, and back-propagates into grads. */
-int train_step_grads(const Model *m, Model *grads, TrainBuffers *tb, const int *ids, const LossWeights *lw,
+/* Zeroes grads, runs the forward and every loss, and back-propagates into grads; on backend be
+ * (ref or cpu: the ops of backend.h; the cuda backend has its own, fast/cuda/backward.cu). The
+ * MTP depths predict, at position i, what the main loss predicts at i + k (their targets are the
+ * batch's, shifted), unweighted. */
+int train_step_grads(const Model *m, Model *grads, TrainBuffers *tb, const TrainBatch *batch, const LossWeights *lw,
                      StepLosses *out, SeekErr *err);
 /* The main loss only (no gradients): validation. */
-int eval_main_loss(const Model *m, TrainBuffers *tb, const int *ids, double *loss, SeekErr *err);
+int eval_main_loss(const Model *m, TrainBuffers *tb, const TrainBatch *batch, double *loss, SeekErr *err);
 
 /* After a step: each V3 MoE layer's bias moves by ±γ from the loads of the step just run
  * (tb holds its routing). Fills worst (max load / mean, over layers), idle (mean fraction of

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cli_tiny.sh: the shipped models from the command line: `make demo`'s scripted tour runs on
-# seek-v3-mini and shows what the issue promises (a prompt, one layer stepped through, an attention
+# seek-v3-mini and shows what the tour promises (a prompt, one layer stepped through, an attention
 # heatmap, a routing heatmap, generated text); the default model is used when no folder is given;
 # `seek eval` reports MTP acceptance and expert specialisation; the prompt generates readable text.
 # (Numbers against transformers are in tests/test_tiny_models.c.)

@@ -18,6 +18,17 @@ expect_fail "grad one token" "at least 2 tokens" "$SEEK" grad $FX/v3 --ids "1;2"
 expect_fail "grad id range" "token id 999 is out of range" "$SEEK" grad $FX/v3 --ids "1,999" -o "$TMP/x"
 expect_fail "grad no -o" "expected: seek grad" "$SEEK" grad $FX/v3 --ids "1,2"
 expect_fail "grad bad dir" "config.json" "$SEEK" grad "$TMP/none" --ids "1,2" -o "$TMP/x"
+# --prompt-len (supervised fine-tuning's loss): one length a sequence, each leaving a token to predict
+V3IDS="165,89,225,163,150,124,225;227,37,180,69,221,161,148"
+expect_ok "grad sft" "$SEEK" grad $FX/v3 --ids "$V3IDS" --prompt-len "3;1" -o "$TMP/gs.safetensors"
+# transformers' loss with labels -100 on the first 3 and 1 tokens: tests/fixtures/v3/sft_grads.safetensors, 6.165530
+grep -q "^loss 6.16553[01]$" "$TMP/out" && ok || bad "grad sft: loss line '$(cat "$TMP/out")', transformers says 6.165530"
+expect_fail "grad sft count" "more than 1 length(s) for 1 sequence" "$SEEK" grad $FX/v3 --ids "1,2,3" --prompt-len "1;1" -o "$TMP/x"
+expect_fail "grad sft count low" "1 length(s) for 2 sequence" "$SEEK" grad $FX/v3 --ids "1,2,3;4,5,6" --prompt-len "1" -o "$TMP/x"
+expect_fail "grad sft nothing left" "prompt length 3 leaves nothing to predict in 3 tokens" "$SEEK" grad $FX/v3 --ids "1,2,3" --prompt-len "3" -o "$TMP/x"
+expect_fail "grad sft negative" "prompt length -1" "$SEEK" grad $FX/v3 --ids "1,2,3" --prompt-len "-1" -o "$TMP/x"
+expect_fail "grad sft garbage" "is not a list of lengths" "$SEEK" grad $FX/v3 --ids "1,2,3" --prompt-len "2x" -o "$TMP/x"
+[ ! -e "$TMP/x" ] && ok || bad "grad sft: a refused command wrote $TMP/x"
 
 # ---- train: a short run lowers the loss; resume is bitwise identical ----
 CORPUS=tests/fixtures/tokenizer/corpus.txt
@@ -131,5 +142,37 @@ printf '{"model": "tiny-llama", "data": "%s", "data_format": "bytes", "out": "%s
 expect_fail "resume other config" "config_hash" "$SEEK" train --config "$TMP/other.json" --resume "$TMP/run"
 [ ! -e "$TMP/z" ] && ok || bad "resume other config: work started ($TMP/z exists)"
 [ ! -e "$TMP/y" ] && ok || bad "a bad config started work ($TMP/y exists)"
+
+
+# ---- supervised fine-tuning: prompt/response pairs on a shipped model ----
+MINI=tiny-models/seek-v3-mini
+for i in $(seq 0 39); do printf '{"prompt": "Question: what follows %d?\\nAnswer: ", "response": "%d"}\n' $i $((i + 1)); done >"$TMP/pairs.jsonl"
+printf '{"init": "%s", "objective": "sft", "data": "%s/pairs.jsonl", "out": "%s/sft", "steps": 8, "batch": 4,
+ "seq_len": 32, "lr": 1e-3, "warmup": 1, "checkpoint_interval": 4, "eval_interval": 4, "eval_batches": 2}' "$MINI" "$TMP" "$TMP" >"$TMP/sft.json"
+expect_ok "sft train" "$SEEK" train --config "$TMP/sft.json"
+grep -q "^train (sft): deepseek_v3.* 40 pairs, 36 train / 4 val" "$TMP/out" && ok || bad "sft: start line '$(head -1 "$TMP/out")'"
+first=$(grep '^step=1 ' "$TMP/sft/train.log" | sed 's/.* main=\([^ ]*\).*/\1/'); last=$(grep '^step=8 ' "$TMP/sft/train.log" | sed 's/.* main=\([^ ]*\).*/\1/')
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a) }' && ok || bad "sft: the response loss did not fall ($first -> $last)"
+[ -s "$TMP/sft/step-00000008/tokenizer.json" ] && ok || bad "sft: the init folder's tokenizer was not copied into the checkpoint"
+expect_ok "sft resume" "$SEEK" train --config "$TMP/sft.json" --out "$TMP/sft2" --resume "$TMP/sft/step-00000004"
+cmp -s "$TMP/sft/step-00000008/model.safetensors" "$TMP/sft2/step-00000008/model.safetensors" && ok || bad "sft resume: parameters differ from the straight run"
+cmp -s "$TMP/sft/step-00000008/train_state.safetensors" "$TMP/sft2/step-00000008/train_state.safetensors" && ok || bad "sft resume: optimizer or data state differs"
+expect_ok "sft generate" "$SEEK" generate "$TMP/sft" --prompt "Question: what follows 3?" -n 4
+# bad SFT input: one line naming the line or the key, before any work (no output folder)
+printf '{"prompt": "a", "response": "b"}\n[1, 2]\n' >"$TMP/bad1.jsonl"
+printf '{"prompt": "a", "response": "b"}\n{"prompt": "a"}\n' >"$TMP/bad2.jsonl"
+printf '{"prompt": "a", "response": ""}\n{"prompt": "a", "response": "b"}\n' >"$TMP/bad3.jsonl"
+printf '{"prompt": "a", "response": "b"}\n{"prompt": "%s", "response": "b"}\n' "$(printf 'x%.0s' $(seq 1 200))" >"$TMP/bad4.jsonl"
+printf '{"prompt": "a", "response": "b"}\n{"prompt": "a", "response": "b"\n' >"$TMP/bad5.jsonl"
+expect_fail "sft not an object" "bad1.jsonl: line 2" "$SEEK" train --config "$TMP/sft.json" --data "$TMP/bad1.jsonl" --out "$TMP/nx"
+expect_fail "sft no response" "bad2.jsonl: line 2.*response" "$SEEK" train --config "$TMP/sft.json" --data "$TMP/bad2.jsonl" --out "$TMP/nx"
+expect_fail "sft empty response" "bad3.jsonl: line 1" "$SEEK" train --config "$TMP/sft.json" --data "$TMP/bad3.jsonl" --out "$TMP/nx"
+expect_fail "sft too long" "bad4.jsonl: line 2.*seq_len 32" "$SEEK" train --config "$TMP/sft.json" --data "$TMP/bad4.jsonl" --out "$TMP/nx"
+expect_fail "sft bad json" "bad5.jsonl: line 2" "$SEEK" train --config "$TMP/sft.json" --data "$TMP/bad5.jsonl" --out "$TMP/nx"
+expect_fail "sft objective" "'objective' is 'rl'" "$SEEK" train --config "$TMP/sft.json" --objective rl --out "$TMP/nx"
+expect_fail "sft no tokenizer" "needs the model's tokenizer" "$SEEK" train --model tiny-v3 --objective sft --data "$TMP/pairs.jsonl" --out "$TMP/nx"
+expect_fail "sft init and model" "exclude each other" "$SEEK" train --config "$TMP/sft.json" --model tiny-v3 --out "$TMP/nx"
+expect_fail "sft init missing" "init" "$SEEK" train --config "$TMP/sft.json" --init "$TMP/none" --out "$TMP/nx"
+[ ! -e "$TMP/nx" ] && ok || bad "sft: a refused run created its output folder"
 
 finish

@@ -57,10 +57,22 @@ for d in $FX/*/; do
   [ "$(grep -c ' FAIL' "$TMP/out")" = 0 ] && ok || bad "verify --grad cuda $name: FAIL rows: $(grep ' FAIL' "$TMP/out" | head -3)"
   grep "^verify (grad)" "$TMP/out" | sed "s|^|  $name: |"
 done
+expect_ok "verify --grad --prompt-len cuda" "$SEEK" verify $FX/trained_v3 --grad --backend cuda --ids "5,6,7,8,9,10,11;12,13,14,15,16,17,18" --prompt-len "3;1"
+grep -q '^verify (grad): all [0-9]* rows pass' "$TMP/out" && ok || bad "verify --grad --prompt-len cuda: $(tail -1 "$TMP/out")"
+# SFT on the GPU from a shipped model: the same losses as ref within the training tolerance
+for i in $(seq 0 39); do printf '{"prompt": "Question: what follows %d?\nAnswer: ", "response": "%d"}\n' $i $((i + 1)); done >"$TMP/pairs.jsonl"
+for be in ref cuda; do
+  expect_ok "sft $be" "$SEEK" train --init tiny-models/seek-v3-mini --objective sft --data "$TMP/pairs.jsonl" --out "$TMP/sft_$be" \
+    --steps 6 --batch 4 --seq-len 32 --lr 1e-3 --warmup 1 --eval-interval 3 --eval-batches 2 --backend $be
+done
+n=$(paste -d' ' <(grep '^step=' "$TMP/sft_ref/train.log" | sed 's/.* main=\([0-9.]*\).*/\1/') <(grep '^step=' "$TMP/sft_cuda/train.log" | sed 's/.* main=\([0-9.]*\).*/\1/') |
+    awk -v tol="$tol" '{ d = $1 - $2; if (d < 0) d = -d; if (d > tol * $1 + 1e-6) bad++; n++ } END { print (n == 6 ? bad + 0 : "steps:" n) }')
+[ "$n" = 0 ] && ok || bad "sft: cuda and ref response losses differ ($n)"
+paste -d' ' <(grep '^step=6' "$TMP/sft_ref/train.log") <(grep '^step=6' "$TMP/sft_cuda/train.log") | sed 's/^/  sft ref | cuda: /'
 expect_ok "grad cuda" "$SEEK" grad $FX/v3 --ids "5,6,7;8,9,10" -o "$TMP/g.safetensors" --backend cuda
 [ -s "$TMP/g.safetensors" ] && ok || bad "grad cuda: no gradients written"
-tol=$(sed -n 's/^#define TOL_CUDA_TRAIN_LOSS_REL //p' tests/tolerances.h)
-[ -n "$tol" ] && ok || bad "train: TOL_CUDA_TRAIN_LOSS_REL missing from tests/tolerances.h"
+tol=$(sed -n 's/^#define TOL_CUDA_TRAIN_LOSS_REL //p' ref/tolerances.h)
+[ -n "$tol" ] && ok || bad "train: TOL_CUDA_TRAIN_LOSS_REL missing from ref/tolerances.h"
 for run in ref cuda cuda2; do
   be=${run%2}
   expect_ok "train $run" "$SEEK" train --model tiny-v3 --data tests/fixtures/tokenizer/corpus.txt --data-format bytes \

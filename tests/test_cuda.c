@@ -7,7 +7,7 @@
  *   1. the guard words are intact (no write outside the output);
  *   2. NaN/Inf sit at the same positions (an unwritten or extra-written element shows);
  *   3. every element is within TOL_CUDA_OP_ATOL + TOL_CUDA_OP_RTOL·|ref| and the tensor's nmse
- *      within TOL_CUDA_OP_NMSE (tests/tolerances.h).
+ *      within TOL_CUDA_OP_NMSE (ref/tolerances.h).
  * Routing selection is compared exactly: the same experts in the same order and bit-identical
  * gate weights for the same scores, ties included. Then the model: model_forward_cuda against
  * model_forward on every fixture (and with an edit callback), two CUDA runs bitwise identical,
@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "forward.h"
 #include "mla.h"
 #include "model.h"
@@ -36,6 +37,8 @@
 #include "golden.h"
 #include "tolerances.h"
 #include "expect_grads.h"
+#include "pairs.h"
+#include "hf_grads.h"
 #include "train.h"
 #include "train_parts.h"
 #include "balance.h"
@@ -569,17 +572,17 @@ static void check_crossentropy(int N, int V, int every) {
     int *d_tg = up_i(tg, (size_t)N);
     DBuf dp = dbuf_new((size_t)N * V), dg = dbuf_of(gl, (size_t)N * V);
     int c0 = -1, c1 = -1;
-    double l0 = crossentropy_forward_cuda(dp.p, d_lg, d_tg, N, V, &c0, 0);
+    double l0 = crossentropy_forward_cuda(dp.p, d_lg, d_tg, NULL, N, V, &c0, 0);
     sync_check("crossentropy_forward");
-    double l1 = crossentropy_forward(pr, lg, tg, N, V, &c1);
+    double l1 = crossentropy_forward(pr, lg, tg, NULL, N, V, &c1);
     char what[96];
     snprintf(what, sizeof what, "crossentropy N=%d V=%d: loss %.9g vs %.9g, count %d", N, V, l0, l1, c1);
     print_message("  %s\n", what);
     assert_int_equal(c0, c1);
     if (fabs(l0 - l1) > TOL_CUDA_OP_ATOL + TOL_CUDA_OP_RTOL * fabs(l1)) fail_msg("%s: the losses differ", what);
-    crossentropy_backward_cuda(dg.p, 0.7f, dp.p, d_tg, N, V, c0, 0);
+    crossentropy_backward_cuda(dg.p, 0.7f, dp.p, d_tg, NULL, N, V, c0, 0);
     sync_check("crossentropy_backward");
-    crossentropy_backward(gl, 0.7f, pr, tg, N, V, c1);
+    crossentropy_backward(gl, 0.7f, pr, tg, NULL, N, V, c1);
     expect_dev("  ... probs", &dp, pr);
     expect_dev("  ... dlogits (accumulated)", &dg, gl);
     CK(cudaFree(d_lg));
@@ -1153,7 +1156,7 @@ static void test_greedy_vs_transformers(void **st) {
         assert_true(n_want <= 256);
         SampleParams greedy = {0.0f, 0, 1.0f, 0};
         for (int mode = 0; mode < (m.cfg.mla ? 2 : 1); mode++) {
-            if (model_generate_cuda(&m, ids, B, (int)T, (int)n_gen, (AttnMode)mode, &greedy, NULL, out, NULL, &e))
+            if (model_generate_on(BACKEND_CUDA, &m, ids, B, (int)T, (int)n_gen, (AttnMode)mode, &greedy, NULL, out, NULL, &e))
                 fail_msg("%s", e.msg);
             for (uint64_t i = 0; i < n_want; i++)
                 if (out[i] != want[i])
@@ -1423,9 +1426,9 @@ static void check_mtp_twins(const char *dir, int B, int T) {
         fail_msg("%s", e.msg);
     for (int i = 0; i < N; i++) ids[i] = 3 + (41 * i + 3) % (c->V - 3);
     if (model_forward(&m, &s, &kv, ids, B, T, ATTN_NAIVE, NULL, NULL, logits, &e)) fail_msg("%s", e.msg);
-    if (mtp_forward_cuda(&m, &ms[0], ids, s.xnf, &e)) fail_msg("%s", e.msg);
+    if (mtp_forward_cuda(&m, &ms[0], ids, NULL, s.xnf, &e)) fail_msg("%s", e.msg);
     sync_check("mtp_forward_cuda");
-    if (mtp_forward(&m, &ms[1], ids, s.xnf, &e)) fail_msg("%s", e.msg);
+    if (mtp_forward(&m, &ms[1], ids, NULL, s.xnf, &e)) fail_msg("%s", e.msg);
     for (int k = 0; k < D; k++) {
         const MtpDepth *a = &ms[0].d[k], *b = &ms[1].d[k];
         print_message("  mtp_forward_cuda %s depth %d: loss %.9g vs %.9g\n", dir + 15, k + 1, a->loss, b->loss);
@@ -1479,8 +1482,8 @@ static void check_mtp_step(const char *dir, int B, int T, int D, float alpha) {
     LossWeights lw = {D, 0.3f, alpha};
     StepLosses sl[3];
     for (size_t k = 0; k < g[0].n_floats; k++) g[0].arena[k] = g[1].arena[k] = g[2].arena[k] = NAN; /* the step zeroes them */
-    if (train_step_grads_cuda(&m, &g[0], &tb[0], ids, &lw, &sl[0], &e)) fail_msg("%s", e.msg);
-    if (train_step_grads(&m, &g[1], &tb[1], ids, &lw, &sl[1], &e)) fail_msg("%s", e.msg);
+    if (train_step_grads_cuda(&m, &g[0], &tb[0], &(TrainBatch){.ids = ids}, &lw, &sl[0], &e)) fail_msg("%s", e.msg);
+    if (train_step_grads(&m, &g[1], &tb[1], &(TrainBatch){.ids = ids}, &lw, &sl[1], &e)) fail_msg("%s", e.msg);
     print_message("  train_step %s D=%d alpha=%g: loss %.9g vs %.9g (main %.9g, mtp %.9g, balance %.3g)\n", dir + 15, D,
                   (double)alpha, sl[0].total, sl[1].total, sl[1].main, sl[1].mtp, sl[1].balance);
     expect_loss("train_step total", sl[0].total, sl[1].total);
@@ -1497,18 +1500,18 @@ static void check_mtp_step(const char *dir, int B, int T, int D, float alpha) {
     snprintf(what, sizeof what, "train_step_grads_cuda %s %dx%d D=%d", dir + 15, B, T, D);
     expect_grads(what, &g[0], &g[1]);
     /* twice on the GPU: bitwise the same (no float atomics) */
-    if (train_step_grads_cuda(&m, &g[2], &tb[0], ids, &lw, &sl[2], &e)) fail_msg("%s", e.msg);
+    if (train_step_grads_cuda(&m, &g[2], &tb[0], &(TrainBatch){.ids = ids}, &lw, &sl[2], &e)) fail_msg("%s", e.msg);
     assert_true(sl[2].total == sl[0].total && sl[2].mtp == sl[0].mtp);
     assert_memory_equal(g[2].arena, g[0].arena, g[0].n_floats * sizeof(float));
     print_message("  ... a second run on the GPU: losses and every gradient bitwise identical\n");
     /* seek eval's path: the main loss on the GPU leaves xnf on the host, the MTP forward reads it */
     double v0, v1;
-    if (eval_main_loss_cuda(&m, &tb[0], ids, &v0, &e) || eval_main_loss(&m, &tb[1], ids, &v1, &e)) fail_msg("%s", e.msg);
+    if (eval_main_loss_cuda(&m, &tb[0], &(TrainBatch){.ids = ids}, &v0, &e) || eval_main_loss(&m, &tb[1], &(TrainBatch){.ids = ids}, &v1, &e)) fail_msg("%s", e.msg);
     expect_loss("eval_main_loss", v0, v1);
     double rx = rel_err(tb[0].s.xnf, tb[1].s.xnf, (size_t)B * T * c->C); /* a whole forward: the model tests' limit */
     print_message("  eval_main_loss_cuda: xnf back on the host, rel %.2e (limit %g)\n", rx, TOL_CUDA_STAGE_REL);
     assert_true(rx <= TOL_CUDA_STAGE_REL);
-    if (mtp_forward_cuda(&m, &tb[0].mtp, ids, tb[0].s.xnf, &e) || mtp_forward(&m, &tb[1].mtp, ids, tb[1].s.xnf, &e))
+    if (mtp_forward_cuda(&m, &tb[0].mtp, ids, NULL, tb[0].s.xnf, &e) || mtp_forward(&m, &tb[1].mtp, ids, NULL, tb[1].s.xnf, &e))
         fail_msg("%s", e.msg);
     for (int k = 0; k < D; k++) expect_loss("eval mtp depth", tb[0].mtp.d[k].loss, tb[1].mtp.d[k].loss);
     free(ids);
@@ -1549,8 +1552,8 @@ static void check_train_step(const char *dir, int B, int T, float alpha) {
     LossWeights lw = {0, 0.3f, alpha};
     StepLosses sl[3];
     for (size_t k = 0; k < g[0].n_floats; k++) g[0].arena[k] = g[1].arena[k] = g[2].arena[k] = NAN; /* the step zeroes them */
-    if (train_step_grads_cuda(&m, &g[0], &tb[0], ids, &lw, &sl[0], &e)) fail_msg("%s", e.msg);
-    if (train_step_grads(&m, &g[1], &tb[1], ids, &lw, &sl[1], &e)) fail_msg("%s", e.msg);
+    if (train_step_grads_cuda(&m, &g[0], &tb[0], &(TrainBatch){.ids = ids}, &lw, &sl[0], &e)) fail_msg("%s", e.msg);
+    if (train_step_grads(&m, &g[1], &tb[1], &(TrainBatch){.ids = ids}, &lw, &sl[1], &e)) fail_msg("%s", e.msg);
     print_message("  train_step %s alpha=%g: loss %.9g vs %.9g (main %.9g, balance %.3g)\n", dir + 15, (double)alpha,
                   sl[0].total, sl[1].total, sl[1].main, sl[1].balance);
     expect_loss("train_step total", sl[0].total, sl[1].total);
@@ -1564,16 +1567,16 @@ static void check_train_step(const char *dir, int B, int T, float alpha) {
         if (config_layer_is_moe(c, l))
             assert_memory_equal(tb[0].s.layer[l].e_idx, tb[1].s.layer[l].e_idx, (size_t)B * T * c->K * sizeof(int));
     /* twice on the GPU: bitwise the same (no float atomics) */
-    if (train_step_grads_cuda(&m, &g[2], &tb[0], ids, &lw, &sl[2], &e)) fail_msg("%s", e.msg);
+    if (train_step_grads_cuda(&m, &g[2], &tb[0], &(TrainBatch){.ids = ids}, &lw, &sl[2], &e)) fail_msg("%s", e.msg);
     assert_true(sl[2].total == sl[0].total);
     assert_memory_equal(g[2].arena, g[0].arena, g[0].n_floats * sizeof(float));
     print_message("  ... a second run on the GPU: loss and every gradient bitwise identical\n");
     double v0, v1;
-    if (eval_main_loss_cuda(&m, &tb[0], ids, &v0, &e) || eval_main_loss(&m, &tb[1], ids, &v1, &e)) fail_msg("%s", e.msg);
+    if (eval_main_loss_cuda(&m, &tb[0], &(TrainBatch){.ids = ids}, &v0, &e) || eval_main_loss(&m, &tb[1], &(TrainBatch){.ids = ids}, &v1, &e)) fail_msg("%s", e.msg);
     expect_loss("eval_main_loss", v0, v1);
     /* seek grad's path: the main loss only, accumulated on the step's gradients */
     double q0, q1;
-    if (model_loss_grad_cuda(&m, &g[0], ids, B, T, &q0, &e) || model_loss_grad(&m, &g[1], ids, B, T, &q1, &e))
+    if (model_loss_grad_cuda(&m, &g[0], &(TrainBatch){.ids = ids}, B, T, &q0, &e) || model_loss_grad(&m, &g[1], &(TrainBatch){.ids = ids}, B, T, &q1, &e))
         fail_msg("%s", e.msg);
     expect_loss("model_loss_grad", q0, q1);
     snprintf(what, sizeof what, "model_loss_grad_cuda %s (accumulated)", dir + 15);
@@ -1598,7 +1601,7 @@ static void train_run(Model *m, int cuda, const int *ids, int B, int T, float al
     AdamWConfig ac = {0.9f, 0.95f, 1e-8f, 0.1f};
     for (int t = 0; t < steps; t++) {
         StepLosses sl;
-        int rc = cuda ? train_step_grads_cuda(m, &g, &tb, ids, &lw, &sl, &e) : train_step_grads(m, &g, &tb, ids, &lw, &sl, &e);
+        int rc = cuda ? train_step_grads_cuda(m, &g, &tb, &(TrainBatch){.ids = ids}, &lw, &sl, &e) : train_step_grads(m, &g, &tb, &(TrainBatch){.ids = ids}, &lw, &sl, &e);
         if (rc) fail_msg("%s", e.msg);
         losses[t] = sl.total;
         grad_clip(&g, grad_global_norm(&g), 1.0);
@@ -1647,10 +1650,141 @@ static void test_train(void **st) {
     check_train_run("tests/fixtures/llama_gqa", 2, 9, 0.0f);
 }
 
+/* ---- two models side by side: each Model carries its own device context (Model.dev) ----
+ * v3 (MLA, MoE) and llama_gqa (dense, GQA) in turn on the GPU, A B A B: every forward against the
+ * reference (TOL_CUDA_STAGE_REL) and the second round bitwise the first's; neither evicts the
+ * other: each keeps its context (the same m.dev) and its weights go up once (cuda_model_uploads).
+ * A host update of A's weights (a training step's) refreshes A's copy in place, B's stays.
+ * Then a gradient of A, B and A again against the reference, the second A bitwise the first; the
+ * training run state rebuilds inside each context, no weights go up again. model_free releases
+ * both contexts (cuda_live_models; compute-sanitizer's leak check sees the device side). */
+
+/* m's cuda logits `got` (run_model) against the reference's, within the model tests' limit */
+static void expect_forward(const Model *m, const char *name, const int *ids, int B, int T, int dec, float *got) {
+    size_t nl = (size_t)B * (T + dec) * m->cfg.V;
+    float *want = malloc(nl * sizeof(float));
+    assert_non_null(want);
+    run_model(0, m, ids, B, T, dec, ATTN_NAIVE, NULL, want);
+    double r = rel_err(got, want, nl);
+    print_message("  %-9s cuda vs ref logits rel %.2e (limit %g), uploads %ld\n", name, r, TOL_CUDA_STAGE_REL,
+                  cuda_model_uploads(m));
+    assert_true(r <= TOL_CUDA_STAGE_REL);
+    free(want);
+}
+
+static void test_two_models(void **st) {
+    (void)st;
+    const char *names[2] = {"v3", "llama_gqa"};
+    enum { B = 2, T = 9, DEC = 2 };
+    Model m[2];
+    SeekErr e;
+    const int live0 = cuda_live_models();
+    int ids[2][B * T];
+    float *lc[2][2];   /* [model][round] cuda logits */
+    void *dev[2];      /* each model's context after its first use */
+    size_t nl[2];
+    for (int i = 0; i < 2; i++) {
+        char dir[64];
+        snprintf(dir, sizeof dir, "tests/fixtures/%s", names[i]);
+        if (model_load(&m[i], dir, &e)) fail_msg("%s", e.msg);
+        assert_null(m[i].dev);
+        for (int k = 0; k < B * T; k++) ids[i][k] = 3 + (31 * k + 7) % (m[i].cfg.V - 3); /* test_model_forward's */
+        nl[i] = (size_t)B * (T + DEC) * m[i].cfg.V;
+        for (int r = 0; r < 2; r++) {
+            lc[i][r] = malloc(nl[i] * sizeof(float));
+            assert_non_null(lc[i][r]);
+        }
+    }
+    assert_true(m[0].cfg.mla && !m[1].cfg.mla); /* two different models */
+
+    /* forwards in turn: A, B, A, B */
+    for (int r = 0; r < 2; r++)
+        for (int i = 0; i < 2; i++) {
+            run_model(1, &m[i], ids[i], B, T, DEC, ATTN_NAIVE, NULL, lc[i][r]);
+            if (r == 0) dev[i] = m[i].dev;
+            assert_non_null(m[i].dev);
+            assert_ptr_equal(m[i].dev, dev[i]);          /* the same context: not rebuilt */
+            assert_int_equal(cuda_model_uploads(&m[i]), 1); /* uploaded once, never evicted */
+        }
+    assert_ptr_not_equal(dev[0], dev[1]);
+    assert_int_equal(cuda_live_models(), live0 + 2);
+    for (int i = 0; i < 2; i++) {
+        expect_forward(&m[i], names[i], ids[i], B, T, DEC, lc[i][0]);
+        assert_memory_equal(lc[i][1], lc[i][0], nl[i] * sizeof(float)); /* the other model in between changed nothing */
+    }
+    print_message("  A B A B: each model keeps its context and its one upload; second round bitwise the first\n");
+
+    /* a host update of A, as a training step makes between calls: A's copy is refreshed in place,
+     * B's untouched. The head only (untied in v3), so the routing upstream keeps its margins. */
+    assert_true(m[0].lm_head != m[0].wte);
+    for (size_t k = 0; k < (size_t)m[0].cfg.V * m[0].cfg.C; k++)
+        m[0].lm_head[k] *= 1.0f + 1e-3f * (rng_uniform(&g_rng) - 0.5f);
+    run_model(1, &m[0], ids[0], B, T, DEC, ATTN_NAIVE, NULL, lc[0][1]);
+    assert_ptr_equal(m[0].dev, dev[0]);
+    assert_int_equal(cuda_model_uploads(&m[0]), 2);
+    assert_true(rel_err(lc[0][1], lc[0][0], nl[0]) > 1e-6); /* the new values reached the device */
+    expect_forward(&m[0], "v3 (updated)", ids[0], B, T, DEC, lc[0][1]);
+    run_model(1, &m[1], ids[1], B, T, DEC, ATTN_NAIVE, NULL, lc[1][1]);
+    assert_int_equal(cuda_model_uploads(&m[1]), 1);
+    assert_memory_equal(lc[1][1], lc[1][0], nl[1] * sizeof(float));
+
+    /* a gradient of A, B, then A again (each on the training run state of its own context) */
+    Model g[2][3]; /* [model][cuda, ref, cuda again] */
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 3; j++)
+            if (model_init(&g[i][j], &m[i].cfg, &e)) fail_msg("%s", e.msg);
+    double loss[2][3];
+    static const int turn[3][2] = {{0, 0}, {1, 0}, {0, 2}}; /* (model, gradient): A into g[0][0], B, A into g[0][2] */
+    for (int t = 0; t < 3; t++) {
+        int i = turn[t][0], j = turn[t][1];
+        if (model_loss_grad_cuda(&m[i], &g[i][j], &(TrainBatch){.ids = ids[i]}, B, T, &loss[i][j], &e)) fail_msg("%s", e.msg);
+        assert_ptr_equal(m[i].dev, dev[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        TrainBatch tbatch = {ids[i], NULL, NULL};
+        if (model_loss_grad(&m[i], &g[i][1], &tbatch, B, T, &loss[i][1], &e)) fail_msg("%s", e.msg);
+        char what[96];
+        snprintf(what, sizeof what, "two models: model_loss_grad_cuda %s", names[i]);
+        print_message("  %-9s loss %.9g vs ref %.9g\n", names[i], loss[i][0], loss[i][1]);
+        expect_loss(what, loss[i][0], loss[i][1]);
+        expect_grads(what, &g[i][0], &g[i][1]);
+    }
+    assert_true(loss[0][2] == loss[0][0]);
+    assert_memory_equal(g[0][2].arena, g[0][0].arena, g[0][0].n_floats * sizeof(float));
+    assert_int_equal(cuda_model_uploads(&m[0]), 2);
+    assert_int_equal(cuda_model_uploads(&m[1]), 1);
+    print_message("  gradients A B A: within the limits, the second A bitwise the first, no weights uploaded again\n");
+
+    for (int i = 0; i < 2; i++) {
+        for (int j = 0; j < 3; j++) {
+            assert_null(g[i][j].dev); /* gradient models only lend their layout: no context */
+            model_free(&g[i][j]);
+        }
+        free(lc[i][0]), free(lc[i][1]);
+        model_free(&m[i]);
+        assert_null(m[i].dev);
+    }
+    assert_int_equal(cuda_live_models(), live0);
+    sync_check("two models");
+}
+
 static void test_summary(void **st) {
     (void)st;
     print_message("  largest op difference %.2e (limit %g + %g|ref|), largest op nmse %.2e (limit %g)\n", g_max_diff,
                   TOL_CUDA_OP_ATOL, TOL_CUDA_OP_RTOL, g_max_nmse, TOL_CUDA_OP_NMSE);
+}
+
+/* ---- objectives as data on the GPU: next-token, SFT and weighted losses against transformers'
+ * (and PyTorch's) gradients, as tests/test_grad.c does on ref and cpu ---- */
+static void test_objectives(void **st) {
+    (void)st;
+    static const char *fx[] = {"v3", "v3_noq", "v2_greedy", "v2_group", "llama_gqa"};
+    for (int i = 0; i < 5; i++) {
+        check_model_grads_on(fx[i], OBJ_NEXT, BACKEND_CUDA);
+        check_model_grads_on(fx[i], OBJ_SFT, BACKEND_CUDA);
+    }
+    check_model_grads_on("v3", OBJ_WEIGHTED, BACKEND_CUDA);
+    check_model_grads_on("llama_gqa", OBJ_WEIGHTED, BACKEND_CUDA);
 }
 
 int main(int argc, char **argv) {
@@ -1670,7 +1804,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_mla_backward), cmocka_unit_test(test_moe_backward), cmocka_unit_test(test_summary),
         cmocka_unit_test(test_model_forward), cmocka_unit_test(test_model_edits),
         cmocka_unit_test(test_greedy_vs_transformers), cmocka_unit_test(test_train),
-        cmocka_unit_test(test_mtp),
+        cmocka_unit_test(test_mtp),       cmocka_unit_test(test_two_models),
+        cmocka_unit_test(test_objectives),
     };
     /* --ops: the op tests alone (what compute-sanitizer runs: the model tests add time, not kernels) */
     int ops_only = argc > 1 && !strcmp(argv[1], "--ops");

@@ -7,18 +7,19 @@
  *   1. the guard words are intact (no write outside the output);
  *   2. NaN/Inf sit at the same positions (so an unwritten or extra-written element shows);
  *   3. every element is within TOL_CPU_OP_ATOL + TOL_CPU_OP_RTOL·|ref| and the tensor's nmse
- *      within TOL_CPU_OP_NMSE (tests/tolerances.h).
- * Then the model: model_forward_cpu with an edit callback (ablate an expert, zero a head) agrees
+ *      within TOL_CPU_OP_NMSE (ref/tolerances.h).
+ * Then the model: the shared forward (ref/forward.c) on the cpu backend with an edit callback (ablate an expert, zero a head) agrees
  * with model_forward under the same edit, and greedy generation on the cpu backend equals the
  * greedy continuation transformers computed for every fixture (goldens not produced by seek.c).
  * Stage-by-stage agreement of whole models is tests/cli_verify.sh (`seek verify`).
  *
  * Training: every backward twin the same way, with the gradient buffers PRE-FILLED with non-zero
  * values (so a `=` where the reference accumulates with `+=` shows) and guard words around them;
- * cross-entropy; AdamW and clipping bit for bit; then block_backward_cpu, model_backward_cpu,
- * the MTP module and whole training steps (train_step_grads_cpu with MTP and the balance loss,
- * model_loss_grad_cpu, eval_main_loss_cpu), every parameter gradient by name within
- * TOL_CPU_GRAD_REL·max|tensor| + TOL_CPU_GRAD_ABS·max|all gradients| (tests/tolerances.h). */
+ * cross-entropy; AdamW and clipping bit for bit; then the shared orchestration on the cpu ops
+ * (block_backward and model_backward with RunState.be = BACKEND_CPU, the MTP module and whole
+ * training steps through train_step_grads_on / model_loss_grad_on / eval_main_loss_on with MTP
+ * and the balance loss), every parameter gradient by name within
+ * TOL_CPU_GRAD_REL·max|tensor| + TOL_CPU_GRAD_ABS·max|all gradients| (ref/tolerances.h). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "forward.h"
 #include "mla.h"
 #include "model.h"
@@ -566,7 +568,7 @@ static void forward_with(int cpu, const Model *m, const int *ids, int B, int T, 
     RunState s;
     SeekErr e;
     if (kvcache_init(&kv, &m->cfg, B, T, &e) || runstate_init(&s, &m->cfg, B, T, T, hooks != NULL, &e)) fail_msg("%s", e.msg);
-    int rc = cpu ? model_forward_cpu(m, &s, &kv, ids, B, T, ATTN_ABSORB, hooks, NULL, logits, &e)
+    int rc = cpu ? model_forward_on(BACKEND_CPU, m, &s, &kv, ids, B, T, ATTN_ABSORB, hooks, NULL, logits, &e)
                  : model_forward(m, &s, &kv, ids, B, T, ATTN_ABSORB, hooks, NULL, logits, &e);
     if (rc) fail_msg("%s", e.msg);
     runstate_free(&s);
@@ -590,9 +592,10 @@ static void check_block(const char *dir, int l) {
     memcpy(sr.x, x, (size_t)B * T * c->C * sizeof(float));
     memcpy(sc.x, x, (size_t)B * T * c->C * sizeof(float));
     block_forward(&m, &sr, &kr, &m.layers[l], &sr.layer[l], l, "blocks.x", B, T, 0, ATTN_NAIVE, NULL);
-    block_forward_cpu(&m, &sc, &kc, &m.layers[l], &sc.layer[l], l, "blocks.x", B, T, 0, ATTN_NAIVE, NULL);
+    sc.be = BACKEND_CPU; /* the shared block on the cpu twins */
+    block_forward(&m, &sc, &kc, &m.layers[l], &sc.layer[l], l, "blocks.x", B, T, 0, ATTN_NAIVE, NULL);
     char what[96];
-    snprintf(what, sizeof what, "block_forward_cpu %s layer %d", dir + 15, l);
+    snprintf(what, sizeof what, "block_forward on cpu %s layer %d", dir + 15, l);
     expect_close(what, sc.x, sr.x, (size_t)B * T * c->C);
     free(x);
     runstate_free(&sr);
@@ -663,7 +666,7 @@ static void test_greedy_vs_transformers(void **st) {
         assert_true(n_want <= 256);
         SampleParams greedy = {0.0f, 0, 1.0f, 0};
         for (int mode = 0; mode < (m.cfg.mla ? 2 : 1); mode++) {
-            if (model_generate_cpu(&m, ids, B, (int)T, (int)n_gen, (AttnMode)mode, &greedy, NULL, out, NULL, &e)) fail_msg("%s", e.msg);
+            if (model_generate_on(BACKEND_CPU, &m, ids, B, (int)T, (int)n_gen, (AttnMode)mode, &greedy, NULL, out, NULL, &e)) fail_msg("%s", e.msg);
             for (uint64_t i = 0; i < n_want; i++)
                 if (out[i] != want[i])
                     fail_msg("%s: cpu greedy token %d of sequence %d is %d, transformers says %d (%s attention)", fx[f],
@@ -961,13 +964,13 @@ static void check_crossentropy(int N, int V, int every) {
     Buf p[2], d[2];
     p[0] = buf_new((size_t)N * V), p[1] = buf_new((size_t)N * V);
     int c0 = -1, c1 = -2;
-    double l0 = crossentropy_forward_cpu(p[0].p, lg, tg, N, V, &c0);
-    double l1 = crossentropy_forward(p[1].p, lg, tg, N, V, &c1);
+    double l0 = crossentropy_forward_cpu(p[0].p, lg, tg, NULL, N, V, &c0);
+    double l1 = crossentropy_forward(p[1].p, lg, tg, NULL, N, V, &c1);
     assert_int_equal(c0, c1);
     if (fabs(l0 - l1) > TOL_CPU_LOSS_REL * fabs(l1)) fail_msg("crossentropy N=%d V=%d: loss %.9g vs %.9g", N, V, l0, l1);
     d[1] = buf_rnd((size_t)N * V, 1.0f), d[0] = buf_dup(&d[1]);
-    crossentropy_backward_cpu(d[0].p, 0.7f, p[1].p, tg, N, V, c1);
-    crossentropy_backward(d[1].p, 0.7f, p[1].p, tg, N, V, c1);
+    crossentropy_backward_cpu(d[0].p, 0.7f, p[1].p, tg, NULL, N, V, c1);
+    crossentropy_backward(d[1].p, 0.7f, p[1].p, tg, NULL, N, V, c1);
     char what[80];
     snprintf(what, sizeof what, "crossentropy N=%d V=%d probs (loss rel %.1e)", N, V, fabs(l0 - l1) / fabs(l1));
     expect_pair(what, &p[0], &p[1]);
@@ -1062,7 +1065,9 @@ static void check_block_backward(const char *dir, int l) {
     float *dx = rnd((size_t)N * c->C, 1.0f), *dsc = c->E ? rnd((size_t)N * c->E, 0.1f) : NULL;
     for (int i = 0; i < 2; i++) memcpy(gs[i].dx, dx, (size_t)N * c->C * sizeof(float));
     const float *d = m.layers[l].is_moe ? dsc : NULL;
-    block_backward_cpu(&g[0].layers[l], &gs[0], &m, &s, &kv, &m.layers[l], &s.layer[l], l, d, B, T);
+    s.be = BACKEND_CPU; /* the shared block backward on the cpu twins, then on ref */
+    block_backward(&g[0].layers[l], &gs[0], &m, &s, &kv, &m.layers[l], &s.layer[l], l, d, B, T);
+    s.be = BACKEND_REF;
     block_backward(&g[1].layers[l], &gs[1], &m, &s, &kv, &m.layers[l], &s.layer[l], l, d, B, T);
     char what[96];
     snprintf(what, sizeof what, "block_backward %s layer %d dx", dir + 15, l);
@@ -1097,7 +1102,9 @@ static void check_model_backward(const char *dir, int B, int T) {
     if (model_forward(&m, &s, &kv, ids, B, T, ATTN_NAIVE, NULL, NULL, gs.logits, &e)) fail_msg("%s", e.msg);
     for (size_t k = 0; k < g[0].n_floats; k++) g[0].arena[k] = g[1].arena[k] = 2.0f * rng_uniform(&g_rng) - 1.0f;
     float *dl = rnd((size_t)N * c->V, 0.01f), *dxnf = rnd((size_t)N * c->C, 0.1f);
-    model_backward_cpu(&g[0], &gs, &m, &s, &kv, dl, dxnf, NULL, B, T);
+    s.be = BACKEND_CPU;
+    model_backward(&g[0], &gs, &m, &s, &kv, dl, dxnf, NULL, B, T);
+    s.be = BACKEND_REF;
     model_backward(&g[1], &gs, &m, &s, &kv, dl, dxnf, NULL, B, T);
     char what[96];
     snprintf(what, sizeof what, "model_backward %s %dx%d", dir + 15, B, T);
@@ -1135,7 +1142,7 @@ static void test_mtp(void **st) {
     int ids[20];
     for (int i = 0; i < N; i++) ids[i] = 3 + (41 * i + 3) % (c->V - 3);
     if (model_forward(&m, &s, &kv, ids, B, T, ATTN_NAIVE, NULL, NULL, logits, &e)) fail_msg("%s", e.msg);
-    if (mtp_forward_cpu(&m, &ms[0], ids, s.xnf, &e) || mtp_forward(&m, &ms[1], ids, s.xnf, &e)) fail_msg("%s", e.msg);
+    if (mtp_forward_on(BACKEND_CPU, &m, &ms[0], ids, NULL, s.xnf, &e) || mtp_forward(&m, &ms[1], ids, NULL, s.xnf, &e)) fail_msg("%s", e.msg);
     double l0 = ms[0].d[0].loss, l1 = ms[1].d[0].loss;
     print_message("  mtp_forward loss %.9g vs %.9g\n", l0, l1);
     assert_true(fabs(l0 - l1) <= TOL_CPU_LOSS_REL * fabs(l1));
@@ -1143,7 +1150,7 @@ static void test_mtp(void **st) {
     for (size_t k = 0; k < g[0].n_floats; k++) g[0].arena[k] = g[1].arena[k] = 2.0f * rng_uniform(&g_rng) - 1.0f;
     float *dh[2] = {rnd((size_t)N * c->C, 1.0f), malloc((size_t)N * c->C * sizeof(float))};
     memcpy(dh[1], dh[0], (size_t)N * c->C * sizeof(float));
-    mtp_backward_cpu(&g[0], &m, &ms[0], 0.3f, dh[0]);
+    mtp_backward_on(BACKEND_CPU, &g[0], &m, &ms[0], 0.3f, dh[0]);
     mtp_backward(&g[1], &m, &ms[1], 0.3f, dh[1]);
     expect_close("mtp_backward dh0", dh[0], dh[1], (size_t)N * c->C);
     expect_grads("  ... every gradient", &g[0], &g[1]);
@@ -1166,7 +1173,7 @@ static void check_train_step(const char *dir, int B, int T, int D, float alpha) 
     LossWeights lw = {D, 0.3f, alpha};
     StepLosses sl[2];
     for (size_t k = 0; k < g[0].n_floats; k++) g[0].arena[k] = g[1].arena[k] = NAN; /* the step zeroes them */
-    if (train_step_grads_cpu(&m, &g[0], &tb[0], ids, &lw, &sl[0], &e) || train_step_grads(&m, &g[1], &tb[1], ids, &lw, &sl[1], &e))
+    if (train_step_grads_on(BACKEND_CPU, &m, &g[0], &tb[0], &(TrainBatch){.ids = ids}, &lw, &sl[0], &e) || train_step_grads(&m, &g[1], &tb[1], &(TrainBatch){.ids = ids}, &lw, &sl[1], &e))
         fail_msg("%s", e.msg);
     print_message("  train_step %s D=%d alpha=%g: loss %.9g vs %.9g (main %.9g, mtp %.9g, balance %.3g)\n", dir + 15, D,
                   (double)alpha, sl[0].total, sl[1].total, sl[1].main, sl[1].mtp, sl[1].balance);
@@ -1176,11 +1183,11 @@ static void check_train_step(const char *dir, int B, int T, int D, float alpha) 
     snprintf(what, sizeof what, "train_step_grads %s %dx%d", dir + 15, B, T);
     expect_grads(what, &g[0], &g[1]);
     double v0, v1;
-    if (eval_main_loss_cpu(&m, &tb[0], ids, &v0, &e) || eval_main_loss(&m, &tb[1], ids, &v1, &e)) fail_msg("%s", e.msg);
+    if (eval_main_loss_on(BACKEND_CPU, &m, &tb[0], &(TrainBatch){.ids = ids}, &v0, &e) || eval_main_loss(&m, &tb[1], &(TrainBatch){.ids = ids}, &v1, &e)) fail_msg("%s", e.msg);
     assert_true(fabs(v0 - v1) <= TOL_CPU_LOSS_REL * fabs(v1) && fabs(v1 - sl[1].main) <= 1e-12 * fabs(v1));
     /* seek grad's path: the main loss only */
     double q0, q1;
-    if (model_loss_grad_cpu(&m, &g[0], ids, B, T, &q0, &e) || model_loss_grad(&m, &g[1], ids, B, T, &q1, &e)) fail_msg("%s", e.msg);
+    if (model_loss_grad_on(BACKEND_CPU, &m, &g[0], &(TrainBatch){.ids = ids}, B, T, &q0, &e) || model_loss_grad(&m, &g[1], &(TrainBatch){.ids = ids}, B, T, &q1, &e)) fail_msg("%s", e.msg);
     assert_true(fabs(q0 - q1) <= TOL_CPU_LOSS_REL * fabs(q1));
     snprintf(what, sizeof what, "model_loss_grad %s (accumulated on the step's)", dir + 15);
     expect_grads(what, &g[0], &g[1]);

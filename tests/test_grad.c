@@ -27,95 +27,30 @@
 #include "safetensors.h"
 #include "balance.h"
 #include "train.h"
+#include "backend.h"
+#include "pairs.h"
 #include "tolerances.h"
 
 /* ---- 1. whole model vs transformers ---- */
 
-static void check_model_grads(const char *name) {
-    char dir[256], gpath[300];
-    snprintf(dir, sizeof dir, "tests/fixtures/%s", name);
-    snprintf(gpath, sizeof gpath, "%s/grads.safetensors", dir);
+#include "hf_grads.h"
+
+static void check_model_grads(const char *name) { check_model_grads_on(name, OBJ_NEXT, BACKEND_REF); }
+
+/* SFT and the weighted loss against their goldens on ref, and on cpu where it is built (the
+ * cuda backend: tests/test_cuda.c) */
+static void check_objective(const char *name, GoldenObjective obj) {
+    check_model_grads_on(name, obj, BACKEND_REF);
     SeekErr e;
-    Model m, g;
-    StSet gold, golden_in;
-    if (model_load(&m, dir, &e)) fail_msg("%s", e.msg);
-    if (model_init(&g, &m.cfg, &e)) fail_msg("%s", e.msg);
-    if (stset_open_file(&gold, gpath, &e)) fail_msg("%s", e.msg);
-    snprintf(gpath, sizeof gpath, "%s/golden.safetensors", dir);
-    if (stset_open_file(&golden_in, gpath, &e)) fail_msg("%s", e.msg);
-    const StFile *f;
-    const StTensor *t = stset_find(&golden_in, "input_ids", &f);
-    assert_non_null(t);
-    int64_t raw[64];
-    assert_true(t->numel <= 64);
-    if (st_read_raw(f, t, raw, &e)) fail_msg("%s", e.msg);
-    int B = (int)t->shape[0], T = (int)t->shape[1], ids[64];
-    for (int i = 0; i < B * T; i++) ids[i] = (int)raw[i];
-
-    /* pre-fill the gradients with 0.25 so a `=` instead of `+=` shows */
-    for (size_t i = 0; i < g.n_floats; i++) g.arena[i] = 0.25f;
-    double loss;
-    if (model_loss_grad(&m, &g, ids, B, T, &loss, &e)) fail_msg("%s", e.msg);
-    for (size_t i = 0; i < g.n_floats; i++) g.arena[i] -= 0.25f;
-
-    float want_loss;
-    t = stset_find(&gold, "loss", &f);
-    assert_non_null(t);
-    if (st_read_f32(f, t, &want_loss, &e)) fail_msg("%s", e.msg);
-    double el = fabs(loss - want_loss) / fabs(want_loss);
-    print_message("  %-10s loss %.6f (transformers %.6f, rel %.1e)", name, loss, want_loss, el);
-    assert_true(el <= TOL_HF_LOSS_REL);
-
-    /* the largest golden gradient anywhere: the scale of the absolute part of the tolerance */
-    double gmax = 0;
-    for (size_t i = 0; i < gold.n_entries; i++) {
-        const StTensor *gt = gold.entries[i].t;
-        if (!strcmp(gt->name, "loss")) continue;
-        float *buf = malloc(gt->numel * sizeof(float));
-        if (st_read_f32(&gold.files[gold.entries[i].file], gt, buf, &e)) fail_msg("%s", e.msg);
-        for (size_t k = 0; k < gt->numel; k++) gmax = fmax(gmax, fabs((double)buf[k]));
-        free(buf);
-    }
-    double worst = 0;
-    const char *worst_name = "";
-    size_t checked = 0;
-    for (size_t i = 0; i < g.n_params; i++) {
-        const ParamInfo *p = &g.params[i];
-        t = stset_find(&gold, p->name, &f);
-        if (p->mtp) { /* MTP modules are not part of transformers' model: untouched by this loss */
-            assert_null(t);
-            for (size_t k = 0; k < p->numel; k++) assert_true(p->ptr[k] == 0.0f);
-            continue;
-        }
-        if (!t) {
-            /* only the balancing bias has no gradient in transformers */
-            if (!strstr(p->name, "e_score_correction_bias")) fail_msg("%s: no golden gradient for %s", name, p->name);
-            for (size_t k = 0; k < p->numel; k++) assert_true(p->ptr[k] == 0.0f);
-            continue;
-        }
-        assert_int_equal(t->numel, p->numel);
-        float *want = malloc(p->numel * sizeof(float));
-        if (st_read_f32(f, t, want, &e)) fail_msg("%s", e.msg);
-        double md = 0, mw = 0;
-        for (size_t k = 0; k < p->numel; k++) {
-            md = fmax(md, fabs((double)p->ptr[k] - want[k]));
-            mw = fmax(mw, fabs((double)want[k]));
-        }
-        /* |diff| <= rtol·max|this tensor| + atol·max|any gradient| (tolerances.h says why) */
-        double limit = TOL_HF_GRAD_REL * mw + TOL_HF_GRAD_ABS * gmax;
-        double ratio = md / limit;
-        if (ratio > worst) { worst = ratio; worst_name = p->name; }
-        if (md > limit)
-            fail_msg("%s: gradient of %s: max abs diff %.3e, max |golden| %.3e, limit %.3e", name, p->name, md, mw, limit);
-        free(want);
-        checked++;
-    }
-    print_message(", %zu gradient tensors, worst at %.0f%% of its limit (%s)\n", checked, 100 * worst, worst_name);
-    stset_close(&gold);
-    stset_close(&golden_in);
-    model_free(&m);
-    model_free(&g);
+    if (backend_check(BACKEND_CPU, &e) == 0) check_model_grads_on(name, obj, BACKEND_CPU);
 }
+static void test_sft_v3(void **st) { (void)st; check_objective("v3", OBJ_SFT); }
+static void test_sft_v3_noq(void **st) { (void)st; check_objective("v3_noq", OBJ_SFT); }
+static void test_sft_v2_greedy(void **st) { (void)st; check_objective("v2_greedy", OBJ_SFT); }
+static void test_sft_v2_group(void **st) { (void)st; check_objective("v2_group", OBJ_SFT); }
+static void test_sft_llama_gqa(void **st) { (void)st; check_objective("llama_gqa", OBJ_SFT); }
+static void test_weighted_v3(void **st) { (void)st; check_objective("v3", OBJ_WEIGHTED); }
+static void test_weighted_llama_gqa(void **st) { (void)st; check_objective("llama_gqa", OBJ_WEIGHTED); }
 
 static void test_hf_v3(void **st) { (void)st; check_model_grads("v3"); }
 static void test_hf_v3_noq(void **st) { (void)st; check_model_grads("v3_noq"); }
@@ -313,17 +248,17 @@ static void test_fd_attention(void **st) {
 typedef struct { float *lg, *probs; int tg[3]; } CeCtx;
 static double ce_loss(void *p) {
     CeCtx *c = p;
-    return crossentropy_forward(c->probs, c->lg, c->tg, 3, 6, NULL);
+    return crossentropy_forward(c->probs, c->lg, c->tg, NULL, 3, 6, NULL);
 }
 static void test_fd_crossentropy(void **st) {
     (void)st;
     CeCtx c = {vec(18, 2), vec(18, 0), {4, -1, 0}};
     int count;
-    double l = crossentropy_forward(c.probs, c.lg, c.tg, 3, 6, &count);
+    double l = crossentropy_forward(c.probs, c.lg, c.tg, NULL, 3, 6, &count);
     assert_int_equal(count, 2);
     assert_true(l > 0);
     float *dl = gbuf(18);
-    crossentropy_backward(dl, 1.0f, c.probs, c.tg, 3, 6, count);
+    crossentropy_backward(dl, 1.0f, c.probs, c.tg, NULL, 3, 6, count);
     unfill(dl, 18);
     for (int i = 6; i < 12; i++) assert_true(fabsf(dl[i]) < 1e-7f); /* no target, no gradient */
     CHECK_FD("crossentropy", ce_loss, &c, c.lg, 18, dl);
@@ -575,7 +510,7 @@ static size_t mtp_choices(MtpCtx *c, int *out) {
 static double mtp_loss(void *p) {
     MtpCtx *c = p;
     SeekErr e;
-    if (mtp_forward(&c->m, &c->ms, c->ids, c->h0, &e)) fail_msg("%s", e.msg);
+    if (mtp_forward(&c->m, &c->ms, c->ids, NULL, c->h0, &e)) fail_msg("%s", e.msg);
     int now[1024];
     size_t n = mtp_choices(c, now);
     if (n != c->n_base || memcmp(now, c->base, n * sizeof(int))) fd_invalid = 1;
@@ -633,7 +568,7 @@ static void check_mtp(int first_dense, const char *label) {
         rms_g[nt] = fd_last_rms_g;
         rms_e[nt++] = fd_last_rms_err;
     }
-    /* the issue's measure: the normwise relative error of the whole gradient (every checked
+    /* the project's measure: the normwise relative error of the whole gradient (every checked
      * element of every tensor, each tensor weighted by its share of the elements checked) */
     double gmax = 0, worst = 0, sum_e = 0, sum_g = 0;
     for (int t = 0; t < nt; t++) {
@@ -686,17 +621,17 @@ static void test_train_step_wiring(void **st) {
     for (int i = 0; i < 14; i++) ids[i] = (int)(rng_u32(&fd_rng) % 16);
     LossWeights lw = {2, 0.3f, 0.1f};
     StepLosses L;
-    if (train_step_grads(&m, &g1, &t1, ids, &lw, &L, &e)) fail_msg("%s", e.msg);
+    if (train_step_grads(&m, &g1, &t1, &(TrainBatch){.ids = ids}, &lw, &L, &e)) fail_msg("%s", e.msg);
     /* by hand */
     memset(g2.arena, 0, g2.n_floats * sizeof(float));
     t2.kv.len = 0;
     if (model_forward(&m, &t2.s, &t2.kv, ids, 2, 7, ATTN_NAIVE, NULL, NULL, t2.g.logits, &e)) fail_msg("%s", e.msg);
     for (int i = 0; i < 14; i++) t2.g.targets[i] = i % 7 < 6 ? ids[i + 1] : -1;
     int count;
-    double main_loss = crossentropy_forward(t2.g.probs, t2.g.logits, t2.g.targets, 14, m.cfg.V, &count);
+    double main_loss = crossentropy_forward(t2.g.probs, t2.g.logits, t2.g.targets, NULL, 14, m.cfg.V, &count);
     memset(t2.g.dlogits, 0, (size_t)14 * m.cfg.V * sizeof(float));
-    crossentropy_backward(t2.g.dlogits, 1.0f, t2.g.probs, t2.g.targets, 14, m.cfg.V, count);
-    if (mtp_forward(&m, &t2.mtp, ids, t2.s.xnf, &e)) fail_msg("%s", e.msg);
+    crossentropy_backward(t2.g.dlogits, 1.0f, t2.g.probs, t2.g.targets, NULL, 14, m.cfg.V, count);
+    if (mtp_forward(&m, &t2.mtp, ids, NULL, t2.s.xnf, &e)) fail_msg("%s", e.msg);
     memset(t2.dh0, 0, (size_t)14 * m.cfg.C * sizeof(float));
     mtp_backward(&g2, &m, &t2.mtp, 0.3f / 2, t2.dh0);
     double bal = 0;
@@ -723,6 +658,9 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hf_v3),        cmocka_unit_test(test_hf_v3_noq),   cmocka_unit_test(test_hf_v2_greedy),
         cmocka_unit_test(test_hf_v2_group),  cmocka_unit_test(test_hf_llama_gqa),
+        cmocka_unit_test(test_sft_v3),       cmocka_unit_test(test_sft_v3_noq),  cmocka_unit_test(test_sft_v2_greedy),
+        cmocka_unit_test(test_sft_v2_group), cmocka_unit_test(test_sft_llama_gqa),
+        cmocka_unit_test(test_weighted_v3),  cmocka_unit_test(test_weighted_llama_gqa),
         cmocka_unit_test(test_fd_matmul),    cmocka_unit_test(test_fd_rmsnorm),  cmocka_unit_test(test_fd_embedding),
         cmocka_unit_test(test_fd_rope),      cmocka_unit_test(test_fd_swiglu),   cmocka_unit_test(test_fd_attention),
         cmocka_unit_test(test_fd_crossentropy), cmocka_unit_test(test_fd_mla),  cmocka_unit_test(test_fd_moe),

@@ -32,6 +32,8 @@
 #include "tokenizer.h"
 #include "tolerances.h"
 #include "train_parts.h"
+#include "backend.h"
+#include "trainer.h"
 
 #define FIXTURE "tests/fixtures/v3"
 
@@ -1029,8 +1031,112 @@ static void test_save_failures(void **state) {
     free(cfg);
 }
 
+/* ---- objectives as data, and the trainer ---- */
+
+/* Weights are a factor on each prediction: all 1 is the unweighted loss bit for bit, all 2 doubles
+ * the loss and every gradient exactly (a power of two scales every rounding step exactly), on
+ * every host backend. */
+static void test_weighted_objective(void **state) {
+    Model m, g[3];
+    SeekErr e;
+    if (model_load(&m, FIXTURE, &e)) fail_msg("%s", e.msg);
+    enum { B = 2, T = 7 };
+    int ids[B * T];
+    float ones[B * T], twos[B * T];
+    for (int i = 0; i < B * T; i++) ids[i] = 3 + (37 * i + 5) % (m.cfg.V - 3), ones[i] = 1.0f, twos[i] = 2.0f;
+    Backend bes[2] = {BACKEND_REF, BACKEND_CPU};
+    for (int k = 0; k < 2; k++) {
+        if (backend_check(bes[k], &e)) continue; /* cpu: built without OpenBLAS */
+        double loss[3];
+        const float *w[3] = {NULL, ones, twos};
+        for (int i = 0; i < 3; i++) {
+            if (model_init(&g[i], &m.cfg, &e)) fail_msg("%s", e.msg);
+            if (model_loss_grad_on(bes[k], &m, &g[i], &(TrainBatch){ids, NULL, w[i]}, B, T, &loss[i], &e)) fail_msg("%s", e.msg);
+        }
+        assert_true(loss[1] == loss[0]);
+        assert_memory_equal(g[1].arena, g[0].arena, g[0].n_floats * sizeof(float));
+        assert_true(loss[2] == 2 * loss[0]);
+        for (size_t i = 0; i < g[0].n_floats; i++)
+            if (g[2].arena[i] != 2 * g[0].arena[i]) fail_msg("%s: gradient %zu: %g, twice %g expected", backend_name(bes[k]), i, g[2].arena[i], g[0].arena[i]);
+        for (int i = 0; i < 3; i++) model_free(&g[i]);
+    }
+    /* targets: −1 everywhere leaves nothing to predict, one line */
+    int none[B * T];
+    for (int i = 0; i < B * T; i++) none[i] = -1;
+    double l;
+    assert_int_equal(model_loss_grad(&m, NULL, &(TrainBatch){ids, none, NULL}, B, T, &l, &e), -1);
+    assert_err(&e, "nothing to predict", NULL);
+    model_free(&m);
+}
+
+/* A trainer that builds its own batches (reinforcement learning, distillation) drives
+ * trainer_step; on the same batches it must train exactly as trainer_run: the same weights, the
+ * same moments and the same state, bit for bit. */
+static void test_trainer_step_api(void **state) {
+    char path[512], out1[512], out2[512];
+    tmp_path(path, sizeof path, "trainer.txt");
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 400; i++) fputc("the quick brown fox jumps over the lazy dog. "[i % 45], f);
+    fclose(f);
+    SeekErr e;
+    TokenData d;
+    Loader L1, L2;
+    if (data_load(&d, path, 1, &e)) fail_msg("%s", e.msg);
+    if (loader_init(&L1, &d, 8, 0.2, 3, 256, &e) || loader_init(&L2, &d, 8, 0.2, 3, 256, &e)) fail_msg("%s", e.msg);
+    Model m1, m2;
+    tiny_model(&m1);
+    tiny_model(&m2);
+    model_init_weights(&m1, 7, 0.02f);
+    model_init_weights(&m2, 7, 0.02f);
+    tmp_path(out1, sizeof out1, "trainer-run");
+    tmp_path(out2, sizeof out2, "trainer-step");
+    TrainerOpts o = {.B = 2, .T = 8, .steps = 6, .sched = {SCHED_COSINE, 1e-2f, 1e-3f, 2, 6, 0},
+                     .adamw = {0.9f, 0.95f, 1e-8f, 0.1f}, .grad_clip = 1.0, .lw = {0, 0.3f, 1e-4f}, .bias_gamma = 0.001f,
+                     .max_bad_steps = 3, .eval_interval = 3, .eval_batches = 2, .checkpoint_interval = 0,
+                     .out = out1, .config_json = "{}", .be = BACKEND_REF};
+    Trainer t1, t2;
+    if (trainer_init(&t1, &o, &m1, NULL, &e)) fail_msg("%s", e.msg);
+    o.out = out2;
+    o.eval_interval = 0;
+    if (trainer_init(&t2, &o, &m2, NULL, &e)) fail_msg("%s", e.msg);
+    TrainData td = {DATA_WINDOWS, &L1, NULL};
+    if (trainer_run(&t1, &td, &e)) fail_msg("%s", e.msg);
+    int ids[16];
+    for (int s = 0; s < 6; s++) {
+        StepReport r;
+        loader_next(&L2, 2, ids);
+        if (trainer_step(&t2, &(TrainBatch){.ids = ids}, &r, &e)) fail_msg("%s", e.msg);
+        assert_int_equal(r.skipped, 0);
+        assert_true(isfinite(r.loss.total) && r.norm > 0);
+    }
+    assert_int_equal(t1.st.step, 6);
+    assert_int_equal(t2.st.step, 6);
+    assert_memory_equal(m1.arena, m2.arena, m1.n_floats * sizeof(float));
+    assert_memory_equal(t1.mom1, t2.mom1, m1.n_floats * sizeof(float));
+    assert_memory_equal(t1.mom2, t2.mom2, m1.n_floats * sizeof(float));
+    assert_memory_equal(t1.curve, t2.curve, 6 * sizeof(float));
+    /* validation ran at steps 3 and 6 in the run, and only there */
+    assert_true(isfinite(t1.vcurve[2]) && isfinite(t1.vcurve[5]) && isnan(t1.vcurve[0]) && isnan(t1.vcurve[3]));
+    /* trainer_run's last step wrote a checkpoint; a trainer that drives the steps writes its own */
+    char ck[600];
+    snprintf(ck, sizeof ck, "%s/step-00000006/model.safetensors", out1);
+    assert_int_equal(access(ck, F_OK), 0);
+    if (trainer_checkpoint(&t2, NULL, &e)) fail_msg("%s", e.msg);
+    snprintf(ck, sizeof ck, "%s/step-00000006/model.safetensors", out2);
+    assert_int_equal(access(ck, F_OK), 0);
+    trainer_free(&t1);
+    trainer_free(&t2);
+    model_free(&m1);
+    model_free(&m2);
+    loader_free(&L1);
+    loader_free(&L2);
+    data_free(&d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_weighted_objective),
+        cmocka_unit_test(test_trainer_step_api),
         cmocka_unit_test(test_init_deterministic),
         cmocka_unit_test(test_init_distributions),
         cmocka_unit_test(test_param_classes),

@@ -217,7 +217,7 @@ static int measure_train(Backend be, Model *m, const int *ids, int B, int T, int
         if (be == BACKEND_CPU) cpu_gemm_stats = &st;
         StepLosses sl;
         double t0 = bench_now_s(), t1, t2, t3;
-        rc = train_step_grads_on(be, m, grads, &tb, ids, &lw, &sl, err);
+        rc = train_step_grads_on(be, m, grads, &tb, &(TrainBatch){.ids = ids}, &lw, &sl, err);
         t1 = t2 = t3 = bench_now_s();
         if (!rc) {
             double norm = grad_global_norm_on(be, grads);

@@ -1,5 +1,5 @@
 /* cmd_bench_cuda.c: `seek bench --backend cuda [CONFIG.json | DIR] [--batch B] [--seq-len T] [--steps N]`,
- * the first measurement of the CUDA backend on a real-sized model (issue 7): by default the
+ * the first measurement of the CUDA backend on a real-sized model: by default the
  * bench-460m config (../shared/bench/bench-460m.config.json: DeepSeek-V3 layout, 463M parameters)
  * with seeded random weights, batch 8 × 1024 tokens as ../shared/bench/hf_torch_anchor.py
  * trains it. It measures, medians after one warm-up:
@@ -143,7 +143,7 @@ int cmd_bench_cuda(int argc, char **argv) {
         for (int r = 0; !rc && r <= steps; r++) {
             StepLosses sl;
             double t0 = bench_now_s();
-            rc = train_step_grads_on(BACKEND_CUDA, &m, &g, &tb, ids, &lw, &sl, &err);
+            rc = train_step_grads_on(BACKEND_CUDA, &m, &g, &tb, &(TrainBatch){.ids = ids}, &lw, &sl, &err);
             double t1 = bench_now_s();
             if (!rc) {
                 double norm = grad_global_norm_on(BACKEND_CUDA, &g);

@@ -242,7 +242,7 @@ int cmd_eval(int argc, char **argv) {
     for (size_t w = 0; !rc && w < n_win; w++) {
         for (int t = 0; t < T; t++) ids[t] = toks[(first + w) * (size_t)T + (size_t)t];
         double loss;
-        if ((rc = eval_main_loss_on(be, &m, &tb, ids, &loss, &err))) break;
+        if ((rc = eval_main_loss_on(be, &m, &tb, &(TrainBatch){.ids = ids}, &loss, &err))) break;
         sum += loss * (double)(T - 1); /* the window's mean over its T − 1 targets */
         count += T - 1;
         if (X) {
@@ -255,7 +255,7 @@ int cmd_eval(int argc, char **argv) {
             }
         }
         if (D == 0) continue;
-        if ((rc = mtp_forward_on(be, &m, &tb.mtp, ids, tb.s.xnf, &err))) break;
+        if ((rc = mtp_forward_on(be, &m, &tb.mtp, ids, NULL, tb.s.xnf, &err))) break;
         for (int k = 0; k < D; k++) {
             const MtpDepth *d = &tb.mtp.d[k];
             mtp_sum[k] += d->loss * (double)d->count;

@@ -16,19 +16,59 @@
 #include "model.h"
 #include "plot.h"
 #include "safetensors.h"
+#include "tokenizer.h"
 #include "train.h"
 #include "train_parts.h"
+#include "pairs.h"
+#include "trainer.h"
 
 /* "1,2,3;4,5,6" -> ids (B, T); shared with cmd_model.c's format */
 int parse_id_batch(const char *s, int **ids, int *B, int *T, SeekErr *err);
 
-/* seek grad DIR --ids "..." -o grads.safetensors [--backend ref|cpu]: the loss transformers
- * computes for labels = input_ids, and the gradient of every parameter under the checkpoint's names. */
+/* "P0;P1;..." -> one prompt length a sequence of ids (B, T), then the SFT targets: position t
+ * predicts ids[t+1] only where t+1 >= P_b (transformers' labels[b, :P_b] = -100, shifted).
+ * Errors name the value; shared with cmd_verify.c. */
+int parse_prompt_lens(const char *s, const int *ids, int B, int T, int **targets, SeekErr *err) {
+    int *P = calloc((size_t)B, sizeof(int)), *len = calloc((size_t)B, sizeof(int));
+    int *tg = malloc((size_t)B * T * sizeof(int));
+    int n = 0, rc = 0;
+    if (!P || !len || !tg) rc = seek_fail(err, "out of memory");
+    const char *p = s;
+    while (!rc && *p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || (*end && *end != ';'))
+            rc = seek_fail(err, "--prompt-len: '%s' is not a list of lengths like \"3;5\" (one a sequence)", s);
+        else if (n >= B) rc = seek_fail(err, "--prompt-len: more than %d length(s) for %d sequence(s) in --ids", B, B);
+        else if (v < 0 || v >= T)
+            rc = seek_fail(err, "--prompt-len: sequence %d: prompt length %ld leaves nothing to predict in %d tokens (expected 0..%d)",
+                           n, v, T, T - 1);
+        else P[n++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    if (!rc && n != B) rc = seek_fail(err, "--prompt-len: %d length(s) for %d sequence(s) in --ids", n, B);
+    for (int b = 0; b < B; b++) len[b] = T;
+    if (!rc) rc = sft_targets(tg, ids, B, T, P, len, err);
+    free(P);
+    free(len);
+    if (rc) {
+        free(tg);
+        return -1;
+    }
+    *targets = tg;
+    return 0;
+}
+
+/* seek grad DIR --ids "..." [--prompt-len "P0;P1"] -o grads.safetensors [--backend ref|cpu|cuda]:
+ * the loss transformers computes for labels = input_ids (with --prompt-len: labels -100 on each
+ * sequence's first P_b tokens, supervised fine-tuning's loss), and the gradient of every
+ * parameter under the checkpoint's names. */
 int cmd_grad(int argc, char **argv) {
-    const char *dir = NULL, *ids_s = NULL, *out = NULL, *backend_s = NULL;
+    const char *dir = NULL, *ids_s = NULL, *out = NULL, *backend_s = NULL, *plen_s = NULL;
     for (int i = 1; i < argc; i++) {
         const char **dst = !strcmp(argv[i], "--ids") ? &ids_s : !strcmp(argv[i], "-o") ? &out
-                         : !strcmp(argv[i], "--backend") ? &backend_s : NULL;
+                         : !strcmp(argv[i], "--backend") ? &backend_s : !strcmp(argv[i], "--prompt-len") ? &plen_s : NULL;
         if (dst) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "seek grad: %s needs a value\n", argv[i]);
@@ -54,15 +94,17 @@ int cmd_grad(int argc, char **argv) {
         fprintf(stderr, "seek grad: %s\n", err.msg);
         return 1;
     }
-    int *ids = NULL, B, T;
-    if (parse_id_batch(ids_s, &ids, &B, &T, &err)) {
+    int *ids = NULL, *targets = NULL, B, T;
+    if (parse_id_batch(ids_s, &ids, &B, &T, &err) || (plen_s && parse_prompt_lens(plen_s, ids, B, T, &targets, &err))) {
         fprintf(stderr, "seek grad: %s\n", err.msg);
+        free(ids);
         return 1;
     }
     Model m, g;
     int rc = model_load(&m, dir, &err);
     if (rc) {
         free(ids);
+        free(targets);
         fprintf(stderr, "seek grad: %s\n", err.msg);
         return 1;
     }
@@ -73,7 +115,7 @@ int cmd_grad(int argc, char **argv) {
     int have_g = 0;
     if (!rc && (rc = model_init(&g, &m.cfg, &err)) == 0) have_g = 1;
     double loss = 0;
-    if (!rc) rc = model_loss_grad_on(be, &m, &g, ids, B, T, &loss, &err);
+    if (!rc) rc = model_loss_grad_on(be, &m, &g, &(TrainBatch){ids, targets, NULL}, B, T, &loss, &err);
     if (!rc) {
         StWriteTensor *ts = calloc(g.n_params, sizeof *ts);
         if (!ts) rc = seek_fail(&err, "out of memory");
@@ -97,6 +139,7 @@ int cmd_grad(int argc, char **argv) {
     if (have_g) model_free(&g);
     model_free(&m);
     free(ids);
+    free(targets);
     if (rc) {
         fprintf(stderr, "seek grad: %s\n", err.msg);
         return 1;
@@ -126,6 +169,8 @@ static const char *PRESET_TINY_LLAMA =
 
 typedef struct {
     const char *model, *data, *out, *log, *tokenizer;
+    const char *init;        /* a model folder (or run root) whose weights the run starts from */
+    int sft;                 /* objective "sft": data is prompt/response pairs (JSONL) */
     json_t *model_obj;       /* "model" given inline */
     int raw_bytes;           /* data_format "bytes" */
     long long seed, batch, seq_len, steps, warmup, decay_steps, eval_interval, eval_batches, checkpoint_interval;
@@ -167,6 +212,7 @@ static int tc_parse(TrainConfig *t, json_t *root, const char *path, SeekErr *err
     if (!json_is_object(root)) return seek_fail(err, "%s: expected a JSON object", path);
     static const struct { const char *key; char type; } known[] = {
         {"model", 'm'}, {"data", 's'}, {"data_format", 's'}, {"out", 's'}, {"log", 's'}, {"tokenizer", 's'},
+        {"init", 's'}, {"objective", 's'},
         {"seed", 'i'}, {"batch", 'i'}, {"seq_len", 'i'}, {"steps", 'i'}, {"warmup", 'i'}, {"decay_steps", 'i'},
         {"eval_interval", 'i'}, {"eval_batches", 'i'}, {"checkpoint_interval", 'i'}, {"mtp_depth", 'i'},
         {"max_bad_steps", 'i'}, {"init_std", 'f'}, {"lr", 'f'}, {"lr_min", 'f'}, {"weight_decay", 'f'},
@@ -195,7 +241,7 @@ static int tc_parse(TrainConfig *t, json_t *root, const char *path, SeekErr *err
         if (json_is_object(v)) t->model_obj = v;
         else t->model = json_string_value(v);
     }
-    S(data); S(out); S(log); S(tokenizer);
+    S(data); S(out); S(log); S(tokenizer); S(init);
     I(seed, 0, 0x7fffffffffffffffLL); I(batch, 1, 4096); I(seq_len, 2, 1 << 20); I(steps, 1, 1LL << 40);
     I(warmup, 0, 1LL << 40); I(decay_steps, 0, 1LL << 40); I(eval_interval, 0, 1LL << 40); I(eval_batches, 1, 1 << 20);
     I(checkpoint_interval, 0, 1LL << 40); I(mtp_depth, 0, MAX_MTP_DEPTH); I(max_bad_steps, 1, 1 << 20);
@@ -208,6 +254,12 @@ static int tc_parse(TrainConfig *t, json_t *root, const char *path, SeekErr *err
         else if (!strcmp(f, "tokens")) t->raw_bytes = 0;
         else return seek_fail(err, "%s: 'data_format' is '%s' (expected tokens or bytes)", path, f);
     }
+    if ((v = json_object_get(root, "objective"))) {
+        const char *f = json_string_value(v);
+        if (!strcmp(f, "sft")) t->sft = 1;
+        else if (!strcmp(f, "pretrain")) t->sft = 0;
+        else return seek_fail(err, "%s: 'objective' is '%s' (expected pretrain or sft)", path, f);
+    }
     if ((v = json_object_get(root, "schedule"))) {
         const char *f = json_string_value(v);
         if (!strcmp(f, "cosine")) t->schedule = SCHED_COSINE;
@@ -218,8 +270,14 @@ static int tc_parse(TrainConfig *t, json_t *root, const char *path, SeekErr *err
 #undef S
 #undef I
 #undef F
-    if (!t->model && !t->model_obj) return seek_fail(err, "%s: 'model' is missing (a config.json path, tiny-v3 or tiny-llama)", path);
-    if (!t->data) return seek_fail(err, "%s: 'data' is missing (a token file, or a text file with data_format bytes)", path);
+    if (t->init && (t->model || t->model_obj))
+        return seek_fail(err, "%s: 'init' (a model folder to start from) and 'model' (a new model) exclude each other", path);
+    if (!t->model && !t->model_obj && !t->init)
+        return seek_fail(err, "%s: 'model' is missing (a config.json path, tiny-v3 or tiny-llama; or 'init', a model folder to fine-tune)", path);
+    if (!t->data)
+        return seek_fail(err, "%s: 'data' is missing (%s)", path,
+                         t->sft ? "a JSONL file of {\"prompt\": ..., \"response\": ...} lines" : "a token file, or a text file with data_format bytes");
+    if (t->sft && t->raw_bytes) return seek_fail(err, "%s: objective sft reads JSONL pairs: drop 'data_format'", path);
     if (!t->out) return seek_fail(err, "%s: 'out' is missing (the checkpoint folder)", path);
     if (t->lr_min > t->lr) return seek_fail(err, "%s: 'lr_min' %g is above 'lr' %g", path, t->lr_min, t->lr);
     if (t->schedule == SCHED_WSD && t->decay_steps <= 0) return seek_fail(err, "%s: schedule wsd needs 'decay_steps' > 0", path);
@@ -231,7 +289,19 @@ static int tc_parse(TrainConfig *t, json_t *root, const char *path, SeekErr *err
 static char *model_config_text(const TrainConfig *t, SeekErr *err) {
     json_t *root = NULL;
     json_error_t je;
-    if (t->model_obj) root = json_deep_copy(t->model_obj);
+    char init_cfg[4096];
+    if (t->init) { /* the model folder's own config.json */
+        char dir[4096];
+        if (model_resolve_dir(t->init, dir, sizeof dir, err) || path_join(init_cfg, sizeof init_cfg, dir, "config.json", err)) {
+            seek_fail_prefix(err, "init");
+            return NULL;
+        }
+        root = json_load_file(init_cfg, JSON_REJECT_DUPLICATES, &je);
+        if (!root) {
+            seek_fail(err, "init: %s: %s (line %d)", init_cfg, je.text, je.line);
+            return NULL;
+        }
+    } else if (t->model_obj) root = json_deep_copy(t->model_obj);
     else if (!strcmp(t->model, "tiny-v3")) root = json_loads(PRESET_TINY_V3, 0, &je);
     else if (!strcmp(t->model, "tiny-llama")) root = json_loads(PRESET_TINY_LLAMA, 0, &je);
     else {
@@ -246,6 +316,7 @@ static char *model_config_text(const TrainConfig *t, SeekErr *err) {
         seek_fail(err, "model config: expected a JSON object");
         return NULL;
     }
+    if (t->init) json_object_del(root, "quantization_config"); /* checkpoints hold the weights in fp32 */
     const char *mt = json_string_value(json_object_get(root, "model_type"));
     if (t->mtp_depth > 0 && (!mt || strcmp(mt, "deepseek_v3"))) {
         seek_fail(err, "mtp_depth %lld: Multi-Token Prediction needs a deepseek_v3 model (this is %s)", t->mtp_depth, mt ? mt : "?");
@@ -259,58 +330,24 @@ static char *model_config_text(const TrainConfig *t, SeekErr *err) {
     return text;
 }
 
-static int copy_file(const char *src, const char *dst, SeekErr *err) {
-    char *text = NULL;
-    size_t len = 0;
-    if (read_text_file(src, 256u << 20, &text, &len, err)) return -1;
-    int rc = write_file_atomic(dst, text, len, err);
-    free(text);
+/* The weights of the model folder dir (or a run's latest checkpoint) into m, tensor by tensor by
+ * name; m's config is the folder's with the run's MTP depth, so an MTP module the folder does not
+ * hold is an error naming it. */
+static int init_from(Model *m, const char *dir, SeekErr *err) {
+    Model src;
+    if (model_load(&src, dir, err)) return seek_fail_prefix(err, "init");
+    int rc = 0;
+    for (size_t i = 0; !rc && i < m->n_params; i++) {
+        const ParamInfo *p = &m->params[i], *q = model_param(&src, p->name);
+        if (p->mtp && (!q || !src.has_mtp))
+            rc = seek_fail(err, "init %s: no MTP module holds '%s' (the folder has %d; lower mtp_depth)", dir, p->name,
+                           src.has_mtp ? src.cfg.mtp_depth : 0);
+        else if (!q) rc = seek_fail(err, "init %s: tensor '%s' not found", dir, p->name);
+        else if (q->numel != p->numel) rc = seek_fail(err, "init %s: '%s' has %zu values, expected %zu", dir, p->name, q->numel, p->numel);
+        else memcpy(p->ptr, q->ptr, p->numel * sizeof(float));
+    }
+    model_free(&src);
     return rc;
-}
-
-/* tokenizer.json (and tokenizer_config.json beside it) into a checkpoint folder */
-static int copy_tokenizer(const char *tok, const char *dir, SeekErr *err) {
-    char dst[4096], cfg[4096];
-    if (path_join(dst, sizeof dst, dir, "tokenizer.json", err) || copy_file(tok, dst, err)) return -1;
-    snprintf(cfg, sizeof cfg, "%s", tok);
-    char *slash = strrchr(cfg, '/');
-    size_t room = sizeof cfg - (slash ? (size_t)(slash + 1 - cfg) : 0);
-    if (slash) snprintf(slash + 1, room, "tokenizer_config.json");
-    else snprintf(cfg, sizeof cfg, "tokenizer_config.json");
-    if (access(cfg, R_OK) == 0) {
-        if (path_join(dst, sizeof dst, dir, "tokenizer_config.json", err) || copy_file(cfg, dst, err)) return -1;
-    }
-    return 0;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* mean validation loss over up to eval_batches windows */
-static int validate(Backend be, const Model *m, TrainBuffers *tb, const Loader *L, int B, long long max_batches,
-                    double *out, SeekErr *err) {
-    int *ids = malloc((size_t)B * L->T * sizeof(int));
-    if (!ids) return seek_fail(err, "out of memory");
-    size_t w = 0;
-    double sum = 0;
-    int n = 0;
-    for (long long b = 0; b < max_batches && w < L->n_val; b++) {
-        for (int i = 0; i < B; i++) loader_val(L, (w + i) % L->n_val, ids + (size_t)i * L->T);
-        w += B;
-        double loss;
-        if (eval_main_loss_on(be, m, tb, ids, &loss, err)) {
-            free(ids);
-            return -1;
-        }
-        sum += loss;
-        n++;
-    }
-    free(ids);
-    *out = n ? sum / n : NAN;
-    return 0;
 }
 
 static void loss_plot(const char *path, const float *train, int n, const float *val, SeekErr *err) {
@@ -389,6 +426,14 @@ int cmd_train(int argc, char **argv) {
     Backend be = backend_default();
     int rc = backend_s ? backend_parse(backend_s, &be, &err) : 0;
     if (!rc) rc = tc_parse(&t, root, src, &err);
+    /* a model folder to start from brings its tokenizer (copied into every checkpoint; SFT reads it) */
+    char init_tok[4096];
+    if (!rc && t.init && !t.tokenizer) {
+        char dir[4096];
+        if (model_resolve_dir(t.init, dir, sizeof dir, &err) == 0 &&
+            path_join(init_tok, sizeof init_tok, dir, "tokenizer.json", &err) == 0 && access(init_tok, R_OK) == 0)
+            t.tokenizer = init_tok;
+    }
     char *config_text = rc ? NULL : model_config_text(&t, &err);
     if (!rc && !config_text) rc = -1;
     Config cfg;
@@ -398,30 +443,48 @@ int cmd_train(int argc, char **argv) {
     /* everything is checked before any work: data, model, resume state */
     TokenData data = {0};
     Loader L = {0};
-    Model m = {0}, g = {0};
-    TrainBuffers tb = {0};
-    int have_data = 0, have_loader = 0, have_m = 0, have_g = 0, have_tb = 0;
-    if (!rc && (rc = data_load(&data, t.data, t.raw_bytes, &err)) == 0) have_data = 1;
-    if (!rc && (rc = loader_init(&L, &data, (int)t.seq_len, t.val_fraction, (uint64_t)t.seed, cfg.V, &err)) == 0) have_loader = 1;
-    if (!rc && (rc = model_init(&m, &cfg, &err)) == 0) have_m = 1;
-    if (!rc && (rc = model_init(&g, &cfg, &err)) == 0) have_g = 1;
-    float *mom1 = NULL, *mom2 = NULL;
-    if (!rc) {
-        mom1 = calloc(m.n_floats, sizeof(float));
-        mom2 = calloc(m.n_floats, sizeof(float));
-        if (!mom1 || !mom2) rc = seek_fail(&err, "out of memory for the optimizer state");
-    }
-    TrainState st = {0};
-    SpikeState sp = {0};
-    if (!rc && resume) {
-        if ((rc = checkpoint_load(resume, &m, mom1, mom2, &st, &sp, &err)) == 0)
-            rc = loader_restore(&L, st.data_epoch, st.data_pos, st.data_rng, &err);
-        if (rc) seek_fail_prefix(&err, "--resume %s", resume);
+    PairData pd = {0};
+    PairLoader PL = {0};
+    Tokenizer *tok = NULL;
+    Model m = {0};
+    Trainer tr;
+    int have_data = 0, have_loader = 0, have_m = 0, have_tr = 0;
+    memset(&tr, 0, sizeof tr);
+    if (!rc && !t.sft) {
+        if ((rc = data_load(&data, t.data, t.raw_bytes, &err)) == 0) have_data = 1;
+        if (!rc && (rc = loader_init(&L, &data, (int)t.seq_len, t.val_fraction, (uint64_t)t.seed, cfg.V, &err)) == 0) have_loader = 1;
     } else if (!rc) {
-        model_init_weights(&m, (uint64_t)t.seed, (float)t.init_std);
+        /* SFT: every pair read and tokenized with the model's tokenizer before any work */
+        if (!t.tokenizer)
+            rc = seek_fail(&err, "%s: objective sft needs the model's tokenizer: 'tokenizer' (a tokenizer.json), or 'init' a model folder that has one", src);
+        if (!rc) rc = tokenizer_load(&tok, t.tokenizer, &err);
+        if (!rc) {
+            /* BOS as the tokenizer's config says, EOS after each response and as padding */
+            PairOpts po = {(int)t.seq_len, tokenizer_add_bos(tok) && tokenizer_bos_id(tok) >= 0, cfg.eos_id,
+                           cfg.eos_id >= 0 ? cfg.eos_id : 0, cfg.V};
+            if ((rc = pairs_load(&pd, t.data, tok, &po, &err)) == 0) have_data = 1;
+        }
+        if (!rc && (rc = pairs_loader_init(&PL, &pd, t.val_fraction, (uint64_t)t.seed, &err)) == 0) have_loader = 1;
     }
-    if (!rc && (rc = trainbuf_init(&tb, &cfg, (int)t.batch, (int)t.seq_len, (int)t.mtp_depth, &err)) == 0) have_tb = 1;
-    if (!rc && mkdir(t.out, 0755) != 0 && errno != EEXIST) rc = seek_fail(&err, "%s: cannot create: %s", t.out, strerror(errno));
+    if (!rc && (rc = model_init(&m, &cfg, &err)) == 0) have_m = 1;
+    if (!rc && !resume && !t.init) model_init_weights(&m, (uint64_t)t.seed, (float)t.init_std);
+    if (!rc && !resume && t.init) rc = init_from(&m, t.init, &err);
+    TrainerOpts to = {
+        .B = (int)t.batch, .T = (int)t.seq_len, .steps = t.steps,
+        .sched = {t.schedule, (float)t.lr, (float)t.lr_min, (int)t.warmup, (int)t.steps, (int)t.decay_steps},
+        .adamw = {(float)t.beta1, (float)t.beta2, (float)t.eps, (float)t.weight_decay},
+        .grad_clip = t.grad_clip,
+        .lw = {(int)t.mtp_depth, (float)t.mtp_lambda, cfg.E > 0 ? (float)t.balance_alpha : 0.0f},
+        .bias_gamma = (float)t.bias_gamma, .max_bad_steps = t.max_bad_steps, .spike_z = t.spike_z,
+        .eval_interval = t.eval_interval, .eval_batches = t.eval_batches, .checkpoint_interval = t.checkpoint_interval,
+        .out = t.out, .config_json = config_text, .tokenizer = t.tokenizer, .be = be,
+        .progress = stdout, .tty = isatty(STDOUT_FILENO)};
+    /* everything is checked before any work: data, model, resume state (trainer_init loads it
+     * before it creates the output folder) */
+    if (!rc && (rc = trainer_init(&tr, &to, &m, resume, &err)) == 0) have_tr = 1;
+    if (!rc && resume && (rc = t.sft ? pairs_restore(&PL, tr.st.data_epoch, tr.st.data_pos, tr.st.data_rng, &err)
+                                     : loader_restore(&L, tr.st.data_epoch, tr.st.data_pos, tr.st.data_rng, &err)))
+        seek_fail_prefix(&err, "--resume %s", resume);
     char logpath[4096];
     FILE *log = NULL;
     if (!rc) {
@@ -436,143 +499,40 @@ int cmd_train(int argc, char **argv) {
 
     ModelCounts mc;
     model_counts(&cfg, &mc);
-    printf("train: %s, %llu parameters (%llu active per token), %d MTP depth(s); %zu tokens, %zu train / %zu val windows of %lld; backend %s\n",
-           cfg.model_type, (unsigned long long)mc.total, (unsigned long long)mc.active, (int)t.mtp_depth, data.n, L.n_train,
-           L.n_val, t.seq_len, backend_name(be));
-    fprintf(log, "start model=%s params=%llu active=%llu mtp_depth=%lld batch=%lld seq_len=%lld steps=%lld seed=%lld resume=%s backend=%s\n",
+    if (!t.sft)
+        printf("train: %s, %llu parameters (%llu active per token), %d MTP depth(s); %zu tokens, %zu train / %zu val windows of %lld; backend %s\n",
+               cfg.model_type, (unsigned long long)mc.total, (unsigned long long)mc.active, (int)t.mtp_depth, data.n, L.n_train,
+               L.n_val, t.seq_len, backend_name(be));
+    else
+        printf("train (sft): %s, %llu parameters (%llu active per token), %d MTP depth(s); %zu pairs, %zu train / %zu val, "
+               "%zu response tokens predicted, longest %d of %lld; backend %s\n",
+               cfg.model_type, (unsigned long long)mc.total, (unsigned long long)mc.active, (int)t.mtp_depth, pd.n, PL.n_train,
+               PL.n_val, pd.n_predicted, pd.longest, t.seq_len, backend_name(be));
+    fprintf(log, "start model=%s params=%llu active=%llu mtp_depth=%lld batch=%lld seq_len=%lld steps=%lld seed=%lld resume=%s objective=%s init=%s backend=%s\n",
             cfg.model_type, (unsigned long long)mc.total, (unsigned long long)mc.active, t.mtp_depth, t.batch, t.seq_len,
-            t.steps, t.seed, resume ? resume : "-", backend_name(be));
-
-    Schedule sched = {t.schedule, (float)t.lr, (float)t.lr_min, (int)t.warmup, (int)t.steps, (int)t.decay_steps};
-    AdamWConfig ac = {(float)t.beta1, (float)t.beta2, (float)t.eps, (float)t.weight_decay};
-    LossWeights lw = {(int)t.mtp_depth, (float)t.mtp_lambda, cfg.E > 0 ? (float)t.balance_alpha : 0.0f};
-    int B = (int)t.batch, T = (int)t.seq_len, tty = isatty(STDOUT_FILENO);
-    int *ids = malloc((size_t)B * T * sizeof(int));
-    float *curve = calloc((size_t)t.steps + 1, sizeof(float)), *vcurve = malloc(((size_t)t.steps + 1) * sizeof(float));
-    if (!ids || !curve || !vcurve) {
-        rc = seek_fail(&err, "out of memory");
-        fprintf(stderr, "seek train: %s\n", err.msg);
-        free(ids);
-        free(curve);
-        free(vcurve);
-        goto done;
-    }
-    for (long long i = 0; i <= t.steps; i++) vcurve[i] = NAN;
-    LoadStats layer_load[CFG_MAX_LAYERS] = {{0}};
-    double last_val = NAN;
-    for (long long step = (long long)st.step; step < t.steps; step++) {
-        double t0 = now_s();
-        loader_next(&L, B, ids);
-        StepLosses sl;
-        if ((rc = train_step_grads_on(be, &m, &g, &tb, ids, &lw, &sl, &err))) {
-            fprintf(stderr, "seek train: step %lld: %s\n", step, err.msg);
-            break;
-        }
-        /* fault injection for tests: every loss from this step on is NaN */
-        const char *fault = getenv("SEEK_FAULT_NAN_FROM_STEP");
-        if (fault && step + 1 >= atoll(fault)) sl.total = NAN;
-        double norm = grad_global_norm_on(be, &g);
-        float lr = schedule_lr(&sched, (int)step);
-        /* a gradient whose norm passes sqrt(FLT_MAX) would overflow AdamW's float32 second moment:
-         * such a step is as non-finite as a NaN loss */
-        int skip = !isfinite(sl.total) || !isfinite(norm) || (t.grad_clip <= 0 && norm > 1.8e19);
-        /* spike detector: a loss more than spike_z standard deviations above the window's mean */
-        if (!skip && t.spike_z > 0 && sp.count >= 16) {
-            size_t w = sp.count < SPIKE_WINDOW ? sp.count : SPIKE_WINDOW;
-            double mu = 0, var = 0;
-            for (size_t i = 0; i < w; i++) mu += sp.values[i];
-            mu /= w;
-            for (size_t i = 0; i < w; i++) var += (sp.values[i] - mu) * (sp.values[i] - mu);
-            double sd = sqrt(var / w);
-            if (sd > 0 && (sl.total - mu) / sd > t.spike_z) skip = 2;
-        }
-        double worst = 0, idle = 0;
-        st.tokens_seen += (uint64_t)B * T;
-        if (skip) {
-            st.skipped_steps++;
-            st.bad_in_a_row++;
-            fprintf(log, "skip step=%lld reason=%s loss=%g norm=%g\n", step + 1, skip == 1 ? "non-finite" : "spike", sl.total, norm);
-            printf("step %lld: %s: loss %g, grad norm %g: update skipped (%llu in a row)\n", step + 1,
-                   skip == 1 ? "non-finite or overflowing loss or gradient" : "loss spike", sl.total, norm,
-                   (unsigned long long)st.bad_in_a_row);
-            if (skip == 1 && (long long)st.bad_in_a_row >= t.max_bad_steps) {
-                rc = seek_fail(&err, "%llu non-finite steps in a row (max_bad_steps %lld): stopping; the last checkpoint is intact",
-                               (unsigned long long)st.bad_in_a_row, t.max_bad_steps);
-                fprintf(stderr, "seek train: %s\n", err.msg);
-                break;
-            }
-        } else {
-            st.bad_in_a_row = 0;
-            grad_clip_on(be, &g, norm, t.grad_clip);
-            adamw_step_on(be, &m, &g, mom1, mom2, &ac, lr, (int)(step + 1 - (long long)st.skipped_steps));
-            train_update_bias(&m, &tb, cfg.arch == ARCH_DEEPSEEK_V3 ? (float)t.bias_gamma : 0.0f, &worst, &idle, layer_load);
-            sp.values[sp.count % SPIKE_WINDOW] = sl.total;
-            sp.count++;
-        }
-        st.step = (uint64_t)step + 1;
-        st.data_epoch = L.epoch;
-        st.data_pos = L.pos;
-        st.data_rng = L.rng.state;
-        curve[step] = (float)sl.main;
-        double ms = (now_s() - t0) * 1000;
-        fprintf(log, "step=%lld loss=%.6f main=%.6f mtp=%.6f balance=%.6f lr=%.6g grad_norm=%.6g max_load=%.4f idle=%.4f",
-                step + 1, sl.total, sl.main, sl.mtp, sl.balance, lr, norm, worst, idle);
-        for (int l = 0; l < cfg.L; l++) /* per MoE layer: max/mean load and the fraction of idle experts */
-            if (config_layer_is_moe(&cfg, l)) fprintf(log, " load.%d=%.4f/%.4f", l, layer_load[l].max_over_mean, layer_load[l].frac_idle);
-        fprintf(log, " tok_s=%.1f ms=%.2f\n", B * T / (ms / 1000), ms);
-        int eval_now = t.eval_interval > 0 && ((step + 1) % t.eval_interval == 0 || step + 1 == t.steps);
-        if (eval_now) {
-            if ((rc = validate(be, &m, &tb, &L, B, t.eval_batches, &last_val, &err))) {
-                fprintf(stderr, "seek train: validation: %s\n", err.msg);
-                break;
-            }
-            vcurve[step] = (float)last_val;
-            fprintf(log, "eval step=%lld val_loss=%.6f\n", step + 1, last_val);
-        }
-        if (tty) {
-            int width = 30, done_w = (int)(width * (step + 1) / t.steps);
-            printf("\r[%.*s%*s] %lld/%lld loss %.4f mtp %.4f val %.4f lr %.2e %.0f tok/s ", done_w,
-                   "##############################", width - done_w, "", step + 1, t.steps, sl.main, sl.mtp, last_val, lr,
-                   B * T / (ms / 1000));
-            if (eval_now) printf("\n");
-            fflush(stdout);
-        } else {
-            printf("step %lld/%lld loss %.4f main %.4f mtp %.4f bal %.5f lr %.3e norm %.3f load %.2f idle %.2f %.0f tok/s %.1f ms%s",
-                   step + 1, t.steps, sl.total, sl.main, sl.mtp, sl.balance, lr, norm, worst, idle, B * T / (ms / 1000), ms,
-                   eval_now ? "" : "\n");
-            if (eval_now) printf(" | val %.4f\n", last_val);
-        }
-        int ckpt_now = (t.checkpoint_interval > 0 && (step + 1) % t.checkpoint_interval == 0) || step + 1 == t.steps;
-        if (ckpt_now) {
-            if ((rc = checkpoint_save(t.out, &m, config_text, mom1, mom2, &st, &sp, &err))) {
-                fprintf(stderr, "seek train: checkpoint: %s\n", err.msg);
-                break;
-            }
-            char dir[4096];
-            if (!checkpoint_resolve(t.out, dir, sizeof dir, &err) && t.tokenizer && copy_tokenizer(t.tokenizer, dir, &err))
-                fprintf(stderr, "seek train: tokenizer copy: %s\n", err.msg);
-            fprintf(log, "checkpoint step=%lld dir=%s\n", step + 1, dir);
-        }
-    }
-    fflush(log);
+            t.steps, t.seed, resume ? resume : "-", t.sft ? "sft" : "pretrain", t.init ? t.init : "-", backend_name(be));
+    tr.o.log = log;
+    TrainData td = t.sft ? (TrainData){DATA_PAIRS, NULL, &PL} : (TrainData){DATA_WINDOWS, &L, NULL};
+    if ((rc = trainer_run(&tr, &td, &err))) fprintf(stderr, "seek train: %s\n", err.msg);
     if (!rc) {
         char png[4096];
-        if (!path_join(png, sizeof png, t.out, "loss.png", &err)) loss_plot(png, curve, (int)t.steps, vcurve, &err);
+        if (!path_join(png, sizeof png, t.out, "loss.png", &err)) loss_plot(png, tr.curve, (int)t.steps, tr.vcurve, &err);
         printf("done: %lld steps, final train loss %.4f, validation loss %.4f, %llu skipped; checkpoint in %s/latest, log %s\n",
-               t.steps, curve[t.steps - 1], last_val, (unsigned long long)st.skipped_steps, t.out, logpath);
+               t.steps, tr.curve[t.steps - 1], tr.last_val, (unsigned long long)tr.st.skipped_steps, t.out, logpath);
     }
-    free(ids);
-    free(curve);
-    free(vcurve);
 done:
     if (log) fclose(log);
-    if (have_tb) trainbuf_free(&tb);
-    free(mom1);
-    free(mom2);
-    if (have_g) model_free(&g);
+    if (have_tr) trainer_free(&tr);
     if (have_m) model_free(&m);
-    if (have_loader) loader_free(&L);
-    if (have_data) data_free(&data);
+    if (have_loader) {
+        if (t.sft) pairs_loader_free(&PL);
+        else loader_free(&L);
+    }
+    if (have_data) {
+        if (t.sft) pairs_free(&pd);
+        else data_free(&data);
+    }
+    if (tok) tokenizer_free(tok);
     free(config_text);
     json_decref(root);
     return rc ? 1 : 0;

@@ -8,7 +8,7 @@
  *   sets for the routing), and pass/fail.
  * A stage passes when NaN/Inf sit at the same positions (compared first: masked attention scores
  * are -inf in both), the shapes agree, rel <= TOL_CPU_STAGE_REL and nmse <= TOL_CPU_STAGE_NMSE
- * (tests/tolerances.h), expert sets are equal token by token, and every logits row whose
+ * (ref/tolerances.h), expert sets are equal token by token, and every logits row whose
  * reference top-1 margin is clear of the tolerance has the same argmax. The first failing stage is
  * named at the end; the exit status is 1 on any failure, 2 on a usage error.
  * Without --attn an MLA model is verified in both attention modes (two tables).
@@ -33,7 +33,7 @@
 #include "forward.h"
 #include "model.h"
 #include "train.h"
-#include "../tests/tolerances.h"
+#include "tolerances.h"
 
 static int vfail(const SeekErr *e) {
     fprintf(stderr, "seek verify: %s\n", e->msg);
@@ -170,12 +170,12 @@ static int compare_stage(const Activation *want, const Activation *got, char *wh
 
 /* ---- --grad: one training step, every parameter gradient ---- */
 
-static int grad_step(Backend be, const Model *m, Model *g, const int *ids, int B, int T, const LossWeights *lw,
-                     StepLosses *sl, double *secs, SeekErr *err) {
+static int grad_step(Backend be, const Model *m, Model *g, const int *ids, const int *targets, int B, int T,
+                     const LossWeights *lw, StepLosses *sl, double *secs, SeekErr *err) {
     TrainBuffers tb;
     if (trainbuf_init(&tb, &m->cfg, B, T, lw->mtp_depth, err)) return -1;
     double t0 = now_s();
-    int rc = train_step_grads_on(be, m, g, &tb, ids, lw, sl, err);
+    int rc = train_step_grads_on(be, m, g, &tb, &(TrainBatch){ids, targets, NULL}, lw, sl, err);
     *secs = now_s() - t0;
     trainbuf_free(&tb);
     return rc;
@@ -223,7 +223,7 @@ static int compare_grad(const ParamInfo *want, const ParamInfo *got, double gmax
     return pass;
 }
 
-static int verify_grad(Backend be, const char *dir, const Model *m, const int *ids, int B, int T) {
+static int verify_grad(Backend be, const char *dir, const Model *m, const int *ids, const int *targets, int B, int T) {
     const Config *c = &m->cfg;
     SeekErr err;
     int D = m->has_mtp ? c->mtp_depth : 0;
@@ -238,8 +238,8 @@ static int verify_grad(Backend be, const char *dir, const Model *m, const int *i
     }
     StepLosses lr_, lb;
     double t_ref = 0, t_be = 0;
-    int rc = grad_step(BACKEND_REF, m, &gr, ids, B, T, &lw, &lr_, &t_ref, &err);
-    if (!rc) rc = grad_step(be, m, &gb, ids, B, T, &lw, &lb, &t_be, &err);
+    int rc = grad_step(BACKEND_REF, m, &gr, ids, targets, B, T, &lw, &lr_, &t_ref, &err);
+    if (!rc) rc = grad_step(be, m, &gb, ids, targets, B, T, &lw, &lb, &t_be, &err);
     if (rc) {
         model_free(&gr);
         model_free(&gb);
@@ -288,7 +288,7 @@ static int verify_grad(Backend be, const char *dir, const Model *m, const int *i
 
 int cmd_verify(int argc, char **argv) {
     static const char dec_default[] = "2";
-    const char *dir = NULL, *ids_s = NULL, *attn_s = NULL, *backend_s = NULL, *dec_s = dec_default;
+    const char *dir = NULL, *ids_s = NULL, *attn_s = NULL, *backend_s = NULL, *dec_s = dec_default, *plen_s = NULL;
     int grad = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -297,7 +297,7 @@ int cmd_verify(int argc, char **argv) {
             continue;
         }
         const char **dst = !strcmp(a, "--ids") ? &ids_s : !strcmp(a, "--attn") ? &attn_s : !strcmp(a, "--backend") ? &backend_s
-                         : !strcmp(a, "--decode") ? &dec_s : NULL;
+                         : !strcmp(a, "--decode") ? &dec_s : !strcmp(a, "--prompt-len") ? &plen_s : NULL;
         if (dst) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "seek verify: %s needs a value\n", a);
@@ -353,9 +353,13 @@ int cmd_verify(int argc, char **argv) {
     if (!rc && grad && (attn_s || dec_s != dec_default))
         rc = seek_fail(&err, "--grad verifies a training step (naive attention, no decoding): drop --attn and --decode");
     if (!rc && grad && T < 2) rc = seek_fail(&err, "--grad: sequences need at least 2 tokens (got %d)", T);
+    if (!rc && plen_s && !grad) rc = seek_fail(&err, "--prompt-len goes with --grad (the SFT loss of a training step)");
+    int *targets = NULL;
+    if (!rc && plen_s) rc = parse_prompt_lens(plen_s, ids, B, T, &targets, &err);
     if (!rc && grad) {
-        rc = verify_grad(be, dir, &m, ids, B, T);
+        rc = verify_grad(be, dir, &m, ids, targets, B, T);
         free(ids);
+        free(targets);
         model_free(&m);
         return rc;
     }

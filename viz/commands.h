@@ -32,5 +32,8 @@ double bench_median(double *v, int n);
 int model_dir_or_default(const char **dir, char *buf, size_t cap, SeekErr *err);
 /* "1,2,3;4,5,6" -> ids (B, T), malloc'd (viz/cmd_model.c). */
 int parse_id_batch(const char *s, int **ids, int *B, int *T, SeekErr *err);
+/* "P0;P1;..." (one prompt length a sequence of ids (B, T)) -> the SFT targets (B, T), malloc'd:
+ * position t predicts ids[t+1] where t+1 >= P_b, else -1 (cmd_train.c). */
+int parse_prompt_lens(const char *s, const int *ids, int B, int T, int **targets, SeekErr *err);
 
 #endif

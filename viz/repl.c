@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "moe.h"
-#include "../tests/tolerances.h"
+#include "tolerances.h"
 #include "tokenizer.h"
 
 volatile sig_atomic_t repl_interrupt = 0;

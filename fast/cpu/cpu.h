@@ -22,9 +22,11 @@
  *     allocates it once. Without it (one thread, or out of memory) the twins fall back to their
  *     one-at-a-time paths, which need only the reference's scratch: moe_forward_cpu then borrows
  *     buffers it writes last as the gather space (see moe.c).
- * Training twins (backward of every op above, cross-entropy, AdamW, the model backward, MTP and
- * the training step) follow the same rules; each backward ACCUMULATES into its gradients as the
- * reference does.
+ * Training twins (backward of every op above, cross-entropy, AdamW) follow the same rules; each
+ * backward ACCUMULATES into its gradients as the reference does.
+ * There is no orchestration here: the model forward, backward, MTP, the training step and
+ * generation are ref/'s own code, which calls these twins through the switch of ref/backend.h
+ * (fast/backend.c) when the run state says BACKEND_CPU.
  * Shapes and argument order are the reference's (ref/ops.h, ref/mla.h, ref/moe.h). Built only
  * with OpenBLAS (SEEK_HAVE_BLAS); without it the CPU backend is absent and the CLI says so.
  */
@@ -79,16 +81,6 @@ void moe_forward_cpu(float *out, float *routed, float *shared, float *eg, float 
                      float *su, float *sa, const float *inp, const int *idx, const float *weights, const LayerWeights *w,
                      int N, const Config *cfg);
 
-/* forward.c: twins of model_forward and model_generate (ref/forward.c), stage for stage, with the
- * same hook_point calls in the same order on the same RunState buffers, so captures and the edit
- * callback behave identically. */
-void block_forward_cpu(const Model *m, RunState *s, KVCache *kv, const LayerWeights *w, LayerState *a, int kv_layer,
-                       const char *px, int B, int T, int pos0, AttnMode mode, ActCache *hooks);
-int model_forward_cpu(const Model *m, RunState *s, KVCache *kv, const int *ids, int B, int T, AttnMode mode,
-                      ActCache *hooks, float *hidden, float *logits, SeekErr *err);
-int model_generate_cpu(const Model *m, const int *ids, int B, int T, int n, AttnMode mode, const SampleParams *sp,
-                       ActCache *hooks, int *out, float *logits_out, SeekErr *err);
-
 /* ---- training: backward twins (every one ACCUMULATES into its gradients, as ref/) ---- */
 
 /* matmul.c: dinp (N, IC) += dout·W and dW (OC, IC) += doutᵀ·inp as two sgemm with beta = 1
@@ -122,26 +114,14 @@ void moe_backward_cpu(float *dinp, LayerWeights *g, const float *dout, const flo
                       const float *ea, const float *eo, const float *sg, const float *su, const float *sa,
                       const LayerWeights *w, int N, const Config *cfg, float *scratch);
 /* loss.c: twins of ref/loss.c, rows over the cores, one float exponential per logit. */
-double crossentropy_forward_cpu(float *probs, const float *logits, const int *targets, int N, int V, int *count);
-void crossentropy_backward_cpu(float *dlogits, float dloss, const float *probs, const int *targets, int N, int V,
-                               int count);
+double crossentropy_forward_cpu(float *probs, const float *logits, const int *targets, const float *weights, int N, int V,
+                                int *count);
+void crossentropy_backward_cpu(float *dlogits, float dloss, const float *probs, const int *targets,
+                               const float *weights, int N, int V, int count);
 /* optim.c: twins of ref/optim.c over the cores; AdamW and clipping are bit-identical to ref. */
 void adamw_step_cpu(Model *m, const Model *grads, float *mom1, float *mom2, const AdamWConfig *c, float lr, int t);
 double grad_global_norm_cpu(const Model *grads);
 float grad_clip_cpu(Model *grads, double norm, double max_norm);
-/* backward.c, mtp.c, train.c: twins of ref/backward.c, ref/mtp.c and ref/train.c, stage for
- * stage on the same GradState / MtpState / TrainBuffers. */
-void block_backward_cpu(LayerWeights *gw, GradState *g, const Model *m, const RunState *s, const KVCache *kv,
-                        const LayerWeights *w, const LayerState *a, int kv_layer, const float *dscores, int B, int T);
-void model_backward_cpu(Model *grads, GradState *g, const Model *m, const RunState *s, const KVCache *kv,
-                        const float *dlogits, const float *dxnf_extra, float *const *dscores, int B, int T);
-int model_loss_grad_cpu(const Model *m, Model *grads, const int *ids, int B, int T, double *loss, SeekErr *err);
-int mtp_forward_cpu(const Model *m, MtpState *ms, const int *ids, const float *h0, SeekErr *err);
-void mtp_backward_cpu(Model *grads, const Model *m, MtpState *ms, float scale, float *dh0);
-int train_step_grads_cpu(const Model *m, Model *grads, TrainBuffers *tb, const int *ids, const LossWeights *lw,
-                         StepLosses *out, SeekErr *err);
-int eval_main_loss_cpu(const Model *m, TrainBuffers *tb, const int *ids, double *loss, SeekErr *err);
-
 /* Profiling for `seek bench` (program tier, one application thread): while cpu_gemm_stats is
  * not NULL every sgemm/sgemv issued by this backend adds 2·M·N·K flops and its time in
  * core-seconds over the team size (matmul.c: a product split over both of two threads counts its

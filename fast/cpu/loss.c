@@ -1,7 +1,7 @@
 /* loss.c (CPU twin of ref/loss.c): cross-entropy of next-token prediction over rows of logits.
- *   loss = (1/count) Σ_{n with a target} −log softmax(logits_n)[target_n]
- *   backward: dlogits_n += dloss · (softmax_n − onehot(target_n)) / count   (ACCUMULATES)
- * Shapes: logits, probs, dlogits (N, V); targets (N), −1 = no target.
+ *   loss = (1/count) Σ_{n with a target} w_n · −log softmax(logits_n)[target_n]
+ *   backward: dlogits_n += dloss · w_n · (softmax_n − onehot(target_n)) / count   (ACCUMULATES)
+ * Shapes: logits, probs, dlogits (N, V); targets (N), −1 = no target; weights (N) or NULL (1).
  * What changes: rows are split over the cores (OpenMP), and each exponential is computed once,
  * in float (expf), instead of twice in double: p_i = expf(l_i − max) · (1 / Σ_j expf(l_j − max)),
  * the sum still in double. The loss sums over rows in double through an OpenMP reduction, so
@@ -15,7 +15,8 @@
 #include "cpu/cpu.h"
 #include "ops.h"
 
-double crossentropy_forward_cpu(float *probs, const float *logits, const int *targets, int N, int V, int *count) {
+double crossentropy_forward_cpu(float *probs, const float *logits, const int *targets, const float *weights, int N, int V,
+                                int *count) {
     double total = 0.0;
     int cnt = 0;
 #pragma omp parallel for schedule(static) reduction(+ : total, cnt) if ((size_t)N * V > 32768)
@@ -33,15 +34,16 @@ double crossentropy_forward_cpu(float *probs, const float *logits, const int *ta
         const float inv = (float)(1.0 / sum);
         for (int i = 0; i < V; i++) p[i] *= inv;
         if (targets[n] < 0) continue;
-        total += -((double)(lg[targets[n]] - maxv) - log(sum));
+        double nll = -((double)(lg[targets[n]] - maxv) - log(sum));
+        total += weights ? (double)weights[n] * nll : nll;
         cnt++;
     }
     if (count) *count = cnt;
     return cnt ? total / cnt : 0.0;
 }
 
-void crossentropy_backward_cpu(float *dlogits, float dloss, const float *probs, const int *targets, int N, int V,
-                               int count) {
+void crossentropy_backward_cpu(float *dlogits, float dloss, const float *probs, const int *targets,
+                               const float *weights, int N, int V, int count) {
     if (count == 0) return;
     const float scale = dloss / (float)count;
 #pragma omp parallel for schedule(static) if ((size_t)N * V > 32768)
@@ -50,9 +52,9 @@ void crossentropy_backward_cpu(float *dlogits, float dloss, const float *probs, 
         const float *p = probs + (size_t)n * V;
         float *d = dlogits + (size_t)n * V;
         const int t = targets[n];
-        const float dt = d[t];
-        for (int i = 0; i < V; i++) d[i] += scale * p[i];
-        d[t] = dt + scale * (p[t] - 1.0f); /* the target's entry exactly as the reference computes it */
+        const float dt = d[t], sn = weights ? scale * weights[n] : scale;
+        for (int i = 0; i < V; i++) d[i] += sn * p[i];
+        d[t] = dt + sn * (p[t] - 1.0f); /* the target's entry exactly as the reference computes it */
     }
 }
 #endif

@@ -23,8 +23,9 @@
  * the gradient of that output (model_backward's dxnf_extra). The losses come back to the host
  * (StepLosses, each depth's loss in tb->mtp); tb->dh0 is not filled.
  *
- * State kept between calls (one process, one run): the device GradState, gradient arena,
- * per-layer score gradients and MTP dh0, rebuilt when the model's size or B, T change. */
+ * State kept between calls, per model (the backward part of the model's context, CudaGradCtx in
+ * internal.cuh, on Model.dev): the device GradState, gradient arena, per-layer score gradients and
+ * MTP dh0, rebuilt when the model's size or B, T change. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,18 +36,7 @@ extern "C" {
 #include "balance.h"
 }
 
-static struct {
-    int have, B, T, L;
-    size_t n_floats;
-    Config cfg;         /* the config the buffers were sized for (a byte-wise copy) */
-    GradState g;        /* device buffers, the reference's names */
-    float *arena;       /* (n_floats) device gradients, laid out like the model */
-    LayerWeights *gl;   /* host array (L + D) of device pointers into arena (the MTP blocks last) */
-    MtpWeights *gmtp;   /* host array (D) of device pointers into arena */
-    float *wte, *final_norm, *lm_head;
-    float **dscores;    /* (L) device (N, E) for MoE layers, else NULL */
-    float *dh0;         /* (N, C) the MTP loss's gradient on the final norm's output (TrainBuffers.dh0) */
-} G;
+/* the model's backward context (CudaGradCtx, internal.cuh): G below is always x->grad */
 
 
 void cuda_gradstate_free(GradState *g) {
@@ -56,16 +46,17 @@ void cuda_gradstate_free(GradState *g) {
     memset(g, 0, sizeof *g);
 }
 
-static void free_grad(void) {
-    cuda_gradstate_free(&G.g);
-    if (G.dscores)
-        for (int l = 0; l < G.L; l++) cuda_dfree(G.dscores[l]);
-    free(G.dscores);
-    cuda_dfree(G.arena);
-    cuda_dfree(G.dh0);
-    free(G.gl);
-    free(G.gmtp);
-    memset(&G, 0, sizeof G);
+static void free_grad(CudaGradCtx *G) {
+    cuda_gradstate_free(&G->g);
+    if (G->dscores)
+        for (int l = 0; l < G->L; l++) cuda_dfree(G->dscores[l]);
+    free(G->dscores);
+    cuda_dfree(G->arena);
+    cuda_dfree(G->dh0);
+    cuda_dfree(G->weights);
+    free(G->gl);
+    free(G->gmtp);
+    memset(G, 0, sizeof *G);
 }
 
 /* a pointer into the host gradient arena, moved to the same offset of the device one */
@@ -96,40 +87,41 @@ int cuda_gradstate_alloc(GradState *g, const Config *c, int B, int T) {
 }
 
 /* the device GradState (gradstate_init's sizes), gradient arena and score gradients */
-static int alloc_grad(const Model *m, const Model *grads, int B, int T) {
+static int alloc_grad(CudaGradCtx *G, const Model *m, const Model *grads, int B, int T) {
     const Config *c = &m->cfg;
-    if (G.have && G.B == B && G.T == T && G.n_floats == grads->n_floats && !memcmp(&G.cfg, c, sizeof *c)) return 0;
-    free_grad();
+    if (G->have && G->B == B && G->T == T && G->n_floats == grads->n_floats && !memcmp(&G->cfg, c, sizeof *c)) return 0;
+    free_grad(G);
     size_t N = (size_t)B * T;
-    int rc = cuda_gradstate_alloc(&G.g, c, B, T);
-    G.cfg = *c;
-    G.L = c->L;
-    G.have = 1; /* so free_grad releases a partial allocation */
-    G.dscores = (float **)calloc((size_t)c->L, sizeof(float *));
-    if (!G.dscores) {
+    int rc = cuda_gradstate_alloc(&G->g, c, B, T);
+    G->cfg = *c;
+    G->L = c->L;
+    G->have = 1; /* so free_grad releases a partial allocation */
+    G->dscores = (float **)calloc((size_t)c->L, sizeof(float *));
+    if (!G->dscores) {
         cuda_note_error(__FILE__, __LINE__, "gradients", "out of host memory");
         rc = -1;
     }
     for (int l = 0; !rc && l < c->L; l++)
-        if (config_layer_is_moe(c, l)) G.dscores[l] = cuda_dalloc(N * c->E, &rc);
-    G.arena = cuda_dalloc(grads->n_floats, &rc);
-    G.dh0 = cuda_dalloc(N * c->C, &rc);
+        if (config_layer_is_moe(c, l)) G->dscores[l] = cuda_dalloc(N * c->E, &rc);
+    G->arena = cuda_dalloc(grads->n_floats, &rc);
+    G->dh0 = cuda_dalloc(N * c->C, &rc);
+    G->weights = cuda_dalloc(N, &rc);
     if (!rc) { /* the MTP modules' gradients (their blocks after the main layers) are in the arena too */
         CudaModelTables t;
-        rc = cuda_rebase_model(grads, G.arena, &t);
-        G.gl = t.layers;
-        G.gmtp = t.mtp;
-        G.wte = t.wte;
-        G.final_norm = t.final_norm;
-        G.lm_head = t.lm_head;
+        rc = cuda_rebase_model(grads, G->arena, &t);
+        G->gl = t.layers;
+        G->gmtp = t.mtp;
+        G->wte = t.wte;
+        G->final_norm = t.final_norm;
+        G->lm_head = t.lm_head;
     }
     if (rc) {
-        free_grad();
+        free_grad(G);
         return -1;
     }
-    G.B = B;
-    G.T = T;
-    G.n_floats = grads->n_floats;
+    G->B = B;
+    G->T = T;
+    G->n_floats = grads->n_floats;
     return 0;
 }
 
@@ -207,24 +199,25 @@ void block_backward_cuda(LayerWeights *gw, GradState *g, const Config *c, const 
     rmsnorm_backward_cuda(g->dx, gw->attn_norm, g->dxn, a->resid, w->attn_norm, a->rstd1, N, C, st);
 }
 
-/* ref/backward.c's model_backward on the device state of the last forward; dxnf_extra (N, C)
- * device or NULL: more gradient on the final norm's output (the MTP modules read it) */
-static void model_backward_dev(const Config *c, const CudaForwardState *f, const float *dxnf_extra,
+/* ref/backward.c's model_backward on the device state of the last forward, into G's gradients;
+ * dxnf_extra (N, C) device or NULL: more gradient on the final norm's output (the MTP modules
+ * read it) */
+static void model_backward_dev(CudaGradCtx *G, const Config *c, const CudaForwardState *f, const float *dxnf_extra,
                                const float *const *dscores, int B, int T, cudaStream_t st) {
     const int N = B * T, C = c->C;
     const size_t NC = (size_t)N * C;
-    GradState *g = &G.g;
+    GradState *g = &G->g;
     const RunState *s = f->d;
     /* logits = xnf·W_headᵀ;  xnf = RMSNorm_final(xf); MTP's first depth also reads xnf */
     zero(g->dxn, NC, st);
-    matmul_backward_cuda(g->dxn, G.lm_head, g->dlogits, s->xnf, f->lm_head, N, C, c->V, st);
+    matmul_backward_cuda(g->dxn, G->lm_head, g->dlogits, s->xnf, f->lm_head, N, C, c->V, st);
     if (dxnf_extra) cuda_residual_add(g->dxn, dxnf_extra, NC, st); /* the reference's g->dxn[i] += dxnf_extra[i] */
     zero(g->dx, NC, st);
-    rmsnorm_backward_cuda(g->dx, G.final_norm, g->dxn, s->xf, f->final_norm, s->rstdf, N, C, st);
+    rmsnorm_backward_cuda(g->dx, G->final_norm, g->dxn, s->xf, f->final_norm, s->rstdf, N, C, st);
     for (int l = c->L - 1; l >= 0; l--)
-        block_backward_cuda(&G.gl[l], g, c, s, f->kv, &f->layers[l], &s->layer[l], l, dscores ? dscores[l] : NULL, B, T, st);
+        block_backward_cuda(&G->gl[l], g, c, s, f->kv, &f->layers[l], &s->layer[l], l, dscores ? dscores[l] : NULL, B, T, st);
     /* x_0 = Emb[ids] */
-    embedding_backward_cuda(G.wte, g->dx, s->ids, N, C, st);
+    embedding_backward_cuda(G->wte, g->dx, s->ids, N, C, st);
 }
 
 static int fail_if_error(SeekErr *err, const char *what) {
@@ -232,29 +225,35 @@ static int fail_if_error(SeekErr *err, const char *what) {
     return 0;
 }
 
-/* targets: the next token of the same sequence, none at each sequence's last position */
-static void make_targets(int *tg, const int *ids, int B, int T) {
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) tg[b * T + t] = t + 1 < T ? ids[b * T + t + 1] : -1;
-}
-
-/* forward on the device + the next-token loss into G.g (probs, targets); `targets` is host room */
+/* forward on the device + the next-token loss into the gradient state (probs, targets) of m's
+ * context, returned in *ctx; `targets` is host room */
 static int main_forward_cuda(const Model *m, const Model *grads_layout, RunState *s, KVCache *kv, float *logits,
-                             int *targets, const int *ids, int B, int T, double *loss, int *count, SeekErr *err) {
+                             int *targets, const TrainBatch *batch, int B, int T, double *loss, int *count,
+                             CudaModelCtx **ctx, SeekErr *err) {
     const Config *c = &m->cfg;
     kv->len = 0;
-    if (model_forward_cuda(m, s, kv, ids, B, T, ATTN_NAIVE, NULL, NULL, logits, err)) return -1;
-    if (alloc_grad(m, grads_layout, B, T)) return fail_if_error(err, "backward (cuda)") ? -1 : seek_fail(err, "backward (cuda): setup failed");
+    if (model_forward_cuda(m, s, kv, batch->ids, B, T, ATTN_NAIVE, NULL, NULL, logits, err)) return -1;
+    CudaModelCtx *x = cuda_model_ctx(m); /* the forward made it */
+    if (!x || alloc_grad(&x->grad, m, grads_layout, B, T))
+        return fail_if_error(err, "backward (cuda)") ? -1 : seek_fail(err, "backward (cuda): setup failed");
+    CudaGradCtx *G = &x->grad;
+    *ctx = x;
     cudaStream_t st = cuda_stream();
-    make_targets(targets, ids, B, T);
-    CU_CHECK(cudaMemcpyAsync(G.g.targets, targets, (size_t)B * T * sizeof(int), cudaMemcpyHostToDevice, st));
+    batch_targets(targets, batch, B, T);
+    CU_CHECK(cudaMemcpyAsync(G->g.targets, targets, (size_t)B * T * sizeof(int), cudaMemcpyHostToDevice, st));
+    if (batch->weights)
+        CU_CHECK(cudaMemcpyAsync(G->weights, batch->weights, (size_t)B * T * sizeof(float), cudaMemcpyHostToDevice, st));
     CudaForwardState f;
-    cuda_forward_state(&f);
-    *loss = crossentropy_forward_cuda(G.g.probs, f.logits, G.g.targets, B * T, c->V, count, st);
-    return fail_if_error(err, "loss (cuda)");
+    cuda_forward_state(x, &f);
+    *loss = crossentropy_forward_cuda(G->g.probs, f.logits, G->g.targets, batch->weights ? G->weights : NULL, B * T, c->V,
+                                      count, st);
+    if (fail_if_error(err, "loss (cuda)")) return -1;
+    if (*count == 0) return seek_fail(err, "loss: no position of the batch has a target (nothing to predict)");
+    return 0;
 }
 
-extern "C" int model_loss_grad_cuda(const Model *m, Model *grads, const int *ids, int B, int T, double *loss, SeekErr *err) {
+extern "C" int model_loss_grad_cuda(const Model *m, Model *grads, const TrainBatch *batch, int B, int T, double *loss,
+                                    SeekErr *err) {
     const Config *c = &m->cfg;
     if (cuda_backend_check(err)) return -1;
     if (T < 2) return seek_fail(err, "loss: sequences need at least 2 tokens (got %d)", T);
@@ -272,18 +271,21 @@ extern "C" int model_loss_grad_cuda(const Model *m, Model *grads, const int *ids
     int *targets = (int *)malloc(N * sizeof(int));
     int rc = logits && targets ? 0 : seek_fail(err, "loss (cuda): out of memory");
     int count = 0;
+    CudaModelCtx *x = NULL;
     cuda_check_error(NULL); /* a stale failure of an earlier call is not this call's */
-    if (!rc) rc = main_forward_cuda(m, grads ? grads : m, &s, &kv, logits, targets, ids, B, T, loss, &count, err);
+    if (!rc) rc = main_forward_cuda(m, grads ? grads : m, &s, &kv, logits, targets, batch, B, T, loss, &count, &x, err);
     if (!rc && grads) {
+        CudaGradCtx *G = &x->grad;
         cudaStream_t st = cuda_stream();
         CudaForwardState f;
-        cuda_forward_state(&f);
+        cuda_forward_state(x, &f);
         /* the reference accumulates into grads: start the device arena from them */
-        CU_CHECK(cudaMemcpyAsync(G.arena, grads->arena, grads->n_floats * sizeof(float), cudaMemcpyHostToDevice, st));
-        zero(G.g.dlogits, N * c->V, st);
-        crossentropy_backward_cuda(G.g.dlogits, 1.0f, G.g.probs, G.g.targets, (int)N, c->V, count, st);
-        model_backward_dev(c, &f, NULL, NULL, B, T, st);
-        CU_CHECK(cudaMemcpyAsync(grads->arena, G.arena, grads->n_floats * sizeof(float), cudaMemcpyDeviceToHost, st));
+        CU_CHECK(cudaMemcpyAsync(G->arena, grads->arena, grads->n_floats * sizeof(float), cudaMemcpyHostToDevice, st));
+        zero(G->g.dlogits, N * c->V, st);
+        crossentropy_backward_cuda(G->g.dlogits, 1.0f, G->g.probs, G->g.targets, batch->weights ? G->weights : NULL, (int)N,
+                                   c->V, count, st);
+        model_backward_dev(G, c, &f, NULL, NULL, B, T, st);
+        CU_CHECK(cudaMemcpyAsync(grads->arena, G->arena, grads->n_floats * sizeof(float), cudaMemcpyDeviceToHost, st));
         CU_CHECK(cudaStreamSynchronize(st));
         rc = fail_if_error(err, "backward (cuda)");
     }
@@ -294,8 +296,8 @@ extern "C" int model_loss_grad_cuda(const Model *m, Model *grads, const int *ids
     return rc;
 }
 
-extern "C" int train_step_grads_cuda(const Model *m, Model *grads, TrainBuffers *tb, const int *ids, const LossWeights *lw,
-                                     StepLosses *out, SeekErr *err) {
+extern "C" int train_step_grads_cuda(const Model *m, Model *grads, TrainBuffers *tb, const TrainBatch *batch,
+                                     const LossWeights *lw, StepLosses *out, SeekErr *err) {
     const Config *c = &m->cfg;
     const int B = tb->B, T = tb->T, N = B * T;
     memset(out, 0, sizeof *out);
@@ -306,31 +308,34 @@ extern "C" int train_step_grads_cuda(const Model *m, Model *grads, TrainBuffers 
         return seek_fail(err, "train (cuda): the gradient model has %zu floats, the model %zu", grads->n_floats, m->n_floats);
     cuda_check_error(NULL);
     int count;
-    if (main_forward_cuda(m, grads, &tb->s, &tb->kv, tb->g.logits, tb->g.targets, ids, B, T, &out->main, &count, err))
+    CudaModelCtx *x = NULL;
+    if (main_forward_cuda(m, grads, &tb->s, &tb->kv, tb->g.logits, tb->g.targets, batch, B, T, &out->main, &count, &x, err))
         return -1;
+    CudaGradCtx *G = &x->grad;
     cudaStream_t st = cuda_stream();
     CudaForwardState f;
-    cuda_forward_state(&f);
-    zero(G.arena, grads->n_floats, st);
-    zero(G.g.dlogits, (size_t)N * c->V, st);
-    crossentropy_backward_cuda(G.g.dlogits, 1.0f, G.g.probs, G.g.targets, N, c->V, count, st);
+    cuda_forward_state(x, &f);
+    zero(G->arena, grads->n_floats, st);
+    zero(G->g.dlogits, (size_t)N * c->V, st);
+    crossentropy_backward_cuda(G->g.dlogits, 1.0f, G->g.probs, G->g.targets, batch->weights ? G->weights : NULL, N, c->V,
+                               count, st);
 
     /* Multi-Token Prediction: λ/D · Σ_k L^k, reading the final norm's output on the device; its
      * gradient on that output goes into the main backward's (ref/train.c's dh0) */
     const float *dh0 = NULL;
     if (lw->mtp_depth > 0) {
-        if (cuda_mtp_forward_dev(m, &f, &tb->mtp, ids, f.d->xnf, err)) return -1;
+        if (cuda_mtp_forward_dev(x, m, &f, &tb->mtp, batch->ids, batch->targets, f.d->xnf, err)) return -1;
         float scale = lw->mtp_lambda / (float)lw->mtp_depth;
         for (int k = 0; k < lw->mtp_depth; k++) {
             out->mtp_depth[k] = tb->mtp.d[k].loss;
             out->mtp += scale * tb->mtp.d[k].loss;
         }
         CudaGrads gr;
-        if (cuda_grads(m, grads, B, T, &gr))
+        if (cuda_grads(x, m, grads, B, T, &gr))
             return fail_if_error(err, "train (cuda)") ? -1 : seek_fail(err, "train (cuda): setup failed");
-        zero(G.dh0, (size_t)N * c->C, st);
-        cuda_mtp_backward_dev(&gr, &f, m, &tb->mtp, scale, G.dh0, st);
-        dh0 = G.dh0;
+        zero(G->dh0, (size_t)N * c->C, st);
+        cuda_mtp_backward_dev(x, &gr, &f, m, &tb->mtp, scale, G->dh0, st);
+        dh0 = G->dh0;
     }
 
     /* each MoE layer's routing back to the host run state (the balance loss and the bias update
@@ -346,33 +351,34 @@ extern "C" int train_step_grads_cuda(const Model *m, Model *grads, TrainBuffers 
     const float *const *dscores = NULL;
     if (lw->balance_alpha > 0 && c->E > 0) {
         for (int l = 0; l < c->L; l++) {
-            if (!tb->dscores[l] || !G.dscores[l]) continue;
+            if (!tb->dscores[l] || !G->dscores[l]) continue;
             memset(tb->dscores[l], 0, (size_t)N * c->E * sizeof(float));
             const LayerState *h = &tb->s.layer[l];
             out->balance += balance_loss(tb->dscores[l], h->r_scores, h->e_idx, B, T, c, lw->balance_alpha);
-            CU_CHECK(cudaMemcpyAsync(G.dscores[l], tb->dscores[l], (size_t)N * c->E * sizeof(float),
+            CU_CHECK(cudaMemcpyAsync(G->dscores[l], tb->dscores[l], (size_t)N * c->E * sizeof(float),
                                      cudaMemcpyHostToDevice, st));
         }
-        dscores = G.dscores;
+        dscores = G->dscores;
     }
-    model_backward_dev(c, &f, dh0, dscores, B, T, st);
-    CU_CHECK(cudaMemcpyAsync(grads->arena, G.arena, grads->n_floats * sizeof(float), cudaMemcpyDeviceToHost, st));
+    model_backward_dev(G, c, &f, dh0, dscores, B, T, st);
+    CU_CHECK(cudaMemcpyAsync(grads->arena, G->arena, grads->n_floats * sizeof(float), cudaMemcpyDeviceToHost, st));
     CU_CHECK(cudaStreamSynchronize(st));
     if (fail_if_error(err, "train (cuda)")) return -1;
     out->total = out->main + out->mtp + out->balance;
     return 0;
 }
 
-extern "C" int eval_main_loss_cuda(const Model *m, TrainBuffers *tb, const int *ids, double *loss, SeekErr *err) {
+extern "C" int eval_main_loss_cuda(const Model *m, TrainBuffers *tb, const TrainBatch *batch, double *loss, SeekErr *err) {
     if (cuda_backend_check(err)) return -1;
     cuda_check_error(NULL);
     int count;
-    if (main_forward_cuda(m, m, &tb->s, &tb->kv, tb->g.logits, tb->g.targets, ids, tb->B, tb->T, loss, &count, err))
+    CudaModelCtx *x = NULL;
+    if (main_forward_cuda(m, m, &tb->s, &tb->kv, tb->g.logits, tb->g.targets, batch, tb->B, tb->T, loss, &count, &x, err))
         return -1;
     /* the final norm's output into the host run state, as the reference leaves it: the MTP
      * depths read it next (seek eval's draft acceptance, mtp_forward_on with a host h0) */
     CudaForwardState f;
-    cuda_forward_state(&f);
+    cuda_forward_state(x, &f);
     cudaStream_t st = cuda_stream();
     CU_CHECK(cudaMemcpyAsync(tb->s.xnf, f.d->xnf, (size_t)tb->B * tb->T * m->cfg.C * sizeof(float), cudaMemcpyDeviceToHost,
                              st));
@@ -381,18 +387,16 @@ extern "C" int eval_main_loss_cuda(const Model *m, TrainBuffers *tb, const int *
 }
 
 /* the gradient arena and its named views, for mtp.cu */
-int cuda_grads(const Model *m, const Model *grads, int B, int T, CudaGrads *g) {
-    if (alloc_grad(m, grads, B, T)) return -1;
-    g->arena = G.arena;
-    g->layers = G.gl;
-    g->mtp = G.gmtp;
-    g->wte = G.wte;
-    g->final_norm = G.final_norm;
-    g->lm_head = G.lm_head;
+int cuda_grads(CudaModelCtx *x, const Model *m, const Model *grads, int B, int T, CudaGrads *g) {
+    CudaGradCtx *G = &x->grad;
+    if (alloc_grad(G, m, grads, B, T)) return -1;
+    g->arena = G->arena;
+    g->layers = G->gl;
+    g->mtp = G->gmtp;
+    g->wte = G->wte;
+    g->final_norm = G->final_norm;
+    g->lm_head = G->lm_head;
     return 0;
 }
 
-extern "C" void cuda_backward_release(void) {
-    cuda_mtp_release();
-    free_grad();
-}
+void cuda_backward_empty(CudaModelCtx *x) { free_grad(&x->grad); }

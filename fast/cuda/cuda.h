@@ -6,8 +6,16 @@
  * struct whose fields point into device memory (cuda_model_weights builds one), and `const Config *`
  * stays a host struct. The reference's one-row `row` scratch (attention) is accepted and unused,
  * as in the CPU twins. Twins that need more room than their arguments give (MoE dispatch, the
- * routing selection) take it from one grow-only device workspace owned by the CUDA context
+ * routing selection) take it from one grow-only device workspace owned by the device context
  * (cuda_workspace), reserved up front by the model forward, never freed in layer code.
+ *
+ * Contexts (fast/cuda/internal.cuh). The device context, one per process (one GPU): the stream,
+ * the cuBLAS handle, the sticky error and the workspace, created on first use, freed by
+ * cuda_release. And one context per model: the model-level calls (model_forward_cuda, the training
+ * steps, the MTP twins, cuda_model_layers) keep a model's device weights, run state, KV cache,
+ * gradient and MTP state on the Model itself (Model.dev, created on the model's first use on the
+ * GPU, freed by model_free through Model.dev_free), so two models run side by side, each uploaded
+ * once, neither evicting the other.
  *
  * Numbers (docs/cuda.md): strict fp32. Matrix products go through cuBLAS with
  * CUBLAS_PEDANTIC_MATH (no TF32, no reduced-precision reductions); every other op is a kernel
@@ -19,8 +27,8 @@
  * libdevice transcendentals (expf, cosf, sinf within 2 ulp of glibc's).
  *
  * Errors: twins are void like the reference. A failed launch or CUDA/cuBLAS call is recorded in
- * a sticky context error (the first one, with file:line and the CUDA reason); cuda_check_error()
- * reports it and clears it. The model forward returns it as a SeekErr.
+ * the device context's sticky error (the first one, with file:line and the CUDA reason);
+ * cuda_check_error() reports it and clears it. The model forward returns it as a SeekErr.
  *
  * Built when the Makefile finds nvcc (SEEK_HAVE_CUDA); at run time cuda_backend_check() says in
  * one line why a machine without a usable GPU cannot run it.
@@ -46,18 +54,25 @@ extern "C" { /* the reference's headers are C */
 extern "C" {
 #endif
 
-/* ---- context (common.cu) ---- */
+/* ---- the device context (common.cu) ---- */
 
 /* 0 when a CUDA device can be used; else -1 and a one-line reason ("no CUDA device", driver). */
 int cuda_backend_check(SeekErr *err);
-/* The context's stream (created on first use; every model-level call runs on it). */
+/* The device context's stream (created on first use; every model-level call runs on it). */
 cudaStream_t cuda_stream(void);
 /* First recorded CUDA/cuBLAS error since the last call, or 0; clears it. */
 int cuda_check_error(SeekErr *err);
 /* A device workspace of at least `bytes` (grow-only; growing synchronises the device). */
 void *cuda_workspace(size_t bytes);
-/* Frees the context: device weights, run state, cache, workspace, handles. */
+/* Frees everything on the device: every live model context's device memory (weights, run state,
+ * cache, gradients, MTP state: the contexts stay with their Models, empty, for model_free to free;
+ * a later call uploads again), then the workspace, the cuBLAS handle and the stream. */
 void cuda_release(void);
+/* For tests: how many times m's weights went to the device (the first upload, and each refresh
+ * after its host values changed); 0 before its first use on the GPU. */
+long cuda_model_uploads(const Model *m);
+/* For tests: the model contexts alive (created, not yet freed by model_free). */
+int cuda_live_models(void);
 
 /* ---- the twins (device pointers; shapes as ref/) ---- */
 
@@ -125,10 +140,10 @@ void attention_backward_cuda(float *dq, float *dk, float *dv, const float *dz, c
                              size_t v_stride, float scale, float *row, cudaStream_t st);
 /* loss.cu: probs (N, V) and the mean loss over rows with a target (summed in double, returned to
  * the host: one synchronisation); targets is a device array. */
-double crossentropy_forward_cuda(float *probs, const float *logits, const int *targets, int N, int V, int *count,
-                                 cudaStream_t st);
-void crossentropy_backward_cuda(float *dlogits, float dloss, const float *probs, const int *targets, int N, int V,
-                                int count, cudaStream_t st);
+double crossentropy_forward_cuda(float *probs, const float *logits, const int *targets, const float *weights, int N,
+                                 int V, int *count, cudaStream_t st);
+void crossentropy_backward_cuda(float *dlogits, float dloss, const float *probs, const int *targets,
+                                const float *weights, int N, int V, int count, cudaStream_t st);
 /* mla.cu: the MLA backward pieces, scratch as ref/mla.h states (device). */
 void mla_attend_naive_backward_cuda(float *dq, float *dlatent, float *dk_pe, float *dw_kvb, const float *dz,
                                     const float *pattern, const float *q, const float *latent, const float *k,
@@ -178,16 +193,15 @@ void cuda_residual_add(float *y, const float *x, size_t n, cudaStream_t st);
 
 /* ---- the model (forward.cu): twins of model_forward / model_generate, stage for stage ----
  * Same arguments as ref/forward.h, host pointers as there (ids, logits, hidden, the RunState and
- * KVCache). The weights are uploaded once per model (a sampled fingerprint notices a different
- * model at the same address); the device keeps its own run state and KV cache. After every call
- * the host KVCache holds the same rows as the device's (the new rows are copied back), so a host
- * cache stays the truth and a call with another cache re-uploads it. A hook point copies its
+ * KVCache). Each model's context (Model.dev) holds its device weights, uploaded on the model's
+ * first use and refreshed in place when a sampled fingerprint sees new host values (a training
+ * step, an edit), and its own device run state and KV cache. After every call the host KVCache
+ * holds the same rows as the device's (the new rows are copied back), so a host cache stays the
+ * truth and a call with another cache re-uploads it. A hook point copies its
  * tensor to the host RunState's buffer of the same name only when the ActCache wants it or has an
  * edit callback; an edit is copied back to the device before the forward goes on. */
 int model_forward_cuda(const Model *m, RunState *s, KVCache *kv, const int *ids, int B, int T, AttnMode mode,
                        ActCache *hooks, float *hidden, float *logits, SeekErr *err);
-int model_generate_cuda(const Model *m, const int *ids, int B, int T, int n, AttnMode mode, const SampleParams *sp,
-                        ActCache *hooks, int *out, float *logits_out, SeekErr *err);
 /* backward.cu: twins of ref/backward.c's model_loss_grad and ref/train.c's training step and
  * validation, with the reference's arguments (host pointers, as there). The forward runs on the
  * GPU with every layer's saved values kept on the device, the cross-entropy and the backward run
@@ -198,21 +212,23 @@ int model_generate_cuda(const Model *m, const int *ids, int B, int T, int n, Att
  * mtp.cu on the device's final-norm output, as ref/train.c combines the losses; out->mtp_depth,
  * out->mtp and each depth's loss in tb->mtp come back (tb->dh0 stays on the device).
  * eval_main_loss_cuda also brings the final norm's output back into tb->s.xnf, as the reference
- * leaves it (the MTP depths of seek eval read it). */
-int model_loss_grad_cuda(const Model *m, Model *grads, const int *ids, int B, int T, double *loss, SeekErr *err);
-int train_step_grads_cuda(const Model *m, Model *grads, TrainBuffers *tb, const int *ids, const LossWeights *lw,
+ * leaves it (the MTP depths of seek eval read it). The batch's targets (batch_targets: its own,
+ * or the next token) and weights are uploaded with the ids: every objective of ref/train.h. */
+int model_loss_grad_cuda(const Model *m, Model *grads, const TrainBatch *batch, int B, int T, double *loss, SeekErr *err);
+int train_step_grads_cuda(const Model *m, Model *grads, TrainBuffers *tb, const TrainBatch *batch, const LossWeights *lw,
                           StepLosses *out, SeekErr *err);
-int eval_main_loss_cuda(const Model *m, TrainBuffers *tb, const int *ids, double *loss, SeekErr *err);
+int eval_main_loss_cuda(const Model *m, TrainBuffers *tb, const TrainBatch *batch, double *loss, SeekErr *err);
 
 /* mtp.cu: twins of ref/mtp.h's mtp_forward / mtp_backward, the reference's arguments with host
  * pointers as there: h0 and dh0 are HOST (B, T, C) arrays (uploaded, and dh0 brought back), ms is
  * the reference's host MtpState (mtp_init). The forward fills each depth's ids_e, targets, logits,
- * count and loss in ms as the reference's does and keeps the saved values on the device (one
- * context per process, sized by the config, D, B and T); the backward needs a forward of the same
- * ms before it, uploads grads and dh0, ACCUMULATES the gradient of scale · Σ_k L^k into both on the
- * device and brings them back. It is void like the reference's: a failure is recorded in the sticky
- * context error (cuda_check_error). train_step_grads_cuda runs the same code on device h0/dh0. */
-int mtp_forward_cuda(const Model *m, MtpState *ms, const int *ids, const float *h0, SeekErr *err);
+ * count and loss in ms as the reference's does and keeps the saved values on the device (in the
+ * model's context, sized by the config, D, B and T); the backward needs a forward of the same ms
+ * on the same model before it, uploads grads and dh0, ACCUMULATES the gradient of
+ * scale · Σ_k L^k into both on the device and brings them back. It is void like the reference's:
+ * a failure is recorded in the sticky error (cuda_check_error). train_step_grads_cuda runs the
+ * same code on device h0/dh0. */
+int mtp_forward_cuda(const Model *m, MtpState *ms, const int *ids, const int *targets, const float *h0, SeekErr *err);
 void mtp_backward_cuda(Model *grads, const Model *m, MtpState *ms, float scale, float *dh0);
 
 /* The device copy of the model's weights: layers[l] with device pointers (for tests). */

@@ -13,14 +13,18 @@
  * nothing leaves the GPU. Attention scores/patterns (replaced per call, used by nothing after
  * their hook) are copied and compacted on the host as the reference does. Logits always come back.
  *
- * State kept between calls (one model, one run, one cache per process):
- *   - the weights: one device arena, uploaded on first use; a fingerprint (the arena address,
- *     its size and 4096 sampled values) notices another model or reloaded weights; the MTP
- *     modules' blocks and norms are rebased with the rest (mtp.cu runs them);
+ * State kept between calls, per model: each Model carries its own context (CudaModelCtx on
+ * Model.dev, internal.cuh; freed by model_free), so models used in turn never evict each other.
+ * This file fills its forward part (CudaFwdCtx):
+ *   - the weights: one device arena, uploaded on the model's first use; a fingerprint (its size and
+ *     4096 sampled values) notices new host values (a training step, an edit), which are copied
+ *     into the same arena, the run state and cache kept; a changed arena or config uploads anew;
+ *     the MTP modules' blocks and norms are rebased with the rest (mtp.cu runs them);
  *   - the run state: rebuilt when B, T, Tmax, attention capture or the model change;
  *   - the KV cache: after each call the new rows go back into the caller's host KVCache, so the
  *     host cache always holds what the device's does; a call with another cache, or one whose
  *     length does not match what the device holds, uploads the host rows first (len 0: none).
+ * The stream, cuBLAS handle, sticky error and workspace are the device context's (common.cu).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -33,33 +37,10 @@ extern "C" {
 #include "moe.h"
 }
 
-/* ---- the context ---- */
+/* ---- the model's forward context (CudaFwdCtx, internal.cuh): X below is always x->fwd ---- */
 
-static struct {
-    /* weights */
-    const Model *m;
-    const float *arena;
-    size_t n_floats;
-    Config cfg; /* the config the run state and cache were sized for (a byte-wise copy) */
-    uint64_t fp;
-    float *d_arena;
-    float *wte, *final_norm, *lm_head;
-    LayerWeights *layers; /* host array (L + D) of device pointers: the main layers, then each MTP module's block */
-    MtpWeights *mtp;      /* host array (D) of device pointers: each MTP module's norms and eh_proj */
-    int n_layers;
-    /* run state */
-    int have_rs, B, T, Tmax, with_attn, per_layer;
-    RunState d;           /* device buffers, the reference's field names */
-    float *logits;        /* (B·T, V) */
-    /* cache */
-    int have_kv;
-    KVCache dkv;          /* device, the reference's layout */
-    const KVCache *host_kv;
-    int kv_len;
-} X;
-
-static void free_runstate(void);
-static void free_kv(void);
+static void free_runstate(CudaFwdCtx *X);
+static void free_kv(CudaFwdCtx *X);
 
 /* forward.cu records failures through the sticky error; this turns it into the call's result */
 static int fail_if_error(SeekErr *err) {
@@ -81,78 +62,83 @@ static uint64_t fingerprint(const Model *m) {
     return h;
 }
 
-static void free_weights(void) {
-    cuda_dfree(X.d_arena);
-    free(X.layers);
-    free(X.mtp);
-    X.d_arena = NULL;
-    X.layers = NULL;
-    X.mtp = NULL;
-    X.m = NULL;
-    X.arena = NULL;
+static void free_weights(CudaFwdCtx *X) {
+    cuda_dfree(X->d_arena);
+    free(X->layers);
+    free(X->mtp);
+    X->d_arena = NULL;
+    X->layers = NULL;
+    X->mtp = NULL;
+    X->arena = NULL;
 }
 
-static int upload_weights(const Model *m) {
+/* m's weights into its context x (X = x->fwd): nothing when the device copy is current */
+static int upload_weights(CudaModelCtx *x, const Model *m) {
+    CudaFwdCtx *X = &x->fwd;
     uint64_t fp = fingerprint(m);
-    if (X.m == m && X.arena == m->arena && X.n_floats == m->n_floats && X.fp == fp && X.d_arena) return 0;
-    if (X.m == m && X.arena == m->arena && X.n_floats == m->n_floats && X.d_arena && !memcmp(&X.cfg, &m->cfg, sizeof X.cfg)) {
+    if (X->arena == m->arena && X->n_floats == m->n_floats && X->fp == fp && X->d_arena) return 0;
+    if (X->arena == m->arena && X->n_floats == m->n_floats && X->d_arena && !memcmp(&X->cfg, &m->cfg, sizeof X->cfg)) {
         /* the same model with new values (a training step, an edit): the device copy is refreshed,
          * the run state and cache (sized by the config, which has not changed) are kept */
-        CU_CHECK(cudaMemcpy(X.d_arena, m->arena, m->n_floats * sizeof(float), cudaMemcpyHostToDevice));
+        CU_CHECK(cudaMemcpy(X->d_arena, m->arena, m->n_floats * sizeof(float), cudaMemcpyHostToDevice));
         CU_CHECK(cudaDeviceSynchronize());
-        X.fp = fp;
+        X->fp = fp;
+        x->uploads++;
         return 0;
     }
-    /* another model: the run state and cache sized for the old one go too */
-    free_weights();
-    free_runstate();
-    free_kv();
+    /* a first use, or the model's arena or config changed: the run state and cache sized for
+     * what was there go too */
+    free_weights(X);
+    free_runstate(X);
+    free_kv(X);
     int rc = 0;
-    X.d_arena = cuda_dalloc(m->n_floats, &rc);
+    X->d_arena = cuda_dalloc(m->n_floats, &rc);
     if (rc) return -1;
-    CU_CHECK(cudaMemcpy(X.d_arena, m->arena, m->n_floats * sizeof(float), cudaMemcpyHostToDevice));
+    CU_CHECK(cudaMemcpy(X->d_arena, m->arena, m->n_floats * sizeof(float), cudaMemcpyHostToDevice));
     CU_CHECK(cudaDeviceSynchronize()); /* a pageable upload may still be in flight when cudaMemcpy returns */
+    x->uploads++;
     /* the MTP modules' weights live in the arena too (model_init lays them out whether or not a
      * checkpoint held them): their blocks follow the main layers, as in Model.layers */
     CudaModelTables t;
-    rc = cuda_rebase_model(m, X.d_arena, &t);
-    X.n_layers = m->cfg.L + m->cfg.mtp_depth;
-    X.layers = t.layers;
-    X.mtp = t.mtp;
-    X.wte = t.wte;
-    X.final_norm = t.final_norm;
-    X.lm_head = t.lm_head;
+    rc = cuda_rebase_model(m, X->d_arena, &t);
+    X->n_layers = m->cfg.L + m->cfg.mtp_depth;
+    X->layers = t.layers;
+    X->mtp = t.mtp;
+    X->wte = t.wte;
+    X->final_norm = t.final_norm;
+    X->lm_head = t.lm_head;
     if (rc) {
-        free_weights();
+        free_weights(X);
         return -1;
     }
-    X.m = m;
-    X.arena = m->arena;
-    X.n_floats = m->n_floats;
-    X.cfg = m->cfg;
-    X.fp = fp;
+    X->arena = m->arena;
+    X->n_floats = m->n_floats;
+    X->cfg = m->cfg;
+    X->fp = fp;
     return 0;
+}
+
+CudaModelCtx *cuda_model_upload(const Model *m) {
+    CudaModelCtx *x = cuda_model_ctx(m);
+    if (!x || upload_weights(x, m)) return NULL;
+    return x;
 }
 
 extern "C" const LayerWeights *cuda_model_layers(const Model *m, SeekErr *err) {
     if (cuda_backend_check(err)) return NULL;
-    if (upload_weights(m)) {
+    CudaModelCtx *x = cuda_model_upload(m);
+    if (!x) {
         fail_if_error(err);
         return NULL;
     }
-    return X.layers;
+    return x->fwd.layers;
 }
 
 /* ---- the device run state: ref/forward.c's layerstate_alloc/runstate_alloc, inference form ---- */
 
 static void free_layer(LayerState *a) {
-    float **fields[] = {&a->resid, &a->xn1, &a->rstd1, &a->q, &a->k_new, &a->v_new, &a->q_a, &a->q_latent,
-                        &a->q_rstd, &a->kv_a, &a->kv_rstd, &a->latent_new, &a->kpe_new, &a->kv_exp, &a->k_full,
-                        &a->v_full, &a->q_abs, &a->o_lat, &a->z, &a->scores, &a->pattern, &a->attn_out,
-                        &a->resid_mid, &a->xn2, &a->rstd2, &a->mlp_out, &a->gate, &a->up, &a->act, &a->r_logits,
-                        &a->r_scores, &a->r_choice, &a->e_w, &a->e_idx_f, &a->eg, &a->eu, &a->ea, &a->eo,
-                        &a->routed, &a->shared};
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) cuda_dfree(*fields[i]);
+    float **fields[LAYERSTATE_FLOATS];
+    for (size_t i = 0, n = layerstate_floats(a, fields); i < n; i++) cuda_dfree(*fields[i]);
     cuda_dfree(a->e_idx);
 }
 
@@ -167,12 +153,12 @@ void cuda_runstate_free(RunState *d) {
     memset(d, 0, sizeof *d);
 }
 
-static void free_runstate(void) {
-    if (!X.have_rs) return;
-    cuda_runstate_free(&X.d);
-    cuda_dfree(X.logits);
-    X.logits = NULL;
-    X.have_rs = 0;
+static void free_runstate(CudaFwdCtx *X) {
+    if (!X->have_rs) return;
+    cuda_runstate_free(&X->d);
+    cuda_dfree(X->logits);
+    X->logits = NULL;
+    X->have_rs = 0;
 }
 
 /* one layer's buffers, ref/forward.c's layerstate_alloc (ffn: the widest FFN activation) */
@@ -282,38 +268,38 @@ int cuda_runstate_alloc(RunState *d, const Config *c, const RunState *s) {
     return 0;
 }
 
-static int alloc_runstate(const Config *c, const RunState *s) {
-    if (X.have_rs && X.B == s->B && X.T == s->T && X.Tmax == s->Tmax && X.with_attn == s->with_attn &&
-        X.per_layer == s->per_layer)
+static int alloc_runstate(CudaFwdCtx *X, const Config *c, const RunState *s) {
+    if (X->have_rs && X->B == s->B && X->T == s->T && X->Tmax == s->Tmax && X->with_attn == s->with_attn &&
+        X->per_layer == s->per_layer)
         return 0;
-    free_runstate();
+    free_runstate(X);
     int rc = 0;
-    if (cuda_runstate_alloc(&X.d, c, s)) return -1;
-    X.logits = cuda_dalloc((size_t)s->B * s->T * c->V, &rc);
-    X.have_rs = 1; /* so free_runstate releases a partial allocation */
+    if (cuda_runstate_alloc(&X->d, c, s)) return -1;
+    X->logits = cuda_dalloc((size_t)s->B * s->T * c->V, &rc);
+    X->have_rs = 1; /* so free_runstate releases a partial allocation */
     if (rc) {
-        free_runstate();
+        free_runstate(X);
         return -1;
     }
-    X.per_layer = s->per_layer;
-    X.B = s->B;
-    X.T = s->T;
-    X.Tmax = s->Tmax;
-    X.with_attn = s->with_attn;
+    X->per_layer = s->per_layer;
+    X->B = s->B;
+    X->T = s->T;
+    X->Tmax = s->Tmax;
+    X->with_attn = s->with_attn;
     return 0;
 }
 
 /* ---- the device KV cache, kept equal to the caller's host cache ---- */
 
-static void free_kv(void) {
-    cuda_dfree(X.dkv.k);
-    cuda_dfree(X.dkv.v);
-    cuda_dfree(X.dkv.latent);
-    cuda_dfree(X.dkv.k_pe);
-    memset(&X.dkv, 0, sizeof X.dkv);
-    X.have_kv = 0;
-    X.host_kv = NULL;
-    X.kv_len = -1;
+static void free_kv(CudaFwdCtx *X) {
+    cuda_dfree(X->dkv.k);
+    cuda_dfree(X->dkv.v);
+    cuda_dfree(X->dkv.latent);
+    cuda_dfree(X->dkv.k_pe);
+    memset(&X->dkv, 0, sizeof X->dkv);
+    X->have_kv = 0;
+    X->host_kv = NULL;
+    X->kv_len = -1;
 }
 
 /* copies rows [r0, r0 + n) of every (layer, sequence) block of width w floats between caches */
@@ -324,9 +310,10 @@ static void kv_copy_rows(float *dst, const float *src, const Config *c, int B, i
     CU_CHECK(cudaMemcpy2DAsync(dst + off, pitch, src + off, pitch, (size_t)n * w * sizeof(float), (size_t)c->L * B, kind, st));
 }
 
-static void kv_sync_rows(const Config *c, KVCache *h, int r0, int n, cudaMemcpyKind kind, cudaStream_t st) {
+static void kv_sync_rows(CudaFwdCtx *X, const Config *c, KVCache *h, int r0, int n, cudaMemcpyKind kind,
+                         cudaStream_t st) {
     int up = kind == cudaMemcpyHostToDevice;
-    KVCache *dst = up ? &X.dkv : h, *src = up ? h : &X.dkv;
+    KVCache *dst = up ? &X->dkv : h, *src = up ? h : &X->dkv;
     if (c->mla) {
         kv_copy_rows(dst->latent, src->latent, c, h->B, h->Tmax, r0, n, (size_t)c->kv_lora_rank, kind, st);
         kv_copy_rows(dst->k_pe, src->k_pe, c, h->B, h->Tmax, r0, n, (size_t)c->dr, kind, st);
@@ -336,49 +323,52 @@ static void kv_sync_rows(const Config *c, KVCache *h, int r0, int n, cudaMemcpyK
     }
 }
 
-static int attach_kv(const Config *c, KVCache *kv, cudaStream_t st) {
-    if (X.have_kv && X.host_kv == kv && X.dkv.B == kv->B && X.dkv.Tmax == kv->Tmax && X.kv_len == kv->len) return 0;
-    if (!X.have_kv || X.dkv.B != kv->B || X.dkv.Tmax != kv->Tmax) {
-        free_kv();
+static int attach_kv(CudaFwdCtx *X, const Config *c, KVCache *kv, cudaStream_t st) {
+    if (X->have_kv && X->host_kv == kv && X->dkv.B == kv->B && X->dkv.Tmax == kv->Tmax && X->kv_len == kv->len) return 0;
+    if (!X->have_kv || X->dkv.B != kv->B || X->dkv.Tmax != kv->Tmax) {
+        free_kv(X);
         int rc = 0;
         size_t rows = (size_t)c->L * kv->B * kv->Tmax;
         if (c->mla) {
-            X.dkv.latent = cuda_dalloc(rows * c->kv_lora_rank, &rc);
-            X.dkv.k_pe = cuda_dalloc(rows * c->dr, &rc);
+            X->dkv.latent = cuda_dalloc(rows * c->kv_lora_rank, &rc);
+            X->dkv.k_pe = cuda_dalloc(rows * c->dr, &rc);
         } else {
-            X.dkv.k = cuda_dalloc(rows * c->NKV * c->HS, &rc);
-            X.dkv.v = cuda_dalloc(rows * c->NKV * c->HS, &rc);
+            X->dkv.k = cuda_dalloc(rows * c->NKV * c->HS, &rc);
+            X->dkv.v = cuda_dalloc(rows * c->NKV * c->HS, &rc);
         }
-        X.have_kv = 1;
+        X->have_kv = 1;
         if (rc) {
-            free_kv();
+            free_kv(X);
             return -1;
         }
-        X.dkv.B = kv->B;
-        X.dkv.Tmax = kv->Tmax;
+        X->dkv.B = kv->B;
+        X->dkv.Tmax = kv->Tmax;
     }
     /* the host cache is the truth: bring what it holds */
-    kv_sync_rows(c, kv, 0, kv->len, cudaMemcpyHostToDevice, st);
-    X.host_kv = kv;
-    X.kv_len = kv->len;
+    kv_sync_rows(X, c, kv, 0, kv->len, cudaMemcpyHostToDevice, st);
+    X->host_kv = kv;
+    X->kv_len = kv->len;
     return 0;
 }
 
-void cuda_forward_state(CudaForwardState *f) {
-    f->d = &X.d;
-    f->kv = &X.dkv;
-    f->layers = X.layers;
-    f->wte = X.wte;
-    f->final_norm = X.final_norm;
-    f->lm_head = X.lm_head;
-    f->mtp = X.mtp;
-    f->logits = X.logits;
+void cuda_forward_state(CudaModelCtx *x, CudaForwardState *f) {
+    CudaFwdCtx *X = &x->fwd;
+    f->d = &X->d;
+    f->kv = &X->dkv;
+    f->layers = X->layers;
+    f->wte = X->wte;
+    f->final_norm = X->final_norm;
+    f->lm_head = X->lm_head;
+    f->mtp = X->mtp;
+    f->logits = X->logits;
 }
 
-extern "C" void cuda_forward_release(void) {
-    free_runstate();
-    free_kv();
-    free_weights();
+void cuda_forward_empty(CudaModelCtx *x) {
+    CudaFwdCtx *X = &x->fwd;
+    free_runstate(X);
+    free_kv(X);
+    free_weights(X);
+    memset(X, 0, sizeof *X);
 }
 
 /* ---- hooks ---- */
@@ -591,89 +581,47 @@ extern "C" int model_forward_cuda(const Model *m, RunState *s, KVCache *kv, cons
     }
     cudaStream_t st = cuda_stream();
     cuda_check_error(NULL); /* a stale failure of an earlier call is not this call's */
-    if (upload_weights(m) || alloc_runstate(c, s) || attach_kv(c, kv, st)) return fail_if_error(err) ? -1 : seek_fail(err, "forward (cuda): setup failed");
-    RunState *d = &X.d;
-    KVCache *dkv = &X.dkv;
+    CudaModelCtx *x = cuda_model_upload(m); /* m's own context: its weights, run state and cache */
+    CudaFwdCtx *X = x ? &x->fwd : NULL;
+    if (!x || alloc_runstate(X, c, s) || attach_kv(X, c, kv, st))
+        return fail_if_error(err) ? -1 : seek_fail(err, "forward (cuda): setup failed");
+    RunState *d = &X->d;
+    KVCache *dkv = &X->dkv;
     const size_t layer_stride = (size_t)N * C; /* hidden (L+1, B, T, C) */
     const size_t NC = (size_t)N * C;
 
     CU_CHECK(cudaMemcpyAsync(d->ids, s->ids, (size_t)N * sizeof(int), cudaMemcpyHostToDevice, st));
-    embedding_forward_cuda(d->x, d->ids, X.wte, N, C, st);
+    embedding_forward_cuda(d->x, d->ids, X->wte, N, C, st);
     hook_dev(hooks, d->x, s->x, B, T, C, 0, NULL, "hook_embed", st);
     if (hidden) CU_CHECK(cudaMemcpyAsync(hidden, d->x, layer_stride * sizeof(float), cudaMemcpyDeviceToHost, st));
 
     for (int l = 0; l < c->L; l++) {
         char px[32];
         snprintf(px, sizeof px, "blocks.%d", l);
-        block_forward_cuda(m, d, s, dkv, &X.layers[l], &d->layer[l], &s->layer[l], l, px, B, T, pos0, mode, hooks, st);
+        block_forward_cuda(m, d, s, dkv, &X->layers[l], &d->layer[l], &s->layer[l], l, px, B, T, pos0, mode, hooks, st);
         if (hidden && l < c->L - 1)
             CU_CHECK(cudaMemcpyAsync(hidden + (size_t)(l + 1) * layer_stride, d->x, layer_stride * sizeof(float),
                                      cudaMemcpyDeviceToHost, st));
     }
 
     CU_CHECK(cudaMemcpyAsync(d->xf, d->x, NC * sizeof(float), cudaMemcpyDeviceToDevice, st));
-    rmsnorm_forward_cuda(d->xnf, d->rstdf, d->xf, X.final_norm, N, C, c->eps, st);
+    rmsnorm_forward_cuda(d->xnf, d->rstdf, d->xf, X->final_norm, N, C, c->eps, st);
     hook_dev(hooks, d->xnf, s->xnf, B, T, C, 0, NULL, "ln_final.hook_normalized", st);
     if (hidden)
         CU_CHECK(cudaMemcpyAsync(hidden + (size_t)c->L * layer_stride, d->xnf, layer_stride * sizeof(float),
                                  cudaMemcpyDeviceToHost, st));
-    matmul_forward_cuda(X.logits, d->xnf, X.lm_head, N, C, c->V, st);
-    CU_CHECK(cudaMemcpyAsync(logits, X.logits, (size_t)N * c->V * sizeof(float), cudaMemcpyDeviceToHost, st));
+    matmul_forward_cuda(X->logits, d->xnf, X->lm_head, N, C, c->V, st);
+    CU_CHECK(cudaMemcpyAsync(logits, X->logits, (size_t)N * c->V * sizeof(float), cudaMemcpyDeviceToHost, st));
     /* the new cache rows back into the caller's cache, which stays the truth */
-    kv_sync_rows(c, kv, pos0, T, cudaMemcpyDeviceToHost, st);
+    kv_sync_rows(X, c, kv, pos0, T, cudaMemcpyDeviceToHost, st);
     CU_CHECK(cudaStreamSynchronize(st));
     hook_bt(hooks, logits, B, T, c->V, 0, NULL, "unembed.hook_out");
     if (fail_if_error(err)) {
-        X.kv_len = -1; /* the device cache is suspect: upload it again next time */
+        X->kv_len = -1; /* the device cache is suspect: upload it again next time */
         return -1;
     }
     kv->len = Tk;
-    X.kv_len = Tk;
+    X->kv_len = Tk;
     if (hooks && hooks->failed) return seek_fail(err, "forward: out of memory capturing activations");
     return 0;
-}
-
-/* ---- generation (ref/forward.c's model_generate on model_forward_cuda) ---- */
-
-extern "C" int model_generate_cuda(const Model *m, const int *ids, int B, int T, int n, AttnMode mode,
-                                   const SampleParams *sp, ActCache *hooks, int *out, float *logits_out, SeekErr *err) {
-    const Config *c = &m->cfg;
-    if (n < 1) return seek_fail(err, "generate: -n must be at least 1");
-    if ((long long)T + n > c->max_pos)
-        return seek_fail(err, "generate: prompt %d + %d new tokens exceeds max_position_embeddings %d", T, n, c->max_pos);
-    int Tmax = T + n;
-    KVCache kv;
-    RunState s;
-    if (kvcache_init(&kv, c, B, Tmax, err)) return -1;
-    if (runstate_init(&s, c, B, T, Tmax, hooks != NULL, err)) {
-        kvcache_free(&kv);
-        return -1;
-    }
-    float *logits = (float *)malloc((size_t)B * T * c->V * sizeof(float));
-    float *probs = (float *)malloc((size_t)c->V * sizeof(float));
-    int *order = (int *)malloc((size_t)c->V * sizeof(int));
-    int *step_ids = (int *)malloc((size_t)B * sizeof(int));
-    int rc = 0;
-    if (!logits || !probs || !order || !step_ids) rc = seek_fail(err, "generate: out of memory");
-    Rng rng;
-    rng_seed(&rng, sp->seed);
-    if (!rc) rc = model_forward_cuda(m, &s, &kv, ids, B, T, mode, hooks, NULL, logits, err);
-    for (int step = 0; !rc && step < n; step++) {
-        int Tl = step == 0 ? T : 1; /* rows per sequence in the last call */
-        for (int b = 0; b < B; b++) {
-            const float *row = logits + ((size_t)b * Tl + Tl - 1) * c->V;
-            int tok = sample_token(row, c->V, sp, &rng, probs, order);
-            out[(size_t)b * n + step] = tok;
-            step_ids[b] = tok;
-            if (logits_out) memcpy(logits_out + ((size_t)b * n + step) * c->V, row, (size_t)c->V * sizeof(float));
-        }
-        if (step + 1 < n) rc = model_forward_cuda(m, &s, &kv, step_ids, B, 1, mode, hooks, NULL, logits, err);
-    }
-    free(logits);
-    free(probs);
-    free(order);
-    free(step_ids);
-    runstate_free(&s);
-    kvcache_free(&kv);
-    return rc;
 }

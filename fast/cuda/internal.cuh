@@ -1,17 +1,41 @@
-/* internal.cuh: what the fast/cuda files share: the sticky error record, the cuBLAS handle, launch
- * checks and block reductions. Not part of the twin interface (that is cuda.h). */
+/* internal.cuh: what the fast/cuda files share: the two contexts (the device's and each model's),
+ * the sticky error record, the cuBLAS handle, launch checks and block reductions. Not part of the
+ * twin interface (that is cuda.h). */
 #ifndef SEEK_FAST_CUDA_INTERNAL_CUH
 #define SEEK_FAST_CUDA_INTERNAL_CUH
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <math.h>
+#include <stdint.h>
 
 #include "cuda/cuda.h"
 
+/* ---- the device context (common.cu) ----
+ * What every model and every twin on the GPU share: one per process (one GPU), the object
+ * cuda_device() returns and nothing else holds. The stream, the cuBLAS handle (pedantic fp32) and
+ * the workspace are created on first use and freed by cuda_release; the sticky error is the first
+ * failure since cuda_check_error last cleared it. `models` lists the live model contexts without
+ * owning them (each belongs to its Model, freed by model_free): cuda_release empties their device
+ * memory, a context's own release takes it off the list. Single-threaded host code, like the rest
+ * of the library tier. */
+typedef struct CudaModelCtx CudaModelCtx;
+typedef struct {
+    int probed, usable;   /* cuda_backend_check asked the driver; a device can be used */
+    char why[256];        /* why not, in one line */
+    cudaStream_t stream;  /* blocking: ordered after the legacy default stream's copies */
+    cublasHandle_t blas;  /* CUBLAS_PEDANTIC_MATH */
+    int err_set;
+    char err[SEEK_ERR_LEN]; /* the first failure: "cuda: file:line: call: reason" */
+    void *ws;             /* the grow-only workspace (cuda_workspace) */
+    size_t ws_bytes;
+    CudaModelCtx *models; /* the live model contexts (a list through CudaModelCtx.next) */
+} CudaDevice;
+CudaDevice *cuda_device(void);
+
 /* Records the first failure (file:line, the call, CUDA's reason); cuda_check_error reports it. */
 void cuda_note_error(const char *file, int line, const char *what, const char *reason);
-/* The context's cuBLAS handle (pedantic fp32 math), bound to stream st. NULL after a failure. */
+/* The device context's cuBLAS handle (pedantic fp32 math), bound to stream st. NULL after a failure. */
 cublasHandle_t cuda_cublas(cudaStream_t st);
 
 #define CU_CHECK(call)                                                                   \
@@ -124,9 +148,84 @@ typedef struct {
 } AttnRows;
 void cuda_attend_rows(const AttnRows *a, cudaStream_t st);
 
-/* forward.cu: what the last model_forward_cuda left on the device, for backward.cu: the device
- * run state (every layer's saved values when it ran a training run state), the device cache, the
- * device weights and logits (B·T, V). */
+/* ---- a model's context: its device copy and what runs on it ----
+ * One per Model, hung on Model.dev by cuda_model_ctx on the model's first use on the GPU (with
+ * Model.dev_free = cuda_model_ctx_free, which model_free calls), so two models keep their own
+ * weights, run state, cache, gradients and MTP state side by side. Each part belongs to the file
+ * that fills it; an empty part (all zero, as calloc makes it) is rebuilt on the next call. */
+
+/* forward.cu: the device weights, run state and KV cache */
+typedef struct {
+    /* weights: a copy of the host arena, with the tables moved onto it */
+    const float *arena;   /* the host arena the copy came from */
+    size_t n_floats;
+    Config cfg;           /* the config the run state and cache were sized for (a byte-wise copy) */
+    uint64_t fp;          /* fingerprint of the host values (size and 4096 samples) at the last upload */
+    float *d_arena;       /* (n_floats) device */
+    float *wte, *final_norm, *lm_head;
+    LayerWeights *layers; /* host array (L + D) of device pointers: the main layers, then each MTP module's block */
+    MtpWeights *mtp;      /* host array (D) of device pointers: each MTP module's norms and eh_proj */
+    int n_layers;
+    /* run state */
+    int have_rs, B, T, Tmax, with_attn, per_layer;
+    RunState d;           /* device buffers, the reference's field names */
+    float *logits;        /* (B·T, V) */
+    /* cache */
+    int have_kv;
+    KVCache dkv;          /* device, the reference's layout */
+    const KVCache *host_kv; /* the host cache it mirrors */
+    int kv_len;           /* rows the device holds (-1: suspect, upload again) */
+} CudaFwdCtx;
+
+/* backward.cu: the device GradState, gradient arena and score gradients */
+typedef struct {
+    int have, B, T, L;
+    size_t n_floats;
+    Config cfg;         /* the config the buffers were sized for (a byte-wise copy) */
+    GradState g;        /* device buffers, the reference's names */
+    float *arena;       /* (n_floats) device gradients, laid out like the model */
+    LayerWeights *gl;   /* host array (L + D) of device pointers into arena (the MTP blocks last) */
+    MtpWeights *gmtp;   /* host array (D) of device pointers into arena */
+    float *wte, *final_norm, *lm_head;
+    float **dscores;    /* (L) device (N, E) for MoE layers, else NULL */
+    float *dh0;         /* (N, C) the MTP loss's gradient on the final norm's output (TrainBuffers.dh0) */
+    float *weights;     /* (N) the batch's per-position loss weights (TrainBatch.weights), when it has them */
+} CudaGradCtx;
+
+/* mtp.cu: the device depths and the public twins' h0/dh0 staging */
+typedef struct {
+    int have, D, B, T;
+    Config cfg;          /* the config the depths were sized for (a byte-wise copy) */
+    MtpDepth *d;         /* (D) device mirrors: host structs, device pointers, the reference's names */
+    const MtpState *fwd; /* the host MtpState of the last forward (its saved values are here) */
+    float *h0, *dh0;     /* (B, T, C) staging for the public twins' host h0 and dh0 */
+} CudaMtpCtx;
+
+struct CudaModelCtx {
+    CudaFwdCtx fwd;
+    CudaGradCtx grad;
+    CudaMtpCtx mtp;
+    long uploads;        /* copies of the host weights to the device: first uploads and refreshes (tests) */
+    CudaModelCtx *next;  /* CudaDevice.models */
+};
+/* common.cu: m's context (m->dev), created and listed on first use; NULL when out of host memory
+ * or when m->dev belongs to another backend (recorded in the sticky error). */
+CudaModelCtx *cuda_model_ctx(const Model *m);
+/* common.cu: Model.dev_free: empties the context's device memory, takes it off the list, frees it. */
+extern "C" void cuda_model_ctx_free(void *dev);
+/* each file empties its part (device memory and host tables freed, the part zeroed: rebuilt on the
+ * next call); cuda_release and cuda_model_ctx_free call them, MTP first, the weights last */
+void cuda_forward_empty(CudaModelCtx *x);
+void cuda_backward_empty(CudaModelCtx *x);
+void cuda_mtp_empty(CudaModelCtx *x);
+
+/* forward.cu: m's context with its weights on the device (uploaded, or refreshed when the host
+ * values changed); NULL on failure (recorded in the sticky error). */
+CudaModelCtx *cuda_model_upload(const Model *m);
+
+/* forward.cu: what the last model_forward_cuda of x's model left on the device, for backward.cu
+ * and mtp.cu: the device run state (every layer's saved values when it ran a training run state),
+ * the device cache, the device weights and logits (B·T, V). */
 typedef struct {
     RunState *d;
     KVCache *kv;
@@ -135,7 +234,7 @@ typedef struct {
     const MtpWeights *mtp;      /* (D) each MTP module's norms and eh_proj */
     float *logits;
 } CudaForwardState;
-void cuda_forward_state(CudaForwardState *f);
+void cuda_forward_state(CudaModelCtx *x, CudaForwardState *f);
 
 /* ---- what the MTP module (mtp.cu) shares with forward.cu and backward.cu ---- */
 
@@ -157,9 +256,9 @@ typedef struct {
     MtpWeights *mtp;            /* (D) */
     float *wte, *final_norm, *lm_head;
 } CudaGrads;
-/* Sizes (when the shapes change) the device GradState for B×T and the gradient arena for grads'
- * layout, and fills g. 0, or -1 (recorded in the sticky error). */
-int cuda_grads(const Model *m, const Model *grads, int B, int T, CudaGrads *g);
+/* Sizes (when the shapes change) x's device GradState for B×T and gradient arena for grads'
+ * layout (m: x's model), and fills g. 0, or -1 (recorded in the sticky error). */
+int cuda_grads(CudaModelCtx *x, const Model *m, const Model *grads, int B, int T, CudaGrads *g);
 /* backward.cu: a device GradState of gradstate_init's sizes (no logits) for config c, B×T tokens. */
 int cuda_gradstate_alloc(GradState *g, const Config *c, int B, int T);
 void cuda_gradstate_free(GradState *g);
@@ -169,13 +268,13 @@ void block_backward_cuda(LayerWeights *gw, GradState *g, const Config *c, const 
                          cudaStream_t st);
 
 /* mtp.cu: the bodies of mtp_forward_cuda / mtp_backward_cuda with h0 and dh0 (B, T, C) on the
- * device (train_step_grads_cuda passes the main forward's xnf and its own dh0): the forward on the
- * device weights f, filling the host MtpState as mtp_forward_cuda does; the backward accumulating
- * into the device gradients g and dh0, after a forward of the same MtpState. */
-int cuda_mtp_forward_dev(const Model *m, const CudaForwardState *f, MtpState *ms, const int *ids, const float *h0,
-                         SeekErr *err);
-void cuda_mtp_backward_dev(const CudaGrads *g, const CudaForwardState *f, const Model *m, const MtpState *ms,
-                           float scale, float *dh0, cudaStream_t st);
-void cuda_mtp_release(void);
+ * device (train_step_grads_cuda passes the main forward's xnf and its own dh0), on the depths of
+ * x (m's context): the forward on the device weights f, filling the host MtpState as
+ * mtp_forward_cuda does; the backward accumulating into the device gradients g and dh0, after a
+ * forward of the same MtpState on the same model. */
+int cuda_mtp_forward_dev(CudaModelCtx *x, const Model *m, const CudaForwardState *f, MtpState *ms, const int *ids,
+                         const int *targets, const float *h0, SeekErr *err);
+void cuda_mtp_backward_dev(CudaModelCtx *x, const CudaGrads *g, const CudaForwardState *f, const Model *m,
+                           const MtpState *ms, float scale, float *dh0, cudaStream_t st);
 
 #endif

@@ -1,13 +1,14 @@
-/* loss.cu (CUDA twin of ref/loss.c): next-token cross-entropy over rows of logits.
- *   loss = (1/count) Σ_{n with a target} −log softmax(logits_n)[target_n]
+/* loss.cu (CUDA twin of ref/loss.c): next-token cross-entropy over rows of logits, each row's
+ * term weighted by w_n (weights (N) device floats, or NULL: 1).
+ *   loss = (1/count) Σ_{n with a target} w_n · −log softmax(logits_n)[target_n]
  * Forward, one block per row, the reference's arithmetic: the row max (exact in any order), the
  * log-sum-exp Σ exp((double)(l − max)) in double (a tree over the block instead of left to right:
  * rounding far below float), P_i = (float)(exp((double)(l_i − max)) / sum). Each row's loss term
  * −((double)(l_t − max) − log(sum)) goes to the context workspace; the host adds the terms in row
  * order, as the reference does (one copy back and synchronisation per call: the loss is returned
  * to the host like the reference's).
- * Backward (ACCUMULATES): dlogits_n += dloss·(P_n − onehot(t_n))/count for rows with a target,
- * one thread per element, the reference's float expression.
+ * Backward (ACCUMULATES): dlogits_n += dloss·w_n·(P_n − onehot(t_n))/count for rows with a
+ * target, one thread per element, the reference's float expressions ((dloss/count)·w_n first).
  * Shapes: logits, probs, dlogits (N, V); targets (N) device ints, −1 = no target. */
 #include <stdlib.h>
 
@@ -16,7 +17,7 @@
 #define CE_THREADS 256
 
 __global__ static void crossentropy_forward_kernel(float *probs, double *row_loss, const float *logits,
-                                                   const int *targets, int V) {
+                                                   const int *targets, const float *weights, int V) {
     __shared__ double shd[32];
     __shared__ float shf[32];
     const float *lg = logits + (size_t)blockIdx.x * V;
@@ -32,12 +33,13 @@ __global__ static void crossentropy_forward_kernel(float *probs, double *row_los
     for (int i = threadIdx.x; i < V; i += blockDim.x) p[i] = (float)(exp((double)(lg[i] - maxv)) / sum);
     if (threadIdx.x == 0) {
         const int t = targets[blockIdx.x];
-        row_loss[blockIdx.x] = t < 0 ? 0.0 : -((double)(lg[t] - maxv) - log(sum));
+        const double nll = t < 0 ? 0.0 : -((double)(lg[t] - maxv) - log(sum));
+        row_loss[blockIdx.x] = weights ? (double)weights[blockIdx.x] * nll : nll;
     }
 }
 
-extern "C" double crossentropy_forward_cuda(float *probs, const float *logits, const int *targets, int N, int V,
-                                            int *count, cudaStream_t st) {
+extern "C" double crossentropy_forward_cuda(float *probs, const float *logits, const int *targets, const float *weights,
+                                            int N, int V, int *count, cudaStream_t st) {
     if (count) *count = 0;
     if (N <= 0) return 0.0;
     double *row_loss = (double *)cuda_workspace((size_t)N * sizeof(double));
@@ -49,7 +51,7 @@ extern "C" double crossentropy_forward_cuda(float *probs, const float *logits, c
         free(tg);
         return 0.0;
     }
-    crossentropy_forward_kernel<<<N, CE_THREADS, 0, st>>>(probs, row_loss, logits, targets, V);
+    crossentropy_forward_kernel<<<N, CE_THREADS, 0, st>>>(probs, row_loss, logits, targets, weights, V);
     LAUNCH_CHECK("crossentropy_forward");
     CU_CHECK(cudaMemcpyAsync(host, row_loss, (size_t)N * sizeof(double), cudaMemcpyDeviceToHost, st));
     CU_CHECK(cudaMemcpyAsync(tg, targets, (size_t)N * sizeof(int), cudaMemcpyDeviceToHost, st));
@@ -69,18 +71,19 @@ extern "C" double crossentropy_forward_cuda(float *probs, const float *logits, c
 }
 
 __global__ static void crossentropy_backward_kernel(float *dlogits, float scale, const float *probs, const int *targets,
-                                                    int N, int V) {
+                                                    const float *weights, int N, int V) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)N * V) return;
     const int n = (int)(i / V), c = (int)(i % V), t = targets[n];
     if (t < 0) return;
-    dlogits[i] += scale * (probs[i] - (c == t ? 1.0f : 0.0f));
+    const float sn = weights ? scale * weights[n] : scale;
+    dlogits[i] += sn * (probs[i] - (c == t ? 1.0f : 0.0f));
 }
 
-extern "C" void crossentropy_backward_cuda(float *dlogits, float dloss, const float *probs, const int *targets, int N,
-                                           int V, int count, cudaStream_t st) {
+extern "C" void crossentropy_backward_cuda(float *dlogits, float dloss, const float *probs, const int *targets,
+                                           const float *weights, int N, int V, int count, cudaStream_t st) {
     if (count == 0 || N <= 0) return;
     const size_t n = (size_t)N * V;
-    crossentropy_backward_kernel<<<cdiv(n, 256), 256, 0, st>>>(dlogits, dloss / (float)count, probs, targets, N, V);
+    crossentropy_backward_kernel<<<cdiv(n, 256), 256, 0, st>>>(dlogits, dloss / (float)count, probs, targets, weights, N, V);
     LAUNCH_CHECK("crossentropy_backward");
 }

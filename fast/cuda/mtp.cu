@@ -18,8 +18,9 @@
  * (bitwise), d h^{k−1} is added one float add per element as the reference's loop: no float
  * atomics, two runs are bitwise identical.
  *
- * State kept between calls (one process): the device depths and the h0/dh0 staging of the public
- * twins, rebuilt when the config, D, B or T change. */
+ * State kept between calls, per model (the MTP part of the model's context, CudaMtpCtx in
+ * internal.cuh, on Model.dev): the device depths and the h0/dh0 staging of the public twins,
+ * rebuilt when the config, D, B or T change. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,13 +31,7 @@ extern "C" {
 #include "mtp.h"
 }
 
-static struct {
-    int have, D, B, T;
-    Config cfg;          /* the config the depths were sized for (a byte-wise copy) */
-    MtpDepth *d;         /* (D) device mirrors: host structs, device pointers, the reference's names */
-    const MtpState *fwd; /* the host MtpState of the last forward (its saved values are here) */
-    float *h0, *dh0;     /* (B, T, C) staging for the public twins' host h0 and dh0 */
-} M;
+/* the model's MTP context (CudaMtpCtx, internal.cuh): M below is always x->mtp */
 
 
 static void zero(float *p, size_t n, cudaStream_t st) { CU_CHECK(cudaMemsetAsync(p, 0, n * sizeof(float), st)); }
@@ -53,34 +48,34 @@ static void free_depth(MtpDepth *d) {
     memset(d, 0, sizeof *d);
 }
 
-static void free_depths(void) {
-    for (int k = 0; M.d && k < M.D; k++) free_depth(&M.d[k]);
-    free(M.d);
-    cuda_dfree(M.h0);
-    cuda_dfree(M.dh0);
-    memset(&M, 0, sizeof M);
+static void free_depths(CudaMtpCtx *M) {
+    for (int k = 0; M->d && k < M->D; k++) free_depth(&M->d[k]);
+    free(M->d);
+    cuda_dfree(M->h0);
+    cuda_dfree(M->dh0);
+    memset(M, 0, sizeof *M);
 }
 
-void cuda_mtp_release(void) { free_depths(); }
+void cuda_mtp_empty(CudaModelCtx *x) { free_depths(&x->mtp); }
 
 /* ref/mtp.c's mtp_init on the device: each depth's one-block state and buffers, the shapes of the
  * host MtpState's (which mtp_init made) */
-static int alloc_depths(const Config *c, const MtpState *ms) {
-    if (M.have && M.D == ms->D && M.B == ms->B && M.T == ms->T && !memcmp(&M.cfg, c, sizeof *c)) return 0;
-    free_depths();
-    M.d = (MtpDepth *)calloc((size_t)ms->D, sizeof(MtpDepth));
-    if (!M.d) {
+static int alloc_depths(CudaMtpCtx *M, const Config *c, const MtpState *ms) {
+    if (M->have && M->D == ms->D && M->B == ms->B && M->T == ms->T && !memcmp(&M->cfg, c, sizeof *c)) return 0;
+    free_depths(M);
+    M->d = (MtpDepth *)calloc((size_t)ms->D, sizeof(MtpDepth));
+    if (!M->d) {
         cuda_note_error(__FILE__, __LINE__, "mtp", "out of host memory");
         return -1;
     }
-    M.have = 1; /* so free_depths releases a partial allocation */
-    M.D = ms->D;
+    M->have = 1; /* so free_depths releases a partial allocation */
+    M->D = ms->D;
     int rc = 0;
     const int B = ms->B;
     const size_t C = c->C, V = c->V;
     for (int k = 1; !rc && k <= ms->D; k++) {
         const MtpDepth *h = &ms->d[k - 1];
-        MtpDepth *d = &M.d[k - 1];
+        MtpDepth *d = &M->d[k - 1];
         d->T = h->T;
         d->one = *c;
         d->one.L = 1;
@@ -115,15 +110,15 @@ static int alloc_depths(const Config *c, const MtpState *ms) {
         d->ids_e = (int *)cuda_dalloc(N, &rc); /* ints: same size as floats */
         d->targets = (int *)cuda_dalloc(N, &rc);
     }
-    M.h0 = cuda_dalloc((size_t)B * ms->T * C, &rc);
-    M.dh0 = cuda_dalloc((size_t)B * ms->T * C, &rc);
+    M->h0 = cuda_dalloc((size_t)B * ms->T * C, &rc);
+    M->dh0 = cuda_dalloc((size_t)B * ms->T * C, &rc);
     if (rc) {
-        free_depths();
+        free_depths(M);
         return -1;
     }
-    M.B = B;
-    M.T = ms->T;
-    M.cfg = *c;
+    M->B = B;
+    M->T = ms->T;
+    M->cfg = *c;
     return 0;
 }
 
@@ -132,8 +127,9 @@ static int fail_if_error(SeekErr *err) {
     return 0;
 }
 
-int cuda_mtp_forward_dev(const Model *m, const CudaForwardState *f, MtpState *ms, const int *ids, const float *h0,
-                         SeekErr *err) {
+int cuda_mtp_forward_dev(CudaModelCtx *x, const Model *m, const CudaForwardState *f, MtpState *ms, const int *ids,
+                         const int *targets, const float *h0, SeekErr *err) {
+    CudaMtpCtx *M = &x->mtp;
     const Config *c = &m->cfg;
     const int B = ms->B, T = ms->T, C = c->C;
     if (!m->has_mtp || c->mtp_depth < ms->D)
@@ -141,23 +137,23 @@ int cuda_mtp_forward_dev(const Model *m, const CudaForwardState *f, MtpState *ms
     for (int i = 0; i < B * T; i++)
         if (ids[i] < 0 || ids[i] >= c->V)
             return seek_fail(err, "mtp: token id %d at index %d is out of range [0, %d)", ids[i], i, c->V);
-    if (alloc_depths(c, ms)) return fail_if_error(err) ? -1 : seek_fail(err, "mtp (cuda): setup failed");
-    M.fwd = NULL;
+    if (alloc_depths(M, c, ms)) return fail_if_error(err) ? -1 : seek_fail(err, "mtp (cuda): setup failed");
+    M->fwd = NULL;
     cudaStream_t st = cuda_stream();
     for (int k = 1; k <= ms->D; k++) {
-        MtpDepth *h = &ms->d[k - 1], *d = &M.d[k - 1];
+        MtpDepth *h = &ms->d[k - 1], *d = &M->d[k - 1];
         const MtpWeights *mw = &f->mtp[k - 1];
         const int Tk = d->T, N = B * Tk;
         const size_t NC = (size_t)N * C;
         /* the previous depth's hidden state, at the first Tk positions of each sequence */
-        const float *prev = k == 1 ? h0 : M.d[k - 2].hout;
-        int Tprev = k == 1 ? T : M.d[k - 2].T;
+        const float *prev = k == 1 ? h0 : M->d[k - 2].hout;
+        int Tprev = k == 1 ? T : M->d[k - 2].T;
         CU_CHECK(cudaMemcpy2DAsync(d->hin, (size_t)Tk * C * sizeof(float), prev, (size_t)Tprev * C * sizeof(float),
                                    (size_t)Tk * C * sizeof(float), (size_t)B, cudaMemcpyDeviceToDevice, st));
         for (int b = 0; b < B; b++)
             for (int i = 0; i < Tk; i++) {
                 h->ids_e[b * Tk + i] = ids[b * T + i + k];
-                h->targets[b * Tk + i] = i + k + 1 < T ? ids[b * T + i + k + 1] : -1;
+                h->targets[b * Tk + i] = targets ? targets[b * T + i + k] : i + k + 1 < T ? ids[b * T + i + k + 1] : -1;
             }
         CU_CHECK(cudaMemcpyAsync(d->ids_e, h->ids_e, (size_t)N * sizeof(int), cudaMemcpyHostToDevice, st));
         CU_CHECK(cudaMemcpyAsync(d->targets, h->targets, (size_t)N * sizeof(int), cudaMemcpyHostToDevice, st));
@@ -183,28 +179,29 @@ int cuda_mtp_forward_dev(const Model *m, const CudaForwardState *f, MtpState *ms
         CU_CHECK(cudaMemcpyAsync(d->hout, d->s.x, NC * sizeof(float), cudaMemcpyDeviceToDevice, st));
         rmsnorm_forward_cuda(d->ho_n, d->ho_rstd, d->hout, mw->head_norm, N, C, c->eps, st);
         matmul_forward_cuda(d->logits, d->ho_n, f->lm_head, N, C, c->V, st);
-        d->loss = crossentropy_forward_cuda(d->probs, d->logits, d->targets, N, c->V, &d->count, st);
+        d->loss = crossentropy_forward_cuda(d->probs, d->logits, d->targets, NULL, N, c->V, &d->count, st);
         h->loss = d->loss;
         h->count = d->count;
         CU_CHECK(cudaMemcpyAsync(h->logits, d->logits, (size_t)N * c->V * sizeof(float), cudaMemcpyDeviceToHost, st));
     }
     CU_CHECK(cudaStreamSynchronize(st));
     if (fail_if_error(err)) return -1;
-    M.fwd = ms;
+    M->fwd = ms;
     return 0;
 }
 
-void cuda_mtp_backward_dev(const CudaGrads *g, const CudaForwardState *f, const Model *m, const MtpState *ms,
-                           float scale, float *dh0, cudaStream_t st) {
+void cuda_mtp_backward_dev(CudaModelCtx *x, const CudaGrads *g, const CudaForwardState *f, const Model *m,
+                           const MtpState *ms, float scale, float *dh0, cudaStream_t st) {
+    CudaMtpCtx *M = &x->mtp;
     const Config *c = &m->cfg;
     const int B = ms->B, T = ms->T, C = c->C;
-    if (!M.have || M.fwd != ms || M.D != ms->D || M.B != B || M.T != T) {
+    if (!M->have || M->fwd != ms || M->D != ms->D || M->B != B || M->T != T) {
         cuda_note_error(__FILE__, __LINE__, "mtp_backward_cuda", "no forward of this MtpState on the device");
         return;
     }
-    for (int k = 1; k <= ms->D; k++) zero(M.d[k - 1].dh, (size_t)B * M.d[k - 1].T * C, st);
+    for (int k = 1; k <= ms->D; k++) zero(M->d[k - 1].dh, (size_t)B * M->d[k - 1].T * C, st);
     for (int k = ms->D; k >= 1; k--) {
-        MtpDepth *d = &M.d[k - 1];
+        MtpDepth *d = &M->d[k - 1];
         const MtpWeights *mw = &f->mtp[k - 1];
         const MtpWeights *gmw = &g->mtp[k - 1];
         const int Tk = d->T, N = B * Tk;
@@ -212,7 +209,7 @@ void cuda_mtp_backward_dev(const CudaGrads *g, const CudaForwardState *f, const 
         /* logits = ho_n·W_headᵀ, ho_n = shared_head.norm(h^k) */
         float *dlogits = d->g.dlogits;
         zero(dlogits, (size_t)N * c->V, st);
-        crossentropy_backward_cuda(dlogits, scale, d->probs, d->targets, N, c->V, d->count, st);
+        crossentropy_backward_cuda(dlogits, scale, d->probs, d->targets, NULL, N, c->V, d->count, st);
         zero(d->tmp, NC, st);
         matmul_backward_cuda(d->tmp, g->lm_head, dlogits, d->ho_n, f->lm_head, N, C, c->V, st);
         rmsnorm_backward_cuda(d->dh, gmw->head_norm, d->tmp, d->hout, mw->head_norm, d->ho_rstd, N, C, st);
@@ -234,8 +231,8 @@ void cuda_mtp_backward_dev(const CudaGrads *g, const CudaForwardState *f, const 
         zero(d->tmp, NC, st);
         rmsnorm_backward_cuda(d->tmp, gmw->hnorm, d_hn, d->hin, mw->hnorm, d->hn_rstd, N, C, st);
         /* d h^{k-1} at the Tk positions: into the previous depth, or the main model */
-        float *dprev = k == 1 ? dh0 : M.d[k - 2].dh;
-        int Tprev = k == 1 ? T : M.d[k - 2].T;
+        float *dprev = k == 1 ? dh0 : M->d[k - 2].dh;
+        int Tprev = k == 1 ? T : M->d[k - 2].T;
         for (int b = 0; b < B; b++)
             cuda_residual_add(dprev + (size_t)b * Tprev * C, d->tmp + (size_t)b * Tk * C, (size_t)Tk * C, st);
     }
@@ -243,19 +240,22 @@ void cuda_mtp_backward_dev(const CudaGrads *g, const CudaForwardState *f, const 
 
 /* ---- the twins: host h0 / dh0 and host gradients, as the reference's ---- */
 
-extern "C" int mtp_forward_cuda(const Model *m, MtpState *ms, const int *ids, const float *h0, SeekErr *err) {
+extern "C" int mtp_forward_cuda(const Model *m, MtpState *ms, const int *ids, const int *targets, const float *h0,
+                                SeekErr *err) {
     const Config *c = &m->cfg;
     if (cuda_backend_check(err)) return -1;
     if (!m->has_mtp || c->mtp_depth < ms->D)
         return seek_fail(err, "mtp: the model has %d MTP module(s), %d requested", m->has_mtp ? c->mtp_depth : 0, ms->D);
     cuda_check_error(NULL); /* a stale failure of an earlier call is not this call's */
-    if (!cuda_model_layers(m, err)) return -1; /* the device weights, uploaded when needed */
-    if (alloc_depths(c, ms)) return fail_if_error(err) ? -1 : seek_fail(err, "mtp (cuda): setup failed");
+    CudaModelCtx *x = cuda_model_upload(m); /* m's context, its device weights uploaded when needed */
+    if (!x) return fail_if_error(err) ? -1 : seek_fail(err, "mtp (cuda): setup failed");
+    CudaMtpCtx *M = &x->mtp;
+    if (alloc_depths(M, c, ms)) return fail_if_error(err) ? -1 : seek_fail(err, "mtp (cuda): setup failed");
     CudaForwardState f;
-    cuda_forward_state(&f);
+    cuda_forward_state(x, &f);
     cudaStream_t st = cuda_stream();
-    CU_CHECK(cudaMemcpyAsync(M.h0, h0, (size_t)ms->B * ms->T * c->C * sizeof(float), cudaMemcpyHostToDevice, st));
-    return cuda_mtp_forward_dev(m, &f, ms, ids, M.h0, err);
+    CU_CHECK(cudaMemcpyAsync(M->h0, h0, (size_t)ms->B * ms->T * c->C * sizeof(float), cudaMemcpyHostToDevice, st));
+    return cuda_mtp_forward_dev(x, m, &f, ms, ids, targets, M->h0, err);
 }
 
 extern "C" void mtp_backward_cuda(Model *grads, const Model *m, MtpState *ms, float scale, float *dh0) {
@@ -265,25 +265,28 @@ extern "C" void mtp_backward_cuda(Model *grads, const Model *m, MtpState *ms, fl
         cuda_note_error(__FILE__, __LINE__, "mtp_backward_cuda", "the gradient model's size is not the model's");
         return;
     }
-    if (!M.have || M.fwd != ms) {
+    const CudaModelCtx *had = (const CudaModelCtx *)m->dev;
+    if (!had || m->dev_free != cuda_model_ctx_free || !had->mtp.have || had->mtp.fwd != ms) {
         cuda_note_error(__FILE__, __LINE__, "mtp_backward_cuda", "no forward of this MtpState on the device");
         return;
     }
-    if (!cuda_model_layers(m, NULL)) { /* the forward's weights (uploaded again only if they changed) */
+    CudaModelCtx *x = cuda_model_upload(m); /* the forward's weights (uploaded again only if they changed) */
+    if (!x) {
         cuda_note_error(__FILE__, __LINE__, "mtp_backward_cuda", "uploading the weights failed");
         return;
     }
+    CudaMtpCtx *M = &x->mtp;
     CudaGrads g;
-    if (cuda_grads(m, grads, ms->B, ms->T, &g)) return;
+    if (cuda_grads(x, m, grads, ms->B, ms->T, &g)) return;
     CudaForwardState f;
-    cuda_forward_state(&f);
+    cuda_forward_state(x, &f);
     cudaStream_t st = cuda_stream();
     const size_t nh = (size_t)ms->B * ms->T * c->C;
     /* the reference accumulates into grads and dh0: start the device copies from them */
     CU_CHECK(cudaMemcpyAsync(g.arena, grads->arena, grads->n_floats * sizeof(float), cudaMemcpyHostToDevice, st));
-    CU_CHECK(cudaMemcpyAsync(M.dh0, dh0, nh * sizeof(float), cudaMemcpyHostToDevice, st));
-    cuda_mtp_backward_dev(&g, &f, m, ms, scale, M.dh0, st);
+    CU_CHECK(cudaMemcpyAsync(M->dh0, dh0, nh * sizeof(float), cudaMemcpyHostToDevice, st));
+    cuda_mtp_backward_dev(x, &g, &f, m, ms, scale, M->dh0, st);
     CU_CHECK(cudaMemcpyAsync(grads->arena, g.arena, grads->n_floats * sizeof(float), cudaMemcpyDeviceToHost, st));
-    CU_CHECK(cudaMemcpyAsync(dh0, M.dh0, nh * sizeof(float), cudaMemcpyDeviceToHost, st));
+    CU_CHECK(cudaMemcpyAsync(dh0, M->dh0, nh * sizeof(float), cudaMemcpyDeviceToHost, st));
     CU_CHECK(cudaStreamSynchronize(st));
 }

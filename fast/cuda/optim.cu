@@ -165,6 +165,8 @@ extern "C" float grad_clip_cuda(Model *grads, double norm, double max_norm, cuda
 /* ---- device views of Models ---- */
 
 extern "C" int cuda_model_view(Model *view, const Model *host, float *d_arena) {
+    /* everything not copied below stays zero: in particular the backend slot (dev, dev_free), so a
+     * view never shares the host model's device context and nothing frees that context twice */
     memset(view, 0, sizeof *view);
     view->params = (ParamInfo *)malloc((host->n_params ? host->n_params : 1) * sizeof(ParamInfo));
     if (!view->params) return -1;

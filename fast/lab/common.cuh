@@ -1,7 +1,7 @@
 /* common.cuh: what the kernel-lab programs (fast/lab/<op>.cu) share, after llm.c's dev/cuda/common.h:
  * checked CUDA and cuBLAS calls (a failure ends the program with file:line), the SKIP exit without
  * a GPU, a seeded generator, the comparison with the reference under the project's CUDA op
- * tolerances (tests/tolerances.h), cudaEvent timing (the median of several runs), and the warp
+ * tolerances (ref/tolerances.h), cudaEvent timing (the median of several runs), and the warp
  * and block reductions the kernels use. Header-only: each lab program is one translation unit. */
 #ifndef SEEK_LAB_COMMON_CUH
 #define SEEK_LAB_COMMON_CUH
@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../../tests/tolerances.h"
+#include "../../ref/tolerances.h"
 
 #define CUDA_CHECK(call)                                                                             \
     do {                                                                                             \

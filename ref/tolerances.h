@@ -1,11 +1,12 @@
-/* tolerances.h: the one table of numeric limits the tests use, each with its reason.
+/* tolerances.h: the one table of numeric limits, each with its reason and its measured value:
+ * product code (seek verify and the REPL's compare judge a backend by it) and the tests' limits.
  * docs/conventions.md reproduces this table; change both together. Relative limits are
  * max|got - want| / max|want| over the whole tensor unless said otherwise. */
 #ifndef SEEK_TOLERANCES_H
 #define SEEK_TOLERANCES_H
 
 /* seek.c fp32 vs transformers fp32 on CPU: same math, different summation order and
- * libm/SLEEF transcendental rounding; the issue's contract is 1e-4 of the largest logit. */
+ * libm/SLEEF transcendental rounding; the project's contract is 1e-4 of the largest logit. */
 #define TOL_HF_LOGITS_REL 1e-4
 /* Hidden states vs transformers: the same reasons; each layer's slice against its own max. */
 #define TOL_HF_HIDDEN_REL 1e-4
@@ -17,11 +18,11 @@
  * whose own gradient is tiny (an expert one token chose weakly) is held to the model's scale. */
 #define TOL_HF_GRAD_REL 1e-4
 #define TOL_HF_GRAD_ABS 1e-6
-/* Finite differences vs backward, normwise ‖g_fd − g‖/‖g‖: the issue's 1e-4. The ops run in
+/* Finite differences vs backward, normwise ‖g_fd − g‖/‖g‖: the project's bar, 1e-4. The ops run in
  * float32, the loss sums in double, the 4-point stencil with h = 2^-5 on exactly representable
  * points leaves truncation ~h^4 and rounding ~1e-7/h. */
 #define TOL_FD_REL 1e-4
-/* The MTP module is held to TOL_FD_REL normwise over all its tensors (the issue's measure) and,
+/* The MTP module is held to TOL_FD_REL normwise over all its tensors (the project's measure) and,
  * per tensor, to TOL_FD_TENSOR_REL of its own RMS gradient plus TOL_FD_ABS of the largest
  * tensor's: the loss's float32 rounding (~1e-7 of its value) over h gives each finite difference
  * an absolute floor that a tensor with a tiny gradient cannot meet relatively (as for
@@ -30,7 +31,7 @@
 #define TOL_FD_ABS 1e-5
 /* Router gate weights vs transformers, per element, absolute (weights are O(1)). */
 #define TOL_HF_GATE_ABS 1e-5
-/* Naive vs absorbed MLA: the same sums reassociated in fp32 (issue 2's contract). */
+/* Naive vs absorbed MLA: the same sums reassociated in fp32 (the contract of the MLA pair). */
 #define TOL_NAIVE_ABSORB_REL 1e-5
 /* Hand-computed values of small ops, AdamW steps and lr schedules against hand or double
  * computations (a few fp32 roundings of O(1) numbers). */
