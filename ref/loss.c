@@ -21,8 +21,7 @@ double crossentropy_forward(float *probs, const float *logits, const int *target
         for (int i = 0; i < V; i++) sum += exp((double)(lg[i] - maxv));
         for (int i = 0; i < V; i++) p[i] = (float)(exp((double)(lg[i] - maxv)) / sum);
         if (targets[n] < 0) continue;
-        double nll = -((double)(lg[targets[n]] - maxv) - log(sum));
-        total += weights ? (double)weights[n] * nll : nll;
+        total += crossentropy_term(-((double)(lg[targets[n]] - maxv) - log(sum)), weights, n);
         cnt++;
     }
     if (count) *count = cnt;

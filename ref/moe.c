@@ -157,13 +157,39 @@ size_t moe_backward_scratch(const Config *cfg, int N) {
  * so  dg_k = dout·o_k,  do_k = g_k·dout,
  *     normalised: ds_j = S·(dg_j / D − Σ_k dg_k·s_k / D²) for the chosen j (D = Σ s + 1e-20),
  *     sigmoid: dlogit_e = ds_e·s_e·(1 − s_e);  softmax: dlogit_e = s_e·(ds_e − Σ_j s_j·ds_j). */
+void moe_router_backward_row(float *dl, float *ds, const float *dg, const float *s, const int *id, const float *dscores,
+                             const Config *cfg) {
+    const int K = cfg->K, E = cfg->E;
+    const float S = (float)cfg->routed_scaling;
+    /* gate weights -> scores of the chosen experts: g_k = S·s_k / (Σ_j s_j + 1e-20) when
+     * normalised, else S·s_k */
+    for (int e = 0; e < E; e++) ds[e] = dscores ? dscores[e] : 0.0f;
+    if (cfg->norm_topk_prob) {
+        float D = 0.0f;
+        for (int k = 0; k < K; k++) D += s[id[k]];
+        D += 1e-20f;
+        double dot = 0.0;
+        for (int k = 0; k < K; k++) dot += (double)dg[k] * s[id[k]];
+        for (int k = 0; k < K; k++) ds[id[k]] += S * (float)(dg[k] / D - dot / ((double)D * D));
+    } else {
+        for (int k = 0; k < K; k++) ds[id[k]] += S * dg[k];
+    }
+    /* scores -> router logits: sigmoid (V3) or softmax (V2) */
+    if (cfg->scoring == SCORE_SIGMOID) {
+        for (int e = 0; e < E; e++) dl[e] = ds[e] * s[e] * (1.0f - s[e]);
+    } else {
+        double dot = 0.0;
+        for (int e = 0; e < E; e++) dot += (double)s[e] * ds[e];
+        for (int e = 0; e < E; e++) dl[e] = s[e] * (ds[e] - (float)dot);
+    }
+}
+
 void moe_backward(float *dinp, LayerWeights *g, const float *dout, const float *dscores, const float *inp,
                   const int *idx, const float *weights, const float *scores, const float *eg, const float *eu,
                   const float *ea, const float *eo, const float *sg, const float *su, const float *sa,
                   const LayerWeights *w, int N, const Config *cfg, float *scratch) {
     const int C = cfg->C, Hm = cfg->Hm, K = cfg->K, E = cfg->E;
     const size_t per = (size_t)Hm * C;
-    const float S = (float)cfg->routed_scaling;
     float *dlogits = scratch;                 /* (N, E) */
     float *ds = dlogits + (size_t)N * E;      /* (E) */
     float *dg = ds + E;                       /* (K) */
@@ -186,27 +212,8 @@ void moe_backward(float *dinp, LayerWeights *g, const float *dout, const float *
                             inp + (size_t)n * C, eg + nk * Hm, eu + nk * Hm, ea + nk * Hm, w->exp_gate + e * per,
                             w->exp_up + e * per, w->exp_down + e * per, 1, C, Hm, sw);
         }
-        /* gate weights -> scores of the chosen experts */
-        for (int e = 0; e < E; e++) ds[e] = dscores ? dscores[(size_t)n * E + e] : 0.0f;
-        if (cfg->norm_topk_prob) {
-            float D = 0.0f;
-            for (int k = 0; k < K; k++) D += s[idx[(size_t)n * K + k]];
-            D += 1e-20f;
-            double dot = 0.0;
-            for (int k = 0; k < K; k++) dot += (double)dg[k] * s[idx[(size_t)n * K + k]];
-            for (int k = 0; k < K; k++) ds[idx[(size_t)n * K + k]] += S * (float)(dg[k] / D - dot / ((double)D * D));
-        } else {
-            for (int k = 0; k < K; k++) ds[idx[(size_t)n * K + k]] += S * dg[k];
-        }
-        /* scores -> router logits */
-        float *dl = dlogits + (size_t)n * E;
-        if (cfg->scoring == SCORE_SIGMOID) {
-            for (int e = 0; e < E; e++) dl[e] = ds[e] * s[e] * (1.0f - s[e]);
-        } else {
-            double dot = 0.0;
-            for (int e = 0; e < E; e++) dot += (double)s[e] * ds[e];
-            for (int e = 0; e < E; e++) dl[e] = s[e] * (ds[e] - (float)dot);
-        }
+        moe_router_backward_row(dlogits + (size_t)n * E, ds, dg, s, idx + (size_t)n * K,
+                                dscores ? dscores + (size_t)n * E : NULL, cfg);
     }
     matmul_backward(dinp, g->router, dlogits, inp, w->router, N, C, E);
     if (cfg->Es > 0)

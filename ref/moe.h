@@ -41,6 +41,12 @@ void moe_backward(float *dinp, LayerWeights *g, const float *dout, const float *
                   const float *ea, const float *eo, const float *sg, const float *su, const float *sa,
                   const LayerWeights *w, int N, const Config *cfg, float *scratch);
 size_t moe_backward_scratch(const Config *cfg, int N);
+/* One token's routing backward (the CPU twin shares it): from dg (K), the gradient of the
+ * chosen experts' gate weights, through the normalisation and routed scaling to the scores,
+ * ds (E) = dscores (E, or NULL: 0) + that, then through the sigmoid or softmax to the router
+ * logits, dl (E) (written, not accumulated). s (E) the token's scores, id (K) its experts. */
+void moe_router_backward_row(float *dl, float *ds, const float *dg, const float *s, const int *id, const float *dscores,
+                             const Config *cfg);
 
 /* Top-k of x (n values) with ties to the lower index: writes k indices, largest first.
  * taken (n) is scratch. Exposed for tests. */

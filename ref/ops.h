@@ -81,6 +81,10 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dz, const 
  * Backward: dlogits (N, V) += dloss · w_n · (probs − onehot) / count for rows with a target. */
 double crossentropy_forward(float *probs, const float *logits, const int *targets, const float *weights, int N, int V,
                             int *count);
+/* Row n's term of that sum: its negative log-likelihood times its weight (1 without weights). */
+static inline double crossentropy_term(double nll, const float *weights, int n) {
+    return weights ? (double)weights[n] * nll : nll;
+}
 void crossentropy_backward(float *dlogits, float dloss, const float *probs, const int *targets, const float *weights,
                            int N, int V, int count);
 

@@ -34,8 +34,7 @@ double crossentropy_forward_cpu(float *probs, const float *logits, const int *ta
         const float inv = (float)(1.0 / sum);
         for (int i = 0; i < V; i++) p[i] *= inv;
         if (targets[n] < 0) continue;
-        double nll = -((double)(lg[targets[n]] - maxv) - log(sum));
-        total += weights ? (double)weights[n] * nll : nll;
+        total += crossentropy_term(-((double)(lg[targets[n]] - maxv) - log(sum)), weights, n);
         cnt++;
     }
     if (count) *count = cnt;

@@ -235,7 +235,6 @@ void moe_backward_cpu(float *dinp, LayerWeights *g, const float *dout, const flo
                       const LayerWeights *w, int N, const Config *cfg, float *scratch) {
     const int C = cfg->C, Hm = cfg->Hm, K = cfg->K, E = cfg->E;
     const size_t per = (size_t)Hm * C, NK = (size_t)N * K;
-    const float S = (float)cfg->routed_scaling;
     float *dlogits = scratch;                                   /* (N, E) */
     float *rest = dlogits + (size_t)N * E;                      /* the remainder of the reference's scratch */
     const size_t n_rest = moe_backward_scratch(cfg, N) - (size_t)N * E;
@@ -252,25 +251,7 @@ void moe_backward_cpu(float *dinp, LayerWeights *g, const float *dout, const flo
             for (int c = 0; c < C; c++) acc += (double)d[c] * o[c];
             dg[k] = (float)acc;
         }
-        for (int e = 0; e < E; e++) ds[e] = dscores ? dscores[(size_t)n * E + e] : 0.0f;
-        if (cfg->norm_topk_prob) {
-            float D = 0.0f;
-            for (int k = 0; k < K; k++) D += s[id[k]];
-            D += 1e-20f;
-            double dot = 0.0;
-            for (int k = 0; k < K; k++) dot += (double)dg[k] * s[id[k]];
-            for (int k = 0; k < K; k++) ds[id[k]] += S * (float)(dg[k] / D - dot / ((double)D * D));
-        } else {
-            for (int k = 0; k < K; k++) ds[id[k]] += S * dg[k];
-        }
-        float *dl = dlogits + (size_t)n * E;
-        if (cfg->scoring == SCORE_SIGMOID) {
-            for (int e = 0; e < E; e++) dl[e] = ds[e] * s[e] * (1.0f - s[e]);
-        } else {
-            double dot = 0.0;
-            for (int e = 0; e < E; e++) dot += (double)s[e] * ds[e];
-            for (int e = 0; e < E; e++) dl[e] = s[e] * (ds[e] - (float)dot);
-        }
+        moe_router_backward_row(dlogits + (size_t)n * E, ds, dg, s, id, dscores ? dscores + (size_t)n * E : NULL, cfg);
     }
 
     /* routed experts: one set of products per expert, experts on every thread at once ... */
