@@ -211,11 +211,18 @@ int model_loss_grad_be(Backend be, const Model *m, Model *grads, const TrainBatc
         int count;
         *loss = crossentropy_forward_on(be, g.probs, g.logits, g.targets, batch->weights, B * T, c->V, &count);
         if (count == 0) rc = seek_fail(err, "loss: no position of the batch has a target (nothing to predict)");
+        float *w_eff = NULL;
+        if (!rc && batch->policy) { /* the policy objective's loss and per-row gradient factors */
+            if (!(w_eff = malloc((size_t)B * T * sizeof(float)))) rc = seek_fail(err, "loss: out of memory");
+            else *loss = policy_loss_weights(w_eff, g.logits, g.targets, batch->weights, batch->policy, B * T, c->V, NULL);
+        }
         if (!rc && grads) {
             zero_on(be, g.dlogits, (size_t)B * T * c->V);
-            crossentropy_backward_on(be, g.dlogits, 1.0f, g.probs, g.targets, batch->weights, B * T, c->V, count);
+            crossentropy_backward_on(be, g.dlogits, 1.0f, g.probs, g.targets, w_eff ? w_eff : batch->weights, B * T, c->V,
+                                     count);
             model_backward(grads, &g, m, &s, &kv, g.dlogits, NULL, NULL, B, T);
         }
+        free(w_eff);
     }
     gradstate_free(&g);
     kvcache_free(&kv);

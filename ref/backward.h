@@ -9,12 +9,44 @@
 
 #include "forward.h"
 
+/* A policy-gradient objective's per-position inputs (GRPO, DeepSeekMath §4.1). With them the
+ * term of a position with a target (lp = log π(target), the model's, differentiated) is
+ *   ℓ = −min(ρ·A, clip(ρ, 1−ε, 1+ε)·A) + β·(π_ref/π − log(π_ref/π) − 1),   ρ = π/π_old,
+ * the k3 estimator of KL(π ‖ π_ref) (Schulman) as the KL term; π_old and π_ref are constants. */
+typedef struct {
+    const float *advantages;   /* (B, T) A of each position (its completion's advantage) */
+    const float *old_logprobs; /* (B, T) log π_old(target); NULL: π_old = π (ρ = 1, the first step on fresh samples) */
+    const float *ref_logprobs; /* (B, T) log π_ref(target); NULL: π_ref = π (no KL term) */
+    float clip_eps;            /* ε */
+    float beta;                /* β */
+} PolicyTerms;
+
+/* What a policy step measured, over the positions with a target. */
+typedef struct {
+    double kl;            /* mean k3 KL estimate */
+    double clip_frac;     /* share of positions whose ratio was clipped (the clipped branch won) */
+    double ratio;         /* mean ρ */
+    int count;            /* positions with a target */
+} PolicyStats;
+
 /* One batch of B sequences × T positions and what each position is trained toward. */
 typedef struct {
     const int *ids;       /* (B, T) input tokens */
     const int *targets;   /* (B, T) the token position t predicts, −1: none; NULL: ids[b, t+1] (none at T−1) */
     const float *weights; /* (B, T) each prediction's weight; NULL: 1 */
+    const PolicyTerms *policy; /* NULL: the likelihood objective (cross-entropy); else the policy terms above */
 } TrainBatch;
+
+/* The policy objective of a batch from its logits (N, V), host memory, as every backend keeps
+ * them: returns L = (1/count) Σ_n w_n·ℓ_n over the count positions with a target, and writes
+ * w_eff (N), the per-row factor that makes the cross-entropy backward (ops.h) the gradient of L:
+ * d ℓ_n / d logits_n = (−∂ℓ_n/∂lp_n)·(softmax_n − onehot), so w_eff_n = w_n·(−∂ℓ_n/∂lp_n),
+ *   ∂ℓ/∂lp = −ρ·A (where the unclipped branch is the min; 0 where the clipped one is) + β·(1 − π_ref/π).
+ * log π in double from the logits (max-subtracted log-sum-exp). st may be NULL. */
+double policy_loss_weights(float *w_eff, const float *logits, const int *targets, const float *weights,
+                           const PolicyTerms *p, int N, int V, PolicyStats *st);
+/* log π(target) of every row with a target (else 0), in double from the logits (N, V). */
+void target_logprobs(float *lp, const float *logits, const int *targets, int N, int V);
 
 /* targets (B, T) for a batch: batch->targets copied, or the next token within each window. */
 void batch_targets(int *targets, const TrainBatch *batch, int B, int T);

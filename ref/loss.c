@@ -6,6 +6,7 @@
  * transformers' causal-LM loss with labels = input_ids is this with targets = ids shifted left
  * (the last position of each sequence has no target), averaged over B·(T−1) predictions.
  * Backward: d logits_n = dloss · w_n · (softmax_n − onehot(target_n)) / count. */
+#include "backward.h"
 #include "ops.h"
 
 double crossentropy_forward(float *probs, const float *logits, const int *targets, const float *weights, int N, int V,
@@ -39,4 +40,60 @@ void crossentropy_backward(float *dlogits, float dloss, const float *probs, cons
         float sn = weights ? scale * weights[n] : scale;
         for (int i = 0; i < V; i++) d[i] += sn * (p[i] - (i == targets[n] ? 1.0f : 0.0f));
     }
+}
+
+/* ---- the policy objective (backward.h: PolicyTerms) ---- */
+
+/* log softmax(logits_row)[t] in double: l_t − max − log Σ exp(l − max) */
+static double row_logprob(const float *lg, int V, int t) {
+    float maxv = -INFINITY;
+    for (int i = 0; i < V; i++) if (lg[i] > maxv) maxv = lg[i];
+    double sum = 0.0;
+    for (int i = 0; i < V; i++) sum += exp((double)(lg[i] - maxv));
+    return (double)(lg[t] - maxv) - log(sum);
+}
+
+void target_logprobs(float *lp, const float *logits, const int *targets, int N, int V) {
+    for (int n = 0; n < N; n++) lp[n] = targets[n] < 0 ? 0.0f : (float)row_logprob(logits + (size_t)n * V, V, targets[n]);
+}
+
+double policy_loss_weights(float *w_eff, const float *logits, const int *targets, const float *weights,
+                           const PolicyTerms *p, int N, int V, PolicyStats *st) {
+    double total = 0.0, kl_sum = 0.0, ratio_sum = 0.0;
+    int cnt = 0, clipped = 0;
+    for (int n = 0; n < N; n++) {
+        w_eff[n] = 0.0f;
+        if (targets[n] < 0) continue;
+        const double lp = row_logprob(logits + (size_t)n * V, V, targets[n]);
+        const double A = p->advantages[n];
+        /* ρ = π/π_old; π_old = π gives exactly 1 */
+        const double rho = p->old_logprobs ? exp(lp - (double)p->old_logprobs[n]) : 1.0;
+        const double lo = 1.0 - p->clip_eps, hi = 1.0 + p->clip_eps;
+        const double rho_c = rho < lo ? lo : rho > hi ? hi : rho;
+        /* −min(ρA, clip(ρ)A): the unclipped branch carries the gradient when it is the smaller */
+        const int unclipped = rho * A <= rho_c * A;
+        const double pg = unclipped ? rho * A : rho_c * A;
+        double dl = unclipped ? -rho * A : 0.0; /* ∂ℓ/∂lp */
+        /* k3: π_ref/π − log(π_ref/π) − 1, with d/dlp = 1 − π_ref/π */
+        double kl = 0.0;
+        if (p->ref_logprobs) {
+            const double x = (double)p->ref_logprobs[n] - lp;
+            kl = exp(x) - x - 1.0;
+            dl += p->beta * (1.0 - exp(x));
+        }
+        const double w = weights ? (double)weights[n] : 1.0;
+        total += w * (-pg + p->beta * kl);
+        w_eff[n] = (float)(w * -dl);
+        kl_sum += kl;
+        ratio_sum += rho;
+        clipped += !unclipped;
+        cnt++;
+    }
+    if (st) {
+        st->count = cnt;
+        st->kl = cnt ? kl_sum / cnt : 0.0;
+        st->ratio = cnt ? ratio_sum / cnt : 0.0;
+        st->clip_frac = cnt ? (double)clipped / cnt : 0.0;
+    }
+    return cnt ? total / cnt : 0.0;
 }

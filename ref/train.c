@@ -25,8 +25,9 @@ int trainbuf_init(TrainBuffers *tb, const Config *c, int B, int T, int D, SeekEr
     }
     tb->dscores = calloc((size_t)c->L, sizeof(float *));
     tb->dh0 = calloc(N * c->C, sizeof(float));
+    tb->w_eff = calloc(N, sizeof(float));
     tb->load = calloc((size_t)c->E + 1, sizeof(int));
-    int rc = !tb->dscores || !tb->dh0 || !tb->load;
+    int rc = !tb->dscores || !tb->dh0 || !tb->load || !tb->w_eff;
     for (int l = 0; !rc && l < c->L; l++)
         if (config_layer_is_moe(c, l) && !(tb->dscores[l] = calloc(N * c->E, sizeof(float)))) rc = 1;
     if (rc) {
@@ -41,6 +42,7 @@ void trainbuf_free(TrainBuffers *tb) {
         for (int l = 0; l < tb->s.nL; l++) free(tb->dscores[l]);
     free(tb->dscores);
     free(tb->dh0);
+    free(tb->w_eff);
     free(tb->load);
     if (tb->D > 0) mtp_free(&tb->mtp);
     gradstate_free(&tb->g);
@@ -59,6 +61,10 @@ static int main_forward(const Model *m, TrainBuffers *tb, const TrainBatch *batc
     if (model_forward(m, &tb->s, &tb->kv, batch->ids, B, T, ATTN_NAIVE, NULL, NULL, tb->g.logits, err)) return -1;
     batch_targets(tb->g.targets, batch, B, T);
     *loss = crossentropy_forward_on(tb->be, tb->g.probs, tb->g.logits, tb->g.targets, batch->weights, B * T, c->V, count);
+    /* a policy objective: its own loss, and the per-row factors of its gradient */
+    if (batch->policy)
+        *loss = policy_loss_weights(tb->w_eff, tb->g.logits, tb->g.targets, batch->weights, batch->policy, B * T, c->V,
+                                    &tb->policy);
     return 0;
 }
 
@@ -75,7 +81,8 @@ int train_step_grads(const Model *m, Model *grads, TrainBuffers *tb, const Train
     if (main_forward(m, tb, batch, &out->main, &count, err)) return -1;
     if (count == 0) return seek_fail(err, "train: no position of the batch has a target (nothing to predict)");
     zero_on(be, tb->g.dlogits, (size_t)N * c->V);
-    crossentropy_backward_on(be, tb->g.dlogits, 1.0f, tb->g.probs, tb->g.targets, batch->weights, N, c->V, count);
+    crossentropy_backward_on(be, tb->g.dlogits, 1.0f, tb->g.probs, tb->g.targets, batch->policy ? tb->w_eff : batch->weights,
+                             N, c->V, count);
 
     /* Multi-Token Prediction: λ/D · Σ_k L^k, reading the final norm's output */
     const float *dh0 = NULL;

@@ -44,6 +44,8 @@ typedef struct {
     MtpState mtp;         /* when D > 0 */
     float **dscores;      /* (L): (N, E) for MoE layers, NULL otherwise */
     float *dh0;           /* (N, C) MTP's gradient on the final norm's output */
+    float *w_eff;         /* (N) a policy objective's per-row backward factor (policy_loss_weights) */
+    PolicyStats policy;   /* what the last policy step measured */
     int *load;            /* (E) */
 } TrainBuffers;
 

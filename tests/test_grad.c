@@ -265,6 +265,51 @@ static void test_fd_crossentropy(void **st) {
     free(c.lg); free(c.probs); free(dl);
 }
 
+/* The policy objective (GRPO's clipped ratio and k3 KL, backward.h) as a function of the logits:
+ * its gradient, the cross-entropy backward with policy_loss_weights' factors, against finite
+ * differences. π_old is set so that some ratios sit inside [1−ε, 1+ε] and some well outside on
+ * either side, with advantages of both signs, so both branches of the min carry (or block) the
+ * gradient; no perturbation crosses a clip boundary. */
+typedef struct { float *lg; int tg[5]; float adv[5], old[5], ref[5], w[5]; PolicyTerms p; } PgCtx;
+static double pg_loss(void *q) {
+    PgCtx *c = q;
+    float we[5];
+    return policy_loss_weights(we, c->lg, c->tg, c->w, &c->p, 5, 7, NULL);
+}
+static void test_fd_policy(void **st) {
+    (void)st;
+    /* logits from a fixed formula, not the shared stream: the tests after this one keep their inputs */
+    float *lg = malloc(35 * sizeof(float));
+    for (int i = 0; i < 35; i++) lg[i] = 2.0f * sinf(1.7f * i + 0.3f);
+    PgCtx c = {lg, {3, -1, 0, 6, 2}, {1.5f, 0, -0.8f, 0.9f, -1.2f}, {0}, {0}, {1, 1, 0.5f, 2, 1}, {0}};
+    float lp[5];
+    target_logprobs(lp, c.lg, c.tg, 5, 7);
+    const float delta[5] = {0.05f, 0, 0.6f, 0.7f, -0.5f}, dref[5] = {0.3f, 0, -0.4f, 0.2f, 0.5f};
+    for (int n = 0; n < 5; n++) c.old[n] = lp[n] - delta[n], c.ref[n] = lp[n] + dref[n];
+    c.p = (PolicyTerms){c.adv, c.old, c.ref, 0.2f, 0.1f};
+    float we[5], *probs = calloc(35, sizeof(float));
+    PolicyStats ps;
+    double l = policy_loss_weights(we, c.lg, c.tg, c.w, &c.p, 5, 7, &ps);
+    assert_int_equal(ps.count, 4);
+    /* row 0: ρ = e^0.05, inside; row 2: ρ = e^0.6 > 1.2 with A < 0: the unclipped branch is the
+     * min, its gradient flows; row 3: ρ = e^0.7 > 1.2 with A > 0, and row 4: ρ = e^−0.5 < 0.8
+     * with A < 0: clipped, only the KL term is left */
+    assert_true(ps.clip_frac == 0.5);
+    assert_true(isfinite(l) && ps.kl > 0);
+    int count;
+    crossentropy_forward(probs, c.lg, c.tg, NULL, 5, 7, &count);
+    float *dl = gbuf(35);
+    crossentropy_backward(dl, 1.0f, probs, c.tg, we, 5, 7, count);
+    unfill(dl, 35);
+    for (int i = 7; i < 14; i++) assert_true(fabsf(dl[i]) < 1e-7f); /* no target, no gradient */
+    CHECK_FD("policy (clip, k3 KL)", pg_loss, &c, c.lg, 35, dl);
+    /* β = 0 on the clipped row leaves nothing: its factor is exactly 0 */
+    c.p.beta = 0;
+    policy_loss_weights(we, c.lg, c.tg, c.w, &c.p, 5, 7, NULL);
+    assert_true(we[3] == 0.0f && we[4] == 0.0f && we[2] != 0.0f && we[0] != 0.0f);
+    free(c.lg); free(probs); free(dl);
+}
+
 /* fd_error variant for piecewise functions: the loss sets fd_invalid when a perturbation
  * changes a discrete choice (expert selection); such elements are skipped and counted. */
 static int fd_invalid, fd_skipped;
@@ -663,7 +708,7 @@ int main(void) {
         cmocka_unit_test(test_weighted_v3),  cmocka_unit_test(test_weighted_llama_gqa),
         cmocka_unit_test(test_fd_matmul),    cmocka_unit_test(test_fd_rmsnorm),  cmocka_unit_test(test_fd_embedding),
         cmocka_unit_test(test_fd_rope),      cmocka_unit_test(test_fd_swiglu),   cmocka_unit_test(test_fd_attention),
-        cmocka_unit_test(test_fd_crossentropy), cmocka_unit_test(test_fd_mla),  cmocka_unit_test(test_fd_moe),
+        cmocka_unit_test(test_fd_crossentropy), cmocka_unit_test(test_fd_policy), cmocka_unit_test(test_fd_mla),  cmocka_unit_test(test_fd_moe),
         cmocka_unit_test(test_fd_mtp),       cmocka_unit_test(test_train_step_wiring),
     };
     rng_seed(&fd_rng, 1234);

@@ -1060,6 +1060,28 @@ static void test_weighted_objective(void **state) {
             if (g[2].arena[i] != 2 * g[0].arena[i]) fail_msg("%s: gradient %zu: %g, twice %g expected", backend_name(bes[k]), i, g[2].arena[i], g[0].arena[i]);
         for (int i = 0; i < 3; i++) model_free(&g[i]);
     }
+    /* the policy objective at π_old = π_ref = π: the loss is −mean(w·A) and the gradient is the
+     * likelihood's weighted by w·A, bit for bit (the policy-gradient identity) */
+    float adv[B * T], wa[B * T], wts[B * T];
+    for (int i = 0; i < B * T; i++) adv[i] = (float)((i % 5) - 2) * 0.5f, wts[i] = 0.5f + (i % 3), wa[i] = wts[i] * adv[i];
+    PolicyTerms pt = {adv, NULL, NULL, 0.2f, 0.04f};
+    for (int k = 0; k < 2; k++) {
+        if (backend_check(bes[k], &e)) continue;
+        Model ga, gb;
+        double la, lb;
+        if (model_init(&ga, &m.cfg, &e) || model_init(&gb, &m.cfg, &e)) fail_msg("%s", e.msg);
+        if (model_loss_grad_on(bes[k], &m, &ga, &(TrainBatch){ids, NULL, wts, &pt}, B, T, &la, &e) ||
+            model_loss_grad_on(bes[k], &m, &gb, &(TrainBatch){ids, NULL, wa, NULL}, B, T, &lb, &e))
+            fail_msg("%s", e.msg);
+        double want = 0;
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t + 1 < T; t++) want -= (double)wts[b * T + t] * adv[b * T + t];
+        want /= B * (T - 1);
+        if (fabs(la - want) > 1e-12) fail_msg("%s: policy loss %.17g, expected -mean(w*A) %.17g", backend_name(bes[k]), la, want);
+        assert_memory_equal(ga.arena, gb.arena, ga.n_floats * sizeof(float));
+        model_free(&ga);
+        model_free(&gb);
+    }
     /* targets: −1 everywhere leaves nothing to predict, one line */
     int none[B * T];
     for (int i = 0; i < B * T; i++) none[i] = -1;

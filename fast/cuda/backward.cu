@@ -229,7 +229,7 @@ static int fail_if_error(SeekErr *err, const char *what) {
  * context, returned in *ctx; `targets` is host room */
 static int main_forward_cuda(const Model *m, const Model *grads_layout, RunState *s, KVCache *kv, float *logits,
                              int *targets, const TrainBatch *batch, int B, int T, double *loss, int *count,
-                             CudaModelCtx **ctx, SeekErr *err) {
+                             PolicyStats *policy_stats, CudaModelCtx **ctx, SeekErr *err) {
     const Config *c = &m->cfg;
     kv->len = 0;
     if (model_forward_cuda(m, s, kv, batch->ids, B, T, ATTN_NAIVE, NULL, NULL, logits, err)) return -1;
@@ -249,6 +249,16 @@ static int main_forward_cuda(const Model *m, const Model *grads_layout, RunState
                                       count, st);
     if (fail_if_error(err, "loss (cuda)")) return -1;
     if (*count == 0) return seek_fail(err, "loss: no position of the batch has a target (nothing to predict)");
+    if (batch->policy) {
+        /* the policy objective from the logits the forward brought back (ref/loss.c, on the host):
+         * its loss, and the per-row factors of its gradient in place of the weights */
+        float *w_eff = (float *)malloc((size_t)B * T * sizeof(float));
+        if (!w_eff) return seek_fail(err, "loss (cuda): out of memory");
+        *loss = policy_loss_weights(w_eff, logits, targets, batch->weights, batch->policy, B * T, c->V, policy_stats);
+        CU_CHECK(cudaMemcpy(G->weights, w_eff, (size_t)B * T * sizeof(float), cudaMemcpyHostToDevice));
+        free(w_eff);
+        if (fail_if_error(err, "loss (cuda)")) return -1;
+    }
     return 0;
 }
 
@@ -273,7 +283,7 @@ extern "C" int model_loss_grad_cuda(const Model *m, Model *grads, const TrainBat
     int count = 0;
     CudaModelCtx *x = NULL;
     cuda_check_error(NULL); /* a stale failure of an earlier call is not this call's */
-    if (!rc) rc = main_forward_cuda(m, grads ? grads : m, &s, &kv, logits, targets, batch, B, T, loss, &count, &x, err);
+    if (!rc) rc = main_forward_cuda(m, grads ? grads : m, &s, &kv, logits, targets, batch, B, T, loss, &count, NULL, &x, err);
     if (!rc && grads) {
         CudaGradCtx *G = &x->grad;
         cudaStream_t st = cuda_stream();
@@ -282,8 +292,8 @@ extern "C" int model_loss_grad_cuda(const Model *m, Model *grads, const TrainBat
         /* the reference accumulates into grads: start the device arena from them */
         CU_CHECK(cudaMemcpyAsync(G->arena, grads->arena, grads->n_floats * sizeof(float), cudaMemcpyHostToDevice, st));
         zero(G->g.dlogits, N * c->V, st);
-        crossentropy_backward_cuda(G->g.dlogits, 1.0f, G->g.probs, G->g.targets, batch->weights ? G->weights : NULL, (int)N,
-                                   c->V, count, st);
+        crossentropy_backward_cuda(G->g.dlogits, 1.0f, G->g.probs, G->g.targets,
+                                   batch->weights || batch->policy ? G->weights : NULL, (int)N, c->V, count, st);
         model_backward_dev(G, c, &f, NULL, NULL, B, T, st);
         CU_CHECK(cudaMemcpyAsync(grads->arena, G->arena, grads->n_floats * sizeof(float), cudaMemcpyDeviceToHost, st));
         CU_CHECK(cudaStreamSynchronize(st));
@@ -309,7 +319,8 @@ extern "C" int train_step_grads_cuda(const Model *m, Model *grads, TrainBuffers 
     cuda_check_error(NULL);
     int count;
     CudaModelCtx *x = NULL;
-    if (main_forward_cuda(m, grads, &tb->s, &tb->kv, tb->g.logits, tb->g.targets, batch, B, T, &out->main, &count, &x, err))
+    if (main_forward_cuda(m, grads, &tb->s, &tb->kv, tb->g.logits, tb->g.targets, batch, B, T, &out->main, &count,
+                          &tb->policy, &x, err))
         return -1;
     CudaGradCtx *G = &x->grad;
     cudaStream_t st = cuda_stream();
@@ -317,8 +328,8 @@ extern "C" int train_step_grads_cuda(const Model *m, Model *grads, TrainBuffers 
     cuda_forward_state(x, &f);
     zero(G->arena, grads->n_floats, st);
     zero(G->g.dlogits, (size_t)N * c->V, st);
-    crossentropy_backward_cuda(G->g.dlogits, 1.0f, G->g.probs, G->g.targets, batch->weights ? G->weights : NULL, N, c->V,
-                               count, st);
+    crossentropy_backward_cuda(G->g.dlogits, 1.0f, G->g.probs, G->g.targets,
+                               batch->weights || batch->policy ? G->weights : NULL, N, c->V, count, st);
 
     /* Multi-Token Prediction: λ/D · Σ_k L^k, reading the final norm's output on the device; its
      * gradient on that output goes into the main backward's (ref/train.c's dh0) */
@@ -373,7 +384,8 @@ extern "C" int eval_main_loss_cuda(const Model *m, TrainBuffers *tb, const Train
     cuda_check_error(NULL);
     int count;
     CudaModelCtx *x = NULL;
-    if (main_forward_cuda(m, m, &tb->s, &tb->kv, tb->g.logits, tb->g.targets, batch, tb->B, tb->T, loss, &count, &x, err))
+    if (main_forward_cuda(m, m, &tb->s, &tb->kv, tb->g.logits, tb->g.targets, batch, tb->B, tb->T, loss, &count, &tb->policy,
+                          &x, err))
         return -1;
     /* the final norm's output into the host run state, as the reference leaves it: the MTP
      * depths read it next (seek eval's draft acceptance, mtp_forward_on with a host h0) */
