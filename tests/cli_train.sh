@@ -29,6 +29,34 @@ expect_fail "grad sft nothing left" "prompt length 3 leaves nothing to predict i
 expect_fail "grad sft negative" "prompt length -1" "$SEEK" grad $FX/v3 --ids "1,2,3" --prompt-len "-1" -o "$TMP/x"
 expect_fail "grad sft garbage" "is not a list of lengths" "$SEEK" grad $FX/v3 --ids "1,2,3" --prompt-len "2x" -o "$TMP/x"
 [ ! -e "$TMP/x" ] && ok || bad "grad sft: a refused command wrote $TMP/x"
+# --grpo GROUP.json: one GRPO group's loss and gradients; at pi_old = pi with the model as its own
+# reference the loss is -mean(A) = 0 (advantages sum to zero); with v3_fp8 (same architecture,
+# other weights) as the reference it is beta times the KL term, above 0
+G='{"prompt": [5, 17, 33], "completions": [[40, 41, 42, 1], [50, 51], [60, 61, 62, 63, 64], [70, 1]], "rewards": [1, 0, 0.5, 1]'
+printf '%s}' "$G" >"$TMP/g0.json"
+expect_ok "grad grpo" "$SEEK" grad $FX/v3 --grpo "$TMP/g0.json" -o "$TMP/gg.safetensors"
+grep -q "^loss -\?0.000000$" "$TMP/out" && ok || bad "grad grpo: loss line '$(cat "$TMP/out")', expected 0 (sum of advantages)"
+printf '%s, "ref": "%s/%s"}' "$G" "$PWD" $FX/v3_fp8 >"$TMP/g1.json"
+expect_ok "grad grpo ref" "$SEEK" grad $FX/v3 --grpo "$TMP/g1.json" -o "$TMP/gg.safetensors"
+awk '/^loss /{ exit !($2 > 0) }' "$TMP/out" && ok || bad "grad grpo ref: loss '$(cat "$TMP/out")' should be beta*KL > 0"
+printf '{"prompt": [5], "completions": [[40], [41]], "rewards": [0.5, 0.5]}' >"$TMP/g2.json"
+expect_ok "grad grpo equal rewards" "$SEEK" grad $FX/v3 --grpo "$TMP/g2.json" -o "$TMP/gg.safetensors"
+# bad groups: one line naming the field, nothing written
+bad_group() { printf '%s' "$2" >"$TMP/gb.json"; expect_fail "grad grpo $1" "$3" "$SEEK" grad $FX/v3 --grpo "$TMP/gb.json" -o "$TMP/x"; }
+bad_group "count" '{"prompt": [5], "completions": [[40], [41]], "rewards": [1]}' "1 rewards for 2 completions"
+bad_group "id range" '{"prompt": [5], "completions": [[40], [4100]], "rewards": [1, 0]}' '"completions"\[1\]\[0\]: token id 4100 is out of range'
+bad_group "empty completion" '{"prompt": [5], "completions": [[40], []], "rewards": [1, 0]}' '"completions"\[1\] is empty'
+bad_group "G=1" '{"prompt": [5], "completions": [[40]], "rewards": [1]}' "at least 2"
+bad_group "reward type" '{"prompt": [5], "completions": [[40], [41]], "rewards": [1, "x"]}' '"rewards"\[1\] is a string'
+bad_group "reward overflow" '{"prompt": [5], "completions": [[40], [41]], "rewards": [1, 1e999]}' "invalid JSON"
+bad_group "unknown key" '{"prompt": [5], "completions": [[40], [41]], "rewards": [1, 0], "temperature": 1}' "unknown key 'temperature'"
+bad_group "clip" '{"prompt": [5], "completions": [[40], [41]], "rewards": [1, 0], "clip": 1.5}' '"clip" = 1.5 is out of range'
+bad_group "no prompt" '{"completions": [[40], [41]], "rewards": [1, 0]}' '"prompt" is missing'
+bad_group "not json" '{"prompt": [5], ' "invalid JSON"
+printf '{"prompt": [5], "completions": [[40], [41]], "rewards": [1, 0], "ref": "%s/%s"}' "$PWD" $FX/llama_gqa >"$TMP/gb.json"
+expect_fail "grad grpo ref arch" "another architecture" "$SEEK" grad $FX/v3 --grpo "$TMP/gb.json" -o "$TMP/x"
+expect_fail "grad grpo and ids" "expected: seek grad" "$SEEK" grad $FX/v3 --grpo "$TMP/g0.json" --ids "1,2" -o "$TMP/x"
+[ ! -e "$TMP/x" ] && ok || bad "grad grpo: a refused command wrote $TMP/x"
 
 # ---- train: a short run lowers the loss; resume is bitwise identical ----
 CORPUS=tests/fixtures/tokenizer/corpus.txt

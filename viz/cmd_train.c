@@ -19,6 +19,7 @@
 #include "tokenizer.h"
 #include "train.h"
 #include "train_parts.h"
+#include "grpo.h"
 #include "pairs.h"
 #include "trainer.h"
 
@@ -65,10 +66,11 @@ int parse_prompt_lens(const char *s, const int *ids, int B, int T, int **targets
  * sequence's first P_b tokens, supervised fine-tuning's loss), and the gradient of every
  * parameter under the checkpoint's names. */
 int cmd_grad(int argc, char **argv) {
-    const char *dir = NULL, *ids_s = NULL, *out = NULL, *backend_s = NULL, *plen_s = NULL;
+    const char *dir = NULL, *ids_s = NULL, *out = NULL, *backend_s = NULL, *plen_s = NULL, *grpo_s = NULL;
     for (int i = 1; i < argc; i++) {
         const char **dst = !strcmp(argv[i], "--ids") ? &ids_s : !strcmp(argv[i], "-o") ? &out
-                         : !strcmp(argv[i], "--backend") ? &backend_s : !strcmp(argv[i], "--prompt-len") ? &plen_s : NULL;
+                         : !strcmp(argv[i], "--backend") ? &backend_s : !strcmp(argv[i], "--prompt-len") ? &plen_s
+                         : !strcmp(argv[i], "--grpo") ? &grpo_s : NULL;
         if (dst) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "seek grad: %s needs a value\n", argv[i]);
@@ -84,8 +86,8 @@ int cmd_grad(int argc, char **argv) {
             return 2;
         }
     }
-    if (!dir || !ids_s || !out) {
-        fprintf(stderr, "seek grad: expected: seek grad DIR --ids \"1,2,3;4,5,6\" -o grads.safetensors (see 'seek help')\n");
+    if (!dir || (!ids_s == !grpo_s) || !out || (grpo_s && plen_s)) {
+        fprintf(stderr, "seek grad: expected: seek grad DIR (--ids \"1,2,3;4,5,6\" [--prompt-len \"P0;P1\"] | --grpo GROUP.json) -o grads.safetensors (see 'seek help')\n");
         return 2;
     }
     SeekErr err;
@@ -94,8 +96,8 @@ int cmd_grad(int argc, char **argv) {
         fprintf(stderr, "seek grad: %s\n", err.msg);
         return 1;
     }
-    int *ids = NULL, *targets = NULL, B, T;
-    if (parse_id_batch(ids_s, &ids, &B, &T, &err) || (plen_s && parse_prompt_lens(plen_s, ids, B, T, &targets, &err))) {
+    int *ids = NULL, *targets = NULL, B = 0, T = 0;
+    if (ids_s && (parse_id_batch(ids_s, &ids, &B, &T, &err) || (plen_s && parse_prompt_lens(plen_s, ids, B, T, &targets, &err)))) {
         fprintf(stderr, "seek grad: %s\n", err.msg);
         free(ids);
         return 1;
@@ -110,12 +112,19 @@ int cmd_grad(int argc, char **argv) {
     }
     for (int i = 0; !rc && i < B * T; i++)
         if (ids[i] >= m.cfg.V) rc = seek_fail(&err, "--ids: token id %d is out of range [0, %d) (vocab_size)", ids[i], m.cfg.V);
-    if (!rc && T < 2) rc = seek_fail(&err, "--ids: sequences need at least 2 tokens to predict one (got %d)", T);
-    if (!rc && T > m.cfg.max_pos) rc = seek_fail(&err, "--ids: %d tokens exceed max_position_embeddings %d", T, m.cfg.max_pos);
+    if (!rc && ids_s && T < 2) rc = seek_fail(&err, "--ids: sequences need at least 2 tokens to predict one (got %d)", T);
+    if (!rc && ids_s && T > m.cfg.max_pos) rc = seek_fail(&err, "--ids: %d tokens exceed max_position_embeddings %d", T, m.cfg.max_pos);
     int have_g = 0;
+    GrpoInputs gi = {0};
+    TrainBatch batch = {ids, targets, NULL, NULL};
+    if (!rc && grpo_s && (rc = grpo_inputs_load(be, &m, grpo_s, &gi, &err)) == 0) {
+        B = gi.B, T = gi.T;
+        batch = (TrainBatch){gi.ids, gi.targets, gi.weights, &gi.pt};
+    }
     if (!rc && (rc = model_init(&g, &m.cfg, &err)) == 0) have_g = 1;
     double loss = 0;
-    if (!rc) rc = model_loss_grad_on(be, &m, &g, &(TrainBatch){ids, targets, NULL}, B, T, &loss, &err);
+    if (!rc) rc = model_loss_grad_on(be, &m, &g, &batch, B, T, &loss, &err);
+    grpo_inputs_free(&gi);
     if (!rc) {
         StWriteTensor *ts = calloc(g.n_params, sizeof *ts);
         if (!ts) rc = seek_fail(&err, "out of memory");

@@ -24,7 +24,7 @@ static const Command COMMANDS[] = {
     {"eval", cmd_eval, "eval [DIR] (--text FILE | --data TOKENS.bin | --bytes FILE) [--seq-len T] [--windows N] [--val-fraction F] [--experts K] [--backend ref|cpu|cuda]   held-out loss, perplexity, MTP accuracy and acceptance, what each expert learned"},
     {"bench", cmd_bench, "bench [DIR...] [--quick] | --profile-train N [--batch B] | --backend cuda [CONFIG.json|DIR] [--batch B] [--seq-len T] [--steps N]   tokens/s, ref vs cpu, and sgemm GFLOP/s vs OpenBLAS's peak; cuda: bench-460m forward and training tokens/s"},
     {"train", cmd_train, "train [--config train.json] [--KEY VALUE]... [--resume DIR] [--backend ref|cpu|cuda]   train a model, or fine-tune one: --init DIR --objective sft --data pairs.jsonl (docs/training.md)"},
-    {"grad", cmd_grad, "grad DIR --ids \"1,2,3;4,5,6\" [--prompt-len \"P0;P1\"] -o grads.safetensors [--backend ref|cpu|cuda]   loss (labels = ids; -100 on each prompt) and every parameter's gradient"},
+    {"grad", cmd_grad, "grad DIR (--ids \"1,2,3;4,5,6\" [--prompt-len \"P0;P1\"] | --grpo GROUP.json) -o grads.safetensors [--backend ref|cpu|cuda]   loss (labels = ids; -100 on each prompt; or one GRPO group's) and every parameter's gradient"},
     {"convert", cmd_convert, "convert DIR OUT [--dtype f32|bf16|f16]   write a model folder transformers loads (FP8 -> bf16, ...)"},
     {"tokenize", cmd_tokenize, "tokenize --tokenizer FILE (--text \"...\" | --file F) [--lines] [--bos]"},
     {"detokenize", cmd_detokenize, "detokenize --tokenizer FILE --ids \"1 2 3\""},
