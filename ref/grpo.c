@@ -8,7 +8,6 @@
 
 #include "jsonutil.h"
 #include "pairs.h"
-#include "train_parts.h"
 
 void grpo_group_free(GrpoGroup *g) {
     if (g->completions)
@@ -74,7 +73,12 @@ int grpo_group_parse(GrpoGroup *g, const char *text, size_t len, const char *pat
     const char *name = path ? path : "(group)";
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-    if (!root) return seek_fail(err, "%s: invalid JSON at line %d: %s", name, je.line, je.text);
+    if (!root) {
+        seek_fail(err, "%s: invalid JSON at line %d: %s", name, je.line, je.text);
+        for (char *c = err ? err->msg : NULL; c && *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+        return -1;
+    }
     int rc = 0;
     if (!json_is_object(root)) rc = seek_fail(err, "%s: %s, expected an object", name, json_type_word(root));
     static const char *known[] = {"prompt", "completions", "rewards", "beta", "clip", "ref", "scale_rewards", "length_norm"};
@@ -119,15 +123,16 @@ int grpo_group_parse(GrpoGroup *g, const char *text, size_t len, const char *pat
             rc = seek_fail(err, "%s: %s: prompt + completion is %lld tokens (at most %d)", name, what, (long long)g->P + g->len[i], 1 << 20);
         const json_t *r = json_array_get(jr, (size_t)i);
         if (!rc && !json_is_number(r)) rc = seek_fail(err, "%s: \"rewards\"[%d] is %s, expected a number", name, i, json_type_word(r));
-        if (!rc && !isfinite(json_number_value(r)))
-            rc = seek_fail(err, "%s: \"rewards\"[%d] is not finite", name, i);
+        if (!rc && !(fabs(json_number_value(r)) <= GRPO_MAX_REWARD))
+            rc = seek_fail(err, "%s: \"rewards\"[%d] = %g is out of range [-%g, %g]", name, i, json_number_value(r),
+                           GRPO_MAX_REWARD, GRPO_MAX_REWARD);
         if (!rc) g->rewards[i] = json_number_value(r);
     }
     double beta = 0.04, clip = 0.2;
     g->scale_rewards = g->length_norm = 1;
     if (!rc) rc = get_number(root, "beta", 0, 1e6, 0, &beta, name, err);
-    if (!rc) rc = get_number(root, "clip", 0, 1, 1, &clip, name, err);
-    if (!rc && clip >= 1) rc = seek_fail(err, "%s: \"clip\" = %g is out of range (0, 1)", name, clip);
+    if (!rc) rc = get_number(root, "clip", 1e-6, 1, 0, &clip, name, err);
+    if (!rc && clip >= 1) rc = seek_fail(err, "%s: \"clip\" = %g is out of range [1e-06, 1)", name, clip);
     if (!rc) rc = get_bool(root, "scale_rewards", &g->scale_rewards, name, err);
     if (!rc) rc = get_bool(root, "length_norm", &g->length_norm, name, err);
     g->beta = (float)beta;
@@ -151,7 +156,12 @@ int grpo_group_parse(GrpoGroup *g, const char *text, size_t len, const char *pat
     }
     if (!rc && path && !(g->path = strdup(path))) rc = seek_fail(err, "out of memory");
     json_decref(root);
-    if (rc) grpo_group_free(g);
+    if (rc) {
+        grpo_group_free(g);
+        /* the message quotes the file (a key, jansson's context): keep it one printable line */
+        for (char *c = err ? err->msg : NULL; c && *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+    }
     return rc;
 }
 
@@ -203,62 +213,3 @@ int grpo_group_batch(const GrpoGroup *g, int pad_id, int *ids, int *targets, flo
     free(A);
     return 0;
 }
-
-
-void grpo_inputs_free(GrpoInputs *x) {
-    free(x->ids);
-    free(x->targets);
-    free(x->weights);
-    free(x->adv);
-    free(x->ref_lp);
-    memset(x, 0, sizeof *x);
-}
-
-int grpo_inputs_load(Backend be, const Model *m, const char *path, GrpoInputs *x, SeekErr *err) {
-    memset(x, 0, sizeof *x);
-    GrpoGroup grp;
-    if (grpo_group_load(&grp, path, m->cfg.V, err)) return -1;
-    int rc = 0;
-    const int B = grp.G, T = grpo_group_T(&grp);
-    const size_t N = (size_t)B * T;
-    if (T > m->cfg.max_pos) rc = seek_fail(err, "%s: prompt + longest completion is %d tokens, beyond max_position_embeddings %d", path, T, m->cfg.max_pos);
-    if (!rc) {
-        x->B = B;
-        x->T = T;
-        x->ids = malloc(N * sizeof(int));
-        x->targets = malloc(N * sizeof(int));
-        x->weights = malloc(N * sizeof(float));
-        x->adv = malloc(N * sizeof(float));
-        if (!x->ids || !x->targets || !x->weights || !x->adv) rc = seek_fail(err, "out of memory");
-    }
-    if (!rc) rc = grpo_group_batch(&grp, m->cfg.eos_id >= 0 ? m->cfg.eos_id : 0, x->ids, x->targets, x->weights, x->adv, err);
-    if (!rc && grp.ref) { /* π_ref: the reference model's log-probabilities of the same targets */
-        Model ref;
-        if (model_load(&ref, grp.ref, err)) rc = seek_fail_prefix(err, "%s: \"ref\"", path);
-        else {
-            if (config_hash(&ref.cfg) != config_hash(&m->cfg))
-                rc = seek_fail(err, "%s: \"ref\" %s is another architecture or size than the model (config differs: %s, vocab %d vs %s, vocab %d)",
-                               path, grp.ref, ref.cfg.model_type, ref.cfg.V, m->cfg.model_type, m->cfg.V);
-            RunState s;
-            KVCache kv;
-            float *logits = rc ? NULL : malloc(N * (size_t)m->cfg.V * sizeof(float));
-            if (!rc && !logits) rc = seek_fail(err, "out of memory");
-            if (!rc && !(x->ref_lp = malloc(N * sizeof(float)))) rc = seek_fail(err, "out of memory");
-            if (!rc && (rc = runstate_init(&s, &ref.cfg, B, T, T, 0, err)) == 0) {
-                if ((rc = kvcache_init(&kv, &ref.cfg, B, T, err)) == 0) {
-                    rc = model_forward_on(be, &ref, &s, &kv, x->ids, B, T, ATTN_NAIVE, NULL, NULL, logits, err);
-                    if (!rc) target_logprobs(x->ref_lp, logits, x->targets, (int)N, m->cfg.V);
-                    kvcache_free(&kv);
-                }
-                runstate_free(&s);
-            }
-            free(logits);
-            model_free(&ref);
-        }
-    }
-    x->pt = (PolicyTerms){x->adv, NULL, x->ref_lp, grp.clip, grp.beta};
-    grpo_group_free(&grp);
-    if (rc) grpo_inputs_free(x);
-    return rc;
-}
-

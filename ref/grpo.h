@@ -6,8 +6,8 @@
  * GROUP.json:
  *   {"prompt": [ids], "completions": [[ids], ...], "rewards": [r, ...],
  *    "beta": β, "clip": ε, "ref": "DIR", "scale_rewards": true, "length_norm": true}
- * prompt: at least one id; completions: G >= 2 non-empty id lists; rewards: G finite numbers;
- * beta >= 0 (default 0.04), clip in (0, 1) (default 0.2); ref: a model folder for π_ref, relative
+ * prompt: at least one id; completions: G >= 2 non-empty id lists; rewards: G numbers within ±1e9;
+ * beta in [0, 1e6] (default 0.04), clip in [1e-6, 1) (default 0.2); ref: a model folder for π_ref, relative
  * to the JSON file's folder unless absolute (absent: the policy itself, so the KL term is 0);
  * scale_rewards (default true): divide by the group's standard deviation; length_norm (default
  * true): average each completion over its own tokens. Both false is Dr. GRPO (Liu et al. 2025).
@@ -32,6 +32,8 @@
 #include "common.h"
 
 #define GRPO_MAX_FILE_BYTES ((size_t)64 << 20)
+/* |reward| at most this: advantages are float, and r − mean(r) must stay far inside its range */
+#define GRPO_MAX_REWARD 1e9
 
 typedef struct {
     int *prompt;           /* (P) */
