@@ -215,14 +215,16 @@ demo: deps
 # and tests/fuzz/replay.c's main(), as $(B)/rel/fuzz/NAME and $(B)/dbg/fuzz/NAME (ASan/UBSan), and
 # tests/cli_fuzz.sh replays the seed corpus tests/fuzz/corpus/NAME/ through both. `make fuzz`
 # builds the libFuzzer version with clang ($(B)/fuzz/fuzz_NAME) and runs each target for
-# FUZZ_SECONDS on a working corpus $(B)/fuzz/corpus-NAME seeded from tests/fuzz/corpus/NAME/.
+# FUZZ_SECONDS on a working corpus $(B)/fuzz/corpus-NAME seeded from tests/fuzz/corpus/NAME/;
+# FUZZ_TARGETS picks some of them (make fuzz FUZZ_TARGETS=tasks).
 .PHONY: fuzz
 FUZZ_NAMES    = $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 REL_TESTS    += $(FUZZ_NAMES:%=$(B)/rel/fuzz/%)
 DBG_TESTS    += $(FUZZ_NAMES:%=$(B)/dbg/fuzz/%)
 CLANG        ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_LIB     = ref/pairs.c ref/tokenizer.c ref/common.c
+FUZZ_TARGETS ?= $(FUZZ_NAMES)
+FUZZ_LIB     = ref/pairs.c ref/tokenizer.c ref/common.c ref/grpo.c ref/data.c ref/tasks.c
 FUZZ_CFLAGS  = -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
                $(CSTD) $(WARN) $(INCLUDES) $(filter -DSEEK_HAVE_PCRE2 -DSEEK_HAVE_UTF8PROC,$(DEFS)) -MMD -MP
 FUZZ_LIBS    = -lm $(shell $(PKG_CONFIG) --libs jansson $(if $(HAVE_PCRE2),libpcre2-8) $(if $(HAVE_UTF8PROC),libutf8proc) 2>/dev/null)
@@ -244,8 +246,8 @@ $(B)/fuzz/fuzz_%: $(B)/fuzz/tests/fuzz/fuzz_%.o $(FUZZ_LIB:%.c=$(B)/fuzz/%.o)
 
 fuzz:
 	@command -v $(CLANG) >/dev/null || { echo "make fuzz: $(CLANG) not found (libFuzzer comes with clang: apt-get install clang)"; exit 1; }
-	@$(MAKE) --no-print-directory $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)
-	@for n in $(FUZZ_NAMES); do \
+	@$(MAKE) --no-print-directory $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%)
+	@for n in $(FUZZ_TARGETS); do \
 	  mkdir -p $(B)/fuzz/corpus-$$n $(B)/fuzz/artifacts-$$n; \
 	  dict=; [ -f tests/fuzz/$$n.dict ] && dict=-dict=tests/fuzz/$$n.dict; \
 	  echo "make fuzz: $$n for $(FUZZ_SECONDS) s (new inputs in $(B)/fuzz/corpus-$$n, crashes in $(B)/fuzz/artifacts-$$n)"; \

@@ -19,6 +19,7 @@ int cmd_bpe_train(int argc, char **argv);   /* viz/cmd_tokenize.c */
 int cmd_tokenize_corpus(int argc, char **argv); /* viz/cmd_tokenize.c */
 int cmd_repl(int argc, char **argv);        /* viz/cmd_repl.c */
 int cmd_eval(int argc, char **argv);        /* viz/cmd_eval.c */
+int cmd_tasks(int argc, char **argv);       /* viz/cmd_tasks.c */
 
 #include "common.h"
 #include "model.h"

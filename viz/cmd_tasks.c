@@ -1,0 +1,164 @@
+/* cmd_tasks.c: `seek tasks`, the verifiable tasks and their rule-based rewards (ref/tasks.h,
+ * docs/rl.md).
+ *
+ *   seek tasks [--family add|sub|addsub] [--digits A..B] [--negative] [--split train|test]
+ *              [--n N] [--seed S] [--jsonl]
+ *       prints tasks 0..N−1 of the split under the seed (defaults: add, 2..3, train, 10, 1): for
+ *       each a line "# task I (SPLIT): QUESTION = ANSWER" and then its prompt; with --jsonl one
+ *       object a line, {"prompt": "...", "answer": 433} (written by jansson).
+ *   seek tasks --check --answer A (--completion TEXT | --completion-file F) [--eos TEXT]
+ *       scores a completion (the text after the prompt) against the answer A and prints
+ *           format 1                       or   format 0 (REASON)
+ *           accuracy 1
+ *           answer "433" (integer 433)     or   answer none / answer "4x3" (not an integer) / ...
+ *       the answer's bytes shown with non-printable bytes as \xHH.
+ *
+ * Program tier: errors are one line on stderr starting with "seek tasks: "; exit status 0 ok,
+ * 1 a bad value or an unreadable file, 2 usage.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "common.h"
+#include "tasks.h"
+
+#define COMPLETION_FILE_MAX ((size_t)64 << 20)
+#define USAGE_TASKS                                                                                     \
+    "seek tasks [--family add|sub|addsub] [--digits A..B] [--negative] [--split train|test] [--n N] " \
+    "[--seed S] [--jsonl] | seek tasks --check --answer A (--completion TEXT | --completion-file F) [--eos TEXT]"
+
+/* msg, then the argument (at most 40 bytes, control bytes as '?', so the error stays one line) */
+static int usage_tasks(const char *msg, const char *arg) {
+    char a[48] = "";
+    size_t i = 0;
+    for (; arg && arg[i] && i < 40; i++) a[i] = (unsigned char)arg[i] < 0x20 || arg[i] == 0x7f ? '?' : arg[i];
+    if (arg && arg[i]) memcpy(a + i, "...", 4);
+    else a[i] = '\0';
+    fprintf(stderr, "seek tasks: %s%s%s (usage: " USAGE_TASKS ")\n", msg, arg ? " " : "", a);
+    return 2;
+}
+
+static int bad_value(const SeekErr *e) {
+    fprintf(stderr, "seek tasks: %s\n", e->msg);
+    return 1;
+}
+
+static int flush_out(void) {
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        if (errno == EPIPE) return 0;
+        fprintf(stderr, "seek tasks: cannot write the output: %s\n", strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+static int print_tasks(const TaskOpts *o, TaskSplit split, long long n, uint64_t seed, int jsonl) {
+    SeekErr err = {{0}};
+    for (long long i = 0; i < n; i++) {
+        Task t;
+        if (task_make(&t, o, seed, split, (uint64_t)i, &err)) return bad_value(&err);
+        if (!jsonl) {
+            printf("# task %lld (%s): %s = %lld\n%s\n", i, split == TASK_TEST ? "test" : "train", t.question,
+                   (long long)t.answer, t.prompt);
+            continue;
+        }
+        json_t *obj = json_object();
+        if (!obj || json_object_set_new(obj, "prompt", json_string(t.prompt)) ||
+            json_object_set_new(obj, "answer", json_integer((json_int_t)t.answer))) {
+            json_decref(obj);
+            fprintf(stderr, "seek tasks: out of memory writing JSON\n");
+            return 1;
+        }
+        char *line = json_dumps(obj, JSON_PRESERVE_ORDER);
+        json_decref(obj);
+        if (!line) {
+            fprintf(stderr, "seek tasks: out of memory writing JSON\n");
+            return 1;
+        }
+        puts(line);
+        free(line);
+        if (ferror(stdout)) break;
+    }
+    return flush_out();
+}
+
+static int check(const char *answer_s, const char *text, const char *file, const char *eos) {
+    SeekErr err = {{0}};
+    long long answer;
+    if (parse_i64(answer_s, INT64_MIN, INT64_MAX, &answer, "--answer", &err)) return bad_value(&err);
+    char *buf = NULL;
+    size_t n;
+    if (file) {
+        if (read_text_file(file, COMPLETION_FILE_MAX, &buf, &n, &err)) return bad_value(&err);
+        text = buf;
+    } else {
+        n = strlen(text);
+    }
+    TaskReward r = task_check(text, n, (int64_t)answer, eos);
+    free(buf);
+    if (r.format) printf("format 1\n");
+    else printf("format 0 (%s)\n", r.why);
+    printf("accuracy %d\n", r.accuracy);
+    if (r.kind == TASK_ANSWER_NONE) printf("answer none\n");
+    else if (r.kind == TASK_ANSWER_INT) printf("answer \"%s\" (integer %lld)\n", r.shown, (long long)r.value);
+    else printf("answer \"%s\" (%s)\n", r.shown, task_answer_kind_name(r.kind));
+    return flush_out();
+}
+
+int cmd_tasks(int argc, char **argv) {
+    const char *family = NULL, *digits = NULL, *split_s = NULL, *n_s = NULL, *seed_s = NULL;
+    const char *answer = NULL, *completion = NULL, *completion_file = NULL, *eos = NULL;
+    int jsonl = 0, negative = 0, check_mode = 0;
+    for (int i = 1; i < argc; i++) {
+        const char **dst = NULL;
+        if (!strcmp(argv[i], "--family")) dst = &family;
+        else if (!strcmp(argv[i], "--digits")) dst = &digits;
+        else if (!strcmp(argv[i], "--split")) dst = &split_s;
+        else if (!strcmp(argv[i], "--n")) dst = &n_s;
+        else if (!strcmp(argv[i], "--seed")) dst = &seed_s;
+        else if (!strcmp(argv[i], "--answer")) dst = &answer;
+        else if (!strcmp(argv[i], "--completion")) dst = &completion;
+        else if (!strcmp(argv[i], "--completion-file")) dst = &completion_file;
+        else if (!strcmp(argv[i], "--eos")) dst = &eos;
+        else if (!strcmp(argv[i], "--jsonl")) { jsonl = 1; continue; }
+        else if (!strcmp(argv[i], "--negative")) { negative = 1; continue; }
+        else if (!strcmp(argv[i], "--check")) { check_mode = 1; continue; }
+        else return usage_tasks("unknown argument", argv[i]);
+        if (i + 1 >= argc) return usage_tasks("a value is missing after", argv[i]);
+        if (*dst) return usage_tasks("given twice:", argv[i]);
+        *dst = argv[++i];
+    }
+
+    if (check_mode) {
+        if (family || digits || split_s || n_s || seed_s || jsonl || negative)
+            return usage_tasks("--check takes only --answer, --completion or --completion-file, and --eos", NULL);
+        if (!answer) return usage_tasks("--check needs --answer", NULL);
+        if (!completion == !completion_file)
+            return usage_tasks("--check needs one of --completion and --completion-file", NULL);
+        return check(answer, completion, completion_file, eos);
+    }
+    if (answer || completion || completion_file || eos)
+        return usage_tasks("--answer, --completion, --completion-file and --eos go with --check", NULL);
+
+    SeekErr err = {{0}};
+    TaskOpts o = {2, 3, TASK_OP_ADD, negative};
+    if (family && task_parse_family(&o, family, &err)) return bad_value(&err);
+    if (digits && task_parse_digits(&o, digits, &err)) return bad_value(&err);
+    TaskSplit split = TASK_TRAIN;
+    if (split_s) {
+        if (!strcmp(split_s, "test")) split = TASK_TEST;
+        else if (strcmp(split_s, "train")) {
+            fprintf(stderr, "seek tasks: --split: expected train or test\n");
+            return 1;
+        }
+    }
+    long long n = 10, seed = 1;
+    if (n_s && parse_i64(n_s, 1, 10000000, &n, "--n", &err)) return bad_value(&err);
+    if (seed_s && parse_i64(seed_s, 0, INT64_MAX, &seed, "--seed", &err)) return bad_value(&err);
+    if (task_opts_check(&o, &err)) return bad_value(&err);
+    return print_tasks(&o, split, n, (uint64_t)seed, jsonl);
+}
