@@ -60,7 +60,8 @@ done
 expect_ok "verify --grad --prompt-len cuda" "$SEEK" verify $FX/trained_v3 --grad --backend cuda --ids "5,6,7,8,9,10,11;12,13,14,15,16,17,18" --prompt-len "3;1"
 grep -q '^verify (grad): all [0-9]* rows pass' "$TMP/out" && ok || bad "verify --grad --prompt-len cuda: $(tail -1 "$TMP/out")"
 # SFT on the GPU from a shipped model: the same losses as ref within the training tolerance
-for i in $(seq 0 39); do printf '{"prompt": "Question: what follows %d?\nAnswer: ", "response": "%d"}\n' $i $((i + 1)); done >"$TMP/pairs.jsonl"
+for i in $(seq 0 39); do printf '{"prompt": "Question: what follows %d?\\nAnswer: ", "response": "%d"}\n' $i $((i + 1)); done >"$TMP/pairs.jsonl"
+tol=$(sed -n 's/^#define TOL_CUDA_TRAIN_LOSS_REL //p' ref/tolerances.h)
 for be in ref cuda; do
   expect_ok "sft $be" "$SEEK" train --init tiny-models/seek-v3-mini --objective sft --data "$TMP/pairs.jsonl" --out "$TMP/sft_$be" \
     --steps 6 --batch 4 --seq-len 32 --lr 1e-3 --warmup 1 --eval-interval 3 --eval-batches 2 --backend $be

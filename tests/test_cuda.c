@@ -37,6 +37,7 @@
 #include "golden.h"
 #include "tolerances.h"
 #include "expect_grads.h"
+#include "grpo.h"
 #include "pairs.h"
 #include "hf_grads.h"
 #include "train.h"
@@ -1785,6 +1786,48 @@ static void test_objectives(void **st) {
     }
     check_model_grads_on("v3", OBJ_WEIGHTED, BACKEND_CUDA);
     check_model_grads_on("llama_gqa", OBJ_WEIGHTED, BACKEND_CUDA);
+    check_model_grads_on("v3", OBJ_GRPO, BACKEND_CUDA);
+    check_model_grads_on("llama_gqa", OBJ_GRPO, BACKEND_CUDA);
+    /* the policy objective (GRPO's clipped ratio and k3 KL) on cuda against ref: π_old and π_ref
+     * a little off the model, so ratios are clipped on both sides and the KL term is live */
+    static const char *pfx[] = {"v3", "llama_gqa"};
+    for (int f = 0; f < 2; f++) {
+        char dir[128];
+        snprintf(dir, sizeof dir, "tests/fixtures/%s", pfx[f]);
+        SeekErr e;
+        Model m, g[2];
+        if (model_load(&m, dir, &e) || model_init(&g[0], &m.cfg, &e) || model_init(&g[1], &m.cfg, &e)) fail_msg("%s", e.msg);
+        enum { B = 2, T = 9, N = B * T };
+        int ids[N], tg[N];
+        float adv[N], old[N], ref[N], lp[N], *logits = malloc((size_t)N * m.cfg.V * sizeof(float));
+        for (int i = 0; i < N; i++) ids[i] = 3 + (31 * i + 7) % (m.cfg.V - 3), adv[i] = (float)((i % 7) - 3) * 0.4f;
+        /* log π of the targets from a reference forward, then π_old and π_ref set off it */
+        TrainBatch plain = {ids, NULL, NULL, NULL};
+        batch_targets(tg, &plain, B, T);
+        RunState s;
+        KVCache kv;
+        if (runstate_init(&s, &m.cfg, B, T, T, 0, &e) || kvcache_init(&kv, &m.cfg, B, T, &e)) fail_msg("%s", e.msg);
+        if (model_forward(&m, &s, &kv, ids, B, T, ATTN_NAIVE, NULL, NULL, logits, &e)) fail_msg("%s", e.msg);
+        target_logprobs(lp, logits, tg, N, m.cfg.V);
+        for (int i = 0; i < N; i++) old[i] = lp[i] - 0.5f * sinf(1.3f * i), ref[i] = lp[i] + 0.3f * cosf(0.7f * i);
+        PolicyTerms pt = {adv, old, ref, 0.2f, 0.05f};
+        double l[2];
+        TrainBatch pb = {ids, NULL, NULL, &pt};
+        if (model_loss_grad_on(BACKEND_CUDA, &m, &g[0], &pb, B, T, &l[0], &e) ||
+            model_loss_grad_on(BACKEND_REF, &m, &g[1], &pb, B, T, &l[1], &e))
+            fail_msg("%s", e.msg);
+        char what[96];
+        snprintf(what, sizeof what, "policy (GRPO terms) %s", pfx[f]);
+        print_message("  %-10s policy loss cuda %.9g ref %.9g\n", pfx[f], l[0], l[1]);
+        if (fabs(l[0] - l[1]) > TOL_CUDA_TRAIN_LOSS_REL * fabs(l[1]) + 1e-6) fail_msg("%s: loss %.9g vs %.9g", what, l[0], l[1]);
+        expect_grads_within(what, &g[0], &g[1], TOL_POLICY_GRAD_REL, TOL_CUDA_GRAD_ABS);
+        free(logits);
+        runstate_free(&s);
+        kvcache_free(&kv);
+        model_free(&g[0]);
+        model_free(&g[1]);
+        model_free(&m);
+    }
 }
 
 int main(int argc, char **argv) {

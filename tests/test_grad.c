@@ -28,6 +28,7 @@
 #include "balance.h"
 #include "train.h"
 #include "backend.h"
+#include "grpo.h"
 #include "pairs.h"
 #include "tolerances.h"
 
@@ -51,6 +52,8 @@ static void test_sft_v2_group(void **st) { (void)st; check_objective("v2_group",
 static void test_sft_llama_gqa(void **st) { (void)st; check_objective("llama_gqa", OBJ_SFT); }
 static void test_weighted_v3(void **st) { (void)st; check_objective("v3", OBJ_WEIGHTED); }
 static void test_weighted_llama_gqa(void **st) { (void)st; check_objective("llama_gqa", OBJ_WEIGHTED); }
+static void test_grpo_v3(void **st) { (void)st; check_objective("v3", OBJ_GRPO); }
+static void test_grpo_llama_gqa(void **st) { (void)st; check_objective("llama_gqa", OBJ_GRPO); }
 
 static void test_hf_v3(void **st) { (void)st; check_model_grads("v3"); }
 static void test_hf_v3_noq(void **st) { (void)st; check_model_grads("v3_noq"); }
@@ -706,6 +709,7 @@ int main(void) {
         cmocka_unit_test(test_sft_v3),       cmocka_unit_test(test_sft_v3_noq),  cmocka_unit_test(test_sft_v2_greedy),
         cmocka_unit_test(test_sft_v2_group), cmocka_unit_test(test_sft_llama_gqa),
         cmocka_unit_test(test_weighted_v3),  cmocka_unit_test(test_weighted_llama_gqa),
+        cmocka_unit_test(test_grpo_v3),      cmocka_unit_test(test_grpo_llama_gqa),
         cmocka_unit_test(test_fd_matmul),    cmocka_unit_test(test_fd_rmsnorm),  cmocka_unit_test(test_fd_embedding),
         cmocka_unit_test(test_fd_rope),      cmocka_unit_test(test_fd_swiglu),   cmocka_unit_test(test_fd_attention),
         cmocka_unit_test(test_fd_crossentropy), cmocka_unit_test(test_fd_policy), cmocka_unit_test(test_fd_mla),  cmocka_unit_test(test_fd_moe),
