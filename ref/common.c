@@ -279,3 +279,12 @@ float rng_normal(Rng *r) {
     if (u1 < 1e-12f) u1 = 1e-12f;
     return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853071795864f * u2);
 }
+
+int copy_file_atomic(const char *src, const char *dst, SeekErr *err) {
+    char *text = NULL;
+    size_t len = 0;
+    if (read_text_file(src, 256u << 20, &text, &len, err)) return -1;
+    int rc = write_file_atomic(dst, text, len, err);
+    free(text);
+    return rc;
+}

@@ -52,6 +52,8 @@ int read_text_file(const char *path, size_t max_bytes, char **out, size_t *out_l
 int pread_exact(int fd, void *buf, size_t n, uint64_t offset, const char *path, SeekErr *err);
 /* Writes a whole buffer to a file atomically (write to path.tmp, fsync, rename). */
 int write_file_atomic(const char *path, const void *data, size_t n, SeekErr *err);
+/* Copies a small file (at most 256 MiB) to dst atomically (read_text_file, write_file_atomic). */
+int copy_file_atomic(const char *src, const char *dst, SeekErr *err);
 
 /* Joins dir and name with a '/' into out (of size cap). Returns -1 if it does not fit. */
 int path_join(char *out, size_t cap, const char *dir, const char *name, SeekErr *err);

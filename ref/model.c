@@ -414,12 +414,7 @@ static int copy_if_present(const char *src_dir, const char *out_dir, const char 
     char src[4096], dst[4096];
     if (path_join(src, sizeof src, src_dir, name, err) || path_join(dst, sizeof dst, out_dir, name, err)) return -1;
     if (access(src, F_OK) != 0) return required ? seek_fail(err, "%s: cannot open: %s", src, strerror(errno)) : 0;
-    char *text = NULL;
-    size_t len = 0;
-    if (read_text_file(src, 256u << 20, &text, &len, err)) return -1;
-    int rc = write_file_atomic(dst, text, len, err);
-    free(text);
-    return rc;
+    return copy_file_atomic(src, dst, err);
 }
 
 static int write_config(const char *src_dir, const char *out_dir, StDtype dtype, SeekErr *err) {

@@ -219,26 +219,17 @@ int trainer_validate(Trainer *tr, const TrainData *data, double *out, SeekErr *e
     return 0;
 }
 
-static int copy_file(const char *src, const char *dst, SeekErr *err) {
-    char *text = NULL;
-    size_t len = 0;
-    if (read_text_file(src, 256u << 20, &text, &len, err)) return -1;
-    int rc = write_file_atomic(dst, text, len, err);
-    free(text);
-    return rc;
-}
-
 /* tokenizer.json (and tokenizer_config.json beside it) into a checkpoint folder */
 static int copy_tokenizer(const char *tok, const char *dir, SeekErr *err) {
     char dst[4096], cfg[4096];
-    if (path_join(dst, sizeof dst, dir, "tokenizer.json", err) || copy_file(tok, dst, err)) return -1;
+    if (path_join(dst, sizeof dst, dir, "tokenizer.json", err) || copy_file_atomic(tok, dst, err)) return -1;
     snprintf(cfg, sizeof cfg, "%s", tok);
     char *slash = strrchr(cfg, '/');
     size_t room = sizeof cfg - (slash ? (size_t)(slash + 1 - cfg) : 0);
     if (slash) snprintf(slash + 1, room, "tokenizer_config.json");
     else snprintf(cfg, sizeof cfg, "tokenizer_config.json");
     if (access(cfg, R_OK) == 0) {
-        if (path_join(dst, sizeof dst, dir, "tokenizer_config.json", err) || copy_file(cfg, dst, err)) return -1;
+        if (path_join(dst, sizeof dst, dir, "tokenizer_config.json", err) || copy_file_atomic(cfg, dst, err)) return -1;
     }
     return 0;
 }
