@@ -1,0 +1,193 @@
+/* rl.c: one GRPO step's rollouts and the greedy evaluation (rl.h). Library tier. */
+#include "rl.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "grpo.h"
+#include "pairs.h"
+
+/* splitmix64's finalizer: independent seeds from (seed, step, task) */
+static uint64_t mix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+void rl_step_free(RlStep *x) {
+    free(x->ids);
+    free(x->targets);
+    free(x->weights);
+    free(x->adv);
+    free(x->ref_lp);
+    free(x->logits);
+    free(x->prompt);
+    free(x->out);
+    free(x->r);
+    free(x->A);
+    if (x->s.B) runstate_free(&x->s);
+    if (x->kv.B) kvcache_free(&x->kv);
+    memset(x, 0, sizeof *x);
+}
+
+int rl_step_init(RlStep *x, const RlOpts *o, const Config *c, SeekErr *err) {
+    memset(x, 0, sizeof *x);
+    x->o = *o;
+    if (o->prompts < 1 || o->G < 2 || o->max_new < 1)
+        return seek_fail(err, "rl: prompts %d, group %d, max_new %d (expected >= 1, >= 2, >= 1)", o->prompts, o->G, o->max_new);
+    if (task_opts_check(&o->task, err)) return -1;
+    /* a byte-level BPE token covers at least one byte: the prompt's bytes + BOS bound its tokens */
+    x->Pmax = task_prompt_max_len(&o->task) + 1;
+    x->B = o->prompts * o->G;
+    x->T = x->Pmax + o->max_new;
+    if (x->T > c->max_pos)
+        return seek_fail(err, "rl: prompts of up to %d tokens + max_new %d exceed max_position_embeddings %d", x->Pmax,
+                         o->max_new, c->max_pos);
+    const size_t N = (size_t)x->B * x->T;
+    x->ids = malloc(N * sizeof(int));
+    x->targets = malloc(N * sizeof(int));
+    x->weights = malloc(N * sizeof(float));
+    x->adv = malloc(N * sizeof(float));
+    x->ref_lp = malloc(N * sizeof(float));
+    x->logits = malloc(N * (size_t)c->V * sizeof(float));
+    x->prompt = malloc((size_t)o->G * x->Pmax * sizeof(int));
+    x->out = malloc((size_t)o->G * o->max_new * sizeof(int));
+    x->r = malloc((size_t)o->G * sizeof(double));
+    x->A = malloc((size_t)o->G * sizeof(float));
+    if (!x->ids || !x->targets || !x->weights || !x->adv || !x->ref_lp || !x->logits || !x->prompt || !x->out || !x->r ||
+        !x->A) {
+        rl_step_free(x);
+        return seek_fail(err, "rl: out of memory");
+    }
+    if (runstate_init(&x->s, c, x->B, x->T, x->T, 0, err) || kvcache_init(&x->kv, c, x->B, x->T, err)) {
+        rl_step_free(x);
+        return -1;
+    }
+    return 0;
+}
+
+/* the completion's length: up to and including the first EOS, or all n */
+static int completion_len(const int *tok, int n, int eos) {
+    for (int i = 0; i < n; i++)
+        if (tok[i] == eos) return i + 1;
+    return n;
+}
+
+/* the reward of a completion (the text before its EOS) for task t */
+static int reward(const Tokenizer *tok, const int *c, int len, int eos, const Task *t, const RlOpts *o, double *r,
+                  int *acc, int *fmt, SeekErr *err) {
+    int n = len > 0 && c[len - 1] == eos ? len - 1 : len;
+    TokBytes text = {0};
+    if (tokenizer_decode(tok, c, (size_t)n, &text, err)) return -1;
+    TaskReward tr = task_check((const char *)text.data, text.n, t->answer, NULL);
+    free(text.data);
+    *acc = tr.accuracy;
+    *fmt = tr.format;
+    *r = o->w_acc * tr.accuracy + o->w_fmt * tr.format;
+    return 0;
+}
+
+int rl_rollouts(RlStep *x, Backend be, const Model *policy, const Model *ref, Tokenizer *tok, uint64_t step,
+                SeekErr *err) {
+    const RlOpts *o = &x->o;
+    const Config *c = &policy->cfg;
+    const int G = o->G, T = x->T, eos = c->eos_id;
+    const int add_bos = tokenizer_add_bos(tok) && tokenizer_bos_id(tok) >= 0;
+    memset(&x->st, 0, sizeof x->st);
+    long long count = 0;
+    int lens[4096];
+    if (x->B > 4096) return seek_fail(err, "rl: at most 4096 rows a step");
+    for (int k = 0; k < o->prompts; k++) {
+        Task task;
+        if (task_make(&task, &o->task, o->seed, TASK_TRAIN, step * (uint64_t)o->prompts + (uint64_t)k, err)) return -1;
+        TokIds pid = {0};
+        if (tokenizer_encode(tok, task.prompt, (size_t)task.prompt_len, add_bos, &pid, err)) return -1;
+        const int P = (int)pid.n;
+        if (P > x->Pmax || P < 1) {
+            free(pid.ids);
+            return seek_fail(err, "rl: a prompt of %d tokens (bound %d)", P, x->Pmax);
+        }
+        for (int g = 0; g < G; g++) memcpy(x->prompt + (size_t)g * P, pid.ids, (size_t)P * sizeof(int));
+        free(pid.ids);
+        /* G samples of the current policy, each its own stream of the step's seed */
+        SampleParams sp = {o->temperature, 0, o->top_p, mix64(o->seed ^ mix64(step * 65537 + (uint64_t)k))};
+        if (model_generate_on(be, policy, x->prompt, G, P, o->max_new, ATTN_NAIVE, &sp, NULL, x->out, NULL, err))
+            return seek_fail_prefix(err, "rl: sampling");
+        int distinct = 0;
+        for (int g = 0; g < G; g++) {
+            const int *cg = x->out + (size_t)g * o->max_new;
+            const int len = completion_len(cg, o->max_new, eos), row = k * G + g;
+            int acc, fmt;
+            if (reward(tok, cg, len, eos, &task, o, &x->r[g], &acc, &fmt, err)) return -1;
+            x->st.accuracy += acc;
+            x->st.format += fmt;
+            x->st.reward += x->r[g];
+            x->st.length += len;
+            distinct |= x->r[g] != x->r[0];
+            lens[row] = len;
+            count += len;
+            int *ids = x->ids + (size_t)row * T;
+            memcpy(ids, x->prompt + (size_t)g * P, (size_t)P * sizeof(int));
+            memcpy(ids + P, cg, (size_t)len * sizeof(int));
+            for (int t = P + len; t < T; t++) ids[t] = eos >= 0 ? eos : 0;
+            sft_targets_row(x->targets + (size_t)row * T, ids, P, P + len, T);
+        }
+        x->st.groups_all_equal += !distinct;
+        grpo_advantages(x->A, x->r, G, o->scale_rewards);
+        for (int g = 0; g < G; g++)
+            for (int t = 0; t < T; t++) x->adv[(size_t)(k * G + g) * T + t] = x->A[g];
+    }
+    /* weights: the loss is the mean over completions of each one's mean over its tokens */
+    const double n_comp = (double)x->B;
+    for (int row = 0; row < x->B; row++) {
+        const float w = (float)((double)count / (n_comp * (o->length_norm ? lens[row] : o->max_new)));
+        for (int t = 0; t < T; t++) x->weights[(size_t)row * T + t] = w;
+    }
+    x->st.reward /= n_comp;
+    x->st.accuracy /= n_comp;
+    x->st.format /= n_comp;
+    x->st.length /= n_comp;
+    /* π_ref: the frozen reference's log-probabilities of the same targets */
+    const float *ref_lp = NULL;
+    if (ref && o->beta > 0) {
+        x->kv.len = 0;
+        if (model_forward_on(be, ref, &x->s, &x->kv, x->ids, x->B, T, ATTN_NAIVE, NULL, NULL, x->logits, err))
+            return seek_fail_prefix(err, "rl: reference");
+        target_logprobs(x->ref_lp, x->logits, x->targets, x->B * T, c->V);
+        ref_lp = x->ref_lp;
+    }
+    x->pt = (PolicyTerms){x->adv, NULL, ref_lp, o->clip, o->beta};
+    x->batch = (TrainBatch){x->ids, x->targets, x->weights, &x->pt};
+    return 0;
+}
+
+int rl_eval_greedy(Backend be, const Model *m, Tokenizer *tok, const RlOpts *o, int n, double *acc, double *fmt,
+                   SeekErr *err) {
+    const int eos = m->cfg.eos_id, add_bos = tokenizer_add_bos(tok) && tokenizer_bos_id(tok) >= 0;
+    int *out = malloc((size_t)o->max_new * sizeof(int));
+    if (!out) return seek_fail(err, "rl: out of memory");
+    int a_sum = 0, f_sum = 0, rc = 0;
+    SampleParams greedy = {0, 0, 1.0f, 0};
+    for (int i = 0; !rc && i < n; i++) {
+        Task task;
+        TokIds pid = {0};
+        if ((rc = task_make(&task, &o->task, o->seed, TASK_TEST, (uint64_t)i, err))) break;
+        if ((rc = tokenizer_encode(tok, task.prompt, (size_t)task.prompt_len, add_bos, &pid, err))) break;
+        if ((int)pid.n + o->max_new > m->cfg.max_pos) rc = seek_fail(err, "rl: prompt + max_new exceed max_position_embeddings");
+        if (!rc) rc = model_generate_on(be, m, pid.ids, 1, (int)pid.n, o->max_new, ATTN_NAIVE, &greedy, NULL, out, NULL, err);
+        free(pid.ids);
+        if (rc) break;
+        int len = completion_len(out, o->max_new, eos), a, f;
+        double r;
+        if ((rc = reward(tok, out, len, eos, &task, o, &r, &a, &f, err))) break;
+        a_sum += a;
+        f_sum += f;
+    }
+    free(out);
+    if (rc) return -1;
+    *acc = n ? (double)a_sum / n : 0;
+    *fmt = n ? (double)f_sum / n : 0;
+    return 0;
+}

@@ -1,0 +1,71 @@
+/* rl.h: reinforcement learning with rule-based rewards — one GRPO step's rollouts (DeepSeekMath
+ * §4.1; DeepSeek-R1-Zero's recipe at tiny scale): for each of `prompts` tasks (tasks.h), G
+ * completions sampled from the current policy, their rewards from the rule-based checker, the
+ * group's advantages, and the policy TrainBatch (backward.h: PolicyTerms) that trainer_step
+ * (trainer.h) minimises, with π_ref's log-probabilities from a frozen reference model.
+ *
+ * Rows: prompt_i ++ completion ++ padding, B = prompts·G rows of T = (the longest prompt the
+ * task options allow, in bytes, + BOS) + max_new positions. A completion is the sampled tokens up
+ * to and including the first EOS (all max_new when none comes); its tokens are predicted, nothing
+ * else. Rewards: r = w_acc·accuracy + w_fmt·format (tasks.h's two rule-based rewards, scored
+ * separately and reported separately). Advantages per group as grpo.h (TRL's), weights so the
+ * loss is (1/(prompts·G)) Σ_i (1/|o_i|) Σ_t ℓ_{i,t} (length_norm; else 1/max_new). One update per
+ * batch of samples: π_old = π (ρ = 1 in value).
+ * Determinism: task k of step s is tasks.h's task `s·prompts + k` of the train split, and its
+ * sampling seed is derived from (seed, s, k), so a run and its resume draw the same samples.
+ */
+#ifndef SEEK_RL_H
+#define SEEK_RL_H
+
+#include "backend.h"
+#include "tasks.h"
+#include "tokenizer.h"
+
+typedef struct {
+    int prompts;          /* groups (tasks) per step */
+    int G;                /* completions per task */
+    int max_new;          /* tokens sampled per completion at most */
+    float temperature, top_p;
+    uint64_t seed;        /* sampling and task stream */
+    float beta, clip;     /* the KL weight and the ratio's clip */
+    int scale_rewards, length_norm;
+    float w_acc, w_fmt;   /* r = w_acc·accuracy + w_fmt·format */
+    TaskOpts task;
+} RlOpts;
+
+/* What one step's rollouts measured (means over its prompts·G completions). */
+typedef struct {
+    double reward, accuracy, format, length;
+    int groups_all_equal;  /* groups whose rewards were all equal (zero advantages) */
+} RlStats;
+
+typedef struct {
+    RlOpts o;
+    int B, T, Pmax;
+    int *ids, *targets;       /* (B, T) */
+    float *weights, *adv;     /* (B, T) */
+    float *ref_lp;            /* (B, T) */
+    float *logits;            /* (B·T, V) the reference's forward */
+    int *prompt, *out;        /* (G, Pmax), (G, max_new) one group's generation */
+    double *r;                /* (G) */
+    float *A;                 /* (G) */
+    RunState s;               /* the reference's forward */
+    KVCache kv;
+    PolicyTerms pt;
+    TrainBatch batch;         /* points at the arrays above */
+    RlStats st;
+} RlStep;
+
+/* Sizes the buffers for o and the model config c (T must fit max_position_embeddings). */
+int rl_step_init(RlStep *x, const RlOpts *o, const Config *c, SeekErr *err);
+void rl_step_free(RlStep *x);
+/* Step `step`'s rollouts on backend be: sample, decode with tok, reward, advantages, and π_ref's
+ * log-probabilities (ref on be; NULL: no KL term). Fills x->batch and x->st. */
+int rl_rollouts(RlStep *x, Backend be, const Model *policy, const Model *ref, Tokenizer *tok, uint64_t step,
+                SeekErr *err);
+/* pass@1 of greedy decoding on the first n tasks of the test split: the share answered correctly
+ * (and the format rate), each task decoded alone. */
+int rl_eval_greedy(Backend be, const Model *m, Tokenizer *tok, const RlOpts *o, int n, double *acc, double *fmt,
+                   SeekErr *err);
+
+#endif
