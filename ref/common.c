@@ -256,12 +256,15 @@ uint8_t f32_to_e4m3(float f) {
 
 /* ---- RNG ---- */
 
-void rng_seed(Rng *r, uint64_t seed) {
-    /* splitmix64 of the seed, so nearby seeds give unrelated streams; never zero */
-    uint64_t z = seed + 0x9e3779b97f4a7c15ull;
+uint64_t mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
+    return z ^ (z >> 31);
+}
+
+void rng_seed(Rng *r, uint64_t seed) {
+    /* splitmix64 of the seed, so nearby seeds give unrelated streams; never zero */
+    uint64_t z = mix64(seed + 0x9e3779b97f4a7c15ull);
     r->state = z ? z : 0x2545f4914f6cdd1dull;
 }
 

@@ -72,6 +72,9 @@ uint8_t f32_to_e4m3(float f);            /* round to nearest even, saturating at
 
 /* One seeded RNG for init, sampling and rollouts: xorshift64* (state must be non-zero). */
 typedef struct { uint64_t state; } Rng;
+/* splitmix64's finalizer: a 64-bit mix where every input bit affects every output bit (rng_seed,
+ * the task split, seeds derived from several numbers). */
+uint64_t mix64(uint64_t z);
 void rng_seed(Rng *r, uint64_t seed);
 uint32_t rng_u32(Rng *r);
 float rng_uniform(Rng *r);               /* [0, 1) with 24 bits */

@@ -200,23 +200,27 @@ void loader_next(Loader *L, int B, int *ids) {
 
 void loader_val(const Loader *L, size_t i, int *ids) { copy_window(L, L->n_train + i, ids); }
 
-int loader_restore(Loader *L, uint64_t epoch, size_t pos, uint64_t rng_state, SeekErr *err) {
-    const char *path = L->data && L->data->path ? L->data->path : "(token data)";
-    if (pos > L->n_train)
-        return seek_fail(err, "%s: saved loader position %zu is past the %zu training windows (other data or T?)", path,
-                         pos, L->n_train);
+int epoch_restore(size_t *order, size_t n, uint64_t seed, uint64_t *cur_epoch, size_t *cur_pos, Rng *cur_rng,
+                  uint64_t epoch, size_t pos, uint64_t rng_state, const char *name, const char *items, const char *hint,
+                  SeekErr *err) {
+    if (pos > n) return seek_fail(err, "%s: saved loader position %zu is past the %zu training %s (%s?)", name, pos, n, items, hint);
     Rng r;
-    epoch_order(L->order, L->n_train, L->seed, epoch, &r);
+    epoch_order(order, n, seed, epoch, &r);
     if (r.state != rng_state) {
-        /* leave L at a consistent state: its own epoch's order */
-        epoch_order(L->order, L->n_train, L->seed, L->epoch, &r);
-        return seek_fail(err, "%s: saved loader state %016llx does not match epoch %llu of this data with seed %llu "
-                              "(expected %016llx): other data, T or seed?",
-                         path, (unsigned long long)rng_state, (unsigned long long)epoch, (unsigned long long)L->seed,
-                         (unsigned long long)r.state);
+        /* leave the loader at a consistent state: its own epoch's order */
+        epoch_order(order, n, seed, *cur_epoch, &r);
+        return seek_fail(err, "%s: saved loader state %016llx does not match epoch %llu of these %s with seed %llu "
+                              "(expected %016llx): %s or seed?",
+                         name, (unsigned long long)rng_state, (unsigned long long)epoch, items, (unsigned long long)seed,
+                         (unsigned long long)r.state, hint);
     }
-    L->rng = r;
-    L->epoch = epoch;
-    L->pos = pos;
+    *cur_rng = r;
+    *cur_epoch = epoch;
+    *cur_pos = pos;
     return 0;
+}
+
+int loader_restore(Loader *L, uint64_t epoch, size_t pos, uint64_t rng_state, SeekErr *err) {
+    return epoch_restore(L->order, L->n_train, L->seed, &L->epoch, &L->pos, &L->rng, epoch, pos, rng_state,
+                         L->data && L->data->path ? L->data->path : "(token data)", "windows", "other data or T", err);
 }

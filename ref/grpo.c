@@ -68,6 +68,12 @@ static int get_bool(const json_t *root, const char *key, int *out, const char *n
     return 0;
 }
 
+/* the message quotes the file (a key, jansson's context): keep it one printable line */
+static void printable(SeekErr *err) {
+    for (char *c = err ? err->msg : NULL; c && *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+}
+
 int grpo_group_parse(GrpoGroup *g, const char *text, size_t len, const char *path, int vocab, SeekErr *err) {
     memset(g, 0, sizeof *g);
     const char *name = path ? path : "(group)";
@@ -75,8 +81,7 @@ int grpo_group_parse(GrpoGroup *g, const char *text, size_t len, const char *pat
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
         seek_fail(err, "%s: invalid JSON at line %d: %s", name, je.line, je.text);
-        for (char *c = err ? err->msg : NULL; c && *c; c++)
-            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+        printable(err);
         return -1;
     }
     int rc = 0;
@@ -158,9 +163,7 @@ int grpo_group_parse(GrpoGroup *g, const char *text, size_t len, const char *pat
     json_decref(root);
     if (rc) {
         grpo_group_free(g);
-        /* the message quotes the file (a key, jansson's context): keep it one printable line */
-        for (char *c = err ? err->msg : NULL; c && *c; c++)
-            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+        printable(err);
     }
     return rc;
 }

@@ -350,22 +350,6 @@ void pairs_next(PairLoader *L, int B, int *ids, int *targets) {
 void pairs_val(const PairLoader *L, size_t i, int *ids, int *targets) { fill_row(L, L->n_train + i, ids, targets); }
 
 int pairs_restore(PairLoader *L, uint64_t epoch, size_t pos, uint64_t rng_state, SeekErr *err) {
-    const char *name = L->data && L->data->path ? L->data->path : "(pairs)";
-    if (pos > L->n_train)
-        return seek_fail(err, "%s: saved loader position %zu is past the %zu training examples (other data?)", name, pos,
-                         L->n_train);
-    Rng r;
-    epoch_order(L->order, L->n_train, L->seed, epoch, &r);
-    if (r.state != rng_state) {
-        /* leave L at a consistent state: its own epoch's order */
-        epoch_order(L->order, L->n_train, L->seed, L->epoch, &r);
-        return seek_fail(err, "%s: saved loader state %016llx does not match epoch %llu of these examples with seed %llu "
-                              "(expected %016llx): other data or seed?",
-                         name, (unsigned long long)rng_state, (unsigned long long)epoch, (unsigned long long)L->seed,
-                         (unsigned long long)r.state);
-    }
-    L->rng = r;
-    L->epoch = epoch;
-    L->pos = pos;
-    return 0;
+    return epoch_restore(L->order, L->n_train, L->seed, &L->epoch, &L->pos, &L->rng, epoch, pos, rng_state,
+                         L->data && L->data->path ? L->data->path : "(pairs)", "examples", "other data", err);
 }

@@ -8,13 +8,8 @@
 #include "grpo.h"
 #include "pairs.h"
 
-/* splitmix64's finalizer: independent seeds from (seed, step, task) */
-static uint64_t mix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
+/* a splitmix64 step (mix64 of x plus the golden increment): independent seeds from (seed, step, task) */
+static uint64_t seed_mix(uint64_t x) { return mix64(x + 0x9E3779B97F4A7C15ull); }
 
 void rl_step_free(RlStep *x) {
     free(x->ids);
@@ -26,6 +21,7 @@ void rl_step_free(RlStep *x) {
     free(x->prompt);
     free(x->out);
     free(x->r);
+    free(x->len);
     free(x->A);
     if (x->s.B) runstate_free(&x->s);
     if (x->kv.B) kvcache_free(&x->kv);
@@ -56,8 +52,9 @@ int rl_step_init(RlStep *x, const RlOpts *o, const Config *c, SeekErr *err) {
     x->out = malloc((size_t)o->G * o->max_new * sizeof(int));
     x->r = malloc((size_t)o->G * sizeof(double));
     x->A = malloc((size_t)o->G * sizeof(float));
+    x->len = malloc((size_t)x->B * sizeof(int));
     if (!x->ids || !x->targets || !x->weights || !x->adv || !x->ref_lp || !x->logits || !x->prompt || !x->out || !x->r ||
-        !x->A) {
+        !x->A || !x->len) {
         rl_step_free(x);
         return seek_fail(err, "rl: out of memory");
     }
@@ -97,8 +94,6 @@ int rl_rollouts(RlStep *x, Backend be, const Model *policy, const Model *ref, To
     const int add_bos = tokenizer_add_bos(tok) && tokenizer_bos_id(tok) >= 0;
     memset(&x->st, 0, sizeof x->st);
     long long count = 0;
-    int lens[4096];
-    if (x->B > 4096) return seek_fail(err, "rl: at most 4096 rows a step");
     for (int k = 0; k < o->prompts; k++) {
         Task task;
         if (task_make(&task, &o->task, o->seed, TASK_TRAIN, step * (uint64_t)o->prompts + (uint64_t)k, err)) return -1;
@@ -112,7 +107,7 @@ int rl_rollouts(RlStep *x, Backend be, const Model *policy, const Model *ref, To
         for (int g = 0; g < G; g++) memcpy(x->prompt + (size_t)g * P, pid.ids, (size_t)P * sizeof(int));
         free(pid.ids);
         /* G samples of the current policy, each its own stream of the step's seed */
-        SampleParams sp = {o->temperature, 0, o->top_p, mix64(o->seed ^ mix64(step * 65537 + (uint64_t)k))};
+        SampleParams sp = {o->temperature, 0, o->top_p, seed_mix(o->seed ^ seed_mix(step * 65537 + (uint64_t)k))};
         if (model_generate_on(be, policy, x->prompt, G, P, o->max_new, ATTN_NAIVE, &sp, NULL, x->out, NULL, err))
             return seek_fail_prefix(err, "rl: sampling");
         int distinct = 0;
@@ -126,7 +121,7 @@ int rl_rollouts(RlStep *x, Backend be, const Model *policy, const Model *ref, To
             x->st.reward += x->r[g];
             x->st.length += len;
             distinct |= x->r[g] != x->r[0];
-            lens[row] = len;
+            x->len[row] = len;
             count += len;
             int *ids = x->ids + (size_t)row * T;
             memcpy(ids, x->prompt + (size_t)g * P, (size_t)P * sizeof(int));
@@ -142,7 +137,7 @@ int rl_rollouts(RlStep *x, Backend be, const Model *policy, const Model *ref, To
     /* weights: the loss is the mean over completions of each one's mean over its tokens */
     const double n_comp = (double)x->B;
     for (int row = 0; row < x->B; row++) {
-        const float w = (float)((double)count / (n_comp * (o->length_norm ? lens[row] : o->max_new)));
+        const float w = (float)((double)count / (n_comp * (o->length_norm ? x->len[row] : o->max_new)));
         for (int t = 0; t < T; t++) x->weights[(size_t)row * T + t] = w;
     }
     x->st.reward /= n_comp;

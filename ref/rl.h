@@ -48,6 +48,7 @@ typedef struct {
     float *logits;            /* (B·T, V) the reference's forward */
     int *prompt, *out;        /* (G, Pmax), (G, max_new) one group's generation */
     double *r;                /* (G) */
+    int *len;                 /* (B) each row's completion length */
     float *A;                 /* (G) */
     RunState s;               /* the reference's forward */
     KVCache kv;

@@ -12,12 +12,7 @@
 
 /* ---- the split rule ---- */
 
-/* splitmix64's finalizer (the same constants rng_seed uses). */
-static uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+/* mix64 (common.h) is splitmix64's finalizer, the one rng_seed uses. */
 
 TaskSplit task_split_of(int64_t a, char op, int64_t b) {
     uint64_t x = (uint64_t)a, y = (uint64_t)b;

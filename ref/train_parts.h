@@ -71,6 +71,14 @@ int data_load(TokenData *d, const char *path, int raw_bytes, SeekErr *err);
  * (seed, e) alone, rng_seed(r, seed + e · 0x9E3779B97F4A7C15), uniform draws by rejection (no
  * modulo bias); leaves the stream in *r. The token windows and the SFT pairs (pairs.c) share it. */
 void epoch_order(size_t *order, size_t n, uint64_t seed, uint64_t epoch, Rng *r);
+/* A saved position (epoch, pos, rng_state) of a loader over n shuffled items restored into its
+ * order and cur_* fields: the epoch's order is recomputed from (seed, epoch) and must reproduce
+ * rng_state, and pos must be within n; else a one-line error naming the file, the items
+ * ("windows", "examples") and the likely cause (hint), and the loader keeps its own epoch.
+ * loader_restore and pairs_restore are this. */
+int epoch_restore(size_t *order, size_t n, uint64_t seed, uint64_t *cur_epoch, size_t *cur_pos, Rng *cur_rng,
+                  uint64_t epoch, size_t pos, uint64_t rng_state, const char *name, const char *items, const char *hint,
+                  SeekErr *err);
 void data_free(TokenData *d);
 
 typedef struct {

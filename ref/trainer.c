@@ -40,9 +40,7 @@ int trainer_init(Trainer *tr, const TrainerOpts *o, Model *m, const char *resume
         rc = checkpoint_load(resume, m, tr->mom1, tr->mom2, &tr->st, &tr->sp, err);
         if (rc) seek_fail_prefix(err, "--resume %s", resume);
     }
-    if (!rc && (rc = trainbuf_init(&tr->tb, cfg, o->B, o->T, o->lw.mtp_depth, err)) != 0) {
-        /* trainbuf_init leaves tb zeroed on failure */
-    }
+    if (!rc) rc = trainbuf_init(&tr->tb, cfg, o->B, o->T, o->lw.mtp_depth, err); /* zeroed on failure */
     if (!rc && mkdir(o->out, 0755) != 0 && errno != EEXIST) rc = seek_fail(err, "%s: cannot create: %s", o->out, strerror(errno));
     if (rc) {
         free(tr->mom1);
