@@ -284,6 +284,69 @@ TaskReward task_check(const char *c, size_t n, int64_t answer, const char *eos) 
     return r;
 }
 
+/* ---- documents ---- */
+
+static int unit_interval(double x) { return x >= 0.0 && x <= 1.0; }   /* false for NaN */
+
+int task_doc_opts_check(const TaskDocOpts *d, SeekErr *err) {
+    const double v[4] = {d->worked, d->tagged, d->slip_worked, d->slip_direct};
+    static const char *const name[4] = {"worked", "tagged", "slip_worked", "slip_direct"};
+    for (int i = 0; i < 4; i++)
+        if (!unit_interval(v[i])) return seek_fail(err, "%s %g: expected a probability in [0, 1]", name[i], v[i]);
+    return 0;
+}
+
+/* a uniform double in [0, 1) from the top 53 bits of two draws */
+static double rng_unit(Rng *r) {
+    uint64_t hi = rng_u32(r), lo = rng_u32(r);
+    return (double)(((hi << 32) | lo) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+int task_completion(char *out, size_t cap, const Task *t, const TaskDocOpts *d, Rng *r, TaskDocInfo *info,
+                    SeekErr *err) {
+    if (task_doc_opts_check(d, err)) return -1;
+    if (t->op != '+') return seek_fail(err, "task %s: documents are written for additions only", t->question);
+    if (cap < TASK_COMPLETION_MAX) return seek_fail(err, "completion buffer of %zu bytes (need %d)", cap, TASK_COMPLETION_MAX);
+    TaskDocInfo in = {0};
+    in.worked = rng_unit(r) < d->worked;
+    in.tagged = rng_unit(r) < d->tagged;
+    const double slip = in.worked ? d->slip_worked : d->slip_direct;
+    size_t n = 0;
+    out[n++] = ' ';
+    int64_t a = t->a, b = t->b, carry = 0;
+    uint64_t pow10 = 1;   /* 10^col; reaches 10^19 after the last of 19 columns, within uint64 */
+    char digits[24];      /* the columns' last digits, lowest first */
+    int nd = 0;
+    for (int col = 0; a > 0 || b > 0 || carry || col == 0; col++) {
+        const int x = (int)(a % 10), y = (int)(b % 10);
+        int c = (int)carry;
+        if (c) {
+            in.carries++;
+            if (rng_unit(r) < slip) {
+                in.slips++;
+                c = 0;
+            }
+        }
+        if (col > 0 && a == 0 && b == 0 && !c) break;   /* the last carry forgotten: no column for it */
+        const int sum = x + y + c;
+        if (in.worked)
+            n += (size_t)snprintf(out + n, cap - n, c ? "%s%d+%d+1=%d" : "%s%d+%d=%d", col ? ", " : "", x, y, sum);
+        in.written += (int64_t)((uint64_t)(sum % 10) * pow10);
+        digits[nd++] = (char)('0' + sum % 10);
+        pow10 *= 10;
+        carry = sum / 10;
+        a /= 10;
+        b /= 10;
+    }
+    n += (size_t)snprintf(out + n, cap - n, in.worked ? " </think> " : "</think> ");
+    /* the answer as the columns give it, highest first (a forgotten last carry can leave a 0 there) */
+    n += (size_t)snprintf(out + n, cap - n, in.tagged ? "<answer>" : "The answer is ");
+    while (nd > 0) out[n++] = digits[--nd];
+    n += (size_t)snprintf(out + n, cap - n, in.tagged ? "</answer>" : ".");
+    if (info) *info = in;
+    return (int)n;
+}
+
 const char *task_answer_kind_name(TaskAnswerKind k) {
     switch (k) {
     case TASK_ANSWER_NONE: return "none";

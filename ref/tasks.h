@@ -147,6 +147,45 @@ typedef struct {
  * token's text, or NULL. Pure; never fails. */
 TaskReward task_check(const char *completion, size_t n, int64_t answer, const char *eos);
 
+/* ---- documents: text to pretrain a base model on (docs/rl.md, "The base model") ----
+ *
+ * A document is a task's prompt and a completion as a careless student would write it. The
+ * completion continues the prompt (which ends inside <think>) in one of two styles:
+ *   worked  the columns from the right, each "x+y=s" or, with a carry in, "x+y+1=s", the shorter
+ *           operand padded with 0 and one more column "0+0+1=1" when a carry is left (none when
+ *           that last carry is forgotten), joined by
+ *           ", ":  " 7+6=13, 4+8+1=13, 3+0+1=4 </think> "
+ *   direct  no reasoning:  " </think> "
+ * then the answer, tagged "<answer>433</answer>" or untagged "The answer is 433." (format reward 0),
+ * its digits the columns' last digits, highest first.
+ * The written answer is the sum the columns give, with slips: every carry is forgotten (dropped
+ * from the next column, and in a worked solution from its text) with probability slip_worked or
+ * slip_direct, each carry drawn on its own. So the documents hold both right and wrong answers,
+ * wrong in the way carry slips make them, and a model trained on them learns the procedure and
+ * the slips, and the two styles and the two endings in their proportions.
+ * Draw order per document (one Rng): worked (u < worked), tagged (u < tagged), then one draw per
+ * carry in column order. Additions only (TASK_OP_ADD). */
+typedef struct {
+    double worked;                  /* share of worked solutions (else direct), in [0, 1] */
+    double tagged;                  /* share of tagged answers (else untagged), in [0, 1] */
+    double slip_worked, slip_direct;/* probability that a carry is forgotten, in [0, 1] */
+} TaskDocOpts;
+
+typedef struct {
+    int worked, tagged;     /* the styles drawn */
+    int carries, slips;     /* carries the columns produced, and how many were forgotten */
+    int64_t written;        /* the answer the document gives */
+} TaskDocInfo;
+
+/* Errors: a share or a probability outside [0, 1] or not finite. */
+int task_doc_opts_check(const TaskDocOpts *d, SeekErr *err);
+/* Writes t's completion (the text after the prompt, without EOS) into out[cap], NUL-terminated,
+ * drawing from r; returns its length. Errors: bad options; t not an addition; cap too small
+ * (TASK_COMPLETION_MAX always suffices). */
+#define TASK_COMPLETION_MAX 512
+int task_completion(char *out, size_t cap, const Task *t, const TaskDocOpts *d, Rng *r, TaskDocInfo *info,
+                    SeekErr *err);
+
 /* The name of an answer kind, for messages: "none", "not an integer", "integer out of range",
  * "integer". */
 const char *task_answer_kind_name(TaskAnswerKind k);

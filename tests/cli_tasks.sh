@@ -151,4 +151,28 @@ expect_code "--answer beyond int64" 1 "out of range" $SEEK tasks --check --answe
 expect_code "--completion-file missing" 1 "cannot open" $SEEK tasks --check --answer 1 --completion-file "$TMP/nope.txt"
 expect_code "--completion-file a folder" 1 "not a regular file" $SEEK tasks --check --answer 1 --completion-file "$TMP"
 
+# ---- pretraining documents ----
+BOS='<｜begin▁of▁sentence｜>'; EOS='<｜end▁of▁sentence｜>'
+expect_out "one document, pinned" "$(printf '%sUser: What is 74 + 39%s\nAssistant: <think> 4+9=13, 7+3+1=11, 0+0+1=1 </think> <answer>113</answer>%s' "$BOS" "$PROMPT_TAIL" "$EOS")" \
+  $SEEK tasks --documents --n 1 --seed 3 --worked 1 --tagged 1 --slip-worked 0
+expect_out "documents: BOS/EOS texts" "[s]User: W" sh -c "$SEEK tasks --documents --n 2 --bos '[s]' --eos '[/s]' | head -n 1 | cut -c1-10"
+expect_out "document i does not depend on N" "$($SEEK tasks --documents --n 3 --seed 5 2>/dev/null | sed -n 5,6p)" \
+  sh -c "$SEEK tasks --documents --n 50 --seed 5 2>/dev/null | sed -n 5,6p"
+# every document's answer against the shell's arithmetic: right exactly when no carry was forgotten
+# (slip 0: all right; the summary's share follows)
+docs_all_right() {
+  $SEEK tasks --documents --n 300 --seed 9 --slip-worked 0 --slip-direct 0 --tagged 1 2>/dev/null | grep -o 'What is [0-9]* + [0-9]*\|<answer>[0-9]*<' |
+    paste - - | sed 's/What is \([0-9]*\) + \([0-9]*\)\t<answer>\([0-9]*\)</\1 \2 \3/' |
+    while read -r a b c; do [ $((a + b)) = "$c" ] || echo "$a + $b = $c"; done | wc -l | tr -d ' '
+}
+expect_out "documents without slips: every answer right" "0" docs_all_right
+expect_out "documents summary" "seek tasks: 1000 documents: 100.0% right answers, 0.0% worked, 100.0% tagged, 0 of" \
+  sh -c "$SEEK tasks --documents --n 1000 --worked 0 --tagged 1 --slip-direct 0 2>&1 >/dev/null | cut -c1-82"
+expect_code "documents: --worked 1.5" 1 "--worked" $SEEK tasks --documents --worked 1.5
+expect_code "documents: --slip-direct nan" 1 "--slip-direct" $SEEK tasks --documents --slip-direct nan
+expect_code "documents: subtraction" 1 "--family add only" $SEEK tasks --documents --family sub
+expect_code "documents: --jsonl" 2 "do not go with it" $SEEK tasks --documents --jsonl
+expect_code "documents and --check" 2 "two modes" $SEEK tasks --documents --check --answer 1 --completion x
+expect_code "--worked without --documents" 2 "go with --documents" $SEEK tasks --worked 0.5
+
 finish

@@ -711,6 +711,156 @@ static void test_check_huge(void **state) {
     free(s);
 }
 
+/* ---- documents ---- */
+
+static int doc_text(char *out, int64_t a, int64_t b, TaskDocOpts d, uint64_t seed, TaskDocInfo *info) {
+    Task t;
+    SeekErr err;
+    Rng r;
+    assert_int_equal(task_from(&t, a, '+', b, &err), 0);
+    rng_seed(&r, seed);
+    return task_completion(out, TASK_COMPLETION_MAX, &t, &d, &r, info, &err);
+}
+
+/* the texts, written out by hand */
+static void test_documents_exact(void **state) {
+    (void)state;
+    char out[TASK_COMPLETION_MAX];
+    TaskDocInfo in;
+    const TaskDocOpts worked = {1, 1, 0, 0}, direct = {0, 1, 0, 0}, untagged = {1, 0, 0, 0}, sloppy = {1, 1, 1, 1};
+    assert_true(doc_text(out, 347, 86, worked, 1, &in) > 0);
+    assert_string_equal(out, " 7+6=13, 4+8+1=13, 3+0+1=4 </think> <answer>433</answer>");
+    assert_int_equal(in.carries, 2);
+    assert_int_equal(in.slips, 0);
+    assert_true(in.written == 433);
+    assert_true(doc_text(out, 95, 17, worked, 1, &in) > 0);
+    assert_string_equal(out, " 5+7=12, 9+1+1=11, 0+0+1=1 </think> <answer>112</answer>");
+    assert_true(doc_text(out, 0, 0, worked, 1, &in) > 0);
+    assert_string_equal(out, " 0+0=0 </think> <answer>0</answer>");
+    assert_true(doc_text(out, 347, 86, direct, 1, &in) > 0);
+    assert_string_equal(out, " </think> <answer>433</answer>");
+    assert_true(doc_text(out, 347, 86, untagged, 1, &in) > 0);
+    assert_string_equal(out, " 7+6=13, 4+8+1=13, 3+0+1=4 </think> The answer is 433.");
+    /* every carry forgotten: 95 + 17 reads 12, 10 and stops; the answer keeps the column's 0 */
+    assert_true(doc_text(out, 95, 17, sloppy, 1, &in) > 0);
+    assert_string_equal(out, " 5+7=12, 9+1=10 </think> <answer>02</answer>");
+    assert_int_equal(in.carries, 2);
+    assert_int_equal(in.slips, 2);
+    assert_true(in.written == 2);
+    /* the longest: 19 columns */
+    int64_t nines = 999999999999999999ll;
+    int n = doc_text(out, nines, nines, worked, 1, &in);
+    assert_true(n > 0 && n < TASK_COMPLETION_MAX && (size_t)n == strlen(out));
+    assert_non_null(strstr(out, "0+0+1=1 </think> <answer>1999999999999999998</answer>"));
+    assert_int_equal(in.carries, 18);
+}
+
+/* a worked solution read back by its own parser: each column's digits are the operands', each
+ * sum is right for what the column says, "+1" appears only after a column of 10 or more, and the
+ * answer is the columns' last digits; a missing "+1" after such a column is a slip */
+static void test_documents_replayed(void **state) {
+    (void)state;
+    TaskOpts o = {1, 6, TASK_OP_ADD, 0};
+    const TaskDocOpts d = {0.5, 0.75, 0.3, 0.6};
+    long long carries[2] = {0, 0}, slips[2] = {0, 0};
+    for (int i = 0; i < 4000; i++) {
+        Task t;
+        SeekErr err;
+        Rng r;
+        TaskDocInfo in;
+        char out[TASK_COMPLETION_MAX];
+        assert_int_equal(task_make(&t, &o, 11, TASK_TRAIN, (uint64_t)i, &err), 0);
+        rng_seed(&r, (uint64_t)i * 7919u);
+        int n = task_completion(out, sizeof out, &t, &d, &r, &in, &err);
+        assert_true(n > 0 && (size_t)n == strlen(out));
+        carries[in.worked] += in.carries;
+        slips[in.worked] += in.slips;
+        /* the rewards agree with what the document claims */
+        TaskReward rw = task_check(out, (size_t)n, t.answer, NULL);
+        assert_int_equal(rw.format, in.tagged);
+        assert_int_equal(rw.accuracy, in.tagged && in.slips == 0);
+        assert_int_equal(in.written == t.answer, in.slips == 0);
+        if (!in.worked) {
+            assert_memory_equal(out, " </think> ", 10);
+            continue;
+        }
+        const char *p = out + 1;
+        int64_t a = t.a, b = t.b;
+        int prev = 0, cols = 0, seen_slips = 0;
+        char dig[32];
+        for (;;) {
+            int x, y, s, used = 0, k = 0;
+            assert_int_equal(sscanf(p, "%d+%d%n", &x, &y, &k), 2);
+            p += k;
+            if (!strncmp(p, "+1", 2)) {
+                used = 1;
+                p += 2;
+            }
+            assert_int_equal(sscanf(p, "=%d%n", &s, &k), 1);
+            p += k;
+            assert_int_equal(x, (int)(a % 10));
+            assert_int_equal(y, (int)(b % 10));
+            assert_int_equal(s, x + y + used);
+            if (used) assert_true(prev >= 10);
+            if (prev >= 10 && !used) seen_slips++;
+            dig[cols++] = (char)('0' + s % 10);
+            prev = s;
+            a /= 10;
+            b /= 10;
+            if (strncmp(p, ", ", 2)) break;
+            p += 2;
+        }
+        assert_true(a == 0 && b == 0);
+        if (prev >= 10) seen_slips++;   /* the last carry forgotten: no column for it */
+        assert_int_equal(seen_slips, in.slips);
+        char want[64];
+        int w = 0;
+        while (cols > 0) want[w++] = dig[--cols];
+        want[w] = '\0';
+        char tail[96];
+        snprintf(tail, sizeof tail, in.tagged ? " </think> <answer>%s</answer>" : " </think> The answer is %s.", want);
+        assert_string_equal(p, tail);
+    }
+    /* the forgotten share of carries is each style's slip probability (within 4 sigma) */
+    const double pw[2] = {d.slip_direct, d.slip_worked};
+    for (int k = 0; k < 2; k++) {
+        assert_true(carries[k] > 1000);
+        double f = (double)slips[k] / carries[k], sd = sqrt(pw[k] * (1 - pw[k]) / carries[k]);
+        assert_true(fabs(f - pw[k]) < 4 * sd);
+    }
+}
+
+static void test_documents_errors(void **state) {
+    (void)state;
+    Task t;
+    SeekErr err;
+    Rng r;
+    char out[TASK_COMPLETION_MAX];
+    rng_seed(&r, 1);
+    const TaskDocOpts ok = {0.5, 0.5, 0.1, 0.1};
+    assert_int_equal(task_from(&t, 5, '-', 3, &err), 0);
+    assert_int_equal(task_completion(out, sizeof out, &t, &ok, &r, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "additions only"));
+    assert_int_equal(task_from(&t, 5, '+', 3, &err), 0);
+    assert_int_equal(task_completion(out, 100, &t, &ok, &r, NULL, &err), -1);
+    const TaskDocOpts bad[] = {{-0.1, 0, 0, 0}, {0, 1.5, 0, 0}, {0, 0, NAN, 0}, {0, 0, 0, INFINITY}};
+    const char *names[] = {"worked", "tagged", "slip_worked", "slip_direct"};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(task_completion(out, sizeof out, &t, &bad[i], &r, NULL, &err), -1);
+        assert_non_null(strstr(err.msg, names[i]));
+    }
+    /* the same Rng state, the same document */
+    char again[TASK_COMPLETION_MAX];
+    Rng r1, r2;
+    rng_seed(&r1, 99);
+    rng_seed(&r2, 99);
+    const TaskDocOpts mid = {0.5, 0.5, 0.5, 0.5};
+    assert_int_equal(task_from(&t, 98765, '+', 56789, &err), 0);
+    assert_true(task_completion(out, sizeof out, &t, &mid, &r1, NULL, &err) > 0);
+    assert_true(task_completion(again, sizeof again, &t, &mid, &r2, NULL, &err) > 0);
+    assert_string_equal(out, again);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_options),
@@ -724,6 +874,9 @@ int main(void) {
         cmocka_unit_test(test_check_extracted),
         cmocka_unit_test(test_check_prefixes),
         cmocka_unit_test(test_check_huge),
+        cmocka_unit_test(test_documents_exact),
+        cmocka_unit_test(test_documents_replayed),
+        cmocka_unit_test(test_documents_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
