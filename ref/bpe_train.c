@@ -1,7 +1,10 @@
 /* bpe_train.c: byte-level BPE training (Sennrich et al. 2016, as GPT-2 and DeepSeek-V3 use it).
  *
  * 1. Pre-tokenize the corpus with DeepSeek-V3's pre-tokenizer (tokenizer.c, the same code that
- *    encodes), cutting out the special tokens, and count each distinct word.
+ *    encodes), cutting out the special tokens, and count each distinct word. With split_digits
+ *    its first split (digit runs of at most three) becomes Hugging Face's Digits with
+ *    individual_digits: every \p{N} character is a word of its own, so no merge joins two digits
+ *    and numbers encode one digit per token.
  * 2. Every word starts as its bytes. Count every adjacent pair of symbols, weighted by the
  *    word's count, and remember which words hold each pair.
  * 3. Repeatedly take the most frequent pair (ties: the smaller (left id, right id)), give the
@@ -317,6 +320,12 @@ int bpe_train(const char *text, size_t len, const BpeTrainConfig *cfg, char **js
     int32_t (*merges)[2] = NULL;
     size_t nmerges = 0, cmerges = 0;
     if (!root) { seek_fail(err, "bpe-train: internal skeleton JSON: %s", je.text); goto done; }
+    if (cfg->split_digits) {
+        /* the \p{N}{1,3} split (the first step) becomes {"type":"Digits","individual_digits":true} */
+        json_t *steps = json_object_get(json_object_get(root, "pre_tokenizer"), "pretokenizers");
+        json_t *d = json_pack("{s:s, s:b}", "type", "Digits", "individual_digits", 1);
+        if (!d || json_array_set_new(steps, 0, d)) { seek_fail(err, "bpe-train: out of memory"); goto done; }
+    }
 
     /* vocabulary: specials, then the 256 bytes */
     for (int32_t i = 0; i < S; i++) {

@@ -125,9 +125,12 @@ typedef struct {
     const char *const *special;    /* added tokens, ids 0..n_special-1 */
     const bool *special_is_special;/* per token: "special": true (else an ordinary added token) */
     int n_special;
+    bool split_digits;             /* every \p{N} character its own pre-token (HF's Digits with
+                                      individual_digits) instead of DeepSeek-V3's \p{N}{1,3} */
 } BpeTrainConfig;
-/* Trains byte-level BPE on text with DeepSeek-V3's normalizer and pre-tokenizer and returns a
- * complete tokenizer.json (malloc'd, NUL-terminated) in *json_out. progress may be NULL. */
+/* Trains byte-level BPE on text with DeepSeek-V3's normalizer and pre-tokenizer (its first split
+ * replaced by Digits when split_digits) and returns a complete tokenizer.json (malloc'd,
+ * NUL-terminated) in *json_out. progress may be NULL. */
 int bpe_train(const char *text, size_t len, const BpeTrainConfig *cfg, char **json_out,
               TokProgressFn progress, void *ctx, SeekErr *err);
 /* The tokenizer_config.json that goes beside a trained tokenizer.json (malloc'd). */

@@ -53,6 +53,32 @@ expect_out "trained tokenizer adds BOS" "0 79 108 115 345 298 268 115 107" $SEEK
 expect_ok "bpe-train --special" $SEEK bpe-train --corpus $FIX/corpus.txt --vocab 300 --no-default-special --special "<s>" --special "</s>" -o "$TMP/tr/small.json"
 expect_out "custom special tokens" "0 1" $SEEK tokenize --tokenizer "$TMP/tr/small.json" --text "<s></s>"
 
+# --split-digits: every digit its own pre-token, so no vocabulary entry holds two digits
+awk 'BEGIN { x = 7; for (i = 0; i < 2000; i++) { x = (x * 1103 + 12345) % 65536; a = x % 1000;
+       x = (x * 1103 + 12345) % 65536; b = x % 100; printf "What is %d + %d? It is %d.\n", a, b, a + b } }' >"$TMP/digits.txt"
+mkdir -p "$TMP/sd" "$TMP/nd"
+expect_ok "bpe-train --split-digits" $SEEK bpe-train --corpus "$TMP/digits.txt" --vocab 400 --split-digits -o "$TMP/sd/tokenizer.json"
+expect_ok "bpe-train without --split-digits" $SEEK bpe-train --corpus "$TMP/digits.txt" --vocab 400 -o "$TMP/nd/tokenizer.json"
+# vocabulary entries are the lines '    "TOKEN": ID,' of the indented file; digits spell themselves
+two_digit_tokens() { grep -cE '^ *"[^"]*[0-9][^"]*[0-9][^"]*": [0-9]+,?$' "$1" || true; }
+expect_out "--split-digits: no token with two digits" "0" two_digit_tokens "$TMP/sd/tokenizer.json"
+expect_ok "without it: some token with two digits" test "$(two_digit_tokens "$TMP/nd/tokenizer.json")" -gt 0
+pretok_json() { grep -c "$2" "$1" || true; }
+digits_step() { grep -A2 '"type": "Digits",$' "$1" | tr -d ' \n'; }
+expect_out "--split-digits writes HF's Digits pre-tokenizer" '"type":"Digits","individual_digits":true},' digits_step "$TMP/sd/tokenizer.json"
+expect_out "--split-digits drops the \\p{N}{1,3} split" "0" pretok_json "$TMP/sd/tokenizer.json" 'p{N}{1,3}'
+expect_out "without it the \\p{N}{1,3} split stays" "1" pretok_json "$TMP/nd/tokenizer.json" 'p{N}{1,3}'
+expect_ok "--split-digits: the same tokenizer_config.json" cmp "$TMP/sd/tokenizer_config.json" "$TMP/nd/tokenizer_config.json"
+# each id of "What is 347 + 86?" decoded on its own, one per line: the digits come one per token
+per_token() {
+  local ids id
+  ids=$($SEEK tokenize --tokenizer "$1" --text "What is 347 + 86?") || return 1
+  for id in $ids; do $SEEK detokenize --tokenizer "$1" --ids "$id" || return 1; done
+}
+digit_tokens() { per_token "$1" >"$TMP/pt" && grep -E '[0-9]' "$TMP/pt" | tr '\n' ' '; }
+expect_out "--split-digits: one token per digit" "3 4 7 8 6 " digit_tokens "$TMP/sd"
+expect_out "--split-digits: round trip" "What is 347 + 86?" sh -c "$SEEK detokenize --tokenizer '$TMP/sd' --ids \"\$($SEEK tokenize --tokenizer '$TMP/sd' --text 'What is 347 + 86?')\""
+
 # Token files: header magic, version, vocab size, dtype
 expect_ok "tokenize-corpus" $SEEK tokenize-corpus --tokenizer $FIX/trained/tokenizer.json --corpus $FIX/corpus.txt -o "$TMP/tok.bin"
 expect_out "token file header" "SEEKTOK" sh -c "head -c 7 '$TMP/tok.bin'"
@@ -79,6 +105,8 @@ expect_fail "flag without value" "needs a value" $SEEK tokenize --tokenizer
 expect_fail "no BOS known" "no BOS token" $SEEK tokenize --tokenizer $FIX/variant_llama3.json --text a --bos
 expect_fail "vocab too small" "too small" $SEEK bpe-train --corpus $FIX/corpus.txt --vocab 100 -o "$TMP/x.json"
 expect_fail "vocab not a number" "not an integer" $SEEK bpe-train --corpus $FIX/corpus.txt --vocab 1e3 -o "$TMP/x.json"
+expect_fail "bpe-train unknown flag" "unknown argument '--split-digit'.*\\[--split-digits\\]" $SEEK bpe-train --corpus $FIX/corpus.txt --vocab 300 --split-digit -o "$TMP/x.json"
+expect_fail "bpe-train usage names --split-digits" "usage: .*\\[--split-digits\\]" $SEEK bpe-train --corpus $FIX/corpus.txt --split-digits
 expect_fail "missing corpus" "cannot open" $SEEK tokenize-corpus --tokenizer $DS --corpus "$TMP/nope.txt" -o "$TMP/x.bin"
 
 finish

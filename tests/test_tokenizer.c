@@ -9,6 +9,7 @@
  *   - both merge spellings ("a b" and ["a","b"]) give the same tokenizer;
  *   - hostile tokenizer.json files are rejected with an error naming the component;
  *   - training is deterministic (reproduces the committed trained tokenizer.json byte for byte);
+ *   - training with split_digits writes HF's Digits pre-tokenizer and learns no multi-digit token;
  *   - token files: header written and checked.
  * Paths are relative to the repository root (tests/run.sh runs from there); SEEK_DEEPSEEK_TOKENIZER
  * overrides the DeepSeek file's location.
@@ -349,6 +350,119 @@ static void test_train_deterministic(void **state) {
     free(json); free(corpus); free(want);
 }
 
+/* --split-digits: a digit-heavy corpus, trained with and without. */
+static char *digit_corpus(size_t *n) {
+    size_t cap = 1u << 20, len = 0;
+    char *s = malloc(cap);
+    assert_non_null(s);
+    uint32_t x = 12345;
+    for (int i = 0; i < 3000; i++) {
+        int v[3];
+        for (int k = 0; k < 3; k++) { x = x * 1664525u + 1013904223u; v[k] = (int)(x >> 8) % (k == 1 ? 100 : 1000); }
+        len += (size_t)snprintf(s + len, cap - len, "What is %d + %d? It is %d. Then %d.\n", v[0], v[1], v[0] + v[1], v[2]);
+    }
+    *n = len;
+    return s;
+}
+
+static Tokenizer *train_digits(const char *corpus, size_t n, bool split, char **json) {
+    static const char *const special[] = {"<s>", "</s>"};
+    BpeTrainConfig cfg = {.vocab_size = 400, .special = special, .n_special = 2, .split_digits = split};
+    SeekErr err = {{0}};
+    Tokenizer *t = NULL;
+    if (bpe_train(corpus, n, &cfg, json, NULL, NULL, &err)) fail_msg("%s", err.msg);
+    if (tokenizer_load_json(&t, *json, strlen(*json), NULL, 0, "trained", &err)) fail_msg("%s", err.msg);
+    return t;
+}
+
+/* The most ASCII digits any one vocabulary entry holds. */
+static int max_digits_per_token(const Tokenizer *t) {
+    int most = 0;
+    for (int32_t id = 0; id < tokenizer_n_ids(t); id++) {
+        size_t n;
+        const uint8_t *b = tokenizer_token_bytes(t, id, &n);
+        int d = 0;
+        for (size_t i = 0; i < n; i++) d += b[i] >= '0' && b[i] <= '9';
+        if (d > most) most = d;
+    }
+    return most;
+}
+
+typedef struct { char w[16][16]; int n; } Words;
+static int collect_word(void *ctx, const uint8_t *w, size_t n) {
+    Words *ws = ctx;
+    if (ws->n >= 16 || n >= 16) return -1;
+    memcpy(ws->w[ws->n], w, n);
+    ws->w[ws->n++][n] = 0;
+    return 0;
+}
+
+static void test_train_split_digits(void **state) {
+    (void)state;
+    size_t n;
+    char *corpus = digit_corpus(&n);
+    char *js = NULL, *jd = NULL;
+    Tokenizer *ts = train_digits(corpus, n, true, &js);
+    Tokenizer *td = train_digits(corpus, n, false, &jd);
+    /* the file: Hugging Face's Digits in place of the \p{N}{1,3} split, the rest as before */
+    json_error_t je;
+    json_t *rs = json_loads(js, 0, &je), *rd = json_loads(jd, 0, &je);
+    assert_non_null(rs);
+    assert_non_null(rd);
+    json_t *ps = json_object_get(json_object_get(rs, "pre_tokenizer"), "pretokenizers");
+    json_t *pd = json_object_get(json_object_get(rd, "pre_tokenizer"), "pretokenizers");
+    assert_int_equal(json_array_size(ps), 4);
+    assert_int_equal(json_array_size(pd), 4);
+    json_t *want = json_pack("{s:s, s:b}", "type", "Digits", "individual_digits", 1);
+    assert_true(json_equal(json_array_get(ps, 0), want));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(pd, 0), "pattern"), "Regex")), "\\p{N}{1,3}");
+    for (size_t i = 1; i < 4; i++) assert_true(json_equal(json_array_get(ps, i), json_array_get(pd, i)));
+    json_decref(want); json_decref(rs); json_decref(rd);
+
+    /* pre-tokenization: every \p{N} character alone (Nd, No, Nl, not only ASCII), as HF's
+     * char::is_numeric split with Isolated; without the flag, runs of up to three */
+    const char *txt = "12³٤٥ x7Ⅻ";
+    static const char *const want_s[] = {"1", "2", "³", "٤", "٥", " x", "7", "Ⅻ"};
+    static const char *const want_d[] = {"12³", "٤٥", " x", "7Ⅻ"};
+    Words w = {0};
+    SeekErr err = {{0}};
+    assert_int_equal(tokenizer_pretokenize(ts, txt, strlen(txt), collect_word, &w, &err), 0);
+    assert_int_equal(w.n, 8);
+    for (int i = 0; i < 8; i++) assert_string_equal(w.w[i], want_s[i]);
+    w.n = 0;
+    assert_int_equal(tokenizer_pretokenize(td, txt, strlen(txt), collect_word, &w, &err), 0);
+    assert_int_equal(w.n, 4);
+    for (int i = 0; i < 4; i++) assert_string_equal(w.w[i], want_d[i]);
+
+    /* the vocabulary: no entry with two digits; without the flag the corpus teaches some */
+    assert_int_equal(max_digits_per_token(ts), 1);
+    assert_true(max_digits_per_token(td) >= 2);
+    /* training stops when no pair is left: the corpus's few words are whole tokens by then */
+    assert_true(tokenizer_n_merges(ts) > 0 && tokenizer_n_ids(ts) < 400);
+    assert_int_equal(tokenizer_n_ids(td), 400);
+
+    /* encoding: one token per digit, and the round trip */
+    const char *q = "What is 347 + 86?";
+    TokIds ids = {0};
+    TokBytes out = {0};
+    assert_int_equal(tokenizer_encode(ts, q, strlen(q), false, &ids, &err), 0);
+    char digits[16];
+    int nd = 0;
+    for (size_t i = 0; i < ids.n; i++) {
+        size_t l;
+        const uint8_t *b = tokenizer_token_bytes(ts, ids.ids[i], &l);
+        if (l == 1 && b[0] >= '0' && b[0] <= '9') digits[nd++] = (char)b[0];
+    }
+    digits[nd] = 0;
+    assert_string_equal(digits, "34786");
+    assert_int_equal(tokenizer_decode(ts, ids.ids, ids.n, &out, &err), 0);
+    assert_int_equal(out.n, strlen(q));
+    assert_memory_equal(out.data, q, out.n);
+    free(ids.ids); free(out.data);
+    tokenizer_free(ts); tokenizer_free(td);
+    free(js); free(jd); free(corpus);
+}
+
 static void test_tokfile(void **state) {
     (void)state;
     char path[] = "/tmp/seek_tokfile_XXXXXX";
@@ -390,6 +504,7 @@ int main(void) {
         cmocka_unit_test(test_bad_json),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_train_deterministic),
+        cmocka_unit_test(test_train_split_digits),
         cmocka_unit_test(test_tokfile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,8 +6,11 @@
  *       "-" for standard input. --bos puts the BOS id first (each line's, with --lines).
  *   seek detokenize --tokenizer FILE --ids "1 2 3"
  *       prints the text (the decoded bytes exactly, then a newline).
- *   seek bpe-train --corpus F --vocab N [--special TOK]... [--no-default-special] -o tokenizer.json
+ *   seek bpe-train --corpus F --vocab N [--special TOK]... [--no-default-special] [--split-digits]
+ *                  -o tokenizer.json
  *       trains byte-level BPE; writes tokenizer.json and tokenizer_config.json beside it.
+ *       --split-digits makes every digit its own pre-token (Digits, individual_digits), so numbers
+ *       are one token per digit.
  *   seek tokenize-corpus --tokenizer FILE --corpus F -o tokens.bin [--bos]
  *       writes a token file (header: magic, version, vocab size, dtype; see ref/tokenizer.h).
  *
@@ -229,14 +232,15 @@ int cmd_bpe_train(int argc, char **argv) {
     bool is_special[MAX_SPECIAL];
     int n_extra = 0;
     const char *extra[MAX_SPECIAL];
-    bool defaults = true;
-    const char *usage = "usage: seek bpe-train --corpus F --vocab N [--special TOK]... [--no-default-special] -o tokenizer.json";
+    bool defaults = true, split_digits = false;
+    const char *usage = "usage: seek bpe-train --corpus F --vocab N [--special TOK]... [--no-default-special] [--split-digits] -o tokenizer.json";
     for (int i = 1; i < argc; i++) {
         const char **dst = NULL;
         if (!strcmp(argv[i], "--corpus")) dst = &corpus;
         else if (!strcmp(argv[i], "--vocab")) dst = &vocab_s;
         else if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--out")) dst = &out_path;
         else if (!strcmp(argv[i], "--no-default-special")) { defaults = false; continue; }
+        else if (!strcmp(argv[i], "--split-digits")) { split_digits = true; continue; }
         else if (!strcmp(argv[i], "--special")) {
             if (n_extra >= MAX_SPECIAL - N_DEFAULT_SPECIAL) { fprintf(stderr, "seek bpe-train: more than %d --special tokens\n", MAX_SPECIAL - N_DEFAULT_SPECIAL); return 2; }
             if (!(extra[n_extra] = take(argc, argv, &i, "bpe-train"))) return 2;
@@ -262,7 +266,8 @@ int cmd_bpe_train(int argc, char **argv) {
     char *text = NULL;
     size_t n = 0;
     if (read_input(corpus, &text, &n, &err)) { fprintf(stderr, "seek bpe-train: %s\n", err.msg); return 1; }
-    BpeTrainConfig cfg = {.vocab_size = (int32_t)vocab, .special = special, .special_is_special = is_special, .n_special = ns};
+    BpeTrainConfig cfg = {.vocab_size = (int32_t)vocab, .special = special, .special_is_special = is_special, .n_special = ns,
+                         .split_digits = split_digits};
     Progress pr = {"bpe-train merges", -1, isatty(2), now_s()};
     char *json = NULL;
     double t0 = now_s();

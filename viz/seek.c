@@ -28,7 +28,7 @@ static const Command COMMANDS[] = {
     {"convert", cmd_convert, "convert DIR OUT [--dtype f32|bf16|f16]   write a model folder transformers loads (FP8 -> bf16, ...)"},
     {"tokenize", cmd_tokenize, "tokenize --tokenizer FILE (--text \"...\" | --file F) [--lines] [--bos]"},
     {"detokenize", cmd_detokenize, "detokenize --tokenizer FILE --ids \"1 2 3\""},
-    {"bpe-train", cmd_bpe_train, "bpe-train --corpus F --vocab N [--special TOK]... [--no-default-special] -o tokenizer.json"},
+    {"bpe-train", cmd_bpe_train, "bpe-train --corpus F --vocab N [--special TOK]... [--no-default-special] [--split-digits] -o tokenizer.json"},
     {"repl", cmd_repl, "repl [DIR] [--script FILE]    step through a model: stages, attention, routing, latents, PNG pictures"},
     {"tokenize-corpus", cmd_tokenize_corpus, "tokenize-corpus --tokenizer FILE --corpus F -o tokens.bin [--bos]"},
     {"rl", cmd_rl, "rl --init DIR --out RUN [--steps N] [--prompts P] [--group G] [--max-new N] [--beta B] [--clip E] [--lr LR] [--eval N] [--backend ref|cpu|cuda] [--resume DIR]   GRPO with rule-based rewards on verifiable tasks (docs/rl.md)"},
