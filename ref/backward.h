@@ -26,6 +26,7 @@ typedef struct {
     double kl;            /* mean k3 KL estimate */
     double clip_frac;     /* share of positions whose ratio was clipped (the clipped branch won) */
     double ratio;         /* mean ρ */
+    double entropy;       /* mean entropy of π (nats) at those positions, the whole distribution's */
     int count;            /* positions with a target */
 } PolicyStats;
 

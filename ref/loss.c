@@ -53,13 +53,26 @@ static double row_logprob(const float *lg, int V, int t) {
     return (double)(lg[t] - maxv) - log(sum);
 }
 
+/* −Σ_i π_i log π_i of the row's softmax, in double */
+static double row_entropy(const float *lg, int V) {
+    float maxv = -INFINITY;
+    for (int i = 0; i < V; i++) if (lg[i] > maxv) maxv = lg[i];
+    double sum = 0.0, dot = 0.0;
+    for (int i = 0; i < V; i++) {
+        const double z = (double)(lg[i] - maxv), e = exp(z);
+        sum += e;
+        dot += e * z;
+    }
+    return log(sum) - dot / sum;   /* log Σe^z − Σ π z, with π = e^z / Σe^z */
+}
+
 void target_logprobs(float *lp, const float *logits, const int *targets, int N, int V) {
     for (int n = 0; n < N; n++) lp[n] = targets[n] < 0 ? 0.0f : (float)row_logprob(logits + (size_t)n * V, V, targets[n]);
 }
 
 double policy_loss_weights(float *w_eff, const float *logits, const int *targets, const float *weights,
                            const PolicyTerms *p, int N, int V, PolicyStats *st) {
-    double total = 0.0, kl_sum = 0.0, ratio_sum = 0.0;
+    double total = 0.0, kl_sum = 0.0, ratio_sum = 0.0, ent_sum = 0.0;
     int cnt = 0, clipped = 0;
     for (int n = 0; n < N; n++) {
         w_eff[n] = 0.0f;
@@ -86,6 +99,7 @@ double policy_loss_weights(float *w_eff, const float *logits, const int *targets
         w_eff[n] = (float)(w * -dl);
         kl_sum += kl;
         ratio_sum += rho;
+        if (st) ent_sum += row_entropy(logits + (size_t)n * V, V);
         clipped += !unclipped;
         cnt++;
     }
@@ -94,6 +108,7 @@ double policy_loss_weights(float *w_eff, const float *logits, const int *targets
         st->kl = cnt ? kl_sum / cnt : 0.0;
         st->ratio = cnt ? ratio_sum / cnt : 0.0;
         st->clip_frac = cnt ? (double)clipped / cnt : 0.0;
+        st->entropy = cnt ? ent_sum / cnt : 0.0;
     }
     return cnt ? total / cnt : 0.0;
 }

@@ -1,4 +1,4 @@
-/* rl.c: one GRPO step's rollouts and the greedy evaluation (rl.h). Library tier. */
+/* rl.c: one GRPO step's rollouts and the held-out evaluation (rl.h). Library tier. */
 #include "rl.h"
 
 #include <math.h>
@@ -17,6 +17,7 @@ void rl_step_free(RlStep *x) {
     free(x->weights);
     free(x->adv);
     free(x->ref_lp);
+    free(x->old_lp);
     free(x->logits);
     free(x->prompt);
     free(x->out);
@@ -47,13 +48,14 @@ int rl_step_init(RlStep *x, const RlOpts *o, const Config *c, SeekErr *err) {
     x->weights = malloc(N * sizeof(float));
     x->adv = malloc(N * sizeof(float));
     x->ref_lp = malloc(N * sizeof(float));
+    x->old_lp = malloc(N * sizeof(float));
     x->logits = malloc(N * (size_t)c->V * sizeof(float));
     x->prompt = malloc((size_t)o->G * x->Pmax * sizeof(int));
     x->out = malloc((size_t)o->G * o->max_new * sizeof(int));
     x->r = malloc((size_t)o->G * sizeof(double));
     x->A = malloc((size_t)o->G * sizeof(float));
     x->len = malloc((size_t)x->B * sizeof(int));
-    if (!x->ids || !x->targets || !x->weights || !x->adv || !x->ref_lp || !x->logits || !x->prompt || !x->out || !x->r ||
+    if (!x->ids || !x->targets || !x->weights || !x->adv || !x->ref_lp || !x->old_lp || !x->logits || !x->prompt || !x->out || !x->r ||
         !x->A || !x->len) {
         rl_step_free(x);
         return seek_fail(err, "rl: out of memory");
@@ -158,31 +160,84 @@ int rl_rollouts(RlStep *x, Backend be, const Model *policy, const Model *ref, To
     return 0;
 }
 
-int rl_eval_greedy(Backend be, const Model *m, Tokenizer *tok, const RlOpts *o, int n, double *acc, double *fmt,
-                   SeekErr *err) {
-    const int eos = m->cfg.eos_id, add_bos = tokenizer_add_bos(tok) && tokenizer_bos_id(tok) >= 0;
-    int *out = malloc((size_t)o->max_new * sizeof(int));
-    if (!out) return seek_fail(err, "rl: out of memory");
-    int a_sum = 0, f_sum = 0, rc = 0;
-    SampleParams greedy = {0, 0, 1.0f, 0};
-    for (int i = 0; !rc && i < n; i++) {
+int rl_old_logprobs(RlStep *x, Backend be, const Model *policy, SeekErr *err) {
+    x->kv.len = 0;
+    if (model_forward_on(be, policy, &x->s, &x->kv, x->ids, x->B, x->T, ATTN_NAIVE, NULL, NULL, x->logits, err))
+        return seek_fail_prefix(err, "rl: pi_old");
+    target_logprobs(x->old_lp, x->logits, x->targets, x->B * x->T, policy->cfg.V);
+    x->pt.old_logprobs = x->old_lp;
+    return 0;
+}
+
+double rl_pass_at_k(int s, int c, int k) {
+    if (s - c < k) return 1.0;
+    double miss = 1.0;   /* C(s−c, k)/C(s, k) = Π_{j=s−c+1}^{s} (1 − k/j) */
+    for (int j = s - c + 1; j <= s; j++) miss *= 1.0 - (double)k / j;
+    return 1.0 - miss;
+}
+
+int rl_eval(Backend be, const Model *m, Tokenizer *tok, const RlOpts *o, const RlEvalOpts *e, RlEval *out,
+            SeekErr *err) {
+    memset(out, 0, sizeof *out);
+    if (e->n < 1 || e->samples < 1 || e->k < 1 || e->k > e->samples)
+        return seek_fail(err, "rl eval: %d tasks, %d samples, pass@%d (expected >= 1, >= 1, 1..samples)", e->n,
+                         e->samples, e->k);
+    const int eos = m->cfg.eos_id, add_bos = tokenizer_add_bos(tok) && tokenizer_bos_id(tok) >= 0, S = e->samples;
+    const int rows = S + 1;   /* the samples, then the greedy row */
+    int *out_ids = malloc((size_t)rows * o->max_new * sizeof(int));
+    int *prompt = malloc((size_t)S * (task_prompt_max_len(&o->task) + 1) * sizeof(int));
+    if (!out_ids || !prompt) {
+        free(out_ids);
+        free(prompt);
+        return seek_fail(err, "rl: out of memory");
+    }
+    int rc = 0;
+    long long len_sum = 0, fmt_sum = 0, gacc = 0, gfmt = 0;
+    double p1 = 0, pk = 0;
+    for (int i = 0; !rc && i < e->n; i++) {
         Task task;
         TokIds pid = {0};
         if ((rc = task_make(&task, &o->task, o->seed, TASK_TEST, (uint64_t)i, err))) break;
         if ((rc = tokenizer_encode(tok, task.prompt, (size_t)task.prompt_len, add_bos, &pid, err))) break;
-        if ((int)pid.n + o->max_new > m->cfg.max_pos) rc = seek_fail(err, "rl: prompt + max_new exceed max_position_embeddings");
-        if (!rc) rc = model_generate_on(be, m, pid.ids, 1, (int)pid.n, o->max_new, ATTN_NAIVE, &greedy, NULL, out, NULL, err);
+        const int P = (int)pid.n;
+        if (P > task_prompt_max_len(&o->task) + 1 || P + o->max_new > m->cfg.max_pos)
+            rc = seek_fail(err, "rl: a prompt of %d tokens + max_new %d exceed max_position_embeddings %d", P, o->max_new,
+                           m->cfg.max_pos);
+        for (int g = 0; !rc && g < S; g++) memcpy(prompt + (size_t)g * P, pid.ids, (size_t)P * sizeof(int));
+        SampleParams sp = {e->temperature, 0, e->top_p, seed_mix(e->seed ^ seed_mix(0x6576616cull + (uint64_t)i))};
+        SampleParams greedy = {0, 0, 1.0f, 0};
+        if (!rc) rc = model_generate_on(be, m, prompt, S, P, o->max_new, ATTN_NAIVE, &sp, NULL, out_ids, NULL, err);
+        if (!rc)
+            rc = model_generate_on(be, m, pid.ids, 1, P, o->max_new, ATTN_NAIVE, &greedy, NULL,
+                                   out_ids + (size_t)S * o->max_new, NULL, err);
         free(pid.ids);
+        int correct = 0;
+        for (int g = 0; !rc && g < rows; g++) {
+            const int *cg = out_ids + (size_t)g * o->max_new;
+            int len = completion_len(cg, o->max_new, eos), a, f;
+            double r;
+            if ((rc = reward(tok, cg, len, eos, &task, o, &r, &a, &f, err))) break;
+            if (g == S) {
+                gacc += a;
+                gfmt += f;
+            } else {
+                correct += a;
+                fmt_sum += f;
+                len_sum += len;
+            }
+        }
         if (rc) break;
-        int len = completion_len(out, o->max_new, eos), a, f;
-        double r;
-        if ((rc = reward(tok, out, len, eos, &task, o, &r, &a, &f, err))) break;
-        a_sum += a;
-        f_sum += f;
+        p1 += (double)correct / S;
+        pk += rl_pass_at_k(S, correct, e->k);
     }
-    free(out);
+    free(out_ids);
+    free(prompt);
     if (rc) return -1;
-    *acc = n ? (double)a_sum / n : 0;
-    *fmt = n ? (double)f_sum / n : 0;
+    out->pass1 = p1 / e->n;
+    out->passk = pk / e->n;
+    out->greedy = (double)gacc / e->n;
+    out->format = (double)fmt_sum / ((double)e->n * S);
+    out->greedy_format = (double)gfmt / e->n;
+    out->length = (double)len_sum / ((double)e->n * S);
     return 0;
 }

@@ -10,7 +10,8 @@
  * else. Rewards: r = w_acc·accuracy + w_fmt·format (tasks.h's two rule-based rewards, scored
  * separately and reported separately). Advantages per group as grpo.h (TRL's), weights so the
  * loss is (1/(prompts·G)) Σ_i (1/|o_i|) Σ_t ℓ_{i,t} (length_norm; else 1/max_new). One update per
- * batch of samples: π_old = π (ρ = 1 in value).
+ * batch of samples has π_old = π (ρ = 1 in value, old_logprobs NULL); for several (DeepSeekMath's
+ * μ), rl_old_logprobs fixes π_old as the sampling policy's log-probabilities of the batch.
  * Determinism: task k of step s is tasks.h's task `s·prompts + k` of the train split, and its
  * sampling seed is derived from (seed, s, k), so a run and its resume draw the same samples.
  */
@@ -45,6 +46,7 @@ typedef struct {
     int *ids, *targets;       /* (B, T) */
     float *weights, *adv;     /* (B, T) */
     float *ref_lp;            /* (B, T) */
+    float *old_lp;            /* (B, T) π_old, for several updates per batch */
     float *logits;            /* (B·T, V) the reference's forward */
     int *prompt, *out;        /* (G, Pmax), (G, max_new) one group's generation */
     double *r;                /* (G) */
@@ -64,9 +66,33 @@ void rl_step_free(RlStep *x);
  * log-probabilities (ref on be; NULL: no KL term). Fills x->batch and x->st. */
 int rl_rollouts(RlStep *x, Backend be, const Model *policy, const Model *ref, Tokenizer *tok, uint64_t step,
                 SeekErr *err);
-/* pass@1 of greedy decoding on the first n tasks of the test split: the share answered correctly
- * (and the format rate), each task decoded alone. */
-int rl_eval_greedy(Backend be, const Model *m, Tokenizer *tok, const RlOpts *o, int n, double *acc, double *fmt,
-                   SeekErr *err);
+/* π_old := the policy's log-probabilities of the batch rl_rollouts built (a forward of policy on
+ * be), so that several updates on the batch clip the ratio π/π_old (x->pt.old_logprobs). */
+int rl_old_logprobs(RlStep *x, Backend be, const Model *policy, SeekErr *err);
+
+/* The held-out evaluation, as the DeepSeek-R1 paper reports pass@1: for each of the first n tasks
+ * of the test split, `samples` completions at (temperature, top_p) and one greedy completion.
+ * pass@1 is the mean share of correct samples; pass@k the unbiased estimate of "at least one of k
+ * samples is correct" from c correct of s (Chen et al. 2021, the Codex paper):
+ *     pass@k = 1 − C(s − c, k) / C(s, k)      (1 when s − c < k),
+ * averaged over the tasks. The samples of task i are seeded by (seed, i) alone, so two models are
+ * compared on the same tasks and the same random streams. */
+typedef struct {
+    int n, samples, k;
+    float temperature, top_p;
+    uint64_t seed;
+} RlEvalOpts;
+
+typedef struct {
+    double pass1, passk, greedy;   /* accuracy: sampled pass@1, pass@k, greedy pass@1 */
+    double format, greedy_format;  /* format rates of the samples and of the greedy completions */
+    double length;                 /* mean completion tokens of the samples */
+} RlEval;
+
+/* pass@k from c correct of s samples (the formula above); k <= s. */
+double rl_pass_at_k(int s, int c, int k);
+/* Errors: n < 1, samples < 1, k outside 1..samples; a prompt that does not fit. */
+int rl_eval(Backend be, const Model *m, Tokenizer *tok, const RlOpts *o, const RlEvalOpts *e, RlEval *out,
+            SeekErr *err);
 
 #endif

@@ -39,6 +39,9 @@ int trainer_init(Trainer *tr, const TrainerOpts *o, Model *m, const char *resume
     if (!rc && resume) {
         rc = checkpoint_load(resume, m, tr->mom1, tr->mom2, &tr->st, &tr->sp, err);
         if (rc) seek_fail_prefix(err, "--resume %s", resume);
+        else if (o->resume_multiple > 1 && tr->st.step % (uint64_t)o->resume_multiple)
+            rc = seek_fail(err, "--resume %s: update %llu is inside a batch of %lld updates (resume with the run's --updates)",
+                           resume, (unsigned long long)tr->st.step, o->resume_multiple);
     }
     if (!rc) rc = trainbuf_init(&tr->tb, cfg, o->B, o->T, o->lw.mtp_depth, err); /* zeroed on failure */
     if (!rc && mkdir(o->out, 0755) != 0 && errno != EEXIST) rc = seek_fail(err, "%s: cannot create: %s", o->out, strerror(errno));

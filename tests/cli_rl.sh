@@ -8,18 +8,39 @@ set -u
 cd "$(dirname "$0")/.."
 . tests/lib.sh
 MINI=tiny-models/seek-v3-mini
-ARGS=(--init $MINI --steps 4 --prompts 2 --group 2 --max-new 6 --eval 1 --seed 7)
+ARGS=(--init $MINI --steps 4 --prompts 2 --group 2 --max-new 6 --eval 1 --eval-samples 2 --pass-k 2 --seed 7)
 expect_ok "rl" "$SEEK" rl "${ARGS[@]}" --out "$TMP/a" --checkpoint-interval 2
 grep -q "^rl: .*2 tasks x 2 samples a step" "$TMP/out" && ok || bad "rl: start line '$(head -1 "$TMP/out")'"
 [ "$(grep -c '^rl step=' "$TMP/a/rl.log")" = 4 ] && ok || bad "rl: expected 4 'rl step=' lines in rl.log"
-grep -q '^rl step=4 reward=[0-9.]* accuracy=[0-9.]* format=[0-9.]* length=[0-9.]* kl=[-0-9.e]* clip_frac=[0-9.]* flat_groups=[0-9]* loss=' "$TMP/a/rl.log" \
+grep -q '^rl step=4 update=4 reward=[0-9.]* accuracy=[0-9.]* format=[0-9.]* length=[0-9.]* kl=[-0-9.e]* clip_frac=[0-9.]* entropy=[0-9.]* ratio=1.000000 flat_groups=[0-9]* loss=' "$TMP/a/rl.log" \
   && ok || bad "rl: the step line lacks a measure: $(grep '^rl step=4' "$TMP/a/rl.log")"
 [ "$(grep -c '^eval step=' "$TMP/a/rl.log")" = 2 ] && ok || bad "rl: pass@1 not evaluated before and after"
+grep -q '^eval step=4 pass1=[0-9.]* pass2=[0-9.]* greedy=[0-9.]* format=[0-9.]* greedy_format=[0-9.]* length=[0-9.]* n=1 samples=2$' "$TMP/a/rl.log" \
+  && ok || bad "rl: the eval line lacks a measure: $(grep '^eval step=4' "$TMP/a/rl.log")"
+# entropy: of a text model on arithmetic prompts, between 0 and log(V) = log(4096) = 8.32 nats
+awk '/^rl step=/ { for (i = 1; i <= NF; i++) if ($i ~ /^entropy=/) { v = substr($i, 9) + 0; if (v <= 0.1 || v >= 8.32) bad = 1 } } END { exit bad }' "$TMP/a/rl.log" \
+  && ok || bad "rl: entropy outside (0.1, log V)"
 [ -s "$TMP/a/step-00000004/model.safetensors" ] && [ -s "$TMP/a/step-00000004/tokenizer.json" ] && ok || bad "rl: no final checkpoint with its tokenizer"
 # resume from step 2: the same samples (seeded by step), the same updates, the same weights
 expect_ok "rl resume" "$SEEK" rl "${ARGS[@]}" --out "$TMP/b" --resume "$TMP/a/step-00000002"
 cmp -s "$TMP/a/step-00000004/model.safetensors" "$TMP/b/step-00000004/model.safetensors" && ok || bad "rl resume: weights differ from the straight run"
 diff <(grep '^rl step=[34] ' "$TMP/a/rl.log") <(grep '^rl step=' "$TMP/b/rl.log") >/dev/null && ok || bad "rl resume: the rollouts' measures differ"
+# several updates per batch (pi_old != pi): the first update of a batch has ratio 1 exactly, a later
+# one has moved away from it; the batch's samples repeat across its updates
+expect_ok "rl updates" "$SEEK" rl --init $MINI --steps 2 --prompts 2 --group 2 --max-new 6 --eval 0 --seed 7 --updates 3 \
+  --lr 1e-3 --out "$TMP/u" --checkpoint-interval 1
+[ "$(grep -c '^rl step=' "$TMP/u/rl.log")" = 6 ] && ok || bad "rl updates: expected 6 update lines"
+grep -q '^rl step=1 update=1 .* ratio=1.000000 ' "$TMP/u/rl.log" && ok || bad "rl updates: the first ratio is not 1"
+grep '^rl step=1 update=3 ' "$TMP/u/rl.log" | grep -qv ' ratio=1.000000 ' && ok || bad "rl updates: the third ratio is still 1"
+[ "$(grep '^rl step=2 ' "$TMP/u/rl.log" | sed 's/ kl=.*//; s/update=[0-9]* //' | sort -u | wc -l)" = 1 ] && ok || bad "rl updates: the batch's samples changed between its updates"
+[ -d "$TMP/u/step-00000003" ] && [ -d "$TMP/u/step-00000006" ] && ok || bad "rl updates: checkpoints not at batch ends"
+expect_ok "rl updates resume" "$SEEK" rl --init $MINI --steps 2 --prompts 2 --group 2 --max-new 6 --eval 0 --seed 7 --updates 3 \
+  --lr 1e-3 --out "$TMP/u2" --resume "$TMP/u/step-00000003"
+cmp -s "$TMP/u/step-00000006/model.safetensors" "$TMP/u2/step-00000006/model.safetensors" && ok || bad "rl updates resume: weights differ"
+expect_fail "rl resume inside a batch" "inside a batch of 2 updates" "$SEEK" rl --init $MINI --steps 2 --prompts 2 --group 2 \
+  --max-new 6 --eval 0 --updates 2 --out "$TMP/u3" --resume "$TMP/u/step-00000003"
+[ ! -e "$TMP/u3" ] && ok || bad "rl: a refused resume created its folder"
+expect_fail "rl pass-k" "--pass-k 9" "$SEEK" rl --init $MINI --out "$TMP/x" --eval-samples 8 --pass-k 9
 # the trained checkpoint is a model folder
 expect_ok "rl generate" "$SEEK" generate "$TMP/a" --prompt "What is 12 + 30?" -n 4
 # bad input: one line, no run folder

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rl.h"
 #include "tasks.h"
 
 /* ---- independent helpers ---- */
@@ -861,6 +862,24 @@ static void test_documents_errors(void **state) {
     assert_string_equal(out, again);
 }
 
+/* pass@k (rl.h) against counting: of all k-subsets of s samples, c of them correct (the first c
+ * bits), the share holding a correct one */
+static void test_pass_at_k(void **state) {
+    (void)state;
+    for (int S = 1; S <= 12; S++)
+        for (int c = 0; c <= S; c++)
+            for (int k = 1; k <= S; k++) {
+                long long hit = 0, all = 0;
+                for (unsigned m = 0; m < (1u << S); m++) {
+                    if (__builtin_popcount(m) != k) continue;
+                    all++;
+                    hit += (m & ((1u << c) - 1)) != 0;
+                }
+                assert_true(fabs(rl_pass_at_k(S, c, k) - (double)hit / all) < 1e-12);
+            }
+    assert_true(rl_pass_at_k(16, 4, 1) == 0.25);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_options),
@@ -877,6 +896,7 @@ int main(void) {
         cmocka_unit_test(test_documents_exact),
         cmocka_unit_test(test_documents_replayed),
         cmocka_unit_test(test_documents_errors),
+        cmocka_unit_test(test_pass_at_k),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,17 +17,30 @@
 #define RL_USAGE                                                                                                        \
     "seek rl --init DIR --out RUN [--steps N] [--prompts P] [--group G] [--max-new N] [--temperature T] [--top-p P] "  \
     "[--beta B] [--clip E] [--lr LR] [--family add|sub|addsub] [--digits A..B] [--w-format W] [--no-scale-rewards] "   \
-    "[--no-length-norm] [--eval N] [--checkpoint-interval N] [--seed S] [--backend ref|cpu|cuda] [--resume DIR]"
+    "[--no-length-norm] [--updates U] [--eval N] [--eval-samples S] [--pass-k K] [--eval-temperature T] [--eval-top-p P] " \
+    "[--checkpoint-interval N] [--seed S] [--backend ref|cpu|cuda] [--resume DIR]"
 
 static int usage(const char *msg, const char *arg) {
     fprintf(stderr, "seek rl: %s%s%s (usage: %s)\n", msg, arg ? " " : "", arg ? arg : "", RL_USAGE);
     return 2;
 }
 
+/* one evaluation: a line on stdout and an "eval" line in rl.log (step = batches of samples done) */
+static void print_eval(FILE *out, FILE *log, const RlEvalOpts *eo, const RlEval *e, uint64_t step) {
+    fprintf(out, "held-out (%d test tasks, %d samples each at temperature %g, top-p %g): pass@1 %.3f, pass@%d %.3f, "
+                 "greedy %.3f, format %.3f, length %.1f\n",
+            eo->n, eo->samples, eo->temperature, eo->top_p, e->pass1, eo->k, e->passk, e->greedy, e->format, e->length);
+    fprintf(log, "eval step=%llu pass1=%.4f pass%d=%.4f greedy=%.4f format=%.4f greedy_format=%.4f length=%.2f n=%d "
+                 "samples=%d\n",
+            (unsigned long long)step, e->pass1, eo->k, e->passk, e->greedy, e->format, e->greedy_format, e->length,
+            eo->n, eo->samples);
+}
+
 int cmd_rl(int argc, char **argv) {
     const char *init = NULL, *out = NULL, *resume = NULL, *backend_s = NULL, *digits = "2..3", *family = "add";
-    long long steps = 20, prompts = 4, group = 8, max_new = 32, eval_n = 32, ckpt = 0, seed = 1;
-    double temperature = 1.0, top_p = 1.0, beta = 0.04, clip = 0.2, lr = 1e-4, w_fmt = 0.1;
+    long long steps = 20, prompts = 4, group = 8, max_new = 32, eval_n = 32, ckpt = 0, seed = 1, updates = 1;
+    long long eval_s = 16, pass_k = 8;
+    double temperature = 1.0, top_p = 1.0, beta = 0.04, clip = 0.2, lr = 1e-4, w_fmt = 0.1, eval_t = 0.6, eval_p = 0.95;
     int scale = 1, lnorm = 1;
     SeekErr err;
     int rc = 0;
@@ -49,6 +62,11 @@ int cmd_rl(int argc, char **argv) {
         else if (!strcmp(a, "--group")) rc = parse_i64(v, 2, 1024, &group, "--group", &err);
         else if (!strcmp(a, "--max-new")) rc = parse_i64(v, 1, 4096, &max_new, "--max-new", &err);
         else if (!strcmp(a, "--eval")) rc = parse_i64(v, 0, 1 << 20, &eval_n, "--eval", &err);
+        else if (!strcmp(a, "--eval-samples")) rc = parse_i64(v, 1, 1024, &eval_s, "--eval-samples", &err);
+        else if (!strcmp(a, "--pass-k")) rc = parse_i64(v, 1, 1024, &pass_k, "--pass-k", &err);
+        else if (!strcmp(a, "--eval-temperature")) rc = parse_f64(v, 0, 100, &eval_t, "--eval-temperature", &err);
+        else if (!strcmp(a, "--eval-top-p")) rc = parse_f64(v, 1e-6, 1, &eval_p, "--eval-top-p", &err);
+        else if (!strcmp(a, "--updates")) rc = parse_i64(v, 1, 64, &updates, "--updates", &err);
         else if (!strcmp(a, "--checkpoint-interval")) rc = parse_i64(v, 0, 1 << 30, &ckpt, "--checkpoint-interval", &err);
         else if (!strcmp(a, "--seed")) rc = parse_i64(v, 0, 0x7fffffffffffffffLL, &seed, "--seed", &err);
         else if (!strcmp(a, "--temperature")) rc = parse_f64(v, 0, 100, &temperature, "--temperature", &err);
@@ -64,6 +82,14 @@ int cmd_rl(int argc, char **argv) {
         return 1;
     }
     if (!init || !out) return usage("--init and --out are required", NULL);
+    if (steps * updates > 0x7fffffff) {
+        fprintf(stderr, "seek rl: --steps %lld x --updates %lld: more than 2^31 - 1 updates\n", steps, updates);
+        return 1;
+    }
+    if (pass_k > eval_s) {
+        fprintf(stderr, "seek rl: --pass-k %lld: expected at most --eval-samples (%lld)\n", pass_k, eval_s);
+        return 1;
+    }
     Backend be = backend_default();
     if (backend_s && backend_parse(backend_s, &be, &err)) {
         fprintf(stderr, "seek rl: %s\n", err.msg);
@@ -96,10 +122,12 @@ int cmd_rl(int argc, char **argv) {
     char cfgpath[4096];
     if (!rc) rc = path_join(cfgpath, sizeof cfgpath, dir, "config.json", &err);
     if (!rc) rc = read_text_file(cfgpath, 1 << 20, &config_text, &cl, &err);
-    TrainerOpts to = {.B = x.B, .T = x.T, .steps = steps, .sched = {SCHED_CONSTANT, (float)lr, (float)lr, 0, (int)steps, 0},
+    /* the trainer counts updates: `updates` per batch of samples */
+    const long long total = steps * updates;
+    TrainerOpts to = {.B = x.B, .T = x.T, .steps = total, .sched = {SCHED_CONSTANT, (float)lr, (float)lr, 0, (int)total, 0},
                       .adamw = {0.9f, 0.99f, 1e-8f, 0.0f}, .grad_clip = 1.0, .lw = {0, 0, 0}, .bias_gamma = 0,
                       .max_bad_steps = 5, .checkpoint_interval = ckpt, .out = out, .config_json = config_text,
-                      .tokenizer = tokpath, .be = be};
+                      .tokenizer = tokpath, .be = be, .resume_multiple = updates};
     if (!rc && (rc = trainer_init(&tr, &to, &m, resume, &err)) == 0) have_tr = 1;
     if (!rc && path_join(logpath, sizeof logpath, out, "rl.log", &err) == 0 && !(log = fopen(logpath, resume ? "a" : "w")))
         rc = seek_fail(&err, "%s: cannot open: %s", logpath, strerror(errno));
@@ -108,40 +136,47 @@ int cmd_rl(int argc, char **argv) {
         goto done;
     }
     tr.o.log = log;
-    printf("rl: %s (%s), %d tasks x %d samples a step, %d new tokens at most, rows of %d; beta %g, clip %g; backend %s\n",
-           dir, m.cfg.model_type, o.prompts, o.G, o.max_new, x.T, beta, clip, backend_name(be));
-    fprintf(log, "start init=%s steps=%lld prompts=%d group=%d max_new=%d temperature=%g top_p=%g beta=%g clip=%g lr=%g "
-                 "family=%s digits=%s seed=%lld resume=%s backend=%s\n",
-            dir, steps, o.prompts, o.G, o.max_new, temperature, top_p, beta, clip, lr, family, digits, seed,
+    printf("rl: %s (%s), %d tasks x %d samples a step, %lld update%s each, %d new tokens at most, rows of %d; beta %g, "
+           "clip %g; backend %s\n",
+           dir, m.cfg.model_type, o.prompts, o.G, updates, updates > 1 ? "s" : "", o.max_new, x.T, beta, clip,
+           backend_name(be));
+    fprintf(log, "start init=%s steps=%lld updates=%lld prompts=%d group=%d max_new=%d temperature=%g top_p=%g beta=%g "
+                 "clip=%g lr=%g family=%s digits=%s seed=%lld resume=%s backend=%s\n",
+            dir, steps, updates, o.prompts, o.G, o.max_new, temperature, top_p, beta, clip, lr, family, digits, seed,
             resume ? resume : "-", backend_name(be));
-    double acc0 = 0, fmt0 = 0;
+    RlEvalOpts eo = {(int)eval_n, (int)eval_s, (int)pass_k, (float)eval_t, (float)eval_p, (uint64_t)seed};
+    RlEval e0 = {0}, e1 = {0};
     if (eval_n > 0) {
-        if ((rc = rl_eval_greedy(be, &m, tok, &o, (int)eval_n, &acc0, &fmt0, &err))) goto fail;
-        printf("held-out pass@1 (greedy, %lld test tasks): %.3f, format %.3f\n", eval_n, acc0, fmt0);
-        fprintf(log, "eval step=%llu pass1=%.4f format=%.4f n=%lld\n", (unsigned long long)tr.st.step, acc0, fmt0, eval_n);
+        if ((rc = rl_eval(be, &m, tok, &o, &eo, &e0, &err))) goto fail;
+        print_eval(stdout, log, &eo, &e0, tr.st.step / updates);
     }
-    while ((long long)tr.st.step < steps) {
-        uint64_t step = tr.st.step;
-        if ((rc = rl_rollouts(&x, be, &m, have_ref ? &ref : NULL, tok, step, &err))) goto fail;
-        StepReport rep;
-        if ((rc = trainer_step(&tr, &x.batch, &rep, &err))) goto fail;
-        const PolicyStats *ps = &tr.tb.policy;
-        fprintf(log, "rl step=%llu reward=%.4f accuracy=%.4f format=%.4f length=%.2f kl=%.6g clip_frac=%.4f flat_groups=%d "
-                     "loss=%.6g grad_norm=%.4g\n",
-                (unsigned long long)step + 1, x.st.reward, x.st.accuracy, x.st.format, x.st.length, ps->kl, ps->clip_frac,
-                x.st.groups_all_equal, rep.loss.main, rep.norm);
-        printf("step %llu/%lld reward %.3f accuracy %.3f format %.3f length %.1f kl %.2e loss %.4f norm %.3f %.0f ms\n",
-               (unsigned long long)step + 1, steps, x.st.reward, x.st.accuracy, x.st.format, x.st.length, ps->kl,
-               rep.loss.main, rep.norm, rep.ms);
-        fflush(stdout);
-        long long done = (long long)tr.st.step;
+    while ((long long)tr.st.step < total) {
+        const uint64_t batch = tr.st.step / (uint64_t)updates;
+        if ((rc = rl_rollouts(&x, be, &m, have_ref ? &ref : NULL, tok, batch, &err))) goto fail;
+        if (updates > 1 && (rc = rl_old_logprobs(&x, be, &m, &err))) goto fail;
+        for (long long u = 0; u < updates; u++) {
+            StepReport rep;
+            if ((rc = trainer_step(&tr, &x.batch, &rep, &err))) goto fail;
+            const PolicyStats *ps = &tr.tb.policy;
+            fprintf(log, "rl step=%llu update=%llu reward=%.4f accuracy=%.4f format=%.4f length=%.2f kl=%.6g "
+                         "clip_frac=%.4f entropy=%.5f ratio=%.6f flat_groups=%d loss=%.6g grad_norm=%.4g\n",
+                    (unsigned long long)batch + 1, (unsigned long long)tr.st.step, x.st.reward, x.st.accuracy,
+                    x.st.format, x.st.length, ps->kl, ps->clip_frac, ps->entropy, ps->ratio, x.st.groups_all_equal,
+                    rep.loss.main, rep.norm);
+            printf("step %llu/%lld%s reward %.3f accuracy %.3f format %.3f length %.1f kl %.2e entropy %.3f loss %.4f "
+                   "norm %.3f %.0f ms\n",
+                   (unsigned long long)batch + 1, steps, updates > 1 ? (u ? "+" : " ") : "", x.st.reward,
+                   x.st.accuracy, x.st.format, x.st.length, ps->kl, ps->entropy, rep.loss.main, rep.norm, rep.ms);
+            fflush(stdout);
+        }
+        long long done = (long long)batch + 1;
         if (((ckpt > 0 && done % ckpt == 0) || done == steps) && (rc = trainer_checkpoint(&tr, NULL, &err))) goto fail;
     }
     if (eval_n > 0) {
-        double acc1, fmt1;
-        if ((rc = rl_eval_greedy(be, &m, tok, &o, (int)eval_n, &acc1, &fmt1, &err))) goto fail;
-        printf("held-out pass@1 (greedy, %lld test tasks): %.3f -> %.3f, format %.3f -> %.3f\n", eval_n, acc0, acc1, fmt0, fmt1);
-        fprintf(log, "eval step=%llu pass1=%.4f format=%.4f n=%lld\n", (unsigned long long)tr.st.step, acc1, fmt1, eval_n);
+        if ((rc = rl_eval(be, &m, tok, &o, &eo, &e1, &err))) goto fail;
+        print_eval(stdout, log, &eo, &e1, steps);
+        printf("held-out pass@1 %.3f -> %.3f, pass@%d %.3f -> %.3f, greedy %.3f -> %.3f\n", e0.pass1, e1.pass1, eo.k,
+               e0.passk, e1.passk, e0.greedy, e1.greedy);
     }
     printf("done: %lld steps; checkpoint in %s/latest, log %s\n", steps, out, logpath);
 fail:
