@@ -44,7 +44,14 @@ expect_fail "rl pass-k" "--pass-k 9" "$SEEK" rl --init $MINI --out "$TMP/x" --ev
 # the trained checkpoint is a model folder
 expect_ok "rl generate" "$SEEK" generate "$TMP/a" --prompt "What is 12 + 30?" -n 4
 # bad input: one line, no run folder
-expect_fail "rl no init" "--init and --out are required" "$SEEK" rl --out "$TMP/x"
+# --steps 0: the held-out evaluation alone, nothing written
+expect_ok "rl eval only" "$SEEK" rl --init $MINI --steps 0 --eval 2 --eval-samples 3 --max-new 6 --seed 7
+grep -q '^held-out (2 test tasks, 3 samples each at temperature 0.6, top-p 0.95): pass@1 [0-9.]*, pass@3 [0-9.]*, greedy [0-9.]*, format [0-9.]*, length 6.0$' "$TMP/out" \
+  && ok || bad "rl eval only: '$(cat "$TMP/out")'"
+expect_fail "rl eval only with --out" "--steps 0 only evaluates" "$SEEK" rl --init $MINI --steps 0 --out "$TMP/x"
+expect_fail "rl eval only, no eval" "--eval must be at least 1" "$SEEK" rl --init $MINI --steps 0 --eval 0
+expect_fail "rl no out" "--out is required" "$SEEK" rl --init $MINI
+expect_fail "rl no init" "--init is required" "$SEEK" rl --out "$TMP/x"
 expect_fail "rl group 1" "--group" "$SEEK" rl --init $MINI --out "$TMP/x" --group 1
 expect_fail "rl digits" "digits" "$SEEK" rl --init $MINI --out "$TMP/x" --digits 0..3
 expect_fail "rl family" "family" "$SEEK" rl --init $MINI --out "$TMP/x" --family mul

@@ -30,7 +30,8 @@ static void print_eval(FILE *out, FILE *log, const RlEvalOpts *eo, const RlEval 
     fprintf(out, "held-out (%d test tasks, %d samples each at temperature %g, top-p %g): pass@1 %.3f, pass@%d %.3f, "
                  "greedy %.3f, format %.3f, length %.1f\n",
             eo->n, eo->samples, eo->temperature, eo->top_p, e->pass1, eo->k, e->passk, e->greedy, e->format, e->length);
-    fprintf(log, "eval step=%llu pass1=%.4f pass%d=%.4f greedy=%.4f format=%.4f greedy_format=%.4f length=%.2f n=%d "
+    if (log)
+        fprintf(log, "eval step=%llu pass1=%.4f pass%d=%.4f greedy=%.4f format=%.4f greedy_format=%.4f length=%.2f n=%d "
                  "samples=%d\n",
             (unsigned long long)step, e->pass1, eo->k, e->passk, e->greedy, e->format, e->greedy_format, e->length,
             eo->n, eo->samples);
@@ -39,7 +40,7 @@ static void print_eval(FILE *out, FILE *log, const RlEvalOpts *eo, const RlEval 
 int cmd_rl(int argc, char **argv) {
     const char *init = NULL, *out = NULL, *resume = NULL, *backend_s = NULL, *digits = "2..3", *family = "add";
     long long steps = 20, prompts = 4, group = 8, max_new = 32, eval_n = 32, ckpt = 0, seed = 1, updates = 1;
-    long long eval_s = 16, pass_k = 8;
+    long long eval_s = 16, pass_k = -1;   /* -1: min(8, eval_s) */
     double temperature = 1.0, top_p = 1.0, beta = 0.04, clip = 0.2, lr = 1e-4, w_fmt = 0.1, eval_t = 0.6, eval_p = 0.95;
     int scale = 1, lnorm = 1;
     SeekErr err;
@@ -57,7 +58,7 @@ int cmd_rl(int argc, char **argv) {
         else if (!strcmp(a, "--backend")) backend_s = v;
         else if (!strcmp(a, "--digits")) digits = v;
         else if (!strcmp(a, "--family")) family = v;
-        else if (!strcmp(a, "--steps")) rc = parse_i64(v, 1, 1 << 30, &steps, "--steps", &err);
+        else if (!strcmp(a, "--steps")) rc = parse_i64(v, 0, 1 << 30, &steps, "--steps", &err);
         else if (!strcmp(a, "--prompts")) rc = parse_i64(v, 1, 1024, &prompts, "--prompts", &err);
         else if (!strcmp(a, "--group")) rc = parse_i64(v, 2, 1024, &group, "--group", &err);
         else if (!strcmp(a, "--max-new")) rc = parse_i64(v, 1, 4096, &max_new, "--max-new", &err);
@@ -81,11 +82,15 @@ int cmd_rl(int argc, char **argv) {
         fprintf(stderr, "seek rl: %s\n", err.msg);
         return 1;
     }
-    if (!init || !out) return usage("--init and --out are required", NULL);
+    if (!init) return usage("--init is required", NULL);
+    if (steps > 0 && !out) return usage("--out is required (or --steps 0: only the held-out evaluation)", NULL);
+    if (steps == 0 && (out || resume)) return usage("--steps 0 only evaluates: --out and --resume do not go with it", NULL);
+    if (steps == 0 && eval_n == 0) return usage("--steps 0 evaluates: --eval must be at least 1", NULL);
     if (steps * updates > 0x7fffffff) {
         fprintf(stderr, "seek rl: --steps %lld x --updates %lld: more than 2^31 - 1 updates\n", steps, updates);
         return 1;
     }
+    if (pass_k < 0) pass_k = eval_s < 8 ? eval_s : 8;
     if (pass_k > eval_s) {
         fprintf(stderr, "seek rl: --pass-k %lld: expected at most --eval-samples (%lld)\n", pass_k, eval_s);
         return 1;
@@ -116,6 +121,16 @@ int cmd_rl(int argc, char **argv) {
     if (!rc && beta > 0 && (rc = model_load(&ref, dir, &err)) == 0) have_ref = 1;
     if (!rc) rc = path_join(tokpath, sizeof tokpath, dir, "tokenizer.json", &err);
     if (!rc && (rc = tokenizer_load(&tok, tokpath, &err))) seek_fail_prefix(&err, "--init %s needs its tokenizer", init);
+    if (!rc && steps == 0) {   /* the held-out evaluation alone */
+        RlEvalOpts eo = {(int)eval_n, (int)eval_s, (int)pass_k, (float)eval_t, (float)eval_p, (uint64_t)seed};
+        RlEval e;
+        if (o.max_new + task_prompt_max_len(&o.task) + 1 > m.cfg.max_pos)
+            rc = seek_fail(&err, "prompts of up to %d tokens + --max-new %d exceed max_position_embeddings %d",
+                           task_prompt_max_len(&o.task) + 1, o.max_new, m.cfg.max_pos);
+        if (!rc && (rc = rl_eval(be, &m, tok, &o, &eo, &e, &err)) == 0) print_eval(stdout, NULL, &eo, &e, 0);
+        if (rc) fprintf(stderr, "seek rl: %s\n", err.msg);
+        goto done;
+    }
     if (!rc && (rc = rl_step_init(&x, &o, &m.cfg, &err)) == 0) have_x = 1;
     char *config_text = NULL;
     size_t cl;
