@@ -29,14 +29,29 @@ void rl_step_free(RlStep *x) {
     memset(x, 0, sizeof *x);
 }
 
-int rl_step_init(RlStep *x, const RlOpts *o, const Config *c, SeekErr *err) {
+int rl_prompt_bound(Tokenizer *tok, const TaskOpts *o, int *bound, SeekErr *err) {
+    if (task_opts_check(o, err)) return -1;
+    const char *fmt = TASK_PROMPT_FORMAT, *q = strstr(fmt, "%s");
+    TokIds pre = {0}, post = {0};
+    if (tokenizer_encode(tok, fmt, (size_t)(q - fmt), 0, &pre, err) ||
+        tokenizer_encode(tok, q + 2, strlen(q + 2), 0, &post, err)) {
+        free(pre.ids);
+        return -1;
+    }
+    const int bytes = task_prompt_max_len(o) + 1, question = 2 * o->max_digits + 3;
+    const int b = 1 + (int)pre.n + (int)post.n + question + 2;
+    free(pre.ids);
+    free(post.ids);
+    *bound = b < bytes ? b : bytes;
+    return 0;
+}
+
+int rl_step_init(RlStep *x, const RlOpts *o, const Config *c, Tokenizer *tok, SeekErr *err) {
     memset(x, 0, sizeof *x);
     x->o = *o;
     if (o->prompts < 1 || o->G < 2 || o->max_new < 1)
         return seek_fail(err, "rl: prompts %d, group %d, max_new %d (expected >= 1, >= 2, >= 1)", o->prompts, o->G, o->max_new);
-    if (task_opts_check(&o->task, err)) return -1;
-    /* a byte-level BPE token covers at least one byte: the prompt's bytes + BOS bound its tokens */
-    x->Pmax = task_prompt_max_len(&o->task) + 1;
+    if (rl_prompt_bound(tok, &o->task, &x->Pmax, err)) return -1;
     x->B = o->prompts * o->G;
     x->T = x->Pmax + o->max_new;
     if (x->T > c->max_pos)
@@ -185,7 +200,9 @@ int rl_eval(Backend be, const Model *m, Tokenizer *tok, const RlOpts *o, const R
     const int eos = m->cfg.eos_id, add_bos = tokenizer_add_bos(tok) && tokenizer_bos_id(tok) >= 0, S = e->samples;
     const int rows = S + 1;   /* the samples, then the greedy row */
     int *out_ids = malloc((size_t)rows * o->max_new * sizeof(int));
-    int *prompt = malloc((size_t)S * (task_prompt_max_len(&o->task) + 1) * sizeof(int));
+    int bound;
+    if (rl_prompt_bound(tok, &o->task, &bound, err)) return -1;
+    int *prompt = malloc((size_t)S * bound * sizeof(int));
     if (!out_ids || !prompt) {
         free(out_ids);
         free(prompt);
@@ -200,7 +217,7 @@ int rl_eval(Backend be, const Model *m, Tokenizer *tok, const RlOpts *o, const R
         if ((rc = task_make(&task, &o->task, o->seed, TASK_TEST, (uint64_t)i, err))) break;
         if ((rc = tokenizer_encode(tok, task.prompt, (size_t)task.prompt_len, add_bos, &pid, err))) break;
         const int P = (int)pid.n;
-        if (P > task_prompt_max_len(&o->task) + 1 || P + o->max_new > m->cfg.max_pos)
+        if (P > bound || P + o->max_new > m->cfg.max_pos)
             rc = seek_fail(err, "rl: a prompt of %d tokens + max_new %d exceed max_position_embeddings %d", P, o->max_new,
                            m->cfg.max_pos);
         for (int g = 0; !rc && g < S; g++) memcpy(prompt + (size_t)g * P, pid.ids, (size_t)P * sizeof(int));

@@ -59,8 +59,14 @@ typedef struct {
     RlStats st;
 } RlStep;
 
-/* Sizes the buffers for o and the model config c (T must fit max_position_embeddings). */
-int rl_step_init(RlStep *x, const RlOpts *o, const Config *c, SeekErr *err);
+/* A bound on the prompts' tokens (BOS included) under tok: the template's text before and after
+ * the question encoded apart, plus the longest question's bytes (a byte-level token covers at
+ * least one byte) and 2 for merges across the joins; never above the prompt's bytes + 1. A prompt
+ * that still exceeded it would be refused by rl_rollouts and rl_eval, never written past. */
+int rl_prompt_bound(Tokenizer *tok, const TaskOpts *o, int *bound, SeekErr *err);
+/* Sizes the buffers for o, the model config c and the prompts' bound under tok (T = bound +
+ * max_new must fit max_position_embeddings). */
+int rl_step_init(RlStep *x, const RlOpts *o, const Config *c, Tokenizer *tok, SeekErr *err);
 void rl_step_free(RlStep *x);
 /* Step `step`'s rollouts on backend be: sample, decode with tok, reward, advantages, and π_ref's
  * log-probabilities (ref on be; NULL: no KL term). Fills x->batch and x->st. */

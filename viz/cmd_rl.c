@@ -124,14 +124,11 @@ int cmd_rl(int argc, char **argv) {
     if (!rc && steps == 0) {   /* the held-out evaluation alone */
         RlEvalOpts eo = {(int)eval_n, (int)eval_s, (int)pass_k, (float)eval_t, (float)eval_p, (uint64_t)seed};
         RlEval e;
-        if (o.max_new + task_prompt_max_len(&o.task) + 1 > m.cfg.max_pos)
-            rc = seek_fail(&err, "prompts of up to %d tokens + --max-new %d exceed max_position_embeddings %d",
-                           task_prompt_max_len(&o.task) + 1, o.max_new, m.cfg.max_pos);
-        if (!rc && (rc = rl_eval(be, &m, tok, &o, &eo, &e, &err)) == 0) print_eval(stdout, NULL, &eo, &e, 0);
+        if ((rc = rl_eval(be, &m, tok, &o, &eo, &e, &err)) == 0) print_eval(stdout, NULL, &eo, &e, 0);
         if (rc) fprintf(stderr, "seek rl: %s\n", err.msg);
         goto done;
     }
-    if (!rc && (rc = rl_step_init(&x, &o, &m.cfg, &err)) == 0) have_x = 1;
+    if (!rc && (rc = rl_step_init(&x, &o, &m.cfg, tok, &err)) == 0) have_x = 1;
     char *config_text = NULL;
     size_t cl;
     char cfgpath[4096];
