@@ -43,6 +43,11 @@ int model_forward_on(Backend b, const Model *m, RunState *s, KVCache *kv, const 
 /* Generation (ref/forward.c, written once): prefill and decode through model_forward_on. */
 int model_generate_on(Backend b, const Model *m, const int *ids, int B, int T, int n, AttnMode mode,
                       const SampleParams *sp, ActCache *hooks, int *out, float *logits_out, SeekErr *err);
+/* The same, stopping once every row has sampled `stop` (an EOS id): each row's tokens up to and
+ * including its first `stop` are exactly model_generate_on's (the same random draws), and every
+ * position after the last decode step is `stop`. */
+int model_generate_stop_on(Backend b, const Model *m, const int *ids, int B, int T, int n, AttnMode mode,
+                           const SampleParams *sp, int stop, int *out, SeekErr *err);
 
 /* Training entry points (ref/backward.h, ref/train.h, ref/mtp.h) on backend b. */
 int model_loss_grad_on(Backend b, const Model *m, Model *grads, const TrainBatch *batch, int B, int T, double *loss,

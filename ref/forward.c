@@ -478,8 +478,9 @@ int model_generate(const Model *m, const int *ids, int B, int T, int n, AttnMode
 
 /* Generation on any backend: one prefill of the prompts, then n − 1 decode calls of one token
  * per sequence through the cache, each token drawn by sample_token on the host. */
-int model_generate_on(Backend be, const Model *m, const int *ids, int B, int T, int n, AttnMode mode,
-                      const SampleParams *sp, ActCache *hooks, int *out, float *logits_out, SeekErr *err) {
+/* stop < 0: all n steps */
+static int generate(Backend be, const Model *m, const int *ids, int B, int T, int n, AttnMode mode, const SampleParams *sp,
+                    ActCache *hooks, int *out, float *logits_out, int stop, SeekErr *err) {
     const Config *c = &m->cfg;
     if (n < 1) return seek_fail(err, "generate: -n must be at least 1");
     if ((long long)T + n > c->max_pos)
@@ -500,18 +501,31 @@ int model_generate_on(Backend be, const Model *m, const int *ids, int B, int T, 
     if (!logits || !probs || !order || !step_ids) rc = seek_fail(err, "generate: out of memory");
     Rng rng;
     rng_seed(&rng, sp->seed);
+    unsigned char *done = stop >= 0 ? calloc((size_t)B, 1) : NULL;
+    if (!rc && stop >= 0 && !done) rc = seek_fail(err, "generate: out of memory");
     if (!rc) rc = model_forward_on(be, m, &s, &kv, ids, B, T, mode, hooks, NULL, logits, err);
     for (int step = 0; !rc && step < n; step++) {
         int Tl = step == 0 ? T : 1; /* rows per sequence in the last call */
+        int all_done = done != NULL;
         for (int b = 0; b < B; b++) {
             const float *row = logits + ((size_t)b * Tl + Tl - 1) * c->V;
             int tok = sample_token(row, c->V, sp, &rng, probs, order);
             out[(size_t)b * n + step] = tok;
             step_ids[b] = tok;
             if (logits_out) memcpy(logits_out + ((size_t)b * n + step) * c->V, row, (size_t)c->V * sizeof(float));
+            if (done) {
+                done[b] |= tok == stop;
+                all_done &= done[b];
+            }
+        }
+        if (all_done) { /* every row has ended: the rest is `stop` */
+            for (int b = 0; b < B; b++)
+                for (int t = step + 1; t < n; t++) out[(size_t)b * n + t] = stop;
+            break;
         }
         if (step + 1 < n) rc = model_forward_on(be, m, &s, &kv, step_ids, B, 1, mode, hooks, NULL, logits, err);
     }
+    free(done);
     free(logits);
     free(probs);
     free(order);
@@ -519,4 +533,14 @@ int model_generate_on(Backend be, const Model *m, const int *ids, int B, int T, 
     runstate_free(&s);
     kvcache_free(&kv);
     return rc;
+}
+
+int model_generate_on(Backend be, const Model *m, const int *ids, int B, int T, int n, AttnMode mode,
+                      const SampleParams *sp, ActCache *hooks, int *out, float *logits_out, SeekErr *err) {
+    return generate(be, m, ids, B, T, n, mode, sp, hooks, out, logits_out, -1, err);
+}
+
+int model_generate_stop_on(Backend be, const Model *m, const int *ids, int B, int T, int n, AttnMode mode,
+                           const SampleParams *sp, int stop, int *out, SeekErr *err) {
+    return generate(be, m, ids, B, T, n, mode, sp, NULL, out, NULL, stop < 0 ? -1 : stop, err);
 }

@@ -125,7 +125,7 @@ int rl_rollouts(RlStep *x, Backend be, const Model *policy, const Model *ref, To
         free(pid.ids);
         /* G samples of the current policy, each its own stream of the step's seed */
         SampleParams sp = {o->temperature, 0, o->top_p, seed_mix(o->seed ^ seed_mix(step * 65537 + (uint64_t)k))};
-        if (model_generate_on(be, policy, x->prompt, G, P, o->max_new, ATTN_NAIVE, &sp, NULL, x->out, NULL, err))
+        if (model_generate_stop_on(be, policy, x->prompt, G, P, o->max_new, ATTN_NAIVE, &sp, eos, x->out, err))
             return seek_fail_prefix(err, "rl: sampling");
         int distinct = 0;
         for (int g = 0; g < G; g++) {
@@ -223,10 +223,10 @@ int rl_eval(Backend be, const Model *m, Tokenizer *tok, const RlOpts *o, const R
         for (int g = 0; !rc && g < S; g++) memcpy(prompt + (size_t)g * P, pid.ids, (size_t)P * sizeof(int));
         SampleParams sp = {e->temperature, 0, e->top_p, seed_mix(e->seed ^ seed_mix(0x6576616cull + (uint64_t)i))};
         SampleParams greedy = {0, 0, 1.0f, 0};
-        if (!rc) rc = model_generate_on(be, m, prompt, S, P, o->max_new, ATTN_NAIVE, &sp, NULL, out_ids, NULL, err);
+        if (!rc) rc = model_generate_stop_on(be, m, prompt, S, P, o->max_new, ATTN_NAIVE, &sp, eos, out_ids, err);
         if (!rc)
-            rc = model_generate_on(be, m, pid.ids, 1, P, o->max_new, ATTN_NAIVE, &greedy, NULL,
-                                   out_ids + (size_t)S * o->max_new, NULL, err);
+            rc = model_generate_stop_on(be, m, pid.ids, 1, P, o->max_new, ATTN_NAIVE, &greedy, eos,
+                                        out_ids + (size_t)S * o->max_new, err);
         free(pid.ids);
         int correct = 0;
         for (int g = 0; !rc && g < rows; g++) {

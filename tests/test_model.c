@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "forward.h"
+#include "backend.h"
 #include "model.h"
 #include "safetensors.h"
 #include "golden.h"
@@ -188,6 +189,56 @@ static void test_v3_fp8(void **st) { (void)st; check_fixture("v3_fp8"); }
 static void test_v2_greedy(void **st) { (void)st; check_fixture("v2_greedy"); }
 static void test_v2_group(void **st) { (void)st; check_fixture("v2_group"); }
 static void test_llama_gqa(void **st) { (void)st; check_fixture("llama_gqa"); }
+
+/* Stopping at EOS (model_generate_stop_on) on the v3 fixture: each row's tokens up to its first
+ * stop equal the unstopped generation's. Sampled at temperature 1 on 6 different rows, with stop
+ * the token the most rows sample, rows stop at different steps (or never); greedy on 6 copies of
+ * one prompt, with stop the greedy continuation's token at step N/2, every row stops at that
+ * token's first step, and every position after it is stop. */
+static void test_generate_stop(void **st) {
+    (void)st;
+    Fixture fx;
+    memset(&fx, 0, sizeof fx);
+    open_fixture(&fx, "v3");
+    enum { B = 6, N = 24 };
+    int ids[B * 8], full[B * N], cut[B * N];
+    const int T = fx.T < 8 ? fx.T : 8;
+    SeekErr e;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) ids[b * T + t] = fx.ids[(pass ? 0 : b % fx.B) * fx.T + t] ^ (pass ? 0 : b / fx.B);
+        SampleParams sp = {pass ? 0.0f : 1.0f, 0, 1.0f, 1234};
+        if (model_generate_on(BACKEND_REF, &fx.m, ids, B, T, N, ATTN_NAIVE, &sp, NULL, full, NULL, &e)) fail_msg("%s", e.msg);
+        int stop = full[N / 2], rows_best = 0;
+        if (!pass)
+            for (int cand = 0; cand < fx.m.cfg.V; cand++) {
+                int rows = 0;
+                for (int b = 0; b < B; b++)
+                    for (int t = 0; t < N; t++)
+                        if (full[b * N + t] == cand) { rows++; break; }
+                if (rows > rows_best) { rows_best = rows; stop = cand; }
+            }
+        if (model_generate_stop_on(BACKEND_REF, &fx.m, ids, B, T, N, ATTN_NAIVE, &sp, stop, cut, &e)) fail_msg("%s", e.msg);
+        int last = -1;
+        for (int b = 0; b < B; b++) {
+            int t = 0;
+            for (; t < N; t++) {
+                assert_int_equal(cut[b * N + t], full[b * N + t]);
+                if (full[b * N + t] == stop) break;
+            }
+            if (t > last) last = t;
+        }
+        if (pass) {
+            assert_true(last <= N / 2);
+            for (int b = 0; b < B; b++)
+                for (int t = last + 1; t < N; t++) assert_int_equal(cut[b * N + t], stop);
+        } else {
+            assert_true(rows_best >= 2);
+        }
+        print_message("%s: stop token %d, %s\n", pass ? "greedy" : "sampled", stop, pass ? "rows cut after it" : "prefixes equal");
+    }
+    close_fixture(&fx);
+}
 
 /* Hooks: a prefill followed by decode steps appends along the token axis, so the cache holds
  * one tensor per stage covering every position; and the residual stream stages chain. */
@@ -592,7 +643,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_v3),        cmocka_unit_test(test_v3_yarn),   cmocka_unit_test(test_v3_noq),
         cmocka_unit_test(test_v3_fp8),    cmocka_unit_test(test_v2_greedy), cmocka_unit_test(test_v2_group),
-        cmocka_unit_test(test_llama_gqa), cmocka_unit_test(test_hooks_decode_append), cmocka_unit_test(test_interventions), cmocka_unit_test(test_trained_checkpoint),
+        cmocka_unit_test(test_llama_gqa), cmocka_unit_test(test_hooks_decode_append), cmocka_unit_test(test_interventions), cmocka_unit_test(test_trained_checkpoint), cmocka_unit_test(test_generate_stop),
         cmocka_unit_test(test_stored_fp8),  cmocka_unit_test(test_stored_half), cmocka_unit_test(test_stored_f32),
         cmocka_unit_test(test_save_stored), cmocka_unit_test(test_stored_bad_scale),
     };
