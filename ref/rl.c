@@ -89,6 +89,26 @@ static int completion_len(const int *tok, int n, int eos) {
     return n;
 }
 
+/* a completion for a reader: its text before EOS, its rewards; bytes outside printable ASCII as \xHH
+ * except newline */
+static void show_completion(FILE *f, const char *what, const Tokenizer *tok, const int *c, int len, int eos,
+                            const Task *t) {
+    int n = len > 0 && c[len - 1] == eos ? len - 1 : len;
+    TokBytes text = {0};
+    SeekErr e;
+    if (tokenizer_decode(tok, c, (size_t)n, &text, &e)) return;
+    TaskReward r = task_check((const char *)text.data, text.n, t->answer, NULL);
+    fprintf(f, "  %-7s (%d tokens%s, format %d, accuracy %d): ", what, len, len > n ? " with EOS" : ", no EOS", r.format,
+            r.accuracy);
+    for (size_t i = 0; i < text.n; i++) {
+        unsigned char ch = text.data[i];
+        if ((ch >= 0x20 && ch < 0x7f) || ch == '\n') fputc(ch, f);
+        else fprintf(f, "\\x%02x", ch);
+    }
+    fputc('\n', f);
+    free(text.data);
+}
+
 /* the reward of a completion (the text before its EOS) for task t */
 static int reward(const Tokenizer *tok, const int *c, int len, int eos, const Task *t, const RlOpts *o, double *r,
                   int *acc, int *fmt, SeekErr *err) {
@@ -244,6 +264,12 @@ int rl_eval(Backend be, const Model *m, Tokenizer *tok, const RlOpts *o, const R
             }
         }
         if (rc) break;
+        if (i < e->show && e->show_to) {
+            fprintf(e->show_to, "test task %d: %s = %lld\n", i, task.question, (long long)task.answer);
+            const int *gr = out_ids + (size_t)S * o->max_new, *s0 = out_ids;
+            show_completion(e->show_to, "greedy", tok, gr, completion_len(gr, o->max_new, eos), eos, &task);
+            show_completion(e->show_to, "sample", tok, s0, completion_len(s0, o->max_new, eos), eos, &task);
+        }
         p1 += (double)correct / S;
         pk += rl_pass_at_k(S, correct, e->k);
     }

@@ -18,6 +18,8 @@
 #ifndef SEEK_RL_H
 #define SEEK_RL_H
 
+#include <stdio.h>
+
 #include "backend.h"
 #include "tasks.h"
 #include "tokenizer.h"
@@ -87,6 +89,8 @@ typedef struct {
     int n, samples, k;
     float temperature, top_p;
     uint64_t seed;
+    int show;        /* the first `show` tasks' greedy completion and first sample are written to show_to */
+    FILE *show_to;
 } RlEvalOpts;
 
 typedef struct {

@@ -48,6 +48,11 @@ expect_ok "rl generate" "$SEEK" generate "$TMP/a" --prompt "What is 12 + 30?" -n
 expect_ok "rl eval only" "$SEEK" rl --init $MINI --steps 0 --eval 2 --eval-samples 3 --max-new 6 --seed 7
 grep -q '^held-out (2 test tasks, 3 samples each at temperature 0.6, top-p 0.95): pass@1 [0-9.]*, pass@3 [0-9.]*, greedy [0-9.]*, format [0-9.]*, length 6.0$' "$TMP/out" \
   && ok || bad "rl eval only: '$(cat "$TMP/out")'"
+expect_ok "rl eval only --show" "$SEEK" rl --init $MINI --steps 0 --eval 2 --eval-samples 3 --max-new 6 --seed 7 --show 2
+[ "$(grep -c '^test task [01]: [0-9]* + [0-9]* = [0-9]*$' "$TMP/out")" = 2 ] && [ "$(grep -c '^  \(greedy\|sample\)  ([0-9]* tokens' "$TMP/out")" = 4 ] \
+  && ok || bad "rl --show: '$(head -c 400 "$TMP/out")'"
+expect_ok "rl --eval-interval" "$SEEK" rl "${ARGS[@]}" --out "$TMP/ei" --eval-interval 2
+[ "$(grep -c '^eval step=[024] ' "$TMP/ei/rl.log")" = 3 ] && ok || bad "rl --eval-interval: expected evals at steps 0, 2, 4"
 expect_fail "rl eval only with --out" "--steps 0 only evaluates" "$SEEK" rl --init $MINI --steps 0 --out "$TMP/x"
 expect_fail "rl eval only, no eval" "--eval must be at least 1" "$SEEK" rl --init $MINI --steps 0 --eval 0
 expect_fail "rl no out" "--out is required" "$SEEK" rl --init $MINI

@@ -17,7 +17,7 @@
 #define RL_USAGE                                                                                                        \
     "seek rl --init DIR --out RUN [--steps N] [--prompts P] [--group G] [--max-new N] [--temperature T] [--top-p P] "  \
     "[--beta B] [--clip E] [--lr LR] [--family add|sub|addsub] [--digits A..B] [--w-format W] [--no-scale-rewards] "   \
-    "[--no-length-norm] [--updates U] [--eval N] [--eval-samples S] [--pass-k K] [--eval-temperature T] [--eval-top-p P] " \
+    "[--no-length-norm] [--updates U] [--eval N] [--eval-interval N] [--eval-samples S] [--pass-k K] [--eval-temperature T] [--eval-top-p P] [--show N] " \
     "[--checkpoint-interval N] [--seed S] [--backend ref|cpu|cuda] [--resume DIR]"
 
 static int usage(const char *msg, const char *arg) {
@@ -40,7 +40,7 @@ static void print_eval(FILE *out, FILE *log, const RlEvalOpts *eo, const RlEval 
 int cmd_rl(int argc, char **argv) {
     const char *init = NULL, *out = NULL, *resume = NULL, *backend_s = NULL, *digits = "2..3", *family = "add";
     long long steps = 20, prompts = 4, group = 8, max_new = 32, eval_n = 32, ckpt = 0, seed = 1, updates = 1;
-    long long eval_s = 16, pass_k = -1;   /* -1: min(8, eval_s) */
+    long long eval_s = 16, pass_k = -1, eval_every = 0, show = 0;   /* -1: min(8, eval_s) */
     double temperature = 1.0, top_p = 1.0, beta = 0.04, clip = 0.2, lr = 1e-4, w_fmt = 0.1, eval_t = 0.6, eval_p = 0.95;
     int scale = 1, lnorm = 1;
     SeekErr err;
@@ -67,6 +67,8 @@ int cmd_rl(int argc, char **argv) {
         else if (!strcmp(a, "--pass-k")) rc = parse_i64(v, 1, 1024, &pass_k, "--pass-k", &err);
         else if (!strcmp(a, "--eval-temperature")) rc = parse_f64(v, 0, 100, &eval_t, "--eval-temperature", &err);
         else if (!strcmp(a, "--eval-top-p")) rc = parse_f64(v, 1e-6, 1, &eval_p, "--eval-top-p", &err);
+        else if (!strcmp(a, "--eval-interval")) rc = parse_i64(v, 0, 1 << 30, &eval_every, "--eval-interval", &err);
+        else if (!strcmp(a, "--show")) rc = parse_i64(v, 0, 1 << 20, &show, "--show", &err);
         else if (!strcmp(a, "--updates")) rc = parse_i64(v, 1, 64, &updates, "--updates", &err);
         else if (!strcmp(a, "--checkpoint-interval")) rc = parse_i64(v, 0, 1 << 30, &ckpt, "--checkpoint-interval", &err);
         else if (!strcmp(a, "--seed")) rc = parse_i64(v, 0, 0x7fffffffffffffffLL, &seed, "--seed", &err);
@@ -122,7 +124,7 @@ int cmd_rl(int argc, char **argv) {
     if (!rc) rc = path_join(tokpath, sizeof tokpath, dir, "tokenizer.json", &err);
     if (!rc && (rc = tokenizer_load(&tok, tokpath, &err))) seek_fail_prefix(&err, "--init %s needs its tokenizer", init);
     if (!rc && steps == 0) {   /* the held-out evaluation alone */
-        RlEvalOpts eo = {(int)eval_n, (int)eval_s, (int)pass_k, (float)eval_t, (float)eval_p, (uint64_t)seed};
+        RlEvalOpts eo = {(int)eval_n, (int)eval_s, (int)pass_k, (float)eval_t, (float)eval_p, (uint64_t)seed, (int)show, stdout};
         RlEval e;
         if ((rc = rl_eval(be, &m, tok, &o, &eo, &e, &err)) == 0) print_eval(stdout, NULL, &eo, &e, 0);
         if (rc) fprintf(stderr, "seek rl: %s\n", err.msg);
@@ -156,8 +158,8 @@ int cmd_rl(int argc, char **argv) {
                  "clip=%g lr=%g family=%s digits=%s seed=%lld resume=%s backend=%s\n",
             dir, steps, updates, o.prompts, o.G, o.max_new, temperature, top_p, beta, clip, lr, family, digits, seed,
             resume ? resume : "-", backend_name(be));
-    RlEvalOpts eo = {(int)eval_n, (int)eval_s, (int)pass_k, (float)eval_t, (float)eval_p, (uint64_t)seed};
-    RlEval e0 = {0}, e1 = {0};
+    RlEvalOpts eo = {(int)eval_n, (int)eval_s, (int)pass_k, (float)eval_t, (float)eval_p, (uint64_t)seed, (int)show, stdout};
+    RlEval e0 = {0}, e1 = {0}, ei;
     if (eval_n > 0) {
         if ((rc = rl_eval(be, &m, tok, &o, &eo, &e0, &err))) goto fail;
         print_eval(stdout, log, &eo, &e0, tr.st.step / updates);
@@ -183,6 +185,12 @@ int cmd_rl(int argc, char **argv) {
         }
         long long done = (long long)batch + 1;
         if (((ckpt > 0 && done % ckpt == 0) || done == steps) && (rc = trainer_checkpoint(&tr, NULL, &err))) goto fail;
+        if (eval_n > 0 && eval_every > 0 && done % eval_every == 0 && done < steps) {
+            RlEvalOpts quiet = eo;
+            quiet.show = 0;
+            if ((rc = rl_eval(be, &m, tok, &o, &quiet, &ei, &err))) goto fail;
+            print_eval(stdout, log, &eo, &ei, (uint64_t)done);
+        }
     }
     if (eval_n > 0) {
         if ((rc = rl_eval(be, &m, tok, &o, &eo, &e1, &err))) goto fail;
