@@ -3,7 +3,8 @@
 # (MLA, DeepSeekMoE with sigmoid routing and bias balancing, one MTP module; trained by seek.c,
 # tiny-models/README.md). At a terminal it opens the REPL on the model; otherwise (CI, a pipe) it
 # runs a short scripted tour: the model in words, a prompt stepped through one layer, an attention
-# heatmap, a routing heatmap, the latent cache and generated text (tiny-models/tour.cmd).
+# heatmap, a routing heatmap, the latent cache and generated text (tiny-models/tour.cmd); then the
+# R1-Zero pair (tiny-models/seek-r1-base and seek-r1-zero) answering two held-out additions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=tiny-models/seek-v3-mini
@@ -20,3 +21,9 @@ echo "== seek repl $M --script tiny-models/tour.cmd   (stdin is not a terminal: 
 echo
 echo "== seek generate $M --prompt \"In the beginning\" -n 30 --temp 0.8 --top-p 0.95 --seed 1"
 "$SEEK" generate "$M" --prompt "In the beginning" -n 30 --temp 0.8 --top-p 0.95 --seed 1
+echo
+echo "== R1-Zero at tiny scale (docs/rl.md): the base model and the reasoner GRPO made of it, on held-out additions"
+for R in tiny-models/seek-r1-base tiny-models/seek-r1-zero; do
+  echo "== seek rl --init $R --steps 0 --eval 2 --eval-samples 8 --show 2"
+  "$SEEK" rl --init "$R" --steps 0 --eval 2 --eval-samples 8 --max-new 48 --show 2
+done

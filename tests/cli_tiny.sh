@@ -19,6 +19,8 @@ grep -q "^seek> prompt And God said" "$TMP/demo" && ok || bad "demo: no prompt"
 grep -q "attention" "$TMP/demo" && grep -q "^seek> attn 1" "$TMP/demo" && ok || bad "demo: no attention heatmap"
 grep -q "^seek> route 1" "$TMP/demo" && grep -q "tokens per expert" "$TMP/demo" && ok || bad "demo: no routing heatmap"
 grep -q "^seek> gen 40" "$TMP/demo" && ok || bad "demo: no generation"
+grep -q "^== seek rl --init tiny-models/seek-r1-zero" "$TMP/demo" && grep -q '^  greedy  (43 tokens with EOS, format 1, accuracy 1):  5+4=9, 7+5=12' "$TMP/demo" \
+  && ok || bad "demo: no R1-Zero reasoner answering a held-out addition"
 ! grep -q "^error" "$TMP/demo.err" && ok || bad "demo: errors: $(head -c 300 "$TMP/demo.err")"
 
 # the default model: no folder given

@@ -1,10 +1,11 @@
-/* test_tiny_models.c: the shipped models tiny-models/seek-v1-mini and tiny-models/seek-v3-mini
+/* test_tiny_models.c: the shipped models tiny-models/seek-v1-mini, seek-v3-mini, seek-r1-base and
+ * seek-r1-zero
  * against what Hugging Face transformers computes for them (the goldens in
  * tests/fixtures/tiny_models/NAME.golden.safetensors, made by scripts/tiny_models_golden.py on
  * the GPU machine with transformers and tokenizers). For each model:
  *   - it loads, and its model.safetensors fits the 15 MB budget per shipped model;
- *   - the held-out text (tests/fixtures/tiny_models/heldout.txt, from the training run's
- *     validation windows) encodes to the ids HF tokenizers gives, and the prompt too;
+ *   - the held-out text (tests/fixtures/tiny_models/heldout.txt, from the text models' training
+ *     run's validation windows; heldout-r1.txt, arithmetic documents, for seek-r1-*) encodes to the ids HF tokenizers gives, and the prompt too;
  *   - the held-out loss (consecutive windows of 128 tokens, as `seek eval` computes it) equals
  *     transformers' within TOL_HF_LOSS_REL: the recorded value the model card quotes;
  *   - the prompt's logits are within TOL_HF_LOGITS_REL of transformers';
@@ -67,7 +68,11 @@ static void check_model(const char *name) {
     if (tokenizer_load(&tok, path, &e)) fail_msg("%s", e.msg);
     char *text;
     size_t len;
-    if (read_text_file("tests/fixtures/tiny_models/heldout.txt", 1 << 24, &text, &len, &e)) fail_msg("%s", e.msg);
+    /* the golden names its held-out file (the text models' heldout.txt when it does not) */
+    const char *hname = st_meta(&gold.files[0], "heldout");
+    char hpath[512];
+    snprintf(hpath, sizeof hpath, "tests/fixtures/tiny_models/%s", hname ? hname : "heldout.txt");
+    if (read_text_file(hpath, 1 << 24, &text, &len, &e)) fail_msg("%s", e.msg);
     uint64_t nh, np, ng, nl;
     int *held = load_ids(&gold, "heldout_ids", &nh, NULL, NULL);
     TokIds th = encode(tok, text, len, false);
@@ -147,8 +152,11 @@ static void check_model(const char *name) {
 
 static void test_seek_v1_mini(void **st) { (void)st; check_model("seek-v1-mini"); }
 static void test_seek_v3_mini(void **st) { (void)st; check_model("seek-v3-mini"); }
+static void test_seek_r1_base(void **st) { (void)st; check_model("seek-r1-base"); }
+static void test_seek_r1_zero(void **st) { (void)st; check_model("seek-r1-zero"); }
 
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_seek_v1_mini), cmocka_unit_test(test_seek_v3_mini)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_seek_v1_mini), cmocka_unit_test(test_seek_v3_mini),
+                                       cmocka_unit_test(test_seek_r1_base), cmocka_unit_test(test_seek_r1_zero)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
