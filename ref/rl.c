@@ -23,6 +23,11 @@ void rl_step_free(RlStep *x) {
     free(x->out);
     free(x->r);
     free(x->len);
+    free(x->acc);
+    free(x->fmt);
+    free(x->reward);
+    free(x->row_adv);
+    free(x->prompt_len);
     free(x->A);
     if (x->s.B) runstate_free(&x->s);
     if (x->kv.B) kvcache_free(&x->kv);
@@ -70,8 +75,13 @@ int rl_step_init(RlStep *x, const RlOpts *o, const Config *c, Tokenizer *tok, Se
     x->r = malloc((size_t)o->G * sizeof(double));
     x->A = malloc((size_t)o->G * sizeof(float));
     x->len = malloc((size_t)x->B * sizeof(int));
+    x->acc = malloc((size_t)x->B * sizeof(int));
+    x->fmt = malloc((size_t)x->B * sizeof(int));
+    x->reward = malloc((size_t)x->B * sizeof(double));
+    x->row_adv = malloc((size_t)x->B * sizeof(float));
+    x->prompt_len = malloc((size_t)o->prompts * sizeof(int));
     if (!x->ids || !x->targets || !x->weights || !x->adv || !x->ref_lp || !x->old_lp || !x->logits || !x->prompt || !x->out || !x->r ||
-        !x->A || !x->len) {
+        !x->A || !x->len || !x->acc || !x->fmt || !x->reward || !x->row_adv || !x->prompt_len) {
         rl_step_free(x);
         return seek_fail(err, "rl: out of memory");
     }
@@ -137,6 +147,7 @@ int rl_rollouts(RlStep *x, Backend be, const Model *policy, const Model *ref, To
         TokIds pid = {0};
         if (tokenizer_encode(tok, task.prompt, (size_t)task.prompt_len, add_bos, &pid, err)) return -1;
         const int P = (int)pid.n;
+        x->prompt_len[k] = P;
         if (P > x->Pmax || P < 1) {
             free(pid.ids);
             return seek_fail(err, "rl: a prompt of %d tokens (bound %d)", P, x->Pmax);
@@ -159,6 +170,9 @@ int rl_rollouts(RlStep *x, Backend be, const Model *policy, const Model *ref, To
             x->st.length += len;
             distinct |= x->r[g] != x->r[0];
             x->len[row] = len;
+            x->acc[row] = acc;
+            x->fmt[row] = fmt;
+            x->reward[row] = x->r[g];
             count += len;
             int *ids = x->ids + (size_t)row * T;
             memcpy(ids, x->prompt + (size_t)g * P, (size_t)P * sizeof(int));
@@ -168,8 +182,10 @@ int rl_rollouts(RlStep *x, Backend be, const Model *policy, const Model *ref, To
         }
         x->st.groups_all_equal += !distinct;
         grpo_advantages(x->A, x->r, G, o->scale_rewards);
-        for (int g = 0; g < G; g++)
+        for (int g = 0; g < G; g++) {
+            x->row_adv[k * G + g] = x->A[g];
             for (int t = 0; t < T; t++) x->adv[(size_t)(k * G + g) * T + t] = x->A[g];
+        }
     }
     /* weights: the loss is the mean over completions of each one's mean over its tokens */
     const double n_comp = (double)x->B;

@@ -44,7 +44,7 @@ int trainer_init(Trainer *tr, const TrainerOpts *o, Model *m, const char *resume
                            resume, (unsigned long long)tr->st.step, o->resume_multiple);
     }
     if (!rc) rc = trainbuf_init(&tr->tb, cfg, o->B, o->T, o->lw.mtp_depth, err); /* zeroed on failure */
-    if (!rc && mkdir(o->out, 0755) != 0 && errno != EEXIST) rc = seek_fail(err, "%s: cannot create: %s", o->out, strerror(errno));
+    if (!rc && o->out && mkdir(o->out, 0755) != 0 && errno != EEXIST) rc = seek_fail(err, "%s: cannot create: %s", o->out, strerror(errno));
     if (rc) {
         free(tr->mom1);
         free(tr->mom2);
@@ -236,6 +236,7 @@ static int copy_tokenizer(const char *tok, const char *dir, SeekErr *err) {
 }
 
 int trainer_checkpoint(Trainer *tr, const TrainData *data, SeekErr *err) {
+    if (!tr->o.out) return seek_fail(err, "checkpoint: this trainer has no run folder");
     if (data) data_position(data, &tr->st);
     if (checkpoint_save(tr->o.out, tr->m, tr->o.config_json, tr->mom1, tr->mom2, &tr->st, &tr->sp, err))
         return seek_fail_prefix(err, "checkpoint");

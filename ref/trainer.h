@@ -49,7 +49,8 @@ typedef struct {
     long long eval_batches;   /* validation batches of B per evaluation, at most */
     long long checkpoint_interval; /* 0: only at the end */
     long long resume_multiple;     /* > 1: a resumed step must be a multiple of it (seek rl's updates per batch) */
-    const char *out;          /* checkpoint root (created) */
+    const char *out;          /* checkpoint root (created); NULL: an in-memory trainer (the REPL's
+                                 one GRPO update) that writes nothing and cannot checkpoint */
     const char *config_json;  /* the config.json text each checkpoint carries */
     const char *tokenizer;    /* tokenizer.json copied into each checkpoint, or NULL */
     Backend be;
