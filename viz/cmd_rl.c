@@ -50,6 +50,14 @@ int cmd_rl(int argc, char **argv) {
         if (!strcmp(a, "--no-scale-rewards")) { scale = 0; continue; }
         if (!strcmp(a, "--no-length-norm")) { lnorm = 0; continue; }
         if (strncmp(a, "--", 2)) return usage("unexpected argument", a);
+        static const char *const VALUED[] = {"--init", "--out", "--resume", "--backend", "--digits", "--family", "--steps",
+                                             "--prompts", "--group", "--max-new", "--eval", "--eval-samples", "--pass-k",
+                                             "--eval-temperature", "--eval-top-p", "--eval-interval", "--show", "--updates",
+                                             "--checkpoint-interval", "--seed", "--temperature", "--top-p", "--beta",
+                                             "--clip", "--lr", "--w-format"};
+        int known = 0;
+        for (size_t k = 0; k < sizeof VALUED / sizeof VALUED[0]; k++) known |= !strcmp(a, VALUED[k]);
+        if (!known) return usage("unknown option", a);
         if (i + 1 >= argc) return usage("needs a value:", a);
         const char *v = argv[++i];
         if (!strcmp(a, "--init")) init = v;
