@@ -20,6 +20,7 @@ grep -q '^eval step=4 pass1=[0-9.]* pass2=[0-9.]* greedy=[0-9.]* format=[0-9.]* 
 # entropy: of a text model on arithmetic prompts, between 0 and log(V) = log(4096) = 8.32 nats
 awk '/^rl step=/ { for (i = 1; i <= NF; i++) if ($i ~ /^entropy=/) { v = substr($i, 9) + 0; if (v <= 0.1 || v >= 8.32) bad = 1 } } END { exit bad }' "$TMP/a/rl.log" \
   && ok || bad "rl: entropy outside (0.1, log V)"
+[ "$(head -c 8 "$TMP/a/curves.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] && ok || bad "rl: no curves.png (a PNG) in the run folder"
 [ -s "$TMP/a/step-00000004/model.safetensors" ] && [ -s "$TMP/a/step-00000004/tokenizer.json" ] && ok || bad "rl: no final checkpoint with its tokenizer"
 # resume from step 2: the same samples (seeded by step), the same updates, the same weights
 expect_ok "rl resume" "$SEEK" rl "${ARGS[@]}" --out "$TMP/b" --resume "$TMP/a/step-00000002"

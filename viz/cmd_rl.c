@@ -12,6 +12,7 @@
 #include "backend.h"
 #include "commands.h"
 #include "rl.h"
+#include "rl_plot.h"
 #include "trainer.h"
 
 #define RL_USAGE                                                                                                        \
@@ -23,6 +24,27 @@
 static int usage(const char *msg, const char *arg) {
     fprintf(stderr, "seek rl: %s%s%s (usage: %s)\n", msg, arg ? " " : "", arg ? arg : "", RL_USAGE);
     return 2;
+}
+
+/* RUN/curves.png from RUN/rl.log (seek plot's picture); a failure is a warning, not the run's */
+static void write_curves(const char *out, const char *logpath) {
+    char png[4096];
+    SeekErr e;
+    RlLog lg;
+    Image im;
+    if (path_join(png, sizeof png, out, "curves.png", &e) || rllog_read(&lg, logpath, &e)) {
+        fprintf(stderr, "seek rl: warning: no curves.png: %s\n", e.msg);
+        return;
+    }
+    const RlLog *logs[1] = {&lg};
+    const char *labels[1] = {out};
+    int rc = rlplot_render(logs, labels, 1, NULL, &im, NULL, &e);
+    if (!rc) {
+        rc = rlplot_write_png(&im, png, &e);
+        image_free(&im);
+    }
+    if (rc) fprintf(stderr, "seek rl: warning: no curves.png: %s\n", e.msg);
+    rllog_free(&lg);
 }
 
 /* one evaluation: a line on stdout and an "eval" line in rl.log (step = batches of samples done) */
@@ -193,6 +215,10 @@ int cmd_rl(int argc, char **argv) {
         }
         long long done = (long long)batch + 1;
         if (((ckpt > 0 && done % ckpt == 0) || done == steps) && (rc = trainer_checkpoint(&tr, NULL, &err))) goto fail;
+        if ((ckpt > 0 && done % ckpt == 0) || done == steps) {
+            fflush(log);
+            write_curves(out, logpath);
+        }
         if (eval_n > 0 && eval_every > 0 && done % eval_every == 0 && done < steps) {
             RlEvalOpts quiet = eo;
             quiet.show = 0;
@@ -205,8 +231,10 @@ int cmd_rl(int argc, char **argv) {
         print_eval(stdout, log, &eo, &e1, steps);
         printf("held-out pass@1 %.3f -> %.3f, pass@%d %.3f -> %.3f, greedy %.3f -> %.3f\n", e0.pass1, e1.pass1, eo.k,
                e0.passk, e1.passk, e0.greedy, e1.greedy);
+        fflush(log);
+        write_curves(out, logpath);
     }
-    printf("done: %lld steps; checkpoint in %s/latest, log %s\n", steps, out, logpath);
+    printf("done: %lld steps; checkpoint in %s/latest, log %s, curves %s/curves.png\n", steps, out, logpath, out);
 fail:
     if (rc) fprintf(stderr, "seek rl: %s\n", err.msg);
 done:
