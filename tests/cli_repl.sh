@@ -8,6 +8,8 @@
 #     stdout closed early, SIGINT while waiting for input: no crash, no sanitizer report, no raw
 #     ESC byte in the output, exit 0.
 #   - --script: exit 1 when a command failed, 0 otherwise; PNG files written by `png`.
+#   - GRPO views (group, update, tokens) on tiny-models/seek-r1-base: rewards, advantages, the
+#     update's direction and per-token ratios checked against values computed here; bad input.
 cd "$(dirname "$0")/.." || exit 1
 source tests/lib.sh
 V3=tests/fixtures/v3
@@ -78,6 +80,123 @@ printf 'ids 5 17\nattn 9\n' >"$TMP/bad.cmd"
 "$SEEK" repl "$V3" --script "$TMP/bad.cmd" >/dev/null 2>&1
 rc=$?
 if [ $rc -eq 1 ]; then ok; else bad "script with an error: exit $rc, expected 1"; fi
+
+# GRPO views (docs/repl.md, "One GRPO group and one update") on the shipped base model, with a
+# fixed seed. What is expected is computed here from the printed numbers (the reward rule, TRL's
+# advantage formula, new - old), not taken from the code under test. One OpenMP thread: the cpu
+# backend is then fast and does not spin against other jobs; without BLAS `set backend cpu`
+# fails and the views run on ref (slower; the same checks, one more error line).
+R1=tiny-models/seek-r1-base
+cat >"$TMP/grpo.cmd" <<CMDS
+group 3
+load $R1
+update
+tokens 0
+set backend cpu
+set seed 1
+ids 5 6 7
+group 3
+tokens 0
+update
+tokens 0
+png $TMP/tokens.png
+group 3 1
+group 3 65
+group -1
+group 1000000000
+group 3x
+tokens 8
+tokens -1
+update nan
+update inf
+update 0
+update 12abc
+tokens 0
+group 5 4
+load $R1
+tokens 0
+group 3
+load tests/fixtures/v3
+group 3
+CMDS
+OMP_NUM_THREADS=1 "$SEEK" repl <"$TMP/grpo.cmd" >"$TMP/grpo.out" 2>"$TMP/grpo.err"
+rc=$?
+if [ $rc -eq 0 ] && no_sanitizer "$TMP/grpo.err"; then ok; else bad "grpo: exit $rc $(head -c 400 "$TMP/grpo.err")"; fi
+# the output of the n-th command CMD: its lines after "seek> CMD" up to the next prompt
+section() { awk -v c="seek> $1" -v n="${2:-1}" '/^seek> /{on = ($0 == c && ++k == n); next} on' "$TMP/grpo.out"; }
+# (the script's first `group 3`, `update` and `tokens 0` were errors: the views are their later ones)
+# the rows of the n-th `group N`: #, reward, accuracy, format, advantage, tokens
+group_rows() { section "group $1" "$2" | awk '$1 ~ /^[0-9]+$/ && $2 ~ /^[0-9]+[.][0-9]+$/ {print $1, $2, $3, $4, $5, $6}'; }
+group_rows 3 2 >"$TMP/g1.txt"
+awk '{ n++; r[n] = $2; a[n] = $5; s += $2
+       if (($2 - $3 - 0.1 * $4) ^ 2 > 1e-6) { print "row " $1 ": reward " $2 " is not accuracy + 0.1 x format"; e++ }
+       if ($2 != "0.000" && $2 != "0.100" && $2 != "1.000" && $2 != "1.100") { print "row " $1 ": reward " $2; e++ } }
+     END { if (n != 8) { print n " rows, expected 8"; exit 1 }
+       m = s / n; for (i = 1; i <= n; i++) v += (r[i] - m) ^ 2; sd = sqrt(v / (n - 1))
+       if (sd == 0) { print "all rewards are equal: the test needs a seed whose group is mixed"; e++ }
+       for (i = 1; i <= n; i++) { want = (r[i] - m) / (sd + 1e-4); sa += a[i]
+         if ((a[i] - want) ^ 2 > 4e-6) { print "advantage " a[i] ", expected " want; e++ }
+         if ((r[i] > m && a[i] <= 0) || (r[i] < m && a[i] >= 0)) { print "advantage " a[i] " has the wrong sign"; e++ } }
+       if (sa ^ 2 > 1e-4) { print "the advantages sum to " sa; e++ }
+       exit e > 0 }' "$TMP/g1.txt" >"$TMP/g1.why" && ok || bad "grpo group: $(head -3 "$TMP/g1.why")"
+# the rows of the n-th `tokens K` without the token: j, logp, ratio, ratio-1, KL, advantage, clipped 0/1
+token_rows() {
+  section "tokens $1" "$2" | awk '/^ +[0-9]+  .* [-+][0-9]+[.][0-9][0-9][0-9]( +clipped)?$/ {
+    c = sub(/ +clipped$/, ""); print $1, $(NF-4), $(NF-3), $(NF-2), $(NF-1), $NF, c }'
+}
+n0=$(awk 'NR == 1 {print $6}' "$TMP/g1.txt")
+token_rows 0 2 | awk '{print $3, $5}' >"$TMP/t1.txt"
+if [ "$(wc -l <"$TMP/t1.txt")" -eq "$n0" ] && ! grep -qv '^1.0000 0.00000$' "$TMP/t1.txt"; then ok; else
+  bad "grpo tokens before update: expected $n0 rows of ratio 1.0000 and KL 0: $(grep -v '^1.0000 0.00000$' "$TMP/t1.txt" | head -3)"; fi
+# update: each completion's change is new - old, and most move the way their advantage asks
+section update 2 | awk '$1 ~ /^[0-9]+$/ && $2 ~ /^[-+][0-9]/ {print $1, $2, $3, $4, $5}' >"$TMP/u1.txt"
+awk 'NR == FNR { adv[$1] = $5; next }
+     { n++; if ($2 != adv[$1]) { print "row " $1 ": advantage " $2 ", the group said " adv[$1]; e++ }
+       if (($5 - ($4 - $3)) ^ 2 > 4e-6) { print "row " $1 ": change " $5 " is not " $4 " - " $3; e++ }
+       if ($2 != 0) { nz++; if ($2 * $5 > 0) moved++ } }
+     END { if (n != 8) { print n " rows, expected 8"; e++ }
+       if (2 * moved <= nz) { print moved " of " nz " moved in the direction of their advantage"; e++ }
+       print moved + 0, nz + 0 >"/dev/stderr"; exit e > 0 }' "$TMP/g1.txt" "$TMP/u1.txt" >"$TMP/u1.why" 2>"$TMP/u1.cnt" &&
+  ok || bad "grpo update: $(head -3 "$TMP/u1.why")"
+read -r moved nz <"$TMP/u1.cnt"
+if section update 2 | grep -q "^moved in the direction of their advantage: $moved of the $nz completions"; then ok; else
+  bad "grpo update: the summary does not say $moved of $nz"; fi
+if section update 2 | grep -q "^the loaded model changed (1 update since load)" &&
+   section update 2 | grep -q "^the sequence ran again"; then ok; else bad "grpo update: no note of the changed model"; fi
+token_rows 0 3 >"$TMP/t2.txt"
+if [ "$(wc -l <"$TMP/t2.txt")" -eq "$n0" ] && awk '$3 != "1.0000" {d++} END {exit !d}' "$TMP/t2.txt"; then ok; else
+  bad "grpo tokens after update: every ratio is still 1"; fi
+# the bad input left the state as it was: the same view of completion 0
+token_rows 0 4 >"$TMP/t3.txt"
+if cmp -s "$TMP/t2.txt" "$TMP/t3.txt"; then ok; else bad "grpo: bad input changed the kept group"; fi
+if [ "$(group_rows "5 4" 1 | wc -l)" -eq 4 ]; then ok; else bad "grpo: group 5 4 did not give 4 rows"; fi
+# load restores the model: the same seed draws the same group as before the update
+group_rows 3 3 >"$TMP/g2.txt"
+if cmp -s "$TMP/g1.txt" "$TMP/g2.txt"; then ok; else bad "grpo: after load, group 3 differs: $(diff "$TMP/g1.txt" "$TMP/g2.txt" | head -4)"; fi
+if [ "$(head -c 8 "$TMP/tokens.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] &&
+   [ "$(od -An -tu1 -j 20 -N 4 "$TMP/tokens.png" | awk '{print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4}')" -gt 200 ]; then ok; else
+  bad "grpo: tokens.png is not a PNG of the heatmap"; fi
+# every bad input: one error line each, in order
+cat >"$TMP/grpo.want" <<ERRS
+error: group: no model loaded (load DIR first)
+error: update: no group yet (group N [G] first)
+error: tokens: no group yet (group N [G] first)
+error: group size 1 is out of range [2, 65) (usage: group N [G])
+error: group size 65 is out of range [2, 65) (usage: group N [G])
+error: task -1 is out of range [0, 1000000000) (usage: group N [G])
+error: task 1000000000 is out of range [0, 1000000000) (usage: group N [G])
+error: task: '3x' is not an integer (usage: group N [G])
+error: completion 8 is out of range [0, 8) (usage: tokens K)
+error: completion -1 is out of range [0, 8) (usage: tokens K)
+error: update: learning rate 'nan': expected a finite number in (0, 1] (usage: update [LR])
+error: update: learning rate 'inf': expected a finite number in (0, 1] (usage: update [LR])
+error: update: learning rate '0': expected a finite number in (0, 1] (usage: update [LR])
+error: update: learning rate '12abc': expected a finite number in (0, 1] (usage: update [LR])
+error: tokens: no group yet (group N [G] first)
+error: group: tests/fixtures/v3 has no tokenizer.json (the task's prompt and the rewards need the model's tokenizer)
+ERRS
+grep -v '^error: --backend cpu:' "$TMP/grpo.err" >"$TMP/grpo.got"
+if diff "$TMP/grpo.want" "$TMP/grpo.got" >"$TMP/grpo.diff"; then ok; else bad "grpo errors: $(head -6 "$TMP/grpo.diff")"; fi
 
 # command-line errors
 expect_fail "no such model" "seek repl: /nonexistent/config.json" "$SEEK" repl /nonexistent

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "moe.h"
+#include "repl_grpo.h"
 #include "tolerances.h"
 #include "tokenizer.h"
 
@@ -71,10 +72,17 @@ const char *hook_doc(const char *name, const char **shape) {
     return NULL;
 }
 
-/* ---- output ---- */
+/* ---- output ----
+ * say, fail, arg_int, new_picture and show_picture are also the REPL's command files' (repl.h,
+ * "internal"), as repl_say, repl_fail, ...; this file calls them by their short names. */
 
-static void say(Repl *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(Repl *r, const char *fmt, ...) {
+#define say repl_say
+#define fail repl_fail
+#define arg_int repl_arg_int
+#define new_picture repl_new_picture
+#define show_picture repl_show_picture
+
+void say(Repl *r, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vfprintf(r->out, fmt, ap);
@@ -82,8 +90,7 @@ static void say(Repl *r, const char *fmt, ...) {
 }
 
 /* One error line, escaped (user input and token bytes never reach the terminal raw). Returns -1. */
-static int fail(Repl *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(Repl *r, const char *fmt, ...) {
+int fail(Repl *r, const char *fmt, ...) {
     char msg[1024], esc[1200];
     va_list ap;
     va_start(ap, fmt);
@@ -120,7 +127,7 @@ static int term_utf8(const Repl *r) { return r->interactive && r->color != TERM_
 /* ---- numbers (reliability rows 25, 26) ---- */
 
 /* An integer in [lo, hi): strict (no trailing bytes, no overflow), the range named on error. */
-static int arg_int(Repl *r, const char *s, long long lo, long long hi, const char *what, const char *usage, long long *out) {
+int arg_int(Repl *r, const char *s, long long lo, long long hi, const char *what, const char *usage, long long *out) {
     char esc[48]; /* fail() escapes the message as a whole */
     snprintf(esc, sizeof esc, "%s", s);
     errno = 0;
@@ -234,6 +241,14 @@ static void say_run(Repl *r) {
     say_next(r, "");
 }
 
+int repl_rerun(Repl *r) {
+    if (!r->have_run) return 0;
+    if (run_forward(r)) return -1;
+    say(r, "the sequence ran again with the model as it is now: ");
+    say_run(r);
+    return 0;
+}
+
 static int need_model(Repl *r, const char *cmd) {
     if (!r->loaded) return fail(r, "%s: no model loaded (load DIR first)", cmd);
     return 0;
@@ -255,13 +270,13 @@ static const Activation *get_act(Repl *r, const char *cmd, const char *fmt, int 
 
 /* ---- picture bookkeeping ---- */
 
-static void new_picture(Repl *r, const char *title, int grid_cols) {
+void new_picture(Repl *r, const char *title, int grid_cols) {
     picture_free(&r->pic);
     picture_init(&r->pic, title, grid_cols);
     r->have_pic = 0;
 }
 
-static void show_picture(Repl *r) {
+void show_picture(Repl *r) {
     r->have_pic = 1;
     term_print_picture(r->out, &r->pic, r->color, r->width);
 }
@@ -365,6 +380,7 @@ typedef struct Cmd {
     int (*fn)(Repl *r, int argc, char **argv, const char *rest);
     const char *usage;
     const char *help;
+    const char *more;           /* what `help CMD` adds (lines starting "  "), or NULL */
 } Cmd;
 
 static const Cmd *find_cmd(const char *name, char *why, size_t cap);
@@ -1354,7 +1370,7 @@ static int cmd_set(Repl *r, int argc, char **argv, const char *rest) {
 }
 
 static int cmd_png(Repl *r, int argc, char **argv, const char *rest) {
-    if (!r->have_pic) return fail(r, "png: no picture yet (run attn, route, path, latent, top or compare first)");
+    if (!r->have_pic) return fail(r, "png: no picture yet (run attn, route, path, latent, top, compare, group or tokens first)");
     SeekErr err;
     Image im;
     if (picture_render(&r->pic, &im, &err)) return fail(r, "png: %s", err.msg);
@@ -1389,6 +1405,17 @@ static const Cmd CMDS[] = {
     {"ablate", 0, 3, cmd_ablate, "ablate head L H | expert L E | off", "zero a head's output (hook_z) or never route to an expert (hook_router_choice = -inf), then re-run"},
     {"compare", 0, 0, cmd_compare, "compare", "the fast backend (set backend, else the default) against the reference at every stage"},
     {"set", 0, 2, cmd_set, "set [KEY VALUE]", "temperature, top_k, top_p, seed, attn naive|absorb, colour auto|none|256|truecolor, cmap, backend"},
+    {"group", 1, 2, repl_cmd_group, "group N [G]", "GRPO: G (8) completions of train task N (2..3-digit addition) sampled from the model, rewards, advantages; kept for update and tokens",
+     "  Task N of seek rl's train split under `set seed`, sampled at `set temperature` (0, greedy, samples at 1) and top_p,\n"
+     "  48 new tokens at most, on `set backend` (cpu is much faster than ref). reward = accuracy + 0.1 x format;\n"
+     "  advantage = (reward - mean) / (std + 1e-4). pi_ref is a frozen copy of the model as loaded (made by the first group)."},
+    {"update", 0, 1, repl_cmd_update, "update [LR]", "GRPO: one update on the kept group (lr 3e-4, beta 0.04, clip 0.2; changes the model, load restores it): each completion's log-prob change vs its advantage",
+     "  One AdamW step (0.9, 0.99, no decay; gradient clipped at norm 1) on the group's GRPO loss, as seek rl takes it;\n"
+     "  pi_old is the policy that sampled the group, so a second update sees ratios away from 1 and the clip acts.\n"
+     "  Then: each completion's summed log-prob before and after, whether it moved the way its advantage asks."},
+    {"tokens", 1, 1, repl_cmd_tokens, "tokens K", "GRPO: completion K of the kept group token by token: ratio pi/pi_old, KL k3 against pi_ref, advantage (a heatmap for png)",
+     "  ratio = pi/pi_old (1 everywhere before an update); KL = pi_ref/pi - log(pi_ref/pi) - 1; 'clipped': the clipped\n"
+     "  branch of min(ratio A, clip(ratio, 0.8, 1.2) A) wins, so that token gets no push from its advantage."},
     {"png", 1, 1, cmd_png, "png FILE", "write the last picture as a PNG file"},
     {"quit", 0, 0, cmd_quit, "quit", "leave (also: exit, Ctrl-D)"},
 };
@@ -1431,7 +1458,7 @@ static int cmd_help(Repl *r, int argc, char **argv, const char *rest) {
         char why[300];
         const Cmd *c = find_cmd(argv[1], why, sizeof why);
         if (!c) return fail(r, "help: %s", why);
-        say(r, "%s\n  %s\n", c->usage, c->help);
+        say(r, "%s\n  %s\n%s%s", c->usage, c->help, c->more ? c->more : "", c->more ? "\n" : "");
         return 0;
     }
     say(r, "commands (unique prefixes work; s = step, b = back, q = quit; # starts a comment):\n");
@@ -1540,6 +1567,7 @@ void repl_init(Repl *r, FILE *out, FILE *err) {
 }
 
 static void unload(Repl *r) {
+    repl_grpo_free(r);
     if (r->loaded) model_free(&r->model);
     if (r->tok) tokenizer_free(r->tok);
     r->tok = NULL;

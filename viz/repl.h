@@ -11,6 +11,8 @@
  * so stepping (`step`, `back`, `goto`) only moves a cursor over captured tensors and answers at
  * once. `gen N` decodes with the KV cache and then re-runs the whole sequence once so every view
  * covers every position. Interventions (`ablate`) are an edit callback on the cache (hooks.h).
+ * The GRPO views (`group`, `update`, `tokens`: one group of sampled answers and one update of the
+ * loaded model on it) are viz/repl_grpo.c's, rows of the same command table.
  */
 #ifndef SEEK_REPL_H
 #define SEEK_REPL_H
@@ -75,6 +77,10 @@ typedef struct Repl {
     Picture pic;
     int have_pic;
 
+    /* GRPO views (viz/repl_grpo.c): the kept group, the frozen reference π_ref (the model as
+     * loaded) and the optimizer state of `update`; NULL until the first `group`, freed on `load` */
+    struct ReplGrpo *grpo;
+
     int last_was_step;      /* an empty line repeats `step` (interactive only) */
     int n_errors;
 } Repl;
@@ -100,5 +106,21 @@ void repl_each_word(const Repl *r, void (*fn)(void *ctx, const char *word), void
 
 /* The documented shape and meaning of a hook name (docs/hooks.md), or NULL when undocumented. */
 const char *hook_doc(const char *name, const char **shape);
+
+/* ---- internal: for the REPL's command files (viz/repl_grpo.c) ---- */
+
+/* Prints to r->out. */
+void repl_say(Repl *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One error line "error: ..." on r->err, escaped, counted; returns -1. */
+int repl_fail(Repl *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A strict integer in [lo, hi) into *out, or an error naming `what`, the range and the usage. */
+int repl_arg_int(Repl *r, const char *s, long long lo, long long hi, const char *what, const char *usage, long long *out);
+/* Starts the picture `png FILE` writes (the last one is dropped); show_picture prints it and
+ * marks it written-able. A command whose terminal view is a table sets r->have_pic itself. */
+void repl_new_picture(Repl *r, const char *title, int grid_cols);
+void repl_show_picture(Repl *r);
+/* Runs the kept sequence again (after the model changed) so every view shows the model as it
+ * is now; nothing when nothing has run. */
+int repl_rerun(Repl *r);
 
 #endif

@@ -2,8 +2,14 @@
 step
 route 1
 prompt hello
+group 1
+update
+tokens 0
 load /nonexistent
 load tests/fixtures/v3
+group 1
+update 1e-3
+tokens 0
 frobnicate
 st
 ids
