@@ -155,8 +155,10 @@ $(B)/dbg/tests/%: $(B)/dbg/tests/%.o $(DBG_OBJ)
 
 # `make test`: every unit-test binary and the command-line tests, first against the release
 # build, then against the ASan/UBSan build; the driver ends with "N passed, N failed".
+# the build runs one job per core (JOBS=1 for a serial build); the suites then run one at a time
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 test: deps
-	@$(MAKE) --no-print-directory features seek seek-debug $(REL_TESTS) $(DBG_TESTS) $(if $(NVCC),$(LAB_BIN))
+	@$(MAKE) --no-print-directory -j$(JOBS) features seek seek-debug $(REL_TESTS) $(DBG_TESTS) $(if $(NVCC),$(LAB_BIN))
 	@bash scripts/fetch_deepseek_tokenizer.sh || echo "DeepSeek-V3 tokenizer.json unavailable: the tokenizer tests will fail"
 	@B=$(B) bash tests/run.sh
 

@@ -106,7 +106,7 @@ expect_ok "updates" "$SEEK" plot "$TMP/upd.log" -o "$TMP/upd.png"
 expect_stdout "updates: counted" ": 2 rl steps (4 updates), 0 evaluations$"
 # a real run of two batches of two updates, and its resume after the first batch (checkpoint
 # step-00000002): seek rl appends, and takes batch 2 and the final evaluation again
-M=tiny-models/seek-v3-mini
+M=tiny-models/seek-r1-base
 RL=(rl --init $M --prompts 1 --group 2 --max-new 2 --eval 1 --eval-samples 2 --pass-k 2 --updates 2
     --checkpoint-interval 1 --backend cpu --out "$TMP/real" --steps 2)
 expect_ok "seek rl" "$SEEK" "${RL[@]}"

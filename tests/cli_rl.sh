@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # cli_rl.sh: `seek rl` (GRPO with rule-based rewards) from the command line, on the shipped
-# seek-v3-mini: the loop runs and logs every measure, a resume draws the same samples and trains
-# bitwise the same weights, and bad flags are one line. (seek-v3-mini was trained on text, not
-# arithmetic: its rewards are 0 here; the GRPO loss and gradients themselves are checked against
-# PyTorch in tests/test_grad.c.)
+# seek-r1-base (the R1-Zero base model, small and quick): the loop runs and logs every measure, a
+# resume draws the same samples and trains bitwise the same weights, and bad flags are one line.
+# (With 6 new tokens at most the completions are cut short and the rewards mostly 0: these are tests
+# of the loop's mechanics; what it learns is tests/cli_r1.sh's, and the GRPO loss and gradients
+# themselves are checked against PyTorch in tests/test_grad.c.)
 set -u
 cd "$(dirname "$0")/.."
 . tests/lib.sh
-MINI=tiny-models/seek-v3-mini
+MINI=tiny-models/seek-r1-base
 ARGS=(--init $MINI --steps 4 --prompts 2 --group 2 --max-new 6 --eval 1 --eval-samples 2 --pass-k 2 --seed 7)
 expect_ok "rl" "$SEEK" rl "${ARGS[@]}" --out "$TMP/a" --checkpoint-interval 2
 grep -q "^rl: .*2 tasks x 2 samples a step" "$TMP/out" && ok || bad "rl: start line '$(head -1 "$TMP/out")'"
@@ -17,9 +18,9 @@ grep -q '^rl step=4 update=4 reward=[0-9.]* accuracy=[0-9.]* format=[0-9.]* leng
 [ "$(grep -c '^eval step=' "$TMP/a/rl.log")" = 2 ] && ok || bad "rl: pass@1 not evaluated before and after"
 grep -q '^eval step=4 pass1=[0-9.]* pass2=[0-9.]* greedy=[0-9.]* format=[0-9.]* greedy_format=[0-9.]* length=[0-9.]* n=1 samples=2$' "$TMP/a/rl.log" \
   && ok || bad "rl: the eval line lacks a measure: $(grep '^eval step=4' "$TMP/a/rl.log")"
-# entropy: of a text model on arithmetic prompts, between 0 and log(V) = log(4096) = 8.32 nats
-awk '/^rl step=/ { for (i = 1; i <= NF; i++) if ($i ~ /^entropy=/) { v = substr($i, 9) + 0; if (v <= 0.1 || v >= 8.32) bad = 1 } } END { exit bad }' "$TMP/a/rl.log" \
-  && ok || bad "rl: entropy outside (0.1, log V)"
+# entropy: between 0 and log(V) = log(320) = 5.77 nats
+awk '/^rl step=/ { for (i = 1; i <= NF; i++) if ($i ~ /^entropy=/) { v = substr($i, 9) + 0; if (v <= 0.001 || v >= 5.77) bad = 1 } } END { exit bad }' "$TMP/a/rl.log" \
+  && ok || bad "rl: entropy outside (0.001, log V)"
 [ "$(head -c 8 "$TMP/a/curves.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] && ok || bad "rl: no curves.png (a PNG) in the run folder"
 [ -s "$TMP/a/step-00000004/model.safetensors" ] && [ -s "$TMP/a/step-00000004/tokenizer.json" ] && ok || bad "rl: no final checkpoint with its tokenizer"
 # resume from step 2: the same samples (seeded by step), the same updates, the same weights
