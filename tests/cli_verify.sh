@@ -3,7 +3,7 @@
 # every model fixture in tests/fixtures/, in both attention forms for MLA models, with prefill and
 # decode steps; `seek verify --grad` (one training step, every parameter gradient) over every
 # fixture; `--backend` on forward/generate/grad/train, with 20 training steps on cpu and ref
-# agreeing within TOL_CPU_TRAIN_LOSS_REL; and the twin rule of ../shared/docs/style.md:
+# agreeing within TOL_CPU_TRAIN_LOSS_REL; and the twin rule of docs/contributing.md:
 # every fast/cpu function has a reference twin in ref/ and a test in tests/test_fast_cpu.c.
 # Run by tests/run.sh with SEEK set (release, then the ASan/UBSan build).
 set -u

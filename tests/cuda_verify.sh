@@ -4,7 +4,7 @@
 # prefill and decode steps through the device KV cache; cuda greedy generation equal to ref's;
 # training on the GPU (verify --grad over every fixture, seek grad, 20 steps of seek train against
 # ref and twice bitwise);
-# and the twin rule of ../shared/docs/style.md for fast/cuda: every `_cuda` twin has a reference
+# and the twin rule of docs/contributing.md for fast/cuda: every `_cuda` twin has a reference
 # twin in ref/ and a test in tests/test_cuda.c. Needs a GPU: run by tests/cuda_run.sh (make
 # test-cuda), not by make test. With VERIFY_LOG=FILE every verify table is appended to FILE.
 set -u

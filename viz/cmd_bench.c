@@ -19,7 +19,7 @@
  * products in GFLOP/s against the peak and as a share of the step, and the two backends' first
  * step compared (loss, and max |cpu - ref| / max |ref| over all gradients). Both start from the
  * same weights and optimizer state.
- * Speed is measured here, never in tests (../shared/docs/performance.md): machines are shared and
+ * Speed is measured here, never in tests (docs/fast-cpu.md, "Benchmark"): machines are shared and
  * noisy, so quote medians and ratios measured side by side.
  */
 #include <math.h>

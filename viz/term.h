@@ -1,7 +1,7 @@
 /* term.h: terminal output: colour modes, escaping of untrusted bytes, and text renderings of
  * pictures (plot.h).
  *
- * Colour (../shared/docs/ux.md): NO_COLOR (set and non-empty) turns colour off; otherwise a
+ * Colour (the NO_COLOR convention, no-color.org): NO_COLOR (set and non-empty) turns colour off; otherwise a
  * terminal gets truecolor when COLORTERM says "truecolor" or "24bit", else the 256-colour
  * cube; anything that is not a terminal gets plain shade characters (" .:-=+*#%@", ASCII only)
  * unless the user asks for colour (`set colour 256|truecolor`).
