@@ -291,3 +291,11 @@ int copy_file_atomic(const char *src, const char *dst, SeekErr *err) {
     free(text);
     return rc;
 }
+
+const char *arg_for_message(char out[48], const char *arg) {
+    size_t i = 0;
+    for (; arg && arg[i] && i < 40; i++) out[i] = (unsigned char)arg[i] < 0x20 || arg[i] == 0x7f ? '?' : arg[i];
+    if (arg && arg[i]) memcpy(out + i, "...", 4);
+    else out[i] = '\0';
+    return out;
+}

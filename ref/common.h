@@ -60,6 +60,9 @@ int path_join(char *out, size_t cap, const char *dir, const char *name, SeekErr 
 
 /* Number parsing for command lines: the whole string must be a number in range. */
 int parse_i64(const char *s, long long lo, long long hi, long long *out, const char *what, SeekErr *err);
+/* A command-line argument for a one-line message: at most 40 bytes, then "..."; control bytes and
+ * DEL as '?' (UTF-8 kept). arg NULL gives "". Returns out. */
+const char *arg_for_message(char out[48], const char *arg);
 int parse_f64(const char *s, double lo, double hi, double *out, const char *what, SeekErr *err);
 
 /* Float conversions used by the file formats (exact, no rounding surprises). */

@@ -7,14 +7,6 @@
 cd "$(dirname "$0")/.."
 . tests/lib.sh
 
-# expect_code NAME CODE PATTERN CMD...: exit status CODE and one stderr line matching PATTERN
-expect_code() {
-  local name=$1 code=$2 pat=$3; shift 3
-  "$@" >"$TMP/out" 2>"$TMP/err"
-  local rc=$?
-  if [ $rc -ne "$code" ]; then bad "$name: exit $rc, expected $code ($(head -c 300 "$TMP/err"))"; return; fi
-  expect_fail "$name" "$pat" "$@"
-}
 # png_size FILE: "WxH" from the IHDR chunk, or "not a PNG"
 png_size() {
   [ "$(head -c 16 "$1" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a0000000d49484452 ] || { echo "not a PNG"; return; }

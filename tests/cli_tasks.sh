@@ -15,14 +15,6 @@ expect_out() {
   ok
 }
 
-# expect_code NAME CODE PATTERN CMD...: exit status CODE and one stderr line matching PATTERN
-expect_code() {
-  local name=$1 code=$2 pat=$3; shift 3
-  "$@" >"$TMP/out" 2>"$TMP/err"
-  local rc=$?
-  if [ $rc -ne "$code" ]; then bad "$name: exit $rc, expected $code ($(head -c 300 "$TMP/err"))"; return; fi
-  expect_fail "$name" "$pat" "$@"
-}
 
 PROMPT_TAIL='? Think in <think> </think>, then answer in <answer> </answer>.'
 

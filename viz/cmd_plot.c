@@ -26,12 +26,8 @@
 
 /* msg, then the argument (at most 40 bytes, control bytes as '?', so the error stays one line) */
 static int usage(const char *msg, const char *arg) {
-    char a[48] = "";
-    size_t i = 0;
-    for (; arg && arg[i] && i < 40; i++) a[i] = (unsigned char)arg[i] < 0x20 || arg[i] == 0x7f ? '?' : arg[i];
-    if (arg && arg[i]) memcpy(a + i, "...", 4);
-    else a[i] = '\0';
-    fprintf(stderr, "seek plot: %s%s%s (usage: " PLOT_USAGE ")\n", msg, arg ? " " : "", a);
+    char a[48];
+    fprintf(stderr, "seek plot: %s%s%s (usage: " PLOT_USAGE ")\n", msg, arg ? " " : "", arg_for_message(a, arg));
     return 2;
 }
 
