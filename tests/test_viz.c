@@ -273,6 +273,45 @@ static void test_bars_and_lines(void **state) {
     picture_free(&p);
 }
 
+/* a zero bar keeps its label: with bars {0, 1} labelled, the column of bar 0 (just left of bar 1,
+ * as wide) has dark label pixels under the axis, as bar 1's does */
+static void test_bar_labels(void **state) {
+    (void)state;
+    Picture p;
+    SeekErr err;
+    picture_init(&p, "", 1);
+    Panel *b = picture_add(&p, PANEL_BARS, 1, 2, "bars", &err);
+    assert_int_equal(panel_want_labels(b, 0, 2, &err), 0);
+    b->v[0] = 0.0f, b->v[1] = 1.0f;
+    snprintf(b->col_labels[0], PLOT_LABEL_LEN, "7");
+    snprintf(b->col_labels[1], PLOT_LABEL_LEN, "8");
+    panel_auto_range(b);
+    Image im;
+    assert_int_equal(panel_render(b, &im, &err), 0);
+    Rgb bar = cmap_entry(CMAP_VIRIDIS_ID, 90);
+    int x0 = -1, x1 = -1, ybot = -1;
+    for (int x = 0; x < im.w; x++)
+        for (int y = 0; y < im.h; y++)
+            if (rgb_eq(image_get(&im, x, y), bar)) {
+                if (x0 < 0) x0 = x;
+                x1 = x;
+                if (y > ybot) ybot = y;
+            }
+    assert_true(x0 >= 0 && ybot >= 0);
+    int bw = x1 - x0 + 2; /* the bar and its 1-pixel gap */
+    int dark[2] = {0, 0};
+    for (int k = 0; k < 2; k++)
+        for (int x = x0 - (1 - k) * bw; x < x0 - (1 - k) * bw + bw; x++)
+            for (int y = ybot + 2; y < im.h; y++) {
+                Rgb c = image_get(&im, x, y);
+                dark[k] += c.r < 80 && c.g < 80 && c.b < 80;
+            }
+    assert_true(dark[1] > 5);
+    assert_true(dark[0] > 5);
+    image_free(&im);
+    picture_free(&p);
+}
+
 /* ---- terminal ---- */
 
 static void test_escape(void **state) {
@@ -730,7 +769,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_colormap),        cmocka_unit_test(test_font),
         cmocka_unit_test(test_png_roundtrip),   cmocka_unit_test(test_heatmap_pixels),
-        cmocka_unit_test(test_bars_and_lines),  cmocka_unit_test(test_escape),
+        cmocka_unit_test(test_bars_and_lines), cmocka_unit_test(test_bar_labels),  cmocka_unit_test(test_escape),
         cmocka_unit_test(test_term_picture),    cmocka_unit_test(test_repl_every_fixture),
         cmocka_unit_test(test_repl_bias_flips), cmocka_unit_test(test_repl_ablate),
         cmocka_unit_test(test_repl_bad_input),  cmocka_unit_test(test_repl_step_speed),

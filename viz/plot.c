@@ -271,10 +271,11 @@ static void render_axes(const Panel *pn, Image *im) {
         int y0 = value_y(pn, &g, pn->lo > 0 ? pn->lo : 0.0f);
         for (int c = 0; c < pn->cols; c++) {
             float v = pn->v[c];
-            if (!isfinite(v) || v == 0.0f) continue;
-            int y1 = value_y(pn, &g, v);
-            int gap = bw >= 4 ? 1 : 0;
-            image_fill_rect(im, g.ax + c * bw, y1 < y0 ? y1 : y0, bw - gap, abs(y0 - y1) + 1, cmap_entry(pn->cmap, 90));
+            if (isfinite(v) && v != 0.0f) { /* a bar; an empty or zero one keeps its label */
+                int y1 = value_y(pn, &g, v);
+                int gap = bw >= 4 ? 1 : 0;
+                image_fill_rect(im, g.ax + c * bw, y1 < y0 ? y1 : y0, bw - gap, abs(y0 - y1) + 1, cmap_entry(pn->cmap, 90));
+            }
             if (pn->col_labels && bw >= 7) {
                 const char *l = pn->col_labels[c];
                 int n = (int)strlen(l) > MAX_LABEL_CHARS ? MAX_LABEL_CHARS : (int)strlen(l);
