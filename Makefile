@@ -226,7 +226,7 @@ DBG_TESTS    += $(FUZZ_NAMES:%=$(B)/dbg/fuzz/%)
 CLANG        ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= $(FUZZ_NAMES)
-FUZZ_LIB     = ref/pairs.c ref/tokenizer.c ref/common.c ref/grpo.c ref/data.c ref/tasks.c viz/rl_plot.c viz/image.c viz/font.c
+FUZZ_LIB     = ref/pairs.c ref/tokenizer.c ref/common.c ref/grpo.c ref/data.c ref/tasks.c viz/rl_plot.c viz/image.c viz/font.c viz/lesson.c
 FUZZ_CFLAGS  = -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
                $(CSTD) $(WARN) $(INCLUDES) $(filter -DSEEK_HAVE_PCRE2 -DSEEK_HAVE_UTF8PROC,$(DEFS)) -MMD -MP
 FUZZ_LIBS    = -lm $(shell $(PKG_CONFIG) --libs jansson $(if $(HAVE_PCRE2),libpcre2-8) $(if $(HAVE_UTF8PROC),libutf8proc) 2>/dev/null)

@@ -1,47 +1,60 @@
 #!/usr/bin/env bash
-# cli_lessons.sh: every lesson (lessons/NN-topic.md) runs and shows what its prose says, until a
-# lesson runner exists (docs/contributing.md, "Adding a lesson"): its ```seek cells, in order,
-# become one REPL script (`seek repl --script`, one thread, so the numbers are the cpu backend's
-# single-thread ones); every line of its ```expect blocks must appear in the output as a whole
-# line; the REPL must report no error. A lesson without a cell or with an unclosed block fails.
+# cli_lessons.sh: `seek lesson` (viz/cmd_lesson.c, viz/lesson.h; docs/contributing.md, "Adding a
+# lesson"): it lists the lessons, every lesson passes `seek lesson NN --check` (its cells run in one
+# REPL, each ```expect line a whole line of its cell's output), and broken lessons fail with one
+# line naming the file and line: an unclosed block, an expect block before any cell, a NUL byte,
+# no cell, a cell that fails in the REPL, an expected line the cell does not print.
 set -u
 cd "$(dirname "$0")/.."
 . tests/lib.sh
+
+expect_ok "lesson list" "$SEEK" lesson
+grep -q '^13  lessons/13-grpo.md .*GRPO.*(5 cells)$' "$TMP/out" && ok || bad "lesson list: $(head -c 300 "$TMP/out")"
 n=0
 for L in lessons/[0-9][0-9]-*.md; do
   [ -e "$L" ] || continue
   n=$((n + 1))
-  name=$(basename "$L" .md)
-  # the cells and the expected lines; an unclosed fence is an error
-  if ! awk -v cmd="$TMP/$name.cmd" -v want="$TMP/$name.exp" '
-      /^```seek$/ && !f { f = 1; k = "c"; next }
-      /^```expect$/ && !f { f = 1; k = "e"; next }
-      /^```/ && f && $0 == "```" { f = 0; next }
-      f && k == "c" { print > cmd }
-      f && k == "e" { print > want }
-      END { exit f }' "$L"; then
-    bad "$name: a \`\`\`seek or \`\`\`expect block is not closed"
-    continue
-  fi
-  [ -s "$TMP/$name.cmd" ] && ok || { bad "$name: no \`\`\`seek cell"; continue; }
-  OMP_NUM_THREADS=1 "$SEEK" repl --script "$TMP/$name.cmd" >"$TMP/$name.out" 2>"$TMP/$name.err"
-  rc=$?
-  [ $rc -eq 0 ] && ! grep -q '^error' "$TMP/$name.err" && ok || bad "$name: the REPL failed (exit $rc): $(head -c 300 "$TMP/$name.err")"
-  missing=0
-  while IFS= read -r want; do
-    grep -qxF -- "$want" "$TMP/$name.out" || { missing=$((missing + 1)); [ $missing -le 3 ] && echo "  $name: expected line not shown: $want"; }
-  done < <(cat "$TMP/$name.exp" 2>/dev/null)
-  [ -s "$TMP/$name.exp" ] && [ $missing -eq 0 ] && ok || bad "$name: $missing expected line(s) not in the output (or no \`\`\`expect block)"
+  nn=$(basename "$L" | cut -c1-2)
+  expect_ok "lesson $nn --check" "$SEEK" lesson "$nn" --check
+  grep -q "^$L: .*: [0-9]* cells ran, [0-9]* expected lines shown$" "$TMP/out" && ok || bad "lesson $nn: $(head -c 300 "$TMP/out")"
 done
 [ $n -ge 1 ] && ok || bad "no lesson found in lessons/"
-# the checker itself fails on a broken lesson: an unclosed cell, an expected line that is not shown
-# (run on a copy holding only the broken lesson; the copy does not test itself again)
-if [ -n "${LESSONS_INNER:-}" ]; then finish; exit; fi
-mkdir -p "$TMP/broken/lessons"
-printf '# x\n```seek\nwhere\n' > "$TMP/broken/lessons/01-x.md"
-out=$(cd "$TMP/broken" && mkdir -p tests && cp "$OLDPWD/tests/lib.sh" tests/ && cp "$OLDPWD/tests/cli_lessons.sh" tests/ && LESSONS_INNER=1 SEEK="$SEEK" bash tests/cli_lessons.sh 2>&1 | tail -n 1)
-[ "${out#RESULT: passed=* failed=}" != 0 ] && ok || bad "an unclosed cell was not reported: $out"
-printf '# x\n```seek\nwhere\n```\n```expect\nthis line is never printed\n```\n' > "$TMP/broken/lessons/01-x.md"
-out=$(cd "$TMP/broken" && LESSONS_INNER=1 SEEK="$SEEK" bash tests/cli_lessons.sh 2>&1 | tail -n 1)
-[ "${out#RESULT: passed=* failed=}" != 0 ] && ok || bad "a missing expected line was not reported: $out"
+
+# broken lessons: exit 1, one line with the file and line
+B=$TMP/broken
+# expect_report NAME PATTERN CMD...: exit 1, the first stderr line matches (a failed expectation
+# then shows what the cell printed, one "  | " line each)
+expect_report() {
+  local name=$1 pat=$2; shift 2
+  "$@" >"$TMP/out" 2>"$TMP/err"
+  local rc=$?
+  [ $rc -eq 1 ] && head -n 1 "$TMP/err" | grep -q -- "$pat" && ! tail -n +2 "$TMP/err" | grep -vq '^  ' \
+    && ok || bad "$name: exit $rc, stderr '$(head -c 300 "$TMP/err")'"
+}
+mkdir -p "$B"
+printf '# x\n```seek\nwhere\n' >"$B/unclosed.md"
+expect_code "unclosed cell" 1 "unclosed.md:2: the \`\`\`seek opened here is not closed" "$SEEK" lesson "$B/unclosed.md" --check
+printf '# x\n\n```expect\nloaded\n```\n' >"$B/expect_first.md"
+expect_code "expect before a cell" 1 "expect_first.md:3: an \`\`\`expect block before any \`\`\`seek cell" "$SEEK" lesson "$B/expect_first.md" --check
+printf '# x\n```seek\nwh\0ere\n```\n' >"$B/nul.md"
+expect_code "NUL byte" 1 "nul.md:3: a NUL byte" "$SEEK" lesson "$B/nul.md" --check
+printf '# x\nprose only\n```c\nint x;\n```\n' >"$B/nocell.md"
+expect_code "no cell" 1 "nocell.md: no \`\`\`seek cell" "$SEEK" lesson "$B/nocell.md" --check
+printf '# x\n```seek\nload tiny-models/seek-r1-base\n```\n\n```seek\nattn 99\n```\n' >"$B/failing.md"
+expect_code "a failing cell" 1 "failing.md:6: cell 2 failed: error: attn" "$SEEK" lesson "$B/failing.md" --check
+printf '# x\n```seek\nload tiny-models/seek-r1-base\n```\n```expect\nthis line is never printed\n```\n' >"$B/missing.md"
+expect_report "an expected line not shown" "missing.md:5: cell 1: expected line not shown: this line is never printed" \
+  "$SEEK" lesson "$B/missing.md" --check
+grep -q '^  | loaded tiny-models/seek-r1-base: deepseek_v3' "$TMP/err" && ok || bad "a failing expect does not show what the cell printed"
+# the expected line must be a whole line of its own cell's output, not of another cell's
+printf '# x\n```seek\nload tiny-models/seek-r1-base\n```\n```seek\nwhere\n```\n```expect\nloaded tiny-models/seek-r1-base: deepseek_v3, 4 layers, hidden 128, vocab 320, MLA attention, 8 routed experts top-2; tokenizer 299 ids\n```\n' >"$B/othercell.md"
+expect_report "an expected line from another cell" "othercell.md:8: cell 2: expected line not shown" "$SEEK" lesson "$B/othercell.md" --check
+printf '# x\r\n```seek\r\nload tiny-models/seek-r1-base\r\n```\r\n```expect\r\nloaded tiny-models/seek-r1-base: deepseek_v3, 4 layers, hidden 128, vocab 320, MLA attention, 8 routed experts top-2; tokenizer 299 ids\r\n```\r\n' >"$B/crlf.md"
+expect_ok "a CRLF lesson" "$SEEK" lesson "$B/crlf.md" --check
+# usage
+expect_code "no such lesson" 1 "no lesson 99 in lessons/" "$SEEK" lesson 99 --check
+expect_code "unreadable file" 1 "cannot open" "$SEEK" lesson "$B/none.md" --check
+expect_code "unknown flag" 2 "unknown option --html" "$SEEK" lesson 13 --html x.html
+expect_code "stepping is not built yet" 2 "not built yet" "$SEEK" lesson 13
+expect_code "--check alone" 2 "--check needs a lesson" "$SEEK" lesson --check
 finish

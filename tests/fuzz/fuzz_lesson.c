@@ -1,0 +1,68 @@
+/* fuzz_lesson.c: fuzz target for the lesson reader (viz/lesson.h: lesson_parse), which reads files
+ * a learner or contributor writes. The input is a lesson's bytes, in libFuzzer's buffer of exactly
+ * their size (ASan reports any read past them). On success the result is checked against the
+ * format: at least one cell; cells numbered 1, 2, ... in order; every expect block belongs to the
+ * cell before it; each block's text is NUL-terminated at its length, ends in '\n', holds no NUL
+ * and no "```" line, and appears in the input (CR before LF dropped); the opening lines increase;
+ * the title is one line. On failure the error is one printable line naming the input. A failed
+ * check aborts, so libFuzzer (make fuzz) and the replay driver (tests/cli_fuzz.sh) report it.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lesson.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(c)                                                                         \
+    do {                                                                                 \
+        if (!(c)) {                                                                      \
+            fprintf(stderr, "fuzz_lesson: check failed: %s (line %d)\n", #c, __LINE__); \
+            abort();                                                                     \
+        }                                                                                \
+    } while (0)
+
+/* does the input hold the block's text, line by line (each line a whole line of the input, CR-less)? */
+static int in_input(const uint8_t *d, size_t n, const char *line, size_t k) {
+    for (size_t i = 0; i + k <= n; i++)
+        if ((i == 0 || d[i - 1] == '\n') && memcmp(d + i, line, k) == 0 &&
+            (i + k == n || d[i + k] == '\n' || (d[i + k] == '\r' && i + k + 1 < n && d[i + k + 1] == '\n')))
+            return 1;
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    Lesson l;
+    SeekErr err;
+    if (lesson_parse(&l, (const char *)data, size, "fuzz.md", &err)) {
+        size_t n = strlen(err.msg);
+        CHECK(n > 0 && strncmp(err.msg, "fuzz.md", 7) == 0);
+        for (size_t i = 0; i < n; i++) CHECK((unsigned char)err.msg[i] >= 0x20 && err.msg[i] != 0x7f);
+        return 0;
+    }
+    CHECK(l.cells >= 1 && l.n >= l.cells);
+    CHECK(memchr(l.title, '\n', strlen(l.title)) == NULL);
+    int cells = 0, last_line = 0;
+    for (int i = 0; i < l.n; i++) {
+        const LessonBlock *b = &l.b[i];
+        CHECK(b->line > last_line);
+        last_line = b->line;
+        if (b->kind == LESSON_CELL) CHECK(b->cell == ++cells);
+        else CHECK(b->kind == LESSON_EXPECT && b->cell == cells && cells >= 1);
+        CHECK(strlen(b->text) == b->len);
+        CHECK(b->len == 0 || b->text[b->len - 1] == '\n');
+        for (const char *p = b->text; *p;) {
+            const char *nl = strchr(p, '\n');
+            CHECK(nl != NULL);
+            size_t k = (size_t)(nl - p);
+            CHECK(!(k == 3 && memcmp(p, "```", 3) == 0));
+            CHECK(in_input(data, size, p, k));
+            p = nl + 1;
+        }
+    }
+    CHECK(cells == l.cells);
+    lesson_free(&l);
+    return 0;
+}
