@@ -21,14 +21,12 @@ void rl_step_free(RlStep *x) {
     free(x->logits);
     free(x->prompt);
     free(x->out);
-    free(x->r);
     free(x->len);
     free(x->acc);
     free(x->fmt);
     free(x->reward);
     free(x->row_adv);
     free(x->prompt_len);
-    free(x->A);
     if (x->s.B) runstate_free(&x->s);
     if (x->kv.B) kvcache_free(&x->kv);
     memset(x, 0, sizeof *x);
@@ -72,16 +70,14 @@ int rl_step_init(RlStep *x, const RlOpts *o, const Config *c, Tokenizer *tok, Se
     x->logits = malloc(N * (size_t)c->V * sizeof(float));
     x->prompt = malloc((size_t)o->G * x->Pmax * sizeof(int));
     x->out = malloc((size_t)o->G * o->max_new * sizeof(int));
-    x->r = malloc((size_t)o->G * sizeof(double));
-    x->A = malloc((size_t)o->G * sizeof(float));
     x->len = malloc((size_t)x->B * sizeof(int));
     x->acc = malloc((size_t)x->B * sizeof(int));
     x->fmt = malloc((size_t)x->B * sizeof(int));
     x->reward = malloc((size_t)x->B * sizeof(double));
     x->row_adv = malloc((size_t)x->B * sizeof(float));
     x->prompt_len = malloc((size_t)o->prompts * sizeof(int));
-    if (!x->ids || !x->targets || !x->weights || !x->adv || !x->ref_lp || !x->old_lp || !x->logits || !x->prompt || !x->out || !x->r ||
-        !x->A || !x->len || !x->acc || !x->fmt || !x->reward || !x->row_adv || !x->prompt_len) {
+    if (!x->ids || !x->targets || !x->weights || !x->adv || !x->ref_lp || !x->old_lp || !x->logits || !x->prompt || !x->out ||
+        !x->len || !x->acc || !x->fmt || !x->reward || !x->row_adv || !x->prompt_len) {
         rl_step_free(x);
         return seek_fail(err, "rl: out of memory");
     }
@@ -99,16 +95,26 @@ static int completion_len(const int *tok, int n, int eos) {
     return n;
 }
 
+/* a completion's text (its tokens before EOS; the caller frees text->data) and its rewards for t */
+static int score(const Tokenizer *tok, const int *c, int len, int eos, const Task *t, TokBytes *text, TaskReward *r,
+                 SeekErr *err) {
+    int n = len > 0 && c[len - 1] == eos ? len - 1 : len;
+    memset(text, 0, sizeof *text);
+    if (tokenizer_decode(tok, c, (size_t)n, text, err)) return -1;
+    *r = task_check((const char *)text->data, text->n, t->answer, NULL);
+    return 0;
+}
+
 /* a completion for a reader: its text before EOS, its rewards; bytes outside printable ASCII as \xHH
  * except newline */
 static void show_completion(FILE *f, const char *what, const Tokenizer *tok, const int *c, int len, int eos,
                             const Task *t) {
-    int n = len > 0 && c[len - 1] == eos ? len - 1 : len;
-    TokBytes text = {0};
+    TokBytes text;
+    TaskReward r;
     SeekErr e;
-    if (tokenizer_decode(tok, c, (size_t)n, &text, &e)) return;
-    TaskReward r = task_check((const char *)text.data, text.n, t->answer, NULL);
-    fprintf(f, "  %-7s (%d tokens%s, format %d, accuracy %d): ", what, len, len > n ? " with EOS" : ", no EOS", r.format,
+    if (score(tok, c, len, eos, t, &text, &r, &e)) return;
+    const int with_eos = len > 0 && c[len - 1] == eos;
+    fprintf(f, "  %-7s (%d tokens%s, format %d, accuracy %d): ", what, len, with_eos ? " with EOS" : ", no EOS", r.format,
             r.accuracy);
     for (size_t i = 0; i < text.n; i++) {
         unsigned char ch = text.data[i];
@@ -122,10 +128,9 @@ static void show_completion(FILE *f, const char *what, const Tokenizer *tok, con
 /* the reward of a completion (the text before its EOS) for task t */
 static int reward(const Tokenizer *tok, const int *c, int len, int eos, const Task *t, const RlOpts *o, double *r,
                   int *acc, int *fmt, SeekErr *err) {
-    int n = len > 0 && c[len - 1] == eos ? len - 1 : len;
-    TokBytes text = {0};
-    if (tokenizer_decode(tok, c, (size_t)n, &text, err)) return -1;
-    TaskReward tr = task_check((const char *)text.data, text.n, t->answer, NULL);
+    TokBytes text;
+    TaskReward tr;
+    if (score(tok, c, len, eos, t, &text, &tr, err)) return -1;
     free(text.data);
     *acc = tr.accuracy;
     *fmt = tr.format;
@@ -162,17 +167,13 @@ int rl_rollouts(RlStep *x, Backend be, const Model *policy, const Model *ref, To
         for (int g = 0; g < G; g++) {
             const int *cg = x->out + (size_t)g * o->max_new;
             const int len = completion_len(cg, o->max_new, eos), row = k * G + g;
-            int acc, fmt;
-            if (reward(tok, cg, len, eos, &task, o, &x->r[g], &acc, &fmt, err)) return -1;
-            x->st.accuracy += acc;
-            x->st.format += fmt;
-            x->st.reward += x->r[g];
+            if (reward(tok, cg, len, eos, &task, o, &x->reward[row], &x->acc[row], &x->fmt[row], err)) return -1;
+            x->st.accuracy += x->acc[row];
+            x->st.format += x->fmt[row];
+            x->st.reward += x->reward[row];
             x->st.length += len;
-            distinct |= x->r[g] != x->r[0];
+            distinct |= x->reward[row] != x->reward[k * G];
             x->len[row] = len;
-            x->acc[row] = acc;
-            x->fmt[row] = fmt;
-            x->reward[row] = x->r[g];
             count += len;
             int *ids = x->ids + (size_t)row * T;
             memcpy(ids, x->prompt + (size_t)g * P, (size_t)P * sizeof(int));
@@ -181,11 +182,9 @@ int rl_rollouts(RlStep *x, Backend be, const Model *policy, const Model *ref, To
             sft_targets_row(x->targets + (size_t)row * T, ids, P, P + len, T);
         }
         x->st.groups_all_equal += !distinct;
-        grpo_advantages(x->A, x->r, G, o->scale_rewards);
-        for (int g = 0; g < G; g++) {
-            x->row_adv[k * G + g] = x->A[g];
-            for (int t = 0; t < T; t++) x->adv[(size_t)(k * G + g) * T + t] = x->A[g];
-        }
+        grpo_advantages(x->row_adv + (size_t)k * G, x->reward + (size_t)k * G, G, o->scale_rewards);
+        for (int g = 0; g < G; g++)
+            for (int t = 0; t < T; t++) x->adv[(size_t)(k * G + g) * T + t] = x->row_adv[k * G + g];
     }
     /* weights: the loss is the mean over completions of each one's mean over its tokens */
     const double n_comp = (double)x->B;

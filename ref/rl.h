@@ -51,13 +51,11 @@ typedef struct {
     float *old_lp;            /* (B, T) π_old, for several updates per batch */
     float *logits;            /* (B·T, V) the reference's forward */
     int *prompt, *out;        /* (G, Pmax), (G, max_new) one group's generation */
-    double *r;                /* (G) */
     int *len;                 /* (B) each row's completion length */
     int *acc, *fmt;           /* (B) each row's accuracy and format rewards */
     double *reward;           /* (B) each row's reward */
-    float *row_adv;           /* (B) each row's advantage */
+    float *row_adv;           /* (B) each row's advantage (its group's, grpo.h) */
     int *prompt_len;          /* (prompts) each task's prompt tokens (BOS included) */
-    float *A;                 /* (G) */
     RunState s;               /* the reference's forward */
     KVCache kv;
     PolicyTerms pt;

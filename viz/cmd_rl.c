@@ -72,16 +72,9 @@ int cmd_rl(int argc, char **argv) {
         if (!strcmp(a, "--no-scale-rewards")) { scale = 0; continue; }
         if (!strcmp(a, "--no-length-norm")) { lnorm = 0; continue; }
         if (strncmp(a, "--", 2)) return usage("unexpected argument", a);
-        static const char *const VALUED[] = {"--init", "--out", "--resume", "--backend", "--digits", "--family", "--steps",
-                                             "--prompts", "--group", "--max-new", "--eval", "--eval-samples", "--pass-k",
-                                             "--eval-temperature", "--eval-top-p", "--eval-interval", "--show", "--updates",
-                                             "--checkpoint-interval", "--seed", "--temperature", "--top-p", "--beta",
-                                             "--clip", "--lr", "--w-format"};
-        int known = 0;
-        for (size_t k = 0; k < sizeof VALUED / sizeof VALUED[0]; k++) known |= !strcmp(a, VALUED[k]);
-        if (!known) return usage("unknown option", a);
-        if (i + 1 >= argc) return usage("needs a value:", a);
-        const char *v = argv[++i];
+        /* a flag last on the line has no value: "" stands in, and a known flag says so below */
+        const int missing = i + 1 >= argc;
+        const char *v = missing ? "" : argv[++i];
         if (!strcmp(a, "--init")) init = v;
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--resume")) resume = v;
@@ -109,6 +102,7 @@ int cmd_rl(int argc, char **argv) {
         else if (!strcmp(a, "--lr")) rc = parse_f64(v, 0, 10, &lr, "--lr", &err);
         else if (!strcmp(a, "--w-format")) rc = parse_f64(v, 0, 100, &w_fmt, "--w-format", &err);
         else return usage("unknown option", a);
+        if (missing) return usage("needs a value:", a);
     }
     if (rc) {
         fprintf(stderr, "seek rl: %s\n", err.msg);

@@ -16,17 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "grpo.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                   \
-    do {                                                                           \
-        if (!(c)) {                                                                \
-            fprintf(stderr, "fuzz_grpo: check failed: %s (line %d)\n", #c, __LINE__); \
-            abort();                                                               \
-        }                                                                          \
-    } while (0)
 
 enum { VOCAB = 300 };
 

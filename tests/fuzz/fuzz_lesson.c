@@ -12,17 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "lesson.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                         \
-    do {                                                                                 \
-        if (!(c)) {                                                                      \
-            fprintf(stderr, "fuzz_lesson: check failed: %s (line %d)\n", #c, __LINE__); \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
 
 /* does the input hold the block's text, line by line (each line a whole line of the input, CR-less)? */
 static int in_input(const uint8_t *d, size_t n, const char *line, size_t k) {

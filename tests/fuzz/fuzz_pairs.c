@@ -20,17 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "pairs.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                   \
-    do {                                                                           \
-        if (!(c)) {                                                                \
-            fprintf(stderr, "fuzz_pairs: check failed: %s (line %d)\n", #c, __LINE__); \
-            abort();                                                               \
-        }                                                                          \
-    } while (0)
 
 static Tokenizer *tokenizer(void) {
     static Tokenizer *tok;

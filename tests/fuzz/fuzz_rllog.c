@@ -20,17 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "rl_plot.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                    \
-    do {                                                                            \
-        if (!(c)) {                                                                 \
-            fprintf(stderr, "fuzz_rllog: check failed: %s (line %d)\n", #c, __LINE__); \
-            abort();                                                                \
-        }                                                                           \
-    } while (0)
 
 static const char *PLOTTED[] = {"reward", "accuracy", "format", "length", "kl", "clip_frac", "entropy", "loss"};
 static const char *PLOTTED_EVAL[] = {"pass1", "greedy"}; /* and pass<k> */
