@@ -553,6 +553,48 @@ static int check_meta(const StFile *f, const char *key, const char *want, const 
     return 0;
 }
 
+/* What a save can never have written is refused at load, naming the tensor: a non-finite parameter
+ * or moment (checkpoint_save refuses them), a negative second moment (a mean of squares), a step
+ * past 2^53 (no run gets there; a corrupt count would index the loss curve out of range), more
+ * skipped steps than steps, a bad run longer than the skipped steps, or a non-finite loss in the
+ * spike window (a non-finite step is skipped, never recorded). */
+static int check_state(const char *sp, const char *dir, const Model *m, const float *tp, const float *t1,
+                       const float *t2, const uint64_t *state, const uint64_t *spike_bits, uint64_t count,
+                       SeekErr *err) {
+    for (size_t i = 0; i < m->n_params; i++) {
+        const ParamInfo *pi = &m->params[i];
+        const size_t off = (size_t)(pi->ptr - m->arena);
+        for (size_t k = 0; k < pi->numel; k++) {
+            if (!isfinite(tp[off + k]))
+                return seek_fail(err, "%s: tensor '%s' element %zu is %g: a checkpoint holds finite parameters only", dir,
+                                 pi->name, k, tp[off + k]);
+            if (!isfinite(t1[off + k]))
+                return seek_fail(err, "%s: tensor 'adam.m1' element %zu (of '%s') is %g: moments are finite", sp, off + k,
+                                 pi->name, t1[off + k]);
+            if (!isfinite(t2[off + k]) || t2[off + k] < 0)
+                return seek_fail(err, "%s: tensor 'adam.m2' element %zu (of '%s') is %g: a second moment is finite and >= 0",
+                                 sp, off + k, pi->name, t2[off + k]);
+        }
+    }
+    const uint64_t step = state[0], skipped = state[6], in_a_row = state[7];
+    if (step > (1ull << 53))
+        return seek_fail(err, "%s: tensor 'state': step %llu is impossible (at most 2^53)", sp, (unsigned long long)step);
+    if (skipped > step)
+        return seek_fail(err, "%s: tensor 'state': %llu skipped steps of %llu steps is impossible", sp,
+                         (unsigned long long)skipped, (unsigned long long)step);
+    if (in_a_row > skipped)
+        return seek_fail(err, "%s: tensor 'state': %llu bad steps in a row but %llu skipped in all is impossible", sp,
+                         (unsigned long long)in_a_row, (unsigned long long)skipped);
+    for (uint64_t i = 0; i < count && i < SPIKE_WINDOW; i++) {
+        double v;
+        memcpy(&v, &spike_bits[i], 8);
+        if (!isfinite(v))
+            return seek_fail(err, "%s: tensor 'spike' element %llu is %g: the window holds the finite losses of applied steps", sp,
+                             (unsigned long long)i, v);
+    }
+    return 0;
+}
+
 int checkpoint_load(const char *path, Model *m, float *mom1, float *mom2, TrainState *st, SpikeState *sp,
                     SeekErr *err) {
     char dir[CKPT_PATH], p[CKPT_PATH];
@@ -615,6 +657,7 @@ int checkpoint_load(const char *path, Model *m, float *mom1, float *mom2, TrainS
     }
     if (set_open) stset_close(&set);
     st_close(&f);
+    if (!rc) rc = check_state(p, dir, m, tp, t1, t2, state, spike_bits, count, err);
     if (!rc) {
         /* all read and checked: commit */
         memcpy(m->arena, tp, m->n_floats * sizeof(float));

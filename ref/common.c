@@ -117,31 +117,73 @@ int read_text_file(const char *path, size_t max_bytes, char **out, size_t *out_l
     return 0;
 }
 
-int write_file_atomic(const char *path, const void *data, size_t n, SeekErr *err) {
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
-        return seek_fail(err, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return seek_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
+/* write(2) until done, through EINTR and short writes */
+static int write_all(int fd, const void *data, size_t n) {
     const unsigned char *p = data;
     size_t done = 0;
     while (done < n) {
         ssize_t w = write(fd, p + done, n - done);
         if (w < 0) {
             if (errno == EINTR) continue;
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return seek_fail(err, "%s: write failed: %s", tmp, strerror(e));
+            return -1;
         }
         done += (size_t)w;
+    }
+    return 0;
+}
+
+/* What is at `path` decides how it is written:
+ *   - nothing, or a regular file (through any symlinks): a temporary beside the file it names,
+ *     written, fsynced and renamed over it; the old file stays whole until the rename, and a
+ *     failure removes only the temporary. The temporary's name is new (O_EXCL), so no other
+ *     file is ever truncated.
+ *   - a device, FIFO or socket (/dev/null, /dev/stdout, a pipe): written in place, every error
+ *     reported; it is never replaced by a regular file.
+ *   - a folder: refused. */
+int write_file_atomic(const char *path, const void *data, size_t n, SeekErr *err) {
+    struct stat st;
+    char target[4096];
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) return seek_fail(err, "%s: is a folder, not a file: refusing to write over it", path);
+        if (!S_ISREG(st.st_mode)) {
+            int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+            if (fd < 0) return seek_fail(err, "%s: cannot open for writing: %s", path, strerror(errno));
+            if (write_all(fd, data, n) != 0) {
+                int e = errno;
+                close(fd);
+                return seek_fail(err, "%s: write failed: %s", path, strerror(e));
+            }
+            if (close(fd) != 0) return seek_fail(err, "%s: write failed: %s", path, strerror(errno));
+            return 0;
+        }
+        /* a symlink to a regular file: replace the file it names, keep the link */
+        if (!realpath(path, target)) return seek_fail(err, "%s: cannot resolve: %s", path, strerror(errno));
+    } else if (errno != ENOENT) {
+        return seek_fail(err, "%s: cannot write: %s", path, strerror(errno));
+    } else if ((size_t)snprintf(target, sizeof target, "%s", path) >= sizeof target) {
+        return seek_fail(err, "%s: path too long", path);
+    }
+    char tmp[4096 + 64];
+    int fd = -1;
+    for (unsigned k = 0; fd < 0 && k < 100; k++) {
+        if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp-%ld-%u", target, (long)getpid(), k) >= sizeof tmp)
+            return seek_fail(err, "%s: path too long", path);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0 && errno != EEXIST) return seek_fail(err, "%s: cannot create: %s", path, strerror(errno));
+    }
+    if (fd < 0) return seek_fail(err, "%s: cannot create a temporary beside it (100 names taken)", path);
+    if (write_all(fd, data, n) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return seek_fail(err, "%s: write failed: %s (the file was left as it was)", path, strerror(e));
     }
     if (fsync(fd) != 0 || close(fd) != 0) {
         int e = errno;
         unlink(tmp);
-        return seek_fail(err, "%s: flush failed: %s", tmp, strerror(e));
+        return seek_fail(err, "%s: flush failed: %s (the file was left as it was)", path, strerror(e));
     }
-    if (rename(tmp, path) != 0) {
+    if (rename(tmp, target) != 0) {
         int e = errno;
         unlink(tmp);
         return seek_fail(err, "%s: cannot rename into place: %s", path, strerror(e));

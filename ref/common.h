@@ -50,7 +50,9 @@ void seek_die(const char *file, int line, const char *fmt, ...) __attribute__((f
 int read_text_file(const char *path, size_t max_bytes, char **out, size_t *out_len, SeekErr *err);
 /* Reads exactly n bytes at offset from fd, looping over short reads; EOF is an error. */
 int pread_exact(int fd, void *buf, size_t n, uint64_t offset, const char *path, SeekErr *err);
-/* Writes a whole buffer to a file atomically (write to path.tmp, fsync, rename). */
+/* Writes a whole buffer to path. A regular file (or none) is replaced atomically: a new temporary
+ * beside it, fsync, rename; a failure leaves the old file whole. A device or FIFO (/dev/null, a
+ * pipe) is written in place with every error reported, never replaced; a folder is refused. */
 int write_file_atomic(const char *path, const void *data, size_t n, SeekErr *err);
 /* Copies a small file (at most 256 MiB) to dst atomically (read_text_file, write_file_atomic). */
 int copy_file_atomic(const char *src, const char *dst, SeekErr *err);

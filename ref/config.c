@@ -157,7 +157,7 @@ static int parse_rope(const Ctx *c, const json_t *root, Config *cfg) {
 }
 
 static int parse_quant(const Ctx *c, const json_t *root, Config *cfg) {
-    cfg->fp8_block_r = cfg->fp8_block_c = 0;
+    cfg->fp8_block_r = cfg->fp8_block_c = cfg->fp8_fmt = 0;
     const json_t *q = json_object_get(root, "quantization_config");
     if (!q || json_is_null(q)) return 0;
     if (!json_is_object(q))
@@ -167,6 +167,12 @@ static int parse_quant(const Ctx *c, const json_t *root, Config *cfg) {
     if (!method || strcmp(method, "fp8"))
         return seek_fail(c->err, "%s: field 'quantization_config.quant_method': '%s' is not supported (expected fp8)",
                          c->path, method ? method : "(missing)");
+    const char *fmt = NULL;
+    if (get_str(c, q, "fmt", NULL, &fmt)) return -1;
+    cfg->fp8_fmt = 0;
+    if (fmt && !strcmp(fmt, "e4m3")) cfg->fp8_fmt = 4;
+    else if (fmt && !strcmp(fmt, "e5m2")) cfg->fp8_fmt = 5;
+    else if (fmt) return seek_fail(c->err, "%s: field 'quantization_config.fmt': '%.32s', expected e4m3 or e5m2", c->path, fmt);
     const json_t *bs = json_object_get(q, "weight_block_size");
     cfg->fp8_block_r = cfg->fp8_block_c = 128;
     if (bs && !json_is_null(bs)) {

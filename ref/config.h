@@ -83,6 +83,9 @@ typedef struct {
 
     /* FP8 checkpoints: quantization_config.weight_block_size; 0 = not quantised */
     int fp8_block_r, fp8_block_c;
+    /* quantization_config.fmt: 0 = not given, 4 = "e4m3", 5 = "e5m2" (an F8 tensor of the other
+     * kind is refused at load: its bytes would decode to other numbers) */
+    int fp8_fmt;
 
     /* derived */
     float attn_scale;       /* softmax scale, including YaRN's mscale^2 for MLA */

@@ -207,12 +207,13 @@ int epoch_restore(size_t *order, size_t n, uint64_t seed, uint64_t *cur_epoch, s
     Rng r;
     epoch_order(order, n, seed, epoch, &r);
     if (r.state != rng_state) {
+        const uint64_t expected = r.state; /* before r is reused below */
         /* leave the loader at a consistent state: its own epoch's order */
         epoch_order(order, n, seed, *cur_epoch, &r);
         return seek_fail(err, "%s: saved loader state %016llx does not match epoch %llu of these %s with seed %llu "
                               "(expected %016llx): %s or seed?",
                          name, (unsigned long long)rng_state, (unsigned long long)epoch, items, (unsigned long long)seed,
-                         (unsigned long long)r.state, hint);
+                         (unsigned long long)expected, hint);
     }
     *cur_rng = r;
     *cur_epoch = epoch;

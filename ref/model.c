@@ -380,6 +380,15 @@ int model_load_opts(Model *m, const char *dir_in, const LoadOpts *opts, SeekErr 
     for (size_t i = 0; i < m->n_params; i++) {
         ParamInfo *p = &m->params[i];
         if (p->mtp && !m->has_mtp) continue;
+        const StFile *sf = NULL;
+        const StTensor *st = stset_find(&set, p->name, &sf);
+        if (st && is_f8(st->dtype) && cfg.fp8_fmt && st->dtype != (cfg.fp8_fmt == 5 ? ST_F8_E5M2 : ST_F8_E4M3)) {
+            seek_fail(err, "%s: tensor '%s' is %s, but config.json's quantization_config.fmt is '%s'", sf->path, p->name,
+                      st_dtype_name(st->dtype), cfg.fp8_fmt == 5 ? "e5m2" : "e4m3");
+            stset_close(&set);
+            model_free(m);
+            return -1;
+        }
         if (stset_load_f32(&set, p->name, p->ptr, p->ndim, p->shape, block_r, block_c, err)) {
             stset_close(&set);
             model_free(m);

@@ -39,7 +39,20 @@ int trainer_init(Trainer *tr, const TrainerOpts *o, Model *m, const char *resume
     if (!rc && resume) {
         rc = checkpoint_load(resume, m, tr->mom1, tr->mom2, &tr->st, &tr->sp, err);
         if (rc) seek_fail_prefix(err, "--resume %s", resume);
-        else if (o->resume_multiple > 1 && tr->st.step % (uint64_t)o->resume_multiple)
+        else if (tr->st.step >= (uint64_t)o->steps) {
+            const unsigned long long at = (unsigned long long)tr->st.step;
+            if (o->resume_multiple > 1)
+                rc = seek_fail(err, "--resume %s: the checkpoint is at update %llu, %s this run's %lld updates (--steps %lld): %s",
+                               resume, at, at == (unsigned long long)o->steps ? "the last of" : "past", o->steps,
+                               o->steps / o->resume_multiple,
+                               at == (unsigned long long)o->steps ? "the run is finished, nothing to do (raise --steps to go on)"
+                                                                  : "resume with --steps that reach past it");
+            else
+                rc = seek_fail(err, "--resume %s: the checkpoint is at step %llu, %s --steps %lld: %s", resume, at,
+                               at == (unsigned long long)o->steps ? "the last of" : "past", o->steps,
+                               at == (unsigned long long)o->steps ? "the run is finished, nothing to do (raise --steps to go on)"
+                                                                  : "resume with --steps that reach past it");
+        } else if (o->resume_multiple > 1 && tr->st.step % (uint64_t)o->resume_multiple)
             rc = seek_fail(err, "--resume %s: update %llu is inside a batch of %lld updates (resume with the run's --updates)",
                            resume, (unsigned long long)tr->st.step, o->resume_multiple);
     }
@@ -238,6 +251,9 @@ static int copy_tokenizer(const char *tok, const char *dir, SeekErr *err) {
 int trainer_checkpoint(Trainer *tr, const TrainData *data, SeekErr *err) {
     if (!tr->o.out) return seek_fail(err, "checkpoint: this trainer has no run folder");
     if (data) data_position(data, &tr->st);
+    /* the log reaches the disk before `latest` moves: every step a checkpoint holds is in the log */
+    if (tr->o.log && (fflush(tr->o.log) != 0 || fsync(fileno(tr->o.log)) != 0))
+        return seek_fail(err, "checkpoint: the training log cannot be written: %s", strerror(errno));
     if (checkpoint_save(tr->o.out, tr->m, tr->o.config_json, tr->mom1, tr->mom2, &tr->st, &tr->sp, err))
         return seek_fail_prefix(err, "checkpoint");
     char dir[4096];

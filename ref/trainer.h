@@ -93,7 +93,8 @@ typedef struct {
 
 /* Allocates gradients, moments and step buffers for m (already initialised or loaded); when
  * resume is not NULL, loads that checkpoint (weights, moments, step, spike window) and leaves the
- * data position in tr->st for the caller's loader. Creates o->out. Nothing is trained. */
+ * data position in tr->st for the caller's loader. Creates o->out. Nothing is trained. A checkpoint
+ * already at (or past) o->steps is refused: the run is finished and there is nothing to do. */
 int trainer_init(Trainer *tr, const TrainerOpts *o, Model *m, const char *resume, SeekErr *err);
 void trainer_free(Trainer *tr);
 

@@ -523,6 +523,17 @@ static void test_loader_restore(void **state) {
     take(&A, 100, 4, buf);
     assert_int_equal(loader_restore(&C, A.epoch, A.pos, A.rng.state, &e), -1);
     assert_err(&e, "windows.tok", "seed");
+    /* the message's expected state is the one seed 4 reaches at A's epoch: found by running a
+     * loader of seed 4 into that epoch, not by the restore's own code */
+    assert_true(A.epoch >= 2);
+    Loader D;
+    if (loader_init(&D, &d, 4, 0.1, 4, 1000, &e)) fail_msg("%s", e.msg);
+    while (D.epoch < A.epoch) take(&D, 1, 1, buf);
+    char want[200];
+    snprintf(want, sizeof want, "(expected %016llx)", (unsigned long long)D.rng.state);
+    loader_free(&D);
+    assert_int_equal(loader_restore(&C, A.epoch, A.pos, A.rng.state, &e), -1);
+    assert_err(&e, "windows.tok", want);
     assert_int_equal(loader_restore(&C, 0, 91, C.rng.state, &e), -1);
     assert_err(&e, "windows.tok", "position");
     loader_free(&A);
@@ -612,8 +623,10 @@ static void snap_make(Snap *s, uint64_t seed, uint64_t step) {
     s->m2 = malloc(s->m.n_floats * sizeof(float));
     fill_uniform(s->m1, s->m.n_floats, &r, -1, 1);
     fill_uniform(s->m2, s->m.n_floats, &r, 0, 1e-3f);
-    s->st = (TrainState){step, 0xfedcba9876543210ull ^ seed, 3, 17, 0x123456789abcdefull + seed, 1ull << 40, 2,
-                         UINT64_MAX - seed};
+    /* a state a run can reach: at most `step` skipped steps, the last bad run within them */
+    const uint64_t skipped = step < 2 ? step : 2;
+    s->st = (TrainState){step, 0xfedcba9876543210ull ^ seed, 3, 17, 0x123456789abcdefull + seed, 1ull << 40, skipped,
+                         skipped ? 1 : 0};
     for (int i = 0; i < SPIKE_WINDOW; i++) s->sp.values[i] = (i % 3 ? -1.0 : 1.0) * (i + 0.1 * (double)seed) / 7.0;
     s->sp.values[5] = 1e-300;
     s->sp.count = 77 + seed;
@@ -821,6 +834,36 @@ static void test_checkpoint_refusals(void **state) {
         assert_err(&e, cases[i].file, cases[i].says);
         if (!snap_equal(&dst, &keep)) fail_msg("%s: the destination was modified", cases[i].what);
     }
+    /* what no save writes: non-finite or negative moments, impossible counters, a non-finite
+     * loss in the spike window. Each is refused naming its tensor, the destination untouched. */
+    struct { const char *what; int field; double value; const char *says; } bad_state[] = {
+        {"NaN in adam.m2", 0, NAN, "'adam.m2' element"},
+        {"negative adam.m2", 0, -1e-6, "'adam.m2' element"},
+        {"Inf in adam.m1", 1, INFINITY, "'adam.m1' element"},
+        {"step 2^64-1 (negative as a long long)", 2, 0, "step 18446744073709551615 is impossible"},
+        {"more skipped than steps", 3, 0, "skipped steps of 5 steps is impossible"},
+        {"NaN in the spike window", 4, 0, "'spike' element 3"},
+    };
+    for (size_t i = 0; i < sizeof bad_state / sizeof bad_state[0]; i++) {
+        Snap b = a; /* shares a's model; its own moments and state */
+        b.m1 = malloc(a.m.n_floats * sizeof(float));
+        b.m2 = malloc(a.m.n_floats * sizeof(float));
+        memcpy(b.m1, a.m1, a.m.n_floats * sizeof(float));
+        memcpy(b.m2, a.m2, a.m.n_floats * sizeof(float));
+        switch (bad_state[i].field) {
+        case 0: b.m2[a.m.n_floats - 3] = (float)bad_state[i].value; break;
+        case 1: b.m1[7] = (float)bad_state[i].value; break;
+        case 2: b.st.step = UINT64_MAX; break;
+        case 3: b.st.skipped_steps = 6; break;
+        case 4: b.sp.values[3] = NAN; break;
+        }
+        write_state(sp_path, &b, "seek-train-state", "1", hash, nf, NULL);
+        free(b.m1);
+        free(b.m2);
+        if (load(root, &dst, &e) == 0) fail_msg("%s: loaded", bad_state[i].what);
+        assert_err(&e, "train_state.safetensors", bad_state[i].says);
+        if (!snap_equal(&dst, &keep)) fail_msg("%s: the destination was modified", bad_state[i].what);
+    }
     /* the file as we wrote it loads (the writer above is faithful) */
     write_state(sp_path, &a, "seek-train-state", "1", hash, nf, NULL);
     if (load(root, &dst, &e)) fail_msg("%s", e.msg);
@@ -849,6 +892,25 @@ static void test_checkpoint_refusals(void **state) {
     assert_true(snap_equal(&dst, &keep));
     free(h);
     free(ts);
+
+    /* a NaN parameter (no save writes one) is refused, naming the tensor */
+    {
+        StWriteTensor *all = calloc(a.m.n_params, sizeof *all);
+        float *copy = malloc(last->numel * sizeof(float));
+        memcpy(copy, last->ptr, last->numel * sizeof(float));
+        copy[last->numel / 2] = NAN;
+        for (size_t i = 0; i < a.m.n_params; i++) {
+            const ParamInfo *pi = &a.m.params[i];
+            all[i] = (StWriteTensor){pi->name, ST_F32, pi->ndim, {pi->shape[0], pi->shape[1], pi->shape[2]},
+                                     i + 1 == a.m.n_params ? copy : pi->ptr};
+        }
+        if (st_write(mp, all, a.m.n_params, NULL, 0, &e)) fail_msg("%s", e.msg);
+        assert_int_equal(load(root, &dst, &e), -1);
+        assert_err(&e, last->name, "finite parameters");
+        assert_true(snap_equal(&dst, &keep));
+        free(copy);
+        free(all);
+    }
 
     /* a model of another config: refused on config.json's hash, the model untouched */
     Config lc;

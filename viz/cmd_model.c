@@ -214,7 +214,7 @@ int cmd_info(int argc, char **argv) {
     }
     printf("embeddings   %s\n", c.tie_embeddings ? "tied (lm_head = embed_tokens)" : "separate lm_head");
     if (c.mtp_depth) printf("mtp          num_nextn_predict_layers %d (the MTP modules are not run by inference)\n", c.mtp_depth);
-    if (c.fp8_block_r) printf("fp8          F8_E4M3 weights, %dx%d block scales\n", c.fp8_block_r, c.fp8_block_c);
+    if (c.fp8_block_r) printf("fp8          %s weights, %dx%d block scales\n", c.fp8_fmt == 5 ? "F8_E5M2" : "F8_E4M3", c.fp8_block_r, c.fp8_block_c);
 
     ModelCounts mc;
     model_counts(&c, &mc);

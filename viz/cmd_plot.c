@@ -129,7 +129,7 @@ int cmd_plot(int argc, char **argv) {
     Image im = {0};
     RlPlotInfo info;
     if (!rc) rc = rlplot_render(lp, lab, n, title, &im, &info, &err);
-    if (!rc) rc = rlplot_write_png(&im, out, &err);
+    if (!rc) rc = png_write(out, &im, &err);
     if (rc) {
         printable(err.msg); /* a path with a newline in it must not break the line */
         fprintf(stderr, "seek plot: %s\n", err.msg);

@@ -40,7 +40,7 @@ static void write_curves(const char *out, const char *logpath) {
     const char *labels[1] = {out};
     int rc = rlplot_render(logs, labels, 1, NULL, &im, NULL, &e);
     if (!rc) {
-        rc = rlplot_write_png(&im, png, &e);
+        rc = png_write(png, &im, &e);
         image_free(&im);
     }
     if (rc) fprintf(stderr, "seek rl: warning: no curves.png: %s\n", e.msg);
@@ -169,6 +169,7 @@ int cmd_rl(int argc, char **argv) {
     if (!rc && (rc = trainer_init(&tr, &to, &m, resume, &err)) == 0) have_tr = 1;
     if (!rc && path_join(logpath, sizeof logpath, out, "rl.log", &err) == 0 && !(log = fopen(logpath, resume ? "a" : "w")))
         rc = seek_fail(&err, "%s: cannot open: %s", logpath, strerror(errno));
+    if (log) setvbuf(log, NULL, _IOLBF, 0); /* each line reaches the file as it is written: a kill loses none */
     if (rc) {
         fprintf(stderr, "seek rl: %s\n", err.msg);
         goto done;

@@ -498,6 +498,7 @@ int cmd_train(int argc, char **argv) {
         if (t.log) snprintf(logpath, sizeof logpath, "%s", t.log);
         else rc = path_join(logpath, sizeof logpath, t.out, "train.log", &err);
         if (!rc && !(log = fopen(logpath, resume ? "a" : "w"))) rc = seek_fail(&err, "%s: cannot open: %s", logpath, strerror(errno));
+        if (log) setvbuf(log, NULL, _IOLBF, 0); /* each line reaches the file as it is written: a kill loses none */
     }
     if (rc) {
         fprintf(stderr, "seek train: %s\n", err.msg);

@@ -91,6 +91,9 @@ void image_blit(Image *dst, const Image *src, int x, int y) {
 }
 
 #ifdef SEEK_HAVE_PNG
+/* Encoded in memory first, then written by write_file_atomic: a failed write (a full disk) leaves
+ * an existing picture whole, and a device such as /dev/null is written in place, never replaced
+ * (libpng's own png_image_write_to_file removes the file when a write fails). */
 int png_write(const char *path, const Image *im, SeekErr *err) {
     png_image p;
     memset(&p, 0, sizeof p);
@@ -98,10 +101,26 @@ int png_write(const char *path, const Image *im, SeekErr *err) {
     p.width = (png_uint_32)im->w;
     p.height = (png_uint_32)im->h;
     p.format = PNG_FORMAT_RGB;
-    if (!png_image_write_to_file(&p, path, 0, im->px, 0, NULL)) {
+    png_alloc_size_t size = 0;
+    if (!png_image_write_get_memory_size(p, size, 0, im->px, 0, NULL)) {
         int rc = seek_fail(err, "png: cannot write '%s': %s", path, p.message);
         png_image_free(&p);
         return rc;
+    }
+    void *buf = malloc(size ? size : 1);
+    if (!buf) return seek_fail(err, "png: cannot write '%s': out of memory for %zu bytes", path, (size_t)size);
+    if (!png_image_write_to_memory(&p, buf, &size, 0, im->px, 0, NULL)) {
+        int rc = seek_fail(err, "png: cannot write '%s': %s", path, p.message);
+        png_image_free(&p);
+        free(buf);
+        return rc;
+    }
+    int rc = write_file_atomic(path, buf, (size_t)size, err);
+    free(buf);
+    if (rc && err) {
+        char msg[SEEK_ERR_LEN];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        return seek_fail(err, "png: %s", msg);
     }
     return 0;
 }

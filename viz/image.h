@@ -31,7 +31,8 @@ void image_line(Image *im, int x0, int y0, int x1, int y1, Rgb c);   /* Bresenha
 /* Copies src into dst with its top-left corner at (x, y), clipped. */
 void image_blit(Image *dst, const Image *src, int x, int y);
 
-/* PNG files (8-bit RGB). */
+/* PNG files (8-bit RGB). png_write encodes in memory, then writes with write_file_atomic (common.h):
+ * an existing file is replaced whole or left as it was; a device or pipe is written in place. */
 int png_write(const char *path, const Image *im, SeekErr *err);
 int png_read(const char *path, Image *im, SeekErr *err);
 

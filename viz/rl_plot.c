@@ -806,28 +806,3 @@ int rlplot_render(const RlLog *const *logs, const char *const *labels, int n, co
     return 0;
 }
 
-int rlplot_write_png(const Image *im, const char *path, SeekErr *err) {
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) return seek_fail(err, "%s: path too long", path);
-    /* created here first, so a path that cannot be written is reported with its reason */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return seek_fail(err, "cannot write '%s': cannot create '%s': %s", path, tmp, strerror(errno));
-    close(fd);
-    if (png_write(tmp, im, err)) {
-        unlink(tmp);
-        return -1;
-    }
-    fd = open(tmp, O_WRONLY | O_CLOEXEC);
-    int bad = fd < 0 || fsync(fd) != 0, e = errno;
-    if (fd >= 0 && close(fd) != 0 && !bad) bad = 1, e = errno;
-    if (bad) {
-        unlink(tmp);
-        return seek_fail(err, "cannot write '%s': flushing '%s' failed: %s", path, tmp, strerror(e));
-    }
-    if (rename(tmp, path) != 0) {
-        e = errno;
-        unlink(tmp);
-        return seek_fail(err, "cannot write '%s': %s", path, strerror(e));
-    }
-    return 0;
-}

@@ -93,8 +93,5 @@ typedef struct {
 int rlplot_render(const RlLog *const *logs, const char *const *labels, int n, const char *title, Image *out,
                   RlPlotInfo *info, SeekErr *err);
 
-/* Writes im as a PNG at path atomically: to "path.tmp" through libpng (image.h's png_write), then
- * fsync and rename, so path is either the complete new picture or what it was before. */
-int rlplot_write_png(const Image *im, const char *path, SeekErr *err);
 
 #endif
