@@ -9,8 +9,8 @@ packages needed; run here, not on the GPU machine):
   corpus.txt      a small training corpus (the hand-written cases and a slice of the DeepSeek spec)
   variant_*.json  made from trained.json (which `seek bpe-train` writes from corpus.txt): the same
                   vocabulary with other normalizers, pre-tokenizers, split behaviours, merge
-                  spellings and added-token flags, so every supported component is compared
-                  with Hugging Face `tokenizers`
+                  spellings, duplicate merges and added-token flags, so every supported component
+                  is compared with Hugging Face `tokenizers`
 
 Usage:
     python3 scripts/tokenizer_fixtures.py texts SPEC.md      # texts.json, corpus.txt
@@ -199,6 +199,12 @@ def write_variants():
         "Isolated"), bl(False, False)]}
     v["model"]["ignore_merges"] = True
     variants["llama3"] = v
+    # Duplicate merges: the first 60 repeated at the end of the list. Hugging Face builds its merge
+    # map from the list in order, so a later duplicate's rank replaces the earlier one's; those
+    # merges then come last, which changes many encodings.
+    v = copy.deepcopy(base)
+    v["model"]["merges"] = base["model"]["merges"] + base["model"]["merges"][:60]
+    variants["dup_merges"] = v
     for name, v in variants.items():
         with open(os.path.join(DIR, "variant_%s.json" % name), "w", encoding="utf-8") as f:
             json.dump(v, f, ensure_ascii=False, indent=1)

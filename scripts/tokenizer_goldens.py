@@ -9,6 +9,11 @@ machine; it needs no network).
         --limit trained=192 --limit variant_gpt2=122 ... \
         --out goldens.json [--bench build-data/bench.txt --bench-ids bench_ids.bin]
 
+    # one tokenizer added to an existing goldens.json (the others kept as they were):
+    python3 scripts/tokenizer_goldens.py --texts tests/fixtures/tokenizer/texts.json \
+        --tok variant_dup_merges=tests/fixtures/tokenizer/variant_dup_merges.json --limit variant_dup_merges=122 \
+        --merge-into tests/fixtures/tokenizer/goldens.json --out goldens.json
+
 goldens.json = {"tokenizers_version", "transformers_version", "texts": [...],
                 "ids": {name: [[id, ...] for the first K texts (--limit NAME=K; default all)]},
                 "decode_ok": {name: texts (of all) with decode(encode(t)) == t},
@@ -43,6 +48,8 @@ def main():
     ap.add_argument("--bench")
     ap.add_argument("--bench-ids")
     ap.add_argument("--limit", action="append", default=[], help="NAME=K")
+    ap.add_argument("--merge-into", help="an existing goldens.json of the same texts: its entries are kept and "
+                                         "the --tok ones added or replaced; the result goes to --out")
     a = ap.parse_args()
     texts = json.load(open(a.texts, encoding="utf-8"))
     limit = {k: int(v) for k, v in (x.split("=", 1) for x in a.limit)}
@@ -110,6 +117,14 @@ def main():
                 arr.byteswap()
             with open(a.bench_ids, "wb") as f:
                 arr.tofile(f)
+    if a.merge_into:
+        old = json.load(open(a.merge_into, encoding="utf-8"))
+        if old["texts"] != texts:
+            sys.exit("--merge-into %s: its texts are not --texts %s" % (a.merge_into, a.texts))
+        for key in ("ids", "decode_ok", "transformers", "errors"):
+            old.setdefault(key, {}).update(res[key])
+        old["merged"] = {"names": sorted(res["ids"]), "tokenizers_version": res["tokenizers_version"]}
+        res = old
     with open(a.out, "w", encoding="utf-8") as f:
         json.dump(res, f, ensure_ascii=False, separators=(",", ":"))
     print("wrote", a.out)

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# cli_reliability.sh: the faults hostile testing found (docs/reliability.md), each from the outside:
+# cli_reliability.sh: promises of docs/reliability.md from the outside, among them the faults that
+# hostile testing found (each of those fails on the code before its fix):
 #   - resume: a corrupt train_state (step 2^64-1, NaN or negative second moments) is refused with a
 #     one-line error naming the tensor (a step past 2^63 once wrote before the loss curve); a
 #     finished run says it has nothing to do; a checkpoint past --steps is refused.
+#   - loss spikes: skipped and logged, and a resume across them skips the same steps (row 18).
+#   - FP8: a tensor of the other 8-bit format than quantization_config.fmt is refused.
 #   - writers: a failed write (the file-size limit, standing in for a full disk) leaves an existing
 #     file whole (the REPL's `png` once deleted it); a FIFO or device is written in place, never
 #     replaced by a regular file (`--logits` once replaced /dev/full when run as root); a folder is
@@ -60,6 +63,17 @@ expect_fail "resume: past --steps" "at step 2, past --steps 1" \
 expect_ok "resume after the refusals" \
   "$SEEK" train --model tiny-llama --data "$CORPUS" --data-format bytes --out "$TMP/run" --steps 3 --batch 2 --seq-len 16 --eval-interval 0 --resume "$TMP/run"
 [ "$(cat "$TMP/run/latest")" = step-00000003 ] && ok || bad "resume: latest is $(cat "$TMP/run/latest"), expected step 3"
+
+# ---- loss spikes: skipped and logged; the detector's window is saved, so a resume skips the same steps ----
+SP=(--model tiny-llama --data "$CORPUS" --data-format bytes --batch 2 --seq-len 16 --eval-interval 0 --checkpoint-interval 1
+    --spike-z 0.1 --lr 0.03 --steps 40)
+expect_ok "spikes: straight run" "$SEEK" train "${SP[@]}" --out "$TMP/sp1"
+n=$(grep -c '^skip step=\(2[1-9]\|3[0-9]\|40\) reason=spike' "$TMP/sp1/train.log")
+[ "$n" -ge 1 ] && ok || bad "spikes: no spike skipped after step 20 (the test needs one): $(grep -c '^skip' "$TMP/sp1/train.log") in all"
+expect_ok "spikes: resume from step 20" "$SEEK" train "${SP[@]}" --out "$TMP/sp2" --resume "$TMP/sp1/step-00000020"
+diff <(grep '^skip step=\(2[1-9]\|3[0-9]\|40\) ' "$TMP/sp1/train.log") <(grep '^skip' "$TMP/sp2/train.log") >/dev/null \
+  && ok || bad "spikes: the resumed run skipped other steps: $(grep '^skip' "$TMP/sp2/train.log" | tr '\n' ' ')"
+cmp -s "$TMP/sp1/step-00000040/model.safetensors" "$TMP/sp2/step-00000040/model.safetensors" && ok || bad "spikes: the resumed weights differ"
 
 # ---- FP8: a tensor of the other 8-bit format than config.json's quantization_config.fmt ----
 cp -r tests/fixtures/v3_fp8 "$TMP/e5m2"
