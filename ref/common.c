@@ -12,12 +12,31 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* An error is one printable line, whatever a file put into the names and values it quotes: control
+ * bytes (a newline, ESC, DEL) become \xNN. Cut at the buffer's end, never inside an escape. */
+static void escape_controls(char *msg, size_t cap) {
+    size_t n = strnlen(msg, cap), i = 0;
+    while (i < n && (unsigned char)msg[i] >= 0x20 && msg[i] != 0x7f) i++;
+    if (i == n) return;
+    char out[SEEK_ERR_LEN];
+    size_t o = 0;
+    for (size_t k = 0; k < n && o + 1 < sizeof out; k++) {
+        unsigned char ch = (unsigned char)msg[k];
+        if (ch >= 0x20 && ch != 0x7f) out[o++] = (char)ch;
+        else if (o + 5 < sizeof out) o += (size_t)snprintf(out + o, sizeof out - o, "\\x%02x", ch);
+        else break;
+    }
+    out[o] = '\0';
+    snprintf(msg, cap, "%s", out);
+}
+
 int seek_fail(SeekErr *err, const char *fmt, ...) {
     if (err) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
+        escape_controls(err->msg, sizeof err->msg);
     }
     return -1;
 }
@@ -31,6 +50,7 @@ int seek_fail_prefix(SeekErr *err, const char *fmt, ...) {
         va_end(ap);
         memcpy(old, err->msg, sizeof old);
         snprintf(err->msg, sizeof err->msg, "%.200s: %.300s", prefix, old);
+        escape_controls(err->msg, sizeof err->msg);
     }
     return -1;
 }

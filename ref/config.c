@@ -9,6 +9,7 @@
 #include "config.h"
 #include "jsonutil.h"
 
+#include <float.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -153,6 +154,11 @@ static int parse_rope(const Ctx *c, const json_t *root, Config *cfg) {
     } else {
         cfg->attention_factor = yarn_get_mscale(cfg->rope_factor, 1.0);
     }
+    /* it multiplies cos and sin in float32: a ratio of mscales can overflow or reach zero */
+    if (!((float)cfg->attention_factor > 0.0f) || !isfinite((float)cfg->attention_factor))
+        return seek_fail(c->err, "%s: field '%s.attention_factor': %g (from factor %g, mscale %g, mscale_all_dim %g) is not a "
+                                 "positive float32", c->path, which, cfg->attention_factor, cfg->rope_factor, cfg->mscale,
+                         cfg->mscale_all_dim);
     return 0;
 }
 
@@ -221,6 +227,8 @@ static int parse_root(const Ctx *c, const json_t *root, Config *cfg) {
     double eps = 1e-6;
     if (get_num(c, root, "rms_norm_eps", llama ? 1e-6 : 1e-6, &eps)) return -1;
     if (!(eps > 0.0) || eps > 1.0) return seek_fail(c->err, "%s: field 'rms_norm_eps': %g is out of range (0, 1]", c->path, eps);
+    if (!((float)eps >= FLT_MIN))
+        return seek_fail(c->err, "%s: field 'rms_norm_eps': %g is below float32's smallest normal number (%g)", c->path, eps, FLT_MIN);
     cfg->eps = (float)eps;
 
     const char *act = NULL;
@@ -327,6 +335,9 @@ static int parse_root(const Ctx *c, const json_t *root, Config *cfg) {
             s *= m * m;
         }
         cfg->attn_scale = (float)s;
+        if (!(cfg->attn_scale > 0.0f) || !isfinite(cfg->attn_scale))
+            return seek_fail(c->err, "%s: the rope scaling's mscale_all_dim %g with factor %g gives a softmax scale of %g, "
+                                     "not a positive float32", c->path, cfg->mscale_all_dim, cfg->rope_factor, s);
     } else {
         cfg->attn_scale = (float)(1.0 / sqrt((double)cfg->HS));
     }

@@ -76,15 +76,6 @@ int st_dtype_parse(const char *s, StDtype *out) {
 
 /* ---- small helpers ---- */
 
-/* Replaces control characters in the reason (from file or tensor names) so it stays one line.
- * Returns -1, so public functions can end with `return one_line(err);`. */
-static int one_line(SeekErr *err) {
-    if (err)
-        for (char *p = err->msg; *p; p++)
-            if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
-    return -1;
-}
-
 static uint16_t le16(const unsigned char *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static uint32_t le32(const unsigned char *p) {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
@@ -357,7 +348,7 @@ int st_open(StFile *f, const char *path, SeekErr *err) {
     f->fd = -1;
     if (st_open_impl(f, path, err) != 0) {
         st_close(f);
-        return one_line(err);
+        return -1;
     }
     return 0;
 }
@@ -397,7 +388,7 @@ int st_read_raw(const StFile *f, const StTensor *t, void *dst, SeekErr *err) {
     char where[SEEK_ERR_LEN];
     snprintf(where, sizeof where, "%s: tensor '%s'", f->path, t->name);
     if (pread_exact(f->fd, dst, (size_t)(t->end - t->begin), f->data_start + t->begin, where, err) != 0)
-        return one_line(err);
+        return -1;
     return 0;
 }
 
@@ -433,7 +424,7 @@ int st_read_f32(const StFile *f, const StTensor *t, float *dst, SeekErr *err) {
     default:
         seek_fail(err, "%s: tensor '%s': dtype %s does not convert to F32 (expected a float dtype; read integers with st_read_raw)",
                   f->path, t->name, st_dtype_name(t->dtype));
-        return one_line(err);
+        return -1;
     }
     size_t es = st_dtype_size(t->dtype);
     size_t bytes = (size_t)(t->end - t->begin);
@@ -442,7 +433,7 @@ int st_read_f32(const StFile *f, const StTensor *t, float *dst, SeekErr *err) {
     unsigned char *buf = malloc(cap);
     if (!buf) {
         seek_fail(err, "%s: tensor '%s': out of memory for a %zu-byte read buffer", f->path, t->name, cap);
-        return one_line(err);
+        return -1;
     }
     char where[SEEK_ERR_LEN];
     snprintf(where, sizeof where, "%s: tensor '%s'", f->path, t->name);
@@ -450,7 +441,7 @@ int st_read_f32(const StFile *f, const StTensor *t, float *dst, SeekErr *err) {
         size_t k = bytes - done < cap ? bytes - done : cap;
         if (pread_exact(f->fd, buf, k, f->data_start + t->begin + done, where, err) != 0) {
             free(buf);
-            return one_line(err);
+            return -1;
         }
         convert_to_f32(dst + done / es, buf, k / es, t->dtype);
         done += k;
@@ -528,7 +519,7 @@ int stset_open_file(StSet *s, const char *path, SeekErr *err) {
     if (rc == 0) rc = build_entries(s, err);
     if (rc != 0) {
         stset_close(s);
-        return one_line(err);
+        return -1;
     }
     return 0;
 }
@@ -686,7 +677,7 @@ int stset_open_dir(StSet *s, const char *dir, SeekErr *err) {
     memset(s, 0, sizeof *s);
     if (stset_open_dir_impl(s, dir, err) != 0) {
         stset_close(s);
-        return one_line(err);
+        return -1;
     }
     return 0;
 }
@@ -755,24 +746,24 @@ int stset_load_f32(const StSet *s, const char *name, float *dst, int ndim, const
     const StTensor *t = stset_find(s, name, &f);
     if (!t) {
         seek_fail(err, "%s: tensor '%s' not found", s->dir, name);
-        return one_line(err);
+        return -1;
     }
     char have[256], want[256];
     if (ndim < 0 || ndim > ST_MAX_DIMS) {
         seek_fail(err, "%s: tensor '%s': asked for %d dimensions, expected 0 to %d", f->path, name, ndim, ST_MAX_DIMS);
-        return one_line(err);
+        return -1;
     }
     bool same = t->ndim == ndim;
     for (int i = 0; same && i < ndim; i++) same = t->shape[i] == shape[i];
     if (!same) {
         seek_fail(err, "%s: tensor '%s': shape %s, expected %s from config", f->path, name,
                   fmt_shape(have, sizeof have, t->shape, t->ndim), fmt_shape(want, sizeof want, shape, ndim));
-        return one_line(err);
+        return -1;
     }
     int rc;
     if (t->dtype == ST_F8_E4M3 || t->dtype == ST_F8_E5M2) rc = load_fp8(s, f, t, dst, block_r, block_c, err);
     else rc = st_read_f32(f, t, dst, err);
-    return rc == 0 ? 0 : one_line(err);
+    return rc;
 }
 
 /* ---- the writer ---- */
@@ -881,9 +872,9 @@ int st_write(const char *path, const StWriteTensor *ts, size_t n, const char *co
     json_t *root = json_object();
     if (!root) {
         seek_fail(err, "%s: out of memory building the header", path);
-        return one_line(err);
+        return -1;
     }
     int rc = st_write_impl(path, ts, n, meta_kv, n_meta, root, err);
     json_decref(root);
-    return rc == 0 ? 0 : one_line(err);
+    return rc;
 }
