@@ -28,7 +28,8 @@ typedef struct {
 typedef enum { BACKEND_REF, BACKEND_CPU, BACKEND_CUDA } Backend;
 
 /* Writes a printf-style reason into err (if err is not NULL) and returns -1, so that library
- * code can say `return seek_fail(err, "%s: field '%s': expected ...", path, key);`. */
+ * code can say `return seek_fail(err, "%s: field '%s': expected ...", path, key);`. The reason is
+ * one printable line whatever it quotes: control bytes (newline, ESC, DEL) become \xNN. */
 int seek_fail(SeekErr *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Prefixes an existing reason: "prefix: old reason". Returns -1. */
