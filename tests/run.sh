@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test binary (tests/test_*.c, built by make) and every command-line test script
-# (tests/cli_*.sh), first against the release build and then against the ASan/UBSan build,
-# and ends with the plain summary line "tests: N passed, N failed".
+# (tests/cli_*.sh) against the release build and against the ASan/UBSan build (the two halves side
+# by side, one core each; see run_mode below), and ends with the plain summary line
+# "tests: N passed, N failed".
 # Each cmocka binary reports "[  PASSED  ] N test(s)." / "[  FAILED  ] N test(s)"; each script
 # reports "RESULT: passed=N failed=M" through tests/lib.sh. A binary that crashes or exits
 # non-zero without a summary counts as one failure. Each line also gives the suite's seconds, so
@@ -37,8 +38,12 @@ run_one() { # label, command...
   printf '%-44s %4d passed %4d failed %5ds\n' "$label" "$p" "$f" "$secs"
 }
 
-for mode in rel dbg; do
-  if [ $mode = rel ]; then seek=./seek; else seek=./seek-debug; fi
+# The release and the sanitizer halves run side by side, one core each (OMP_NUM_THREADS=1, so
+# neither half's OpenMP threads wait on a core the other holds); the release half's lines are
+# printed as they come, the sanitizer half's when it is done. SEEK_TEST_SERIAL=1 runs them one after the other instead.
+run_mode() { # rel|dbg: every test binary and script of that build
+  local mode=$1 seek=./seek
+  [ "$mode" = dbg ] && seek=./seek-debug
   echo "== $mode build ($seek)"
   for t in ${B:-build}/$mode/tests/test_*; do
     [ -x "$t" ] || continue
@@ -49,7 +54,31 @@ for mode in rel dbg; do
     [ -f "$s" ] || continue
     run_one "$mode/$(basename "$s" .sh)" env SEEK="$seek" bash "$s"
   done
+  # the counts, for the parent to add up
+  echo "@@counts $total_pass $total_fail"
+  echo "@@failed ${failed_names[*]}"
+  echo "@@skipped ${skipped_names[*]}"
+}
+
+half=$(mktemp -d)
+if [ "${SEEK_TEST_SERIAL:-0}" = 1 ]; then
+  (run_mode rel) >"$half/rel"
+  (run_mode dbg) >"$half/dbg"
+else
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+  (run_mode dbg) >"$half/dbg" &
+  dbg_pid=$!
+  (run_mode rel) | tee "$half/rel" | grep --line-buffered -v '^@@'   # the release half's lines as they come
+  wait $dbg_pid
+fi
+for mode in rel dbg; do
+  [ "${SEEK_TEST_SERIAL:-0}" = 1 ] || [ $mode = dbg ] && grep -v '^@@' "$half/$mode"
+  read -r _ p f < <(grep '^@@counts ' "$half/$mode")
+  total_pass=$((total_pass + ${p:-0})); total_fail=$((total_fail + ${f:-1}))
+  for n in $(sed -n 's/^@@failed //p' "$half/$mode"); do failed_names+=("$n"); done
+  for n in $(sed -n 's/^@@skipped //p' "$half/$mode"); do skipped_names+=("$n"); done
 done
+rm -rf "$half"
 
 if [ ${#failed_names[@]} -gt 0 ]; then
   echo "failing: ${failed_names[*]}"
