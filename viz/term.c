@@ -170,8 +170,8 @@ static void heatmap_detail(FILE *f, const Panel *pn, TermColor mode, int lw) {
             if (c && pn->col_group && c % pn->col_group == 0) fputc('|', f);
             float v = pn->v[(size_t)r * pn->cols + c];
             int marked = pn->mark && pn->mark[(size_t)r * pn->cols + c];
-            if (isnan(v)) {
-                fputs("--", f);
+            if (isnan(v)) { /* masked (not attended): a glyph no shade uses */
+                fputs("//", f);
                 continue;
             }
             float t = norm_of(pn, v);
@@ -214,7 +214,7 @@ static void heatmap_overview(FILE *f, const Panel *pn, TermColor mode, int lw, i
             print_row_label(f, pn, r, lw);
             for (int b = 0; b < bins; b++) {
                 float v = bin_mean(pn, r, b * pn->cols / bins, (b + 1) * pn->cols / bins);
-                fputc(isnan(v) ? '-' : term_shade(norm_of(pn, v)), f);
+                fputc(isnan(v) ? '/' : term_shade(norm_of(pn, v)), f);
             }
             fputc('\n', f);
         }

@@ -3,7 +3,7 @@
  *
  * Colour (the NO_COLOR convention, no-color.org): NO_COLOR (set and non-empty) turns colour off; otherwise a
  * terminal gets truecolor when COLORTERM says "truecolor" or "24bit", else the 256-colour
- * cube; anything that is not a terminal gets plain shade characters (" .:-=+*#%@", ASCII only)
+ * cube; anything that is not a terminal gets plain shade characters (" .:-=+*#%@", ASCII only; a masked cell, NaN, is "//", which no shade uses)
  * unless the user asks for colour (`set colour 256|truecolor`).
  * Heatmaps are drawn as labelled two-character cells when they fit the width ("detail") and
  * as half-block rows otherwise ("overview": two rows per character line in colour, one in plain).
