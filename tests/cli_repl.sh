@@ -204,4 +204,11 @@ expect_fail "two dirs" "unexpected argument" "$SEEK" repl "$V3" "$V3"
 expect_fail "bad option" "unknown option" "$SEEK" repl --bogus
 expect_fail "no script" "cannot open" "$SEEK" repl --script /nonexistent.cmd
 
+# heatmap row labels: BOS reads <bos> (it was half an escape, "0:<\xef\xbd\x9"); a label longer
+# than its 14 columns is cut whole pieces at a time and ends in "..." (it was cut mid-word, no mark)
+printf 'prompt And he said unto them, keep my commandments and my statutes\nattn 0 0\n' |
+  "$SEEK" repl tiny-models/seek-v3-mini >"$TMP/lab.out" 2>&1
+grep -q '^ *0:<bos> @@//' "$TMP/lab.out" && ok || bad "labels: no '0:<bos>' row: $(grep -m1 '^ *0:' "$TMP/lab.out")"
+grep -q '^9: commandm\.\.\. ' "$TMP/lab.out" && ok || bad "labels: the long label is not cut with '...': $(grep -m1 '^ *9:' "$TMP/lab.out")"
+grep -q 'xef' <(grep '^ *[0-9]*:.* [ .:=+*#%@/-]*$' "$TMP/lab.out") && bad "labels: an escaped byte in a heatmap label" || ok
 finish

@@ -116,9 +116,14 @@ static void token_text(const Repl *r, int id, char *out, size_t cap, int keep_ut
     else snprintf(out, cap, "#%d", id);
 }
 
+/* "pos:text"; the tokenizer's BOS and EOS read <bos> and <eos> (DeepSeek's are long and
+ * non-ASCII: escaped, they filled a label with half an escape). */
 static void token_label(const Repl *r, int pos, char *out, size_t cap, int keep_utf8) {
     char t[28];
-    token_text(r, r->ids[pos], t, sizeof t, keep_utf8);
+    const int id = r->ids[pos];
+    if (r->tok && id >= 0 && id == tokenizer_bos_id(r->tok)) snprintf(t, sizeof t, "<bos>");
+    else if (r->tok && id >= 0 && id == tokenizer_eos_id(r->tok)) snprintf(t, sizeof t, "<eos>");
+    else token_text(r, id, t, sizeof t, keep_utf8);
     snprintf(out, cap, "%d:%.27s", pos, t);
 }
 

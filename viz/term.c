@@ -132,9 +132,24 @@ static int label_width(const Panel *pn) {
     return m > 14 ? 14 : m;
 }
 
+/* A label (escape_bytes' output) in lw columns, right-aligned; a longer one is cut whole pieces
+ * at a time (never inside a \xNN escape or a UTF-8 character) and ends in "...". */
 static void print_row_label(FILE *f, const Panel *pn, int r, int lw) {
     if (lw == 0) return;
-    fprintf(f, "%*.*s ", lw, lw, pn->row_labels ? pn->row_labels[r] : "");
+    const char *l = pn->row_labels ? pn->row_labels[r] : "";
+    int n = (int)strlen(l);
+    if (n <= lw) {
+        fprintf(f, "%*s ", lw, l);
+        return;
+    }
+    int keep = 0;
+    while (keep < n) {
+        unsigned char c = (unsigned char)l[keep];
+        int piece = c == '\\' ? (l[keep + 1] == 'x' ? 4 : 2) : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+        if (keep + piece > lw - 3) break;
+        keep += piece;
+    }
+    fprintf(f, "%*s%.*s... ", lw - 3 - keep, "", keep, l);
 }
 
 static void print_scale(FILE *f, const Panel *pn, TermColor mode) {
