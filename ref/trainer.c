@@ -41,17 +41,16 @@ int trainer_init(Trainer *tr, const TrainerOpts *o, Model *m, const char *resume
         if (rc) seek_fail_prefix(err, "--resume %s", resume);
         else if (tr->st.step >= (uint64_t)o->steps) {
             const unsigned long long at = (unsigned long long)tr->st.step;
+            const int done = at == (unsigned long long)o->steps;
+            const char *where = done ? "the last of" : "past";
+            const char *what = done ? "the run is finished, nothing to do (raise --steps to go on)"
+                                    : "resume with --steps that reach past it";
             if (o->resume_multiple > 1)
                 rc = seek_fail(err, "--resume %s: the checkpoint is at update %llu, %s this run's %lld updates (--steps %lld): %s",
-                               resume, at, at == (unsigned long long)o->steps ? "the last of" : "past", o->steps,
-                               o->steps / o->resume_multiple,
-                               at == (unsigned long long)o->steps ? "the run is finished, nothing to do (raise --steps to go on)"
-                                                                  : "resume with --steps that reach past it");
+                               resume, at, where, o->steps, o->steps / o->resume_multiple, what);
             else
-                rc = seek_fail(err, "--resume %s: the checkpoint is at step %llu, %s --steps %lld: %s", resume, at,
-                               at == (unsigned long long)o->steps ? "the last of" : "past", o->steps,
-                               at == (unsigned long long)o->steps ? "the run is finished, nothing to do (raise --steps to go on)"
-                                                                  : "resume with --steps that reach past it");
+                rc = seek_fail(err, "--resume %s: the checkpoint is at step %llu, %s --steps %lld: %s", resume, at, where,
+                               o->steps, what);
         } else if (o->resume_multiple > 1 && tr->st.step % (uint64_t)o->resume_multiple)
             rc = seek_fail(err, "--resume %s: update %llu is inside a batch of %lld updates (resume with the run's --updates)",
                            resume, (unsigned long long)tr->st.step, o->resume_multiple);

@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "rm_tree.h"
 #include "safetensors.h"
 
 /* ---- the open() wrapper: every path the library opens ---- */
@@ -189,27 +190,6 @@ static void check_opens_inside(const char *dir) {
     free(rdir);
 }
 
-static void rm_rf(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d)) != NULL) {
-                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-                char sub[4096];
-                snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-                rm_rf(sub);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static int group_setup(void **state) {
     const char *t = getenv("TMPDIR");
     snprintf(root, sizeof root, "%s/seek-st-XXXXXX", t && *t ? t : "/tmp");
@@ -217,7 +197,7 @@ static int group_setup(void **state) {
 }
 
 static int group_teardown(void **state) {
-    rm_rf(root);
+    rm_tree(root);
     return 0;
 }
 

@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "rm_tree.h"
 #include "safetensors.h"
 #include "tokenizer.h"
 #include "tolerances.h"
@@ -39,33 +40,12 @@
 
 static char g_tmp[256];
 
-/* Removes a file or a folder tree (test folders are at most a few levels deep). */
-static void rm_rf(const char *p) {
-    struct stat sb;
-    if (lstat(p, &sb) != 0) return;
-    if (S_ISDIR(sb.st_mode)) {
-        chmod(p, 0755);
-        DIR *d = opendir(p);
-        struct dirent *e;
-        while (d && (e = readdir(d)) != NULL) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char c[1024];
-            snprintf(c, sizeof c, "%s/%s", p, e->d_name);
-            rm_rf(c);
-        }
-        if (d) closedir(d);
-        rmdir(p);
-    } else {
-        unlink(p);
-    }
-}
-
 static int group_setup(void **state) {
     snprintf(g_tmp, sizeof g_tmp, "/tmp/seek-train-parts-XXXXXX");
     return mkdtemp(g_tmp) ? 0 : -1;
 }
 static int group_teardown(void **state) {
-    rm_rf(g_tmp);
+    rm_tree(g_tmp);
     return 0;
 }
 
@@ -963,7 +943,7 @@ static void crash_loop(const char *label, uint64_t step_b, int want_new) {
     SeekErr e;
     int n, saw_new = 0, n_new = 0;
     for (n = 1; n < 1000; n++) {
-        rm_rf(root);
+        rm_tree(root);
         checkpoint_fail_at = 0;
         if (save(root, &a, cfg, &e)) fail_msg("%s", e.msg);
         checkpoint_fail_at = n;
@@ -994,7 +974,7 @@ static void crash_loop(const char *label, uint64_t step_b, int want_new) {
     /* a new step is latest only once latest's rename is done (the last fsync remains); the same
      * step again is, once its folder's rename is done (five operations remain) */
     assert_int_equal(n_new, want_new);
-    rm_rf(root);
+    rm_tree(root);
     snap_free(&a);
     snap_free(&b);
     snap_free(&got);

@@ -117,12 +117,7 @@ int png_write(const char *path, const Image *im, SeekErr *err) {
     }
     int rc = write_file_atomic(path, buf, (size_t)size, err);
     free(buf);
-    if (rc && err) {
-        char msg[SEEK_ERR_LEN];
-        snprintf(msg, sizeof msg, "%s", err->msg);
-        return seek_fail(err, "png: %s", msg);
-    }
-    return 0;
+    return rc ? seek_fail_prefix(err, "png") : 0;
 }
 
 int png_read(const char *path, Image *im, SeekErr *err) {

@@ -310,7 +310,7 @@ static void reset_folder(const char *root, char *d, size_t cap) {
     static int made;
     if (!made) {
         char out[4096], link[4096];
-        fuzz_remove_tree(d);
+        rm_tree(d);
         CHECK(mkdir(d, 0700) == 0);
         /* out.safetensors -> ../outside.safetensors, a valid file outside the folder */
         static const char valid[] = "\x30\0\0\0\0\0\0\0{\"a\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[0,2]}}   xy";

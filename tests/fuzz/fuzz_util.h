@@ -8,7 +8,6 @@
 #ifndef SEEK_FUZZ_UTIL_H
 #define SEEK_FUZZ_UTIL_H
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -21,6 +20,7 @@
 #include "common.h"
 #include "config.h"
 #include "fuzz_check.h"
+#include "../rm_tree.h"
 
 /* A refusal's reason: not empty, NUL-terminated inside the buffer, no control byte or DEL (so
  * one line; bytes >= 0x80, UTF-8, are allowed). */
@@ -42,32 +42,10 @@ static inline void fuzz_note(const char *fmt, ...) {
     fputc('\n', stderr);
 }
 
-/* Removes path and, when it is a folder, everything under it (symbolic links are removed, not
- * followed). */
-static inline void fuzz_remove_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d)) != NULL) {
-                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-                char p[4096];
-                if ((size_t)snprintf(p, sizeof p, "%s/%s", path, e->d_name) < sizeof p) fuzz_remove_tree(p);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static char fuzz_tmp_root[4096];
 
 static inline void fuzz_tmp_cleanup(void) {
-    if (fuzz_tmp_root[0]) fuzz_remove_tree(fuzz_tmp_root);
+    if (fuzz_tmp_root[0]) rm_tree(fuzz_tmp_root);
 }
 
 /* The process's private temporary folder (created on the first call; exits on failure). */
