@@ -75,12 +75,14 @@ ifneq ($(NVCC),)
   HAVE_CUDA  := yes
   CUDA_HOME  ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
   DEFS       += -DSEEK_HAVE_CUDA -I$(CUDA_HOME)/include
-  LIBS       += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
-  # strict fp32: -fmad=false keeps x*y+z rounded twice, as the reference built for plain x86-64
+  LIBS       += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+  # strict fp32 (fast/cuda): -fmad=false keeps x*y+z rounded twice, as the reference built for
+  # plain x86-64; the bf16 backend (fast/cuda-fast) is not bit-matched and lets nvcc fuse (FMAD)
   NVCCFLAGS  ?= -O2 -g -lineinfo
-  NVCC_ALL    = $(NVCCFLAGS) -std=c++17 -arch=sm_$(CUDA_ARCH) -fmad=false $(INCLUDES) $(filter -D% -I%,$(DEFS)) \
+  FMAD        = -fmad=false
+  NVCC_ALL    = $(NVCCFLAGS) -std=c++17 -arch=sm_$(CUDA_ARCH) $(FMAD) $(INCLUDES) $(filter -D% -I%,$(DEFS)) \
                 -Xcompiler -Wall,-Wextra,-Wno-unused-parameter,-Wno-missing-field-initializers -MMD -MP
-  CUDA_SRC    = $(wildcard fast/cuda/*.cu)
+  CUDA_SRC    = $(wildcard fast/cuda/*.cu) $(wildcard fast/cuda-fast/*.cu)
   CUDA_OBJ    = $(CUDA_SRC:%.cu=$(B)/cuda/%.o)
 endif
 
@@ -143,6 +145,7 @@ $(B)/dbg/%.o: %.c
 $(B)/cuda/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_ALL) -c $< -o $@
+$(B)/cuda/fast/cuda-fast/%.o: FMAD = -fmad=true
 
 # fast/cpu/optim.c: AdamW vectorises only without errno for sqrtf (same results; see the file)
 $(B)/rel/fast/cpu/optim.o $(B)/dbg/fast/cpu/optim.o: CFLAGS_ALL += -fno-math-errno
@@ -177,7 +180,7 @@ test-cuda:
 # must validate every version); they print SKIP and exit 77 without a GPU.
 .PHONY: lab
 LAB_BIN = $(B)/lab/attention $(B)/lab/mla_decode $(B)/lab/moe_dispatch
-LAB_REF = $(addprefix $(B)/rel/ref/,attention.o matmul.o mla.o mlp.o moe.o rmsnorm.o)
+LAB_REF = $(addprefix $(B)/rel/ref/,attention.o matmul.o mla.o mlp.o moe.o precision.o rmsnorm.o)
 lab:
 	@if [ -z "$(NVCC)" ]; then echo "make lab: nvcc not found$(if $(NO_CUDA), (NO_CUDA=1),): the kernel lab needs it"; exit 1; fi
 	@$(MAKE) --no-print-directory $(LAB_BIN)

@@ -37,7 +37,9 @@ int backend_parse(const char *s, Backend *b, SeekErr *err);
 
 /* ---- the model on a backend ---- */
 
-/* model_forward (ref/forward.h) on backend b. */
+/* model_forward (ref/forward.h) on backend b. On the GPU backends (cuda, cuda-fast) logits may
+ * be NULL: they stay on the device (what a benchmark's forward measures); the host backends need
+ * them. */
 int model_forward_on(Backend b, const Model *m, RunState *s, KVCache *kv, const int *ids, int B, int T, AttnMode mode,
                      ActCache *hooks, float *hidden, float *logits, SeekErr *err);
 /* Generation (ref/forward.c, written once): prefill and decode through model_forward_on. */

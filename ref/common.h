@@ -25,7 +25,7 @@ typedef struct {
 
 /* Which implementation runs the heavy ops (backend.h): the reference itself, the fast CPU twins
  * (fast/cpu/) or CUDA (fast/cuda/). The orchestration in ref/ carries it in its run state. */
-typedef enum { BACKEND_REF, BACKEND_CPU, BACKEND_CUDA } Backend;
+typedef enum { BACKEND_REF, BACKEND_CPU, BACKEND_CUDA, BACKEND_CUDA_FAST } Backend;
 
 /* Writes a printf-style reason into err (if err is not NULL) and returns -1, so that library
  * code can say `return seek_fail(err, "%s: field '%s': expected ...", path, key);`. The reason is

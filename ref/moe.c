@@ -14,6 +14,7 @@
  * deterministic and the CUDA twin can match it exactly.
  */
 #include "moe.h"
+#include "precision.h"
 
 #include <math.h>
 #include <string.h>
@@ -61,7 +62,11 @@ void moe_scores_from_logits(float *scores, float *choice, const float *logits, c
 
 void moe_router_scores(float *logits, float *scores, float *choice, const float *inp, const float *router,
                        const float *bias, int N, const Config *cfg) {
+    /* the gate's product stays fp32 under every precision (precision.h): routing is discrete */
+    Precision p = ref_precision;
+    ref_precision = PRECISION_FP32;
     matmul_forward(logits, inp, router, N, cfg->C, cfg->E);
+    ref_precision = p;
     moe_scores_from_logits(scores, choice, logits, bias, N, cfg);
 }
 

@@ -35,8 +35,9 @@ if command -v compute-sanitizer >/dev/null 2>&1; then
   step memcheck_ops compute-sanitizer --tool memcheck --leak-check full --error-exitcode 3 "$t" --ops
   step racecheck_ops compute-sanitizer --tool racecheck --racecheck-report all --error-exitcode 3 "$t" --ops
   step memcheck_verify compute-sanitizer --tool memcheck --error-exitcode 3 "$SEEK" verify tests/fixtures/v3 --backend cuda --decode 2
+  step memcheck_fast compute-sanitizer --tool memcheck --error-exitcode 3 "$SEEK" verify tests/fixtures/v3 --backend cuda-fast --decode 2
   step memcheck_grad compute-sanitizer --tool memcheck --error-exitcode 3 "$SEEK" verify tests/fixtures/v3 --grad --backend cuda
-  for s in memcheck_ops racecheck_ops memcheck_verify memcheck_grad; do grep -h "ERROR SUMMARY\|RACECHECK SUMMARY\|LEAK SUMMARY" "$LOGDIR/$s.log" | sed "s/^/    $s: /"; done
+  for s in memcheck_ops racecheck_ops memcheck_verify memcheck_fast memcheck_grad; do grep -h "ERROR SUMMARY\|RACECHECK SUMMARY\|LEAK SUMMARY" "$LOGDIR/$s.log" | sed "s/^/    $s: /"; done
 else
   echo "compute-sanitizer not found: the sanitizer steps did NOT run"
   fail=$((fail + 1))

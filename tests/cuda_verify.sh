@@ -91,6 +91,32 @@ cmp -s <(grep -E '^(step|eval)' "$TMP/tr_cuda/train.log" | sed 's/ ms=[0-9.]*//;
   bad "train: two cuda runs logged different losses"
 paste -d' ' <(grep '^step=20' "$TMP/tr_ref/train.log") <(grep '^step=20' "$TMP/tr_cuda/train.log") | sed 's/^/  train ref | cuda: /'
 
+# ---- the bf16 backend (fast/cuda-fast): every fixture's stages within twice the bf16 baseline
+# (the reference with the same values rounded to bf16: ref/precision.h), both attention forms, a
+# prefill and decode steps; routing differences only at near ties, and reported ----
+for d in $FX/*/; do
+  d=${d%/}
+  [ -f "$d/config.json" ] || continue
+  name=$(basename "$d")
+  expect_ok "verify cuda-fast $name" "$SEEK" verify "$d" --backend cuda-fast
+  { echo "\$ seek verify $d --backend cuda-fast"; cat "$TMP/out"; } >>"$LOG"
+  grep -q "backend cuda-fast against ref.* the bf16 baseline" "$TMP/out" && ok || bad "verify cuda-fast $name: the table does not name the backend and its baseline"
+  grep -q "^unembed.hook_out .* pass$" "$TMP/out" && ok || bad "verify cuda-fast $name: no passing logits row: $(tail -3 "$TMP/out")"
+  [ "$(grep -c ' FAIL' "$TMP/out")" = 0 ] && ok || bad "verify cuda-fast $name: FAIL rows: $(grep ' FAIL' "$TMP/out" | head -3)"
+  grep "^verify (" "$TMP/out" | sed "s|^|  cuda-fast $name: |"
+  grep "near tie" "$TMP/out" | sed "s|^|    $name: |"
+  expect_ok "verify cuda-fast $name decode" "$SEEK" verify "$d" --backend cuda-fast --ids "5,6,7,8,9;10,11,12,13,14" --decode 6
+  { echo "\$ seek verify $d --backend cuda-fast --ids \"5,6,7,8,9;10,11,12,13,14\" --decode 6"; cat "$TMP/out"; } >>"$LOG"
+done
+# a baseline that is really there: a bf16 stage's "base rel" column is not zero everywhere
+grep -A200 'backend cuda-fast' "$LOG" | awk '$1 ~ /hook_attn_out$/ && $5 + 0 > 1e-4 { n++ } END { exit !(n > 0) }' && ok ||
+  bad "verify cuda-fast: no stage has a bf16 baseline error above 1e-4 (is the emulation rounding?)"
+expect_ok "forward cuda-fast" "$SEEK" forward $FX/v3 --ids "5,6,7;8,9,10" --logits "$TMP/fast.f32" --backend cuda-fast
+[ -s "$TMP/fast.f32" ] && ok || bad "forward cuda-fast: no logits written"
+expect_ok "generate cuda-fast" "$SEEK" generate $FX/v2_group --ids "5,6,7;8,9,10" -n 8 --attn absorb --backend cuda-fast
+expect_fail "train cuda-fast" "training is not built yet on the bf16 path" "$SEEK" train --model tiny-v3 \
+  --data tests/fixtures/tokenizer/corpus.txt --data-format bytes --out "$TMP/tr_fast" --steps 2 --batch 2 --seq-len 16 --backend cuda-fast
+
 # ---- the twin rule: each fast/cuda twin has a ref/ twin and a test ----
 twins=$(sed -n 's/^extern "C" [a-z][a-z ]* \**\([a-z_0-9]*_cuda\)(.*/\1/p' fast/cuda/*.cu | sort -u)
 [ "$(echo "$twins" | wc -w)" -ge 14 ] && ok || bad "twin rule: expected at least 14 fast/cuda twins, found: $twins"

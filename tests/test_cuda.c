@@ -48,6 +48,8 @@
 #include <cuda_runtime_api.h>
 
 #include "cuda/cuda.h"
+#include "cuda-fast/cuda_fast.h"
+#include "precision.h"
 
 #define CK(call)                                                                                   \
     do {                                                                                           \
@@ -1769,6 +1771,44 @@ static void test_two_models(void **st) {
     sync_check("two models");
 }
 
+/* ---- the bf16 backend (fast/cuda-fast) ----
+ * Its product against the reference's under ref_precision = PRECISION_BF16 (ref/precision.h): the
+ * same operands rounded to bf16, whose products are exact in fp32 (8-bit mantissas), so what is
+ * left is the order of the fp32 sums: the fp32 twins' limits apply. Without the rounding the two
+ * would differ by ~2^-9 relative, far past them, so this also proves the rounding happens. */
+static void check_fast_matmul(int N, int IC, int OC, int nan_row) {
+    float *x = rnd((size_t)N * IC, 1.0f), *w = rnd((size_t)OC * IC, 1.0f / sqrtf((float)IC));
+    if (nan_row >= 0) x[(size_t)nan_row * IC + IC / 2] = NAN;
+    float *dx = up(x, (size_t)N * IC), *dw = up(w, (size_t)OC * IC);
+    DBuf o = dbuf_new((size_t)N * OC);
+    float *want = hbuf((size_t)N * OC);
+    SeekErr e;
+    if (matmul_forward_cuda_fast(o.p, dx, dw, N, IC, OC, &e)) fail_msg("%s", e.msg);
+    ref_precision = PRECISION_BF16;
+    matmul_forward(want, x, w, N, IC, OC);
+    ref_precision = PRECISION_FP32;
+    char what[96];
+    snprintf(what, sizeof what, "cuda-fast matmul N=%d IC=%d OC=%d%s", N, IC, OC, nan_row >= 0 ? " (a NaN input)" : "");
+    expect_dev(what, &o, want);
+    CK(cudaFree(dx));
+    CK(cudaFree(dw));
+    free(x);
+    free(w);
+}
+
+static void test_fast_matmul(void **st) {
+    (void)st;
+    SeekErr e;
+    if (cuda_fast_check(&e)) fail_msg("%s", e.msg);
+    check_fast_matmul(64, 128, 96, -1);  /* nice */
+    check_fast_matmul(1, 37, 53, -1);    /* one row, odd sizes (no 16-byte alignment) */
+    check_fast_matmul(7, 1, 3, -1);      /* IC = 1 */
+    check_fast_matmul(113, 129, 67, -1);
+    check_fast_matmul(5, 1023, 113, -1);
+    check_fast_matmul(300, 1024, 512, -1); /* tensor-core tiles */
+    check_fast_matmul(9, 33, 17, 4);     /* NaN propagates to the same row */
+}
+
 static void test_summary(void **st) {
     (void)st;
     print_message("  largest op difference %.2e (limit %g + %g|ref|), largest op nmse %.2e (limit %g)\n", g_max_diff,
@@ -1844,7 +1884,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_rope),      cmocka_unit_test(test_attention),  cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_backward_ops), cmocka_unit_test(test_optim), cmocka_unit_test(test_balance),
         cmocka_unit_test(test_mla),       cmocka_unit_test(test_moe),
-        cmocka_unit_test(test_mla_backward), cmocka_unit_test(test_moe_backward), cmocka_unit_test(test_summary),
+        cmocka_unit_test(test_mla_backward), cmocka_unit_test(test_moe_backward), cmocka_unit_test(test_fast_matmul),
+        cmocka_unit_test(test_summary),
         cmocka_unit_test(test_model_forward), cmocka_unit_test(test_model_edits),
         cmocka_unit_test(test_greedy_vs_transformers), cmocka_unit_test(test_train),
         cmocka_unit_test(test_mtp),       cmocka_unit_test(test_two_models),

@@ -17,6 +17,7 @@
 #include "mla.h"
 #include "moe.h"
 #include "ops.h"
+#include "precision.h"
 #include "tolerances.h"
 
 #define NEAR(a, b, tol) assert_true(fabs((double)(a) - (double)(b)) <= (tol))
@@ -37,6 +38,52 @@ static void test_matmul(void **st) {
     NEAR(y[1], 3.0, TOL_HAND_ABS);  /* (1+2+3)/2 */
     NEAR(y[2], -2.0, TOL_HAND_ABS); /* 4 - 6 */
     NEAR(y[3], 7.5, TOL_HAND_ABS);  /* 15/2 */
+}
+
+/* round_bf16 against values worked by hand: bf16 keeps 7 mantissa bits, so near 1 its spacing
+ * is 2^-7 and a tie sits at an odd multiple of 2^-8 */
+static void test_round_bf16(void **st) {
+    (void)st;
+    const float u = ldexpf(1.0f, -8);
+    assert_true(round_bf16(1.0f) == 1.0f);
+    assert_true(round_bf16(1.0f + u) == 1.0f);                              /* tie: to the even 1.0 */
+    assert_true(round_bf16(1.0f + 3 * u) == 1.0f + 4 * u);                  /* tie: 1+2^-7 is odd, up */
+    assert_true(round_bf16(1.0f + u + ldexpf(1.0f, -20)) == 1.0f + 2 * u);   /* past the tie: up */
+    assert_true(round_bf16(1.0f + u - ldexpf(1.0f, -20)) == 1.0f);          /* short of it: down */
+    assert_true(round_bf16(-(1.0f + 3 * u)) == -(1.0f + 4 * u));            /* symmetric */
+    const float bf_max = ldexpf(2.0f - ldexpf(1.0f, -7), 127);              /* the largest bf16 */
+    assert_true(round_bf16(bf_max) == bf_max);
+    assert_true(isinf(round_bf16(3.4e38f)) && round_bf16(3.4e38f) > 0);     /* past its last tie: Inf */
+    assert_true(isinf(round_bf16(-INFINITY)) && round_bf16(-INFINITY) < 0);
+    assert_true(isnan(round_bf16(NAN)));
+    /* subnormals: bf16's spacing there is 2^-133 */
+    assert_true(round_bf16(ldexpf(1.0f, -133) + ldexpf(1.0f, -140)) == ldexpf(1.0f, -133));
+    assert_true(round_bf16(0.0f) == 0.0f);
+}
+
+/* matmul_forward under the bf16 emulation rounds both operands before the products */
+static void test_matmul_bf16(void **st) {
+    (void)st;
+    const float x[2] = {1.0f + ldexpf(1.0f, -9), 3.0f}, w[2] = {1.0f, 1.0f + ldexpf(1.0f, -7) + ldexpf(1.0f, -9)};
+    float y;
+    ref_precision = PRECISION_BF16;
+    matmul_forward(&y, x, w, 1, 2, 1);
+    ref_precision = PRECISION_FP32;
+    NEAR(y, 4.0 + 3.0 / 128.0, 0.0); /* 1·1 + 3·(1 + 2^-7): both 2^-9 parts rounded away */
+    matmul_forward(&y, x, w, 1, 2, 1);
+    NEAR(y, 4.0 + 3.0 / 128.0 + 4.0 / 512.0, 0.0); /* fp32: exact here */
+    /* the router's product stays fp32 under the emulation (precision.h) */
+    Config c;
+    memset(&c, 0, sizeof c);
+    c.C = 2;
+    c.E = 1;
+    c.K = 1;
+    c.scoring = SCORE_SIGMOID;
+    float lg, sc, ch;
+    ref_precision = PRECISION_BF16;
+    moe_router_scores(&lg, &sc, &ch, x, w, NULL, 1, &c);
+    ref_precision = PRECISION_FP32;
+    NEAR(lg, 4.0 + 3.0 / 128.0 + 4.0 / 512.0, 0.0);
 }
 
 static void test_embedding(void **st) {
@@ -362,6 +409,7 @@ static void test_balance(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul),         cmocka_unit_test(test_embedding),
+        cmocka_unit_test(test_round_bf16),     cmocka_unit_test(test_matmul_bf16),
         cmocka_unit_test(test_rmsnorm),        cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_rope_default),   cmocka_unit_test(test_rope_yarn_v3),
         cmocka_unit_test(test_yarn_factors),   cmocka_unit_test(test_topk_ties),

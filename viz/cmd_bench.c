@@ -328,7 +328,7 @@ static int profile_train(int steps, int B, SeekErr *err) {
 
 int cmd_bench(int argc, char **argv) {
     for (int i = 1; i + 1 < argc; i++)
-        if (!strcmp(argv[i], "--backend") && !strcmp(argv[i + 1], "cuda")) return cmd_bench_cuda(argc, argv);
+        if (!strcmp(argv[i], "--backend") && (!strcmp(argv[i + 1], "cuda") || !strcmp(argv[i + 1], "cuda-fast"))) return cmd_bench_cuda(argc, argv);
     int quick = 0, n_dirs = 0;
     long long prof_steps = 0, prof_batch = 1;
     const char *dirs[16];
@@ -405,7 +405,7 @@ int cmd_bench(int argc, char **argv) {
 #else
 int cmd_bench(int argc, char **argv) {
     for (int i = 1; i + 1 < argc; i++)
-        if (!strcmp(argv[i], "--backend") && !strcmp(argv[i + 1], "cuda")) return cmd_bench_cuda(argc, argv);
+        if (!strcmp(argv[i], "--backend") && (!strcmp(argv[i + 1], "cuda") || !strcmp(argv[i + 1], "cuda-fast"))) return cmd_bench_cuda(argc, argv);
     fprintf(stderr, "seek bench: this seek was built without OpenBLAS, so there is no cpu backend to measure\n");
     return 1;
 }

@@ -18,11 +18,11 @@ typedef struct {
 
 static const Command COMMANDS[] = {
     {"info", cmd_info, "info DIR [--check-finite]     the config in words, parameters, KV-cache bytes (NaN/Inf count per tensor)"},
-    {"forward", cmd_forward, "forward DIR --ids \"1,2;3,4\" --logits OUT.f32 [--hidden OUT.f32] [--attn naive|absorb] [--backend ref|cpu|cuda]"},
-    {"generate", cmd_generate, "generate DIR --ids \"...\" -n N [--temp T --top-k K --top-p P --seed S --attn naive|absorb] [--backend ref|cpu|cuda]"},
-    {"verify", cmd_verify, "verify DIR [--backend cpu|cuda] [--ids \"1,2;3,4\"] [--attn naive|absorb] [--decode N] [--grad [--prompt-len \"P0;P1\"]]   ref vs backend, stage by stage (--grad: every parameter gradient)"},
+    {"forward", cmd_forward, "forward DIR --ids \"1,2;3,4\" --logits OUT.f32 [--hidden OUT.f32] [--attn naive|absorb] [--backend ref|cpu|cuda|cuda-fast]"},
+    {"generate", cmd_generate, "generate DIR --ids \"...\" -n N [--temp T --top-k K --top-p P --seed S --attn naive|absorb] [--backend ref|cpu|cuda|cuda-fast]"},
+    {"verify", cmd_verify, "verify DIR [--backend cpu|cuda|cuda-fast] [--ids \"1,2;3,4\"] [--attn naive|absorb] [--decode N] [--grad [--prompt-len \"P0;P1\"]]   ref vs backend, stage by stage (--grad: every parameter gradient)"},
     {"eval", cmd_eval, "eval [DIR] (--text FILE | --data TOKENS.bin | --bytes FILE) [--seq-len T] [--windows N] [--val-fraction F] [--experts K] [--backend ref|cpu|cuda]   held-out loss, perplexity, MTP accuracy and acceptance, what each expert learned"},
-    {"bench", cmd_bench, "bench [DIR...] [--quick] | --profile-train N [--batch B] | --backend cuda [CONFIG.json|DIR] [--batch B] [--seq-len T] [--steps N]   tokens/s, ref vs cpu, and sgemm GFLOP/s vs OpenBLAS's peak; cuda: bench-460m forward and training tokens/s"},
+    {"bench", cmd_bench, "bench [DIR...] [--quick] | --profile-train N [--batch B] | --backend cuda|cuda-fast [CONFIG.json|DIR] [--batch B] [--seq-len T] [--steps N] [--peak-tflops P]   tokens/s, ref vs cpu, and sgemm GFLOP/s vs OpenBLAS's peak; cuda, cuda-fast: bench-460m forward, decode and training tokens/s, MFU"},
     {"train", cmd_train, "train [--config train.json] [--KEY VALUE]... [--resume DIR] [--backend ref|cpu|cuda]   train a model, or fine-tune one: --init DIR --objective sft --data pairs.jsonl (docs/training.md)"},
     {"grad", cmd_grad, "grad DIR (--ids \"1,2,3;4,5,6\" [--prompt-len \"P0;P1\"] | --grpo GROUP.json) -o grads.safetensors [--backend ref|cpu|cuda]   loss (labels = ids; -100 on each prompt; or one GRPO group's) and every parameter's gradient"},
     {"convert", cmd_convert, "convert DIR OUT [--dtype f32|bf16|f16]   write a model folder transformers loads (FP8 -> bf16, ...)"},

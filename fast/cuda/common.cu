@@ -190,6 +190,7 @@ CudaModelCtx *cuda_model_ctx(const Model *m) {
 
 /* a context's device memory, MTP first, the weights last (what each part was built on) */
 static void model_ctx_empty(CudaModelCtx *x) {
+    cuda_fast_empty(x);
     cuda_mtp_empty(x);
     cuda_backward_empty(x);
     cuda_forward_empty(x);
@@ -230,6 +231,7 @@ extern "C" void cuda_release(void) {
     if (g->ws) CU_CHECK(cudaFree(g->ws));
     g->ws = NULL;
     g->ws_bytes = 0;
+    cuda_fast_release();
     if (g->blas) cublasDestroy(g->blas);
     g->blas = NULL;
     if (g->stream) CU_CHECK(cudaStreamDestroy(g->stream));

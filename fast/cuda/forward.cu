@@ -7,7 +7,7 @@
  * changes. Layer code never allocates: the device run state, cache and workspace are sized when
  * the shapes change, before the layers run.
  *
- * Hooks. hook_dev() is the bridge: when the ActCache wants a stage, or has an edit callback, the
+ * Hooks. cuda_hook_dev() is the bridge: when the ActCache wants a stage, or has an edit callback, the
  * device tensor is copied into the host RunState buffer of the same name, hook_bt() runs there
  * (edit, then capture), and an edit is copied back before the forward goes on; with neither,
  * nothing leaves the GPU. Attention scores/patterns (replaced per call, used by nothing after
@@ -351,6 +351,16 @@ static int attach_kv(CudaFwdCtx *X, const Config *c, KVCache *kv, cudaStream_t s
     return 0;
 }
 
+CudaModelCtx *cuda_forward_setup(const Model *m, const RunState *s, KVCache *kv, cudaStream_t st) {
+    CudaModelCtx *x = cuda_model_upload(m);
+    if (!x || alloc_runstate(&x->fwd, &m->cfg, s) || attach_kv(&x->fwd, &m->cfg, kv, st)) return NULL;
+    return x;
+}
+
+void cuda_forward_kv_back(CudaModelCtx *x, const Config *c, KVCache *kv, int pos0, int T, cudaStream_t st) {
+    kv_sync_rows(&x->fwd, c, kv, pos0, T, cudaMemcpyDeviceToHost, st);
+}
+
 void cuda_forward_state(CudaModelCtx *x, CudaForwardState *f) {
     CudaFwdCtx *X = &x->fwd;
     f->d = &X->d;
@@ -375,8 +385,8 @@ void cuda_forward_empty(CudaModelCtx *x) {
 
 /* The hook point of a (B, T, d1[, d2]) device tensor: copied to `host` (the RunState buffer of
  * the same name) only when the cache wants the stage or edits; an edit goes back to the device. */
-static void hook_dev(ActCache *h, float *dev, float *host, int B, int T, size_t d1, size_t d2, const char *px,
-                     const char *stage, cudaStream_t st) {
+void cuda_hook_dev(ActCache *h, float *dev, float *host, int B, int T, size_t d1, size_t d2, const char *px,
+                   const char *stage, cudaStream_t st) {
     if (!h) return;
     char name[HOOK_NAME_LEN];
     if (px && *px) snprintf(name, sizeof name, "%s.%s", px, stage);
@@ -390,8 +400,8 @@ static void hook_dev(ActCache *h, float *dev, float *host, int B, int T, size_t 
 }
 
 /* A (B, NH, T, Tk) attention tensor: the device holds rows of Tmax; compacted on the host */
-static void hook_attn_dev(ActCache *h, const float *dev, float *host, int B, int NH, int T, int Tk, int Tmax,
-                          const char *px, const char *stage, cudaStream_t st) {
+void cuda_hook_attn_dev(ActCache *h, const float *dev, float *host, int B, int NH, int T, int Tk, int Tmax,
+                        const char *px, const char *stage, cudaStream_t st) {
     if (!h || !dev) return;
     char name[HOOK_NAME_LEN];
     snprintf(name, sizeof name, "%s.%s", px, stage);
@@ -407,6 +417,12 @@ __global__ static void int_to_float_kernel(float *y, const int *x, size_t n) {
     if (i < n) y[i] = (float)x[i];
 }
 
+void cuda_int_to_float(float *y, const int *x, size_t n, cudaStream_t st) {
+    if (!n) return;
+    int_to_float_kernel<<<cdiv(n, 256), 256, 0, st>>>(y, x, n);
+    LAUNCH_CHECK("int_to_float");
+}
+
 /* ---- attention blocks ---- */
 
 static void llama_attention_cuda(const Model *m, RunState *s, KVCache *kv, const LayerWeights *w, LayerState *a,
@@ -417,14 +433,14 @@ static void llama_attention_cuda(const Model *m, RunState *s, KVCache *kv, const
     matmul_forward_cuda(a->q, a->xn1, w->wq, N, c->C, NH * HS, st);
     matmul_forward_cuda(a->k_new, a->xn1, w->wk, N, c->C, NKV * HS, st);
     matmul_forward_cuda(a->v_new, a->xn1, w->wv, N, c->C, NKV * HS, st);
-    hook_dev(hooks, a->q, ha->q, B, T, NH, HS, px, "attn.hook_q", st);
-    hook_dev(hooks, a->k_new, ha->k_new, B, T, NKV, HS, px, "attn.hook_k", st);
-    hook_dev(hooks, a->v_new, ha->v_new, B, T, NKV, HS, px, "attn.hook_v", st);
+    cuda_hook_dev(hooks, a->q, ha->q, B, T, NH, HS, px, "attn.hook_q", st);
+    cuda_hook_dev(hooks, a->k_new, ha->k_new, B, T, NKV, HS, px, "attn.hook_k", st);
+    cuda_hook_dev(hooks, a->v_new, ha->v_new, B, T, NKV, HS, px, "attn.hook_v", st);
     cuda_rope_rows(a->q, N, T, pos0, NH, (size_t)NH * HS, HS, s->inv_freq, s->rope_attn_factor, HS, c->rope_layout, st);
     cuda_rope_rows(a->k_new, N, T, pos0, NKV, (size_t)NKV * HS, HS, s->inv_freq, s->rope_attn_factor, HS,
                    c->rope_layout, st);
-    hook_dev(hooks, a->q, ha->q, B, T, NH, HS, px, "attn.hook_rot_q", st);
-    hook_dev(hooks, a->k_new, ha->k_new, B, T, NKV, HS, px, "attn.hook_rot_k", st);
+    cuda_hook_dev(hooks, a->q, ha->q, B, T, NH, HS, px, "attn.hook_rot_q", st);
+    cuda_hook_dev(hooks, a->k_new, ha->k_new, B, T, NKV, HS, px, "attn.hook_rot_k", st);
     /* append the new keys and values to the cache: B blocks of T rows */
     size_t kvw = (size_t)NKV * HS;
     size_t dpitch = (size_t)kv->Tmax * kvw * sizeof(float), spitch = (size_t)T * kvw * sizeof(float);
@@ -448,10 +464,10 @@ static void mla_attention_cuda(const Model *m, RunState *s, RunState *hs, KVCach
     const int N = B * T, NH = c->NH, dn = c->dn, dr = c->dr, dv = c->dv, dq = dn + dr, dkv = c->kv_lora_rank;
     const int Tk = pos0 + T;
     mla_q_forward_cuda(a->q, a->q_a, a->q_latent, a->q_rstd, a->xn1, w, c, N, st);
-    if (c->q_lora_rank) hook_dev(hooks, a->q_latent, ha->q_latent, B, T, c->q_lora_rank, 0, px, "attn.hook_q_latent", st);
-    hook_dev(hooks, a->q, ha->q, B, T, NH, dq, px, "attn.hook_q", st);
+    if (c->q_lora_rank) cuda_hook_dev(hooks, a->q_latent, ha->q_latent, B, T, c->q_lora_rank, 0, px, "attn.hook_q_latent", st);
+    cuda_hook_dev(hooks, a->q, ha->q, B, T, NH, dq, px, "attn.hook_q", st);
     mla_kv_forward_cuda(a->latent_new, a->kpe_new, a->kv_a, a->kv_rstd, a->xn1, w, c, N, st);
-    hook_dev(hooks, a->latent_new, ha->latent_new, B, T, dkv, 0, px, "attn.hook_kv_latent", st);
+    cuda_hook_dev(hooks, a->latent_new, ha->latent_new, B, T, dkv, 0, px, "attn.hook_kv_latent", st);
     /* decoupled RoPE: the rope slice of every query head, and the one shared rope key */
     cuda_rope_rows(a->q + dn, N, T, pos0, NH, (size_t)NH * dq, dq, s->inv_freq, s->rope_attn_factor, dr, c->rope_layout, st);
     cuda_rope_rows(a->kpe_new, N, T, pos0, 1, dr, dr, s->inv_freq, s->rope_attn_factor, dr, c->rope_layout, st);
@@ -460,9 +476,9 @@ static void mla_attention_cuda(const Model *m, RunState *s, RunState *hs, KVCach
     if (hook_wants(hooks, name)) { /* gather the rope slices into (N, NH, dr) */
         CU_CHECK(cudaMemcpy2DAsync(s->tmp, (size_t)dr * sizeof(float), a->q + dn, (size_t)dq * sizeof(float),
                                    (size_t)dr * sizeof(float), (size_t)N * NH, cudaMemcpyDeviceToDevice, st));
-        hook_dev(hooks, s->tmp, hs->tmp, B, T, NH, dr, px, "attn.hook_rot_q", st);
+        cuda_hook_dev(hooks, s->tmp, hs->tmp, B, T, NH, dr, px, "attn.hook_rot_q", st);
     }
-    hook_dev(hooks, a->kpe_new, ha->kpe_new, B, T, dr, 0, px, "attn.hook_rot_k", st);
+    cuda_hook_dev(hooks, a->kpe_new, ha->kpe_new, B, T, dr, 0, px, "attn.hook_rot_k", st);
     /* the cache keeps only the latent and the rotated rope key: B blocks of T rows */
     size_t base0 = ((size_t)l * kv->B) * kv->Tmax + pos0;
     CU_CHECK(cudaMemcpy2DAsync(kv->latent + base0 * dkv, (size_t)kv->Tmax * dkv * sizeof(float), a->latent_new,
@@ -513,51 +529,48 @@ void block_forward_cuda(const Model *m, RunState *d, RunState *hs, KVCache *kv, 
     const int N = B * T, C = c->C, Tk = pos0 + T;
     const size_t NC = (size_t)N * C;
     const int l = kv_layer;
-    hook_dev(hooks, d->x, hs->x, B, T, C, 0, px, "hook_resid_pre", st);
+    cuda_hook_dev(hooks, d->x, hs->x, B, T, C, 0, px, "hook_resid_pre", st);
     CU_CHECK(cudaMemcpyAsync(a->resid, d->x, NC * sizeof(float), cudaMemcpyDeviceToDevice, st));
 
     /* attention sub-block */
     rmsnorm_forward_cuda(a->xn1, a->rstd1, a->resid, w->attn_norm, N, C, c->eps, st);
-    hook_dev(hooks, a->xn1, ha->xn1, B, T, C, 0, px, "ln1.hook_normalized", st);
+    cuda_hook_dev(hooks, a->xn1, ha->xn1, B, T, C, 0, px, "ln1.hook_normalized", st);
     if (c->mla) mla_attention_cuda(m, d, hs, kv, w, a, ha, l, px, B, T, pos0, mode, hooks, st);
     else llama_attention_cuda(m, d, kv, w, a, ha, l, px, B, T, pos0, hooks, st);
     if (d->with_attn && hooks) {
-        hook_attn_dev(hooks, a->scores, ha->scores, B, c->NH, T, Tk, d->Tmax, px, "attn.hook_attn_scores", st);
-        hook_attn_dev(hooks, a->pattern, ha->pattern, B, c->NH, T, Tk, d->Tmax, px, "attn.hook_pattern", st);
+        cuda_hook_attn_dev(hooks, a->scores, ha->scores, B, c->NH, T, Tk, d->Tmax, px, "attn.hook_attn_scores", st);
+        cuda_hook_attn_dev(hooks, a->pattern, ha->pattern, B, c->NH, T, Tk, d->Tmax, px, "attn.hook_pattern", st);
     }
     int dv = config_v_dim(c);
-    hook_dev(hooks, a->z, ha->z, B, T, c->NH, dv, px, "attn.hook_z", st);
+    cuda_hook_dev(hooks, a->z, ha->z, B, T, c->NH, dv, px, "attn.hook_z", st);
     matmul_forward_cuda(a->attn_out, a->z, w->wo, N, c->NH * dv, C, st);
-    hook_dev(hooks, a->attn_out, ha->attn_out, B, T, C, 0, px, "hook_attn_out", st);
+    cuda_hook_dev(hooks, a->attn_out, ha->attn_out, B, T, C, 0, px, "hook_attn_out", st);
     cuda_residual_add(d->x, a->attn_out, NC, st);
-    hook_dev(hooks, d->x, hs->x, B, T, C, 0, px, "hook_resid_mid", st);
+    cuda_hook_dev(hooks, d->x, hs->x, B, T, C, 0, px, "hook_resid_mid", st);
     CU_CHECK(cudaMemcpyAsync(a->resid_mid, d->x, NC * sizeof(float), cudaMemcpyDeviceToDevice, st));
 
     /* feed-forward sub-block */
     rmsnorm_forward_cuda(a->xn2, a->rstd2, a->resid_mid, w->mlp_norm, N, C, c->eps, st);
-    hook_dev(hooks, a->xn2, ha->xn2, B, T, C, 0, px, "ln2.hook_normalized", st);
+    cuda_hook_dev(hooks, a->xn2, ha->xn2, B, T, C, 0, px, "ln2.hook_normalized", st);
     if (!w->is_moe) {
         swiglu_forward_cuda(a->mlp_out, a->gate, a->up, a->act, a->xn2, w->w_gate, w->w_up, w->w_down, N, C, c->I_ffn, st);
     } else {
         moe_router_scores_cuda(a->r_logits, a->r_scores, a->r_choice, a->xn2, w->router, w->router_bias, N, c, st);
-        hook_dev(hooks, a->r_logits, ha->r_logits, B, T, c->E, 0, px, "mlp.hook_router_logits", st);
-        hook_dev(hooks, a->r_scores, ha->r_scores, B, T, c->E, 0, px, "mlp.hook_router_scores", st);
-        hook_dev(hooks, a->r_choice, ha->r_choice, B, T, c->E, 0, px, "mlp.hook_router_choice", st); /* edits steer selection */
+        cuda_hook_dev(hooks, a->r_logits, ha->r_logits, B, T, c->E, 0, px, "mlp.hook_router_logits", st);
+        cuda_hook_dev(hooks, a->r_scores, ha->r_scores, B, T, c->E, 0, px, "mlp.hook_router_scores", st);
+        cuda_hook_dev(hooks, a->r_choice, ha->r_choice, B, T, c->E, 0, px, "mlp.hook_router_choice", st); /* edits steer selection */
         moe_select_cuda(a->e_idx, a->e_w, a->r_scores, a->r_choice, N, c, NULL, st);
-        if (hooks) {
-            int_to_float_kernel<<<cdiv((size_t)N * c->K, 256), 256, 0, st>>>(a->e_idx_f, a->e_idx, (size_t)N * c->K);
-            LAUNCH_CHECK("int_to_float");
-        }
-        hook_dev(hooks, a->e_idx_f, ha->e_idx_f, B, T, c->K, 0, px, "mlp.hook_expert_indices", st);
-        hook_dev(hooks, a->e_w, ha->e_w, B, T, c->K, 0, px, "mlp.hook_expert_weights", st);
+        if (hooks) cuda_int_to_float(a->e_idx_f, a->e_idx, (size_t)N * c->K, st);
+        cuda_hook_dev(hooks, a->e_idx_f, ha->e_idx_f, B, T, c->K, 0, px, "mlp.hook_expert_indices", st);
+        cuda_hook_dev(hooks, a->e_w, ha->e_w, B, T, c->K, 0, px, "mlp.hook_expert_weights", st);
         moe_forward_cuda(a->mlp_out, a->routed, a->shared, a->eg, a->eu, a->ea, a->eo, a->gate, a->up, a->act, a->xn2,
                          a->e_idx, a->e_w, w, N, c, st);
-        hook_dev(hooks, a->routed, ha->routed, B, T, C, 0, px, "mlp.hook_routed_out", st);
-        hook_dev(hooks, a->shared, ha->shared, B, T, C, 0, px, "mlp.hook_shared_out", st);
+        cuda_hook_dev(hooks, a->routed, ha->routed, B, T, C, 0, px, "mlp.hook_routed_out", st);
+        cuda_hook_dev(hooks, a->shared, ha->shared, B, T, C, 0, px, "mlp.hook_shared_out", st);
     }
-    hook_dev(hooks, a->mlp_out, ha->mlp_out, B, T, C, 0, px, "hook_mlp_out", st);
+    cuda_hook_dev(hooks, a->mlp_out, ha->mlp_out, B, T, C, 0, px, "hook_mlp_out", st);
     cuda_residual_add(d->x, a->mlp_out, NC, st);
-    hook_dev(hooks, d->x, hs->x, B, T, C, 0, px, "hook_resid_post", st);
+    cuda_hook_dev(hooks, d->x, hs->x, B, T, C, 0, px, "hook_resid_post", st);
 }
 
 /* ---- the model ---- */
@@ -581,10 +594,9 @@ extern "C" int model_forward_cuda(const Model *m, RunState *s, KVCache *kv, cons
     }
     cudaStream_t st = cuda_stream();
     cuda_check_error(NULL); /* a stale failure of an earlier call is not this call's */
-    CudaModelCtx *x = cuda_model_upload(m); /* m's own context: its weights, run state and cache */
-    CudaFwdCtx *X = x ? &x->fwd : NULL;
-    if (!x || alloc_runstate(X, c, s) || attach_kv(X, c, kv, st))
-        return fail_if_error(err) ? -1 : seek_fail(err, "forward (cuda): setup failed");
+    CudaModelCtx *x = cuda_forward_setup(m, s, kv, st); /* m's own context: its weights, run state and cache */
+    if (!x) return fail_if_error(err) ? -1 : seek_fail(err, "forward (cuda): setup failed");
+    CudaFwdCtx *X = &x->fwd;
     RunState *d = &X->d;
     KVCache *dkv = &X->dkv;
     const size_t layer_stride = (size_t)N * C; /* hidden (L+1, B, T, C) */
@@ -592,7 +604,7 @@ extern "C" int model_forward_cuda(const Model *m, RunState *s, KVCache *kv, cons
 
     CU_CHECK(cudaMemcpyAsync(d->ids, s->ids, (size_t)N * sizeof(int), cudaMemcpyHostToDevice, st));
     embedding_forward_cuda(d->x, d->ids, X->wte, N, C, st);
-    hook_dev(hooks, d->x, s->x, B, T, C, 0, NULL, "hook_embed", st);
+    cuda_hook_dev(hooks, d->x, s->x, B, T, C, 0, NULL, "hook_embed", st);
     if (hidden) CU_CHECK(cudaMemcpyAsync(hidden, d->x, layer_stride * sizeof(float), cudaMemcpyDeviceToHost, st));
 
     for (int l = 0; l < c->L; l++) {
@@ -606,16 +618,17 @@ extern "C" int model_forward_cuda(const Model *m, RunState *s, KVCache *kv, cons
 
     CU_CHECK(cudaMemcpyAsync(d->xf, d->x, NC * sizeof(float), cudaMemcpyDeviceToDevice, st));
     rmsnorm_forward_cuda(d->xnf, d->rstdf, d->xf, X->final_norm, N, C, c->eps, st);
-    hook_dev(hooks, d->xnf, s->xnf, B, T, C, 0, NULL, "ln_final.hook_normalized", st);
+    cuda_hook_dev(hooks, d->xnf, s->xnf, B, T, C, 0, NULL, "ln_final.hook_normalized", st);
     if (hidden)
         CU_CHECK(cudaMemcpyAsync(hidden + (size_t)c->L * layer_stride, d->xnf, layer_stride * sizeof(float),
                                  cudaMemcpyDeviceToHost, st));
     matmul_forward_cuda(X->logits, d->xnf, X->lm_head, N, C, c->V, st);
-    CU_CHECK(cudaMemcpyAsync(logits, X->logits, (size_t)N * c->V * sizeof(float), cudaMemcpyDeviceToHost, st));
+    if (logits) /* NULL: left on the device (a benchmark's forward) */
+        CU_CHECK(cudaMemcpyAsync(logits, X->logits, (size_t)N * c->V * sizeof(float), cudaMemcpyDeviceToHost, st));
     /* the new cache rows back into the caller's cache, which stays the truth */
     kv_sync_rows(X, c, kv, pos0, T, cudaMemcpyDeviceToHost, st);
     CU_CHECK(cudaStreamSynchronize(st));
-    hook_bt(hooks, logits, B, T, c->V, 0, NULL, "unembed.hook_out");
+    if (logits) hook_bt(hooks, logits, B, T, c->V, 0, NULL, "unembed.hook_out");
     if (fail_if_error(err)) {
         X->kv_len = -1; /* the device cache is suspect: upload it again next time */
         return -1;

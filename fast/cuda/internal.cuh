@@ -148,6 +148,17 @@ typedef struct {
 } AttnRows;
 void cuda_attend_rows(const AttnRows *a, cudaStream_t st);
 
+/* moe.cu: the N·K (token, slot) pairs of idx sorted by expert, stably (pairs of one expert keep
+ * their (token, slot) order): off (E + 1) row offsets, perm[pos] = nk, inv[nk] = pos (-1 for an
+ * expert id outside [0, E)), all device ints; the offsets also brought to the host (off_h, E + 1
+ * ints: one synchronisation). Returns the number of pairs with a valid expert. */
+int cuda_moe_sort(int *off, int *perm, int *inv, int *off_h, const int *idx, size_t NK, int E, cudaStream_t st);
+
+/* mla.cu: the naive form's keys and values from the expanded latent kv (Tk, NH, dn + dv) and the
+ * rope keys k_pe (Tk, dr): k (Tk, NH, dn + dr) = [kv[:, h, :dn] ; k_pe], v (Tk, NH, dv) = kv[:, h, dn:] */
+void cuda_mla_assemble(float *k, float *v, const float *kv, const float *k_pe, int Tk, int NH, int dn, int dr, int dv,
+                       cudaStream_t st);
+
 /* ---- a model's context: its device copy and what runs on it ----
  * One per Model, hung on Model.dev by cuda_model_ctx on the model's first use on the GPU (with
  * Model.dev_free = cuda_model_ctx_free, which model_free calls), so two models keep their own
@@ -201,10 +212,14 @@ typedef struct {
     float *h0, *dh0;     /* (B, T, C) staging for the public twins' host h0 and dh0 */
 } CudaMtpCtx;
 
+/* fast/cuda-fast: the bf16 backend's part (its weights in bf16, its scratch), defined there */
+typedef struct CudaFastCtx CudaFastCtx;
+
 struct CudaModelCtx {
-    CudaFwdCtx fwd;
+    CudaFwdCtx fwd;     /* also the bf16 backend's: the fp32 weights, run state and KV cache */
     CudaGradCtx grad;
     CudaMtpCtx mtp;
+    CudaFastCtx *fast;  /* the bf16 backend's own part (fast/cuda-fast/internal.cuh); NULL until it runs */
     long uploads;        /* copies of the host weights to the device: first uploads and refreshes (tests) */
     CudaModelCtx *next;  /* CudaDevice.models */
 };
@@ -218,6 +233,8 @@ extern "C" void cuda_model_ctx_free(void *dev);
 void cuda_forward_empty(CudaModelCtx *x);
 void cuda_backward_empty(CudaModelCtx *x);
 void cuda_mtp_empty(CudaModelCtx *x);
+void cuda_fast_empty(CudaModelCtx *x); /* fast/cuda-fast/forward.cu: frees x->fast */
+void cuda_fast_release(void);          /* fast/cuda-fast/gemm.cu: the cuBLASLt handle, plans, workspace */
 
 /* forward.cu: m's context with its weights on the device (uploaded, or refreshed when the host
  * values changed); NULL on failure (recorded in the sticky error). */
@@ -235,6 +252,21 @@ typedef struct {
     float *logits;
 } CudaForwardState;
 void cuda_forward_state(CudaModelCtx *x, CudaForwardState *f);
+/* forward.cu, for the bf16 backend's forward (fast/cuda-fast), which shares the fp32 weights, the
+ * run state and the cache: m's context with its weights current, its device run state sized like
+ * s and its device cache holding kv's rows (NULL on failure, recorded in the sticky error); and,
+ * after a forward, the new rows [pos0, pos0 + T) back into the host cache kv. */
+CudaModelCtx *cuda_forward_setup(const Model *m, const RunState *s, KVCache *kv, cudaStream_t st);
+void cuda_forward_kv_back(CudaModelCtx *x, const Config *c, KVCache *kv, int pos0, int T, cudaStream_t st);
+/* forward.cu: the hook bridge (the file's header): a (B, T, d1[, d2]) device tensor, or a
+ * (B, NH, T, Tk) attention tensor held in rows of Tmax, copied to the host RunState buffer of the
+ * same name only when the cache wants the stage or edits; an edit goes back to the device. */
+void cuda_hook_dev(ActCache *h, float *dev, float *host, int B, int T, size_t d1, size_t d2, const char *px,
+                   const char *stage, cudaStream_t st);
+void cuda_hook_attn_dev(ActCache *h, const float *dev, float *host, int B, int NH, int T, int Tk, int Tmax,
+                        const char *px, const char *stage, cudaStream_t st);
+/* forward.cu: y[i] = (float)x[i] (expert indices for their hook) */
+void cuda_int_to_float(float *y, const int *x, size_t n, cudaStream_t st);
 
 /* ---- what the MTP module (mtp.cu) shares with forward.cu and backward.cu ---- */
 

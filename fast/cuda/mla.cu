@@ -52,16 +52,20 @@ __global__ static void mla_assemble_kernel(float *k, float *v, const float *kv, 
     for (int d = threadIdx.x; d < dv; d += blockDim.x) vd[d] = src[dn + d];
 }
 
+void cuda_mla_assemble(float *k, float *v, const float *kv, const float *k_pe, int Tk, int NH, int dn, int dr, int dv,
+                       cudaStream_t st) {
+    if ((size_t)Tk * NH == 0) return;
+    mla_assemble_kernel<<<(unsigned)((size_t)Tk * NH), 64, 0, st>>>(k, v, kv, k_pe, Tk, NH, dn, dr, dv);
+    LAUNCH_CHECK("mla_assemble");
+}
+
 extern "C" void mla_attend_naive_cuda(float *z, float *scores, float *pattern, float *kv, float *k, float *v,
                                       const float *q, const float *latent, const float *k_pe, const LayerWeights *w,
                                       const Config *cfg, int T, int pos0, int Tk, float *row, cudaStream_t st) {
     const int NH = cfg->NH, dn = cfg->dn, dr = cfg->dr, dv = cfg->dv, dq = dn + dr;
     /* expand the latent of every cached position into per-head keys and values */
     matmul_forward_cuda(kv, latent, w->wkv_b, Tk, cfg->kv_lora_rank, NH * (dn + dv), st);
-    if ((size_t)Tk * NH > 0) {
-        mla_assemble_kernel<<<(unsigned)((size_t)Tk * NH), 64, 0, st>>>(k, v, kv, k_pe, Tk, NH, dn, dr, dv);
-        LAUNCH_CHECK("mla_assemble");
-    }
+    cuda_mla_assemble(k, v, kv, k_pe, Tk, NH, dn, dr, dv, st);
     attention_forward_cuda(z, scores, pattern, q, k, v, T, pos0, Tk, NH, NH, dq, dv, (size_t)NH * dq, (size_t)NH * dv,
                            cfg->attn_scale, row, st);
 }
