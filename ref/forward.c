@@ -394,6 +394,10 @@ int model_forward(const Model *m, RunState *s, KVCache *kv, const int *ids, int 
     if (Tk > c->max_pos)
         return seek_fail(err, "forward: position %d is beyond max_position_embeddings %d", Tk - 1, c->max_pos);
     if (mode == ATTN_ABSORB && !c->mla) return seek_fail(err, "forward: --attn absorb needs an MLA model (this is %s)", c->model_type);
+    if (kv->on_device && pos0 > 0)
+        return seek_fail(err, "forward: this cache's %d positions are on the GPU (--backend cuda-fast): continue there, or "
+                              "start over", pos0);
+    kv->on_device = 0;
     if (s->per_layer && (pos0 != 0 || mode != ATTN_NAIVE))
         return seek_fail(err, "forward: a training run state takes whole sequences with naive attention");
     for (int i = 0; i < N; i++) {

@@ -20,6 +20,9 @@ typedef struct {
     float *k, *v;       /* LLaMA: (L, B, Tmax, NKV, HS) */
     float *latent;      /* MLA: (L, B, Tmax, dkv) */
     float *k_pe;        /* MLA: (L, B, Tmax, dr) */
+    int on_device;      /* the rows [0, len) live only on the GPU of the backend that wrote them
+                         * (cuda-fast keeps its cache there); the host arrays are not current, and
+                         * only that backend can continue the sequence (len = 0 starts over) */
 } KVCache;
 
 /* What one layer computes in one call, every tensor named. Backward reads these, so in

@@ -11,9 +11,13 @@
  * The rounding points emulated (ref_precision = PRECISION_BF16): both operands of every matrix
  * product that goes through matmul_forward (the attention and MLA projections, the output
  * projection, the dense, shared and routed experts' SwiGLU, the MTP projection, the output
- * head), products accumulated in fp32 as before. Not rounded, on every backend: the router's
- * product (DeepSeek-V3 computes its gate in fp32: routing decisions are discrete and sensitive),
- * the embedding, the norms, RoPE, the softmaxes and the residual stream.
+ * head, the naive MLA form's latent expansion), products accumulated in fp32 as before; and in
+ * attention_forward (LLaMA attention and the naive MLA form, as flash attention computes it) q and
+ * k before their dot products, v and the softmax's unnormalised weights before their products,
+ * the division by the weights' sum last. Not rounded, on every backend: the router's product
+ * (DeepSeek-V3 computes its gate in fp32: routing decisions are discrete and sensitive), the
+ * embedding, the norms, RoPE, the softmax's statistics, the absorbed MLA form and the residual
+ * stream.
  *
  * ref_precision is a process-wide setting like the floating-point rounding mode: PRECISION_FP32
  * (the reference itself) unless a caller sets it for one run and sets it back. Only the

@@ -1809,6 +1809,92 @@ static void test_fast_matmul(void **st) {
     check_fast_matmul(9, 33, 17, 4);     /* NaN propagates to the same row */
 }
 
+/* Flash attention on the tensor cores rounds its softmax weights against a running maximum, so
+ * it cannot match the emulated reference to fp32's limits; it is held, as seek verify holds every
+ * stage, to twice the bf16 baseline: its distance from the fp32 reference at most
+ * TOL_BF16_BASELINE_FACTOR times the emulation's distance (plus the fp32 op limit). */
+static void check_fast_attention(int T, int pos0, int NH, int NKV, int DQ, int DV, int pad) {
+    const int Tk = pos0 + T;
+    size_t ks = (size_t)NKV * DQ + pad, vs = (size_t)NKV * DV + pad;
+    float *q = rnd((size_t)T * NH * DQ, 1.0f), *k = rnd((size_t)Tk * ks, 1.0f), *v = rnd((size_t)Tk * vs, 1.0f);
+    float *dq = up(q, (size_t)T * NH * DQ), *dk = up(k, (size_t)Tk * ks), *dv = up(v, (size_t)Tk * vs);
+    DBuf o = dbuf_new((size_t)T * NH * DV);
+    float *w32 = hbuf((size_t)T * NH * DV), *w16 = hbuf((size_t)T * NH * DV), *row = hbuf((size_t)Tk);
+    float scale = 1.0f / sqrtf((float)DQ);
+    SeekErr e;
+    if (attention_forward_cuda_fast(o.p, dq, dk, dv, T, pos0, Tk, NH, NKV, DQ, DV, ks, vs, scale, &e)) fail_msg("%s", e.msg);
+    attention_forward(w32, NULL, NULL, q, k, v, T, pos0, Tk, NH, NKV, DQ, DV, ks, vs, scale, row);
+    ref_precision = PRECISION_BF16;
+    attention_forward(w16, NULL, NULL, q, k, v, T, pos0, Tk, NH, NKV, DQ, DV, ks, vs, scale, row);
+    ref_precision = PRECISION_FP32;
+    const float *g = dbuf_fetch(&o, "cuda-fast attention");
+    size_t n = (size_t)T * NH * DV;
+    double mw = 0, db = 0, dg = 0;
+    for (size_t i = 0; i < n; i++) {
+        mw = fmax(mw, fabs(w32[i]));
+        db = fmax(db, fabs((double)w16[i] - w32[i]));
+        dg = fmax(dg, isfinite(g[i]) ? fabs((double)g[i] - w32[i]) : INFINITY);
+    }
+    double base = db / mw, got = dg / mw, lim = TOL_BF16_BASELINE_FACTOR * base + TOL_CUDA_OP_RTOL;
+    print_message("  cuda-fast attention T=%d pos0=%d NH=%d NKV=%d DQ=%d DV=%d: rel %.2e, bf16 baseline %.2e (limit %.2e)\n",
+                  T, pos0, NH, NKV, DQ, DV, got, base, lim);
+    assert_true(base > 1e-5); /* the emulation rounds */
+    assert_true(got <= lim);
+    dbuf_free(&o);
+    CK(cudaFree(dq));
+    CK(cudaFree(dk));
+    CK(cudaFree(dv));
+    free(q);
+    free(k);
+    free(v);
+    free(w32);
+    free(w16);
+    free(row);
+}
+
+static void test_fast_attention(void **st) {
+    (void)st;
+    check_fast_attention(64, 0, 4, 4, 64, 64, 0);   /* nice: one query tile */
+    check_fast_attention(37, 5, 6, 2, 40, 24, 3);   /* awkward: GQA, pos0 > 0, heads not multiples of 16, padded rows */
+    check_fast_attention(130, 0, 2, 2, 96, 64, 0);  /* bench-460m's MLA heads, three query tiles */
+    check_fast_attention(1, 200, 3, 3, 48, 32, 0);  /* a decode step over a long cache */
+    check_fast_attention(200, 0, 1, 1, 192, 128, 0); /* DeepSeek-V3's naive-MLA heads */
+}
+
+/* cuda-fast keeps its cache on the device: the host rows are not written, the cache says so
+ * (on_device), another backend refuses to continue it, the same backend continues it, and len 0
+ * starts over anywhere */
+static void test_fast_cache(void **st) {
+    (void)st;
+    Model m;
+    SeekErr e;
+    if (model_load(&m, "tests/fixtures/v3", &e)) fail_msg("%s", e.msg);
+    const Config *c = &m.cfg;
+    RunState s;
+    KVCache kv;
+    if (runstate_init(&s, c, 1, 4, 8, 0, &e) || kvcache_init(&kv, c, 1, 8, &e)) fail_msg("%s", e.msg);
+    int ids[4] = {5, 6, 7, 8};
+    float *lg = malloc((size_t)4 * c->V * sizeof(float));
+    assert_int_equal(model_forward_on(BACKEND_CUDA_FAST, &m, &s, &kv, ids, 1, 4, ATTN_ABSORB, NULL, NULL, lg, &e), 0);
+    assert_true(kv.on_device && kv.len == 4);
+    size_t rows = (size_t)c->L * kv.Tmax * c->kv_lora_rank;
+    int zero = 1;
+    for (size_t i = 0; i < rows; i++) zero &= kv.latent[i] == 0.0f;
+    assert_true(zero); /* nothing copied back */
+    assert_int_not_equal(model_forward_on(BACKEND_REF, &m, &s, &kv, ids, 1, 1, ATTN_ABSORB, NULL, NULL, lg, &e), 0);
+    assert_non_null(strstr(e.msg, "on the GPU"));
+    assert_int_not_equal(model_forward_on(BACKEND_CUDA, &m, &s, &kv, ids, 1, 1, ATTN_ABSORB, NULL, NULL, lg, &e), 0);
+    assert_int_equal(model_forward_on(BACKEND_CUDA_FAST, &m, &s, &kv, ids, 1, 1, ATTN_ABSORB, NULL, NULL, lg, &e), 0);
+    assert_int_equal(kv.len, 5);
+    kv.len = 0;
+    assert_int_equal(model_forward_on(BACKEND_REF, &m, &s, &kv, ids, 1, 4, ATTN_ABSORB, NULL, NULL, lg, &e), 0);
+    assert_true(!kv.on_device && kv.len == 4);
+    free(lg);
+    kvcache_free(&kv);
+    runstate_free(&s);
+    model_free(&m);
+}
+
 static void test_summary(void **st) {
     (void)st;
     print_message("  largest op difference %.2e (limit %g + %g|ref|), largest op nmse %.2e (limit %g)\n", g_max_diff,
@@ -1885,6 +1971,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_backward_ops), cmocka_unit_test(test_optim), cmocka_unit_test(test_balance),
         cmocka_unit_test(test_mla),       cmocka_unit_test(test_moe),
         cmocka_unit_test(test_mla_backward), cmocka_unit_test(test_moe_backward), cmocka_unit_test(test_fast_matmul),
+        cmocka_unit_test(test_fast_attention), cmocka_unit_test(test_fast_cache),
         cmocka_unit_test(test_summary),
         cmocka_unit_test(test_model_forward), cmocka_unit_test(test_model_edits),
         cmocka_unit_test(test_greedy_vs_transformers), cmocka_unit_test(test_train),

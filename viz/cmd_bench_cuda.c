@@ -24,6 +24,7 @@
 
 #include "backend.h"
 #include "commands.h"
+#include "cuda-fast/cuda_fast.h"
 #include "config.h"
 #include "forward.h"
 #include "model.h"
@@ -112,17 +113,50 @@ static int bench_decode(Backend be, const Model *m, int P, int n, double *sec_pe
     return rc;
 }
 
+/* one more forward of the bf16 backend, timed phase by phase with CUDA events */
+static int bench_profile(Backend be, const Model *m, const int *ids, int B, int T, SeekErr *err) {
+#ifdef SEEK_HAVE_CUDA
+    RunState s;
+    KVCache kv;
+    if (runstate_init(&s, &m->cfg, B, T, T, 0, err)) return -1;
+    if (kvcache_init(&kv, &m->cfg, B, T, err)) {
+        runstate_free(&s);
+        return -1;
+    }
+    cuda_fast_profile(1);
+    int rc = model_forward_on(be, m, &s, &kv, ids, B, T, ATTN_NAIVE, NULL, NULL, NULL, err);
+    cuda_fast_profile(0);
+    kvcache_free(&kv);
+    runstate_free(&s);
+    if (rc) return -1;
+    double ms[32], total = 0;
+    const char *names[32];
+    int np = cuda_fast_profile_get(ms, names, 32);
+    for (int i = 0; i < np; i++) total += ms[i];
+    printf("profile of one more forward (CUDA events between its phases: %.1f ms in all)\n", total);
+    for (int i = 0; i < np; i++)
+        if (ms[i] > 0) printf("  %-26s %8.2f ms  %5.1f%%\n", names[i], ms[i], 100.0 * ms[i] / total);
+    return 0;
+#else
+    (void)be, (void)m, (void)ids, (void)B, (void)T;
+    return seek_fail(err, "--profile: this seek has no CUDA backend");
+#endif
+}
+
 int cmd_bench_cuda(int argc, char **argv) {
     const char *src = NULL;
     long long B = 8, T = 1024, steps = 3;
     double peak = 989.0; /* TFLOP/s: dense bf16 of an H100/H200 SXM (NVIDIA's datasheets) */
     Backend be = BACKEND_CUDA;
+    int profile = 0;
     SeekErr err;
     for (int i = 1; i < argc; i++) {
         long long *dst = !strcmp(argv[i], "--batch") ? &B : !strcmp(argv[i], "--seq-len") ? &T : !strcmp(argv[i], "--steps") ? &steps : NULL;
         if (!strcmp(argv[i], "--backend")) {
             i++; /* cmd_bench sent us here on --backend cuda or cuda-fast */
             if (i < argc && !strcmp(argv[i], "cuda-fast")) be = BACKEND_CUDA_FAST;
+        } else if (!strcmp(argv[i], "--profile")) {
+            profile = 1;
         } else if (!strcmp(argv[i], "--peak-tflops")) {
             char *end = NULL;
             peak = i + 1 < argc ? strtod(argv[i + 1], &end) : 0;
@@ -149,6 +183,10 @@ int cmd_bench_cuda(int argc, char **argv) {
         }
     }
     if (!src) src = "tests/configs/bench-460m";
+    if (profile && be != BACKEND_CUDA_FAST) {
+        fprintf(stderr, "seek bench: --profile times the phases of --backend cuda-fast\n");
+        return 2;
+    }
     if (backend_check(be, &err)) {
         fprintf(stderr, "seek bench: %s\n", err.msg);
         return 1;
@@ -199,6 +237,7 @@ int cmd_bench_cuda(int argc, char **argv) {
         printf("forward   %10.1f tokens/s  (%.1f ms a call; MFU %.1f%%)\n", tps, 1e3 * bench_median(fw, (int)steps),
                100.0 * tps * fpt / (peak * 1e12));
     }
+    if (!rc && profile && be == BACKEND_CUDA_FAST) rc = bench_profile(be, &m, ids, (int)B, (int)T, &err);
     /* decode, batch 1 */
     double spt = 0;
     if (!rc) rc = bench_decode(be, &m, 16, 64, &spt, &err);

@@ -87,9 +87,9 @@ static int cmp_float(const void *a, const void *b) {
 }
 
 /* Compares one stage; prints its row; returns 1 if it passes. why (64) gets the reason if not.
- * wantc/basec: the reference's and the baseline's whole captures (a bf16 backend), else NULL. */
-static int compare_stage(const Activation *want, const Activation *got, const Limits *lim, const ActCache *wantc,
-                         const ActCache *basec, char *why) {
+ * gotc: the backend's whole capture on a bf16 backend (its routing near ties: stagecmp.h), else NULL. */
+static int compare_stage(const Activation *want, const Activation *got, const Limits *lim, const ActCache *gotc,
+                         const Config *cfg, char *why) {
     char shape[48] = "";
     for (int d = 0; d < want->ndim; d++) {
         size_t len = strlen(shape);
@@ -115,10 +115,10 @@ static int compare_stage(const Activation *want, const Activation *got, const Li
     else if (!pass) snprintf(why, 64, "rel %.2e / nmse %.2e over the limit", rel, nmse);
     char check[40] = "";
     size_t last = want->shape[want->ndim - 1], rows = last ? n / last : 0;
-    if (ends_with(want->name, "hook_expert_indices") && basec) {
+    if (ends_with(want->name, "hook_expert_indices") && gotc) {
         /* discrete, on a bf16 backend: equal sets, or a near tie (routing_near_ties); the
          * indices' numeric error says nothing here */
-        size_t differ = 0, near = routing_near_ties(want, got, wantc, basec, &differ);
+        size_t differ = 0, near = routing_near_ties(want, got, gotc, cfg, &differ);
         pass = bad_pos == 0;
         if (differ) snprintf(check, sizeof check, "sets %zu/%zu (%zu near tie)", rows - differ, rows, near);
         else snprintf(check, sizeof check, "sets %zu/%zu", rows, rows);
@@ -416,8 +416,8 @@ int cmd_verify(int argc, char **argv) {
             for (size_t i = 0; i < want.n; i++) {
                 why[0] = '\0';
                 Limits lim = stage_limits(&want.items[i], bf16 ? &base : NULL);
-                if (!compare_stage(&want.items[i], actcache_get(&got, want.items[i].name), &lim, bf16 ? &want : NULL,
-                                   bf16 ? &base : NULL, why)) {
+                if (!compare_stage(&want.items[i], actcache_get(&got, want.items[i].name), &lim, bf16 ? &got : NULL, c,
+                                   why)) {
                     if (!first) {
                         first = want.items[i].name;
                         snprintf(first_why, sizeof first_why, "%s", why);

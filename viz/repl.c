@@ -1273,7 +1273,7 @@ static int cmd_compare(Repl *r, int argc, char **argv, const char *rest) {
         }
         if (pass && indices) { /* discrete: sorted sets per token (a bf16 backend: or near ties) */
             size_t differ = 0, near = 0;
-            if (bf16) near = routing_near_ties(a, b, &want, &base, &differ);
+            if (bf16) near = routing_near_ties(a, b, &got, &r->model.cfg, &differ);
             else {
                 size_t last = a->shape[a->ndim - 1];
                 for (size_t row = 0; row < a->numel / last; row++) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "moe.h"
 #include "tolerances.h"
 
 StageErr stage_error(const Activation *want, const Activation *got) {
@@ -50,46 +51,41 @@ Limits stage_limits(const Activation *want, const ActCache *base) {
     return l;
 }
 
-size_t routing_near_ties(const Activation *want, const Activation *got, const ActCache *wantc,
-                                const ActCache *basec, size_t *differ) {
-    size_t last = want->shape[want->ndim - 1], rows = last ? want->numel / last : 0, near = 0;
+size_t routing_near_ties(const Activation *want, const Activation *got, const ActCache *gotc, const Config *cfg,
+                         size_t *differ) {
+    size_t K = want->shape[want->ndim - 1], rows = K ? want->numel / K : 0, near = 0;
+    const size_t E = (size_t)cfg->E;
     char name[HOOK_NAME_LEN];
     size_t plen = strlen(want->name) - strlen("hook_expert_indices");
+    snprintf(name, sizeof name, "%.*shook_router_scores", (int)plen, want->name);
+    const Activation *sc = actcache_get(gotc, name);
     snprintf(name, sizeof name, "%.*shook_router_choice", (int)plen, want->name);
-    const Activation *ch = actcache_get(wantc, name), *chb = basec ? actcache_get(basec, name) : NULL;
-    double thr = 0;
-    if (ch && chb && chb->numel == ch->numel)
-        for (size_t i = 0; i < ch->numel; i++) {
-            double d = fabs((double)chb->data[i] - ch->data[i]);
-            if (isfinite(d) && d > thr) thr = d;
-        }
-    thr *= TOL_BF16_BASELINE_FACTOR;
-    size_t E = ch ? ch->shape[ch->ndim - 1] : 0;
+    const Activation *ch = actcache_get(gotc, name);
+    int usable = sc && ch && sc->numel == rows * E && ch->numel == rows * E && K == (size_t)cfg->K &&
+                 E <= CFG_MAX_EXPERTS && cfg->G <= CFG_MAX_EXPERTS;
     *differ = 0;
     for (size_t r = 0; r < rows; r++) {
-        const float *a = want->data + r * last, *b = got->data + r * last;
-        int ok = 1, same = 1;
-        for (size_t i = 0; i < last; i++) {
-            int in_b = 0;
-            for (size_t j = 0; j < last; j++) in_b |= a[i] == b[j];
-            if (in_b) continue;
-            same = 0;
-            /* a[i] was dropped: is some expert taken in its place (in b, not in a) as good? */
-            int matched = 0;
-            for (size_t j = 0; j < last && ch && ch->numel == rows * E; j++) {
-                int in_a = 0;
-                for (size_t k = 0; k < last; k++) in_a |= b[j] == a[k];
-                size_t ea = (size_t)a[i], eb = (size_t)b[j];
-                if (in_a || ea >= E || eb >= E) continue;
-                matched |= fabs((double)ch->data[r * E + ea] - ch->data[r * E + eb]) <= thr;
-            }
-            ok &= matched;
+        const float *a = want->data + r * K, *b = got->data + r * K;
+        int same = 1;
+        for (size_t i = 0; i < K; i++) {
+            int found = 0;
+            for (size_t j = 0; j < K; j++) found |= a[i] == b[j];
+            same &= found;
         }
-        if (!same) {
-            (*differ)++;
-            near += ok;
+        if (same) continue;
+        (*differ)++;
+        if (!usable) continue;
+        /* the reference's selection on the backend's own values for this token */
+        int idx[CFG_MAX_EXPERTS];
+        float wts[CFG_MAX_EXPERTS], scratch[2 * CFG_MAX_EXPERTS];
+        moe_select(idx, wts, sc->data + r * E, ch->data + r * E, 1, cfg, scratch);
+        int match = 1;
+        for (size_t i = 0; i < K; i++) {
+            int found = 0;
+            for (size_t j = 0; j < K; j++) found |= (float)idx[i] == b[j];
+            match &= found;
         }
+        near += match;
     }
     return near;
 }
-

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+#include "config.h"
 #include "hooks.h"
 
 /* The error of one stage against the reference: NaN/Inf positions that differ (compared first:
@@ -32,12 +33,14 @@ typedef struct {
 } Limits;
 Limits stage_limits(const Activation *want, const ActCache *base);
 
-/* A bf16 backend's routing: among the tokens (rows of a hook_expert_indices stage) whose expert
- * set differs from the reference's (*differ), the near ties: every expert the token dropped has one
- * it took instead whose reference routing value (the layer's hook_router_choice in wantc) lies
- * within TOL_BF16_BASELINE_FACTOR times the baseline's largest change of those values (basec).
- * The rounding of bf16 itself can reorder such experts; any other difference is a failure. */
-size_t routing_near_ties(const Activation *want, const Activation *got, const ActCache *wantc, const ActCache *basec,
+/* A bf16 backend's routing. Among the tokens (rows of a hook_expert_indices stage) whose expert
+ * set differs from the reference's (*differ), the near ties: those for which the reference's own
+ * selection (moe_select, config cfg), run on the backend's routing values for that token (its
+ * hook_router_scores and hook_router_choice in gotc, which their own rows hold within the stage
+ * limits), picks exactly the backend's experts. The difference then comes from values that moved
+ * within the bf16 rounding across a tie in the selection (between experts, or between groups'
+ * scores), not from the routing; any other difference is a failure. */
+size_t routing_near_ties(const Activation *want, const Activation *got, const ActCache *gotc, const Config *cfg,
                          size_t *differ);
 
 #endif

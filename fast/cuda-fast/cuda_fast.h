@@ -35,11 +35,23 @@ int cuda_fast_check(SeekErr *err);
  * as model_forward_cuda (fast/cuda/cuda.h). */
 int model_forward_cuda_fast(const Model *m, RunState *s, KVCache *kv, const int *ids, int B, int T, AttnMode mode,
                             ActCache *hooks, float *hidden, float *logits, SeekErr *err);
+/* Where a forward's time goes (seek bench --profile): on (1) clears the totals and starts timing
+ * each phase of every forward with CUDA events; off (0) stops. cuda_fast_profile_get fills up to
+ * n phases' milliseconds (summed over the forwards since it was switched on) and names; returns
+ * the number of phases. */
+void cuda_fast_profile(int on);
+int cuda_fast_profile_get(double *ms, const char **names, int n);
 /* For tests: the twin of matmul_forward under ref_precision = PRECISION_BF16 (ref/precision.h):
  * out (N, OC) = bf16(inp) (N, IC) · bf16(weight) (OC, IC)ᵀ, fp32 accumulation, on device
  * pointers (fp32 in and out: both operands are rounded to bf16 first, as the model's products
  * see them). 0, or -1 with the reason. */
 int matmul_forward_cuda_fast(float *out, const float *inp, const float *weight, int N, int IC, int OC, SeekErr *err);
+/* For tests: the twin of attention_forward under the bf16 emulation (flash attention on the
+ * tensor cores; fast/cuda-fast/attention.cu), one sequence, the reference's arguments on device
+ * pointers (no scores or pattern). 0, or -1 with the reason. */
+int attention_forward_cuda_fast(float *z, const float *q, const float *k, const float *v, int T, int pos0, int Tk,
+                                int NH, int NKV, int DQ, int DV, size_t k_stride, size_t v_stride, float scale,
+                                SeekErr *err);
 #endif
 
 #ifdef __cplusplus

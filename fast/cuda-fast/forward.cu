@@ -4,20 +4,24 @@
  * is rounded to bf16 (cuda_to_bf16, once for the products that share it) and it runs on the tensor
  * cores against the bf16 copy of its weight (matmul_forward_bf16). That covers the attention and
  * MLA projections, the output projection, the dense, shared and routed experts and the output
- * head, and the naive MLA form's latent expansion. The rest is the strict backend's fp32 kernels:
- * the embedding, the norms, RoPE, attention's core (the absorbed MLA form's per-head products
- * included), the router and the selection, the residual adds. ref/precision.h emulates exactly
- * these rounding points.
+ * head, and the naive MLA form's latent expansion. The rest is fp32: the embedding, the norms, RoPE,
+ * the router and the selection, the residual adds (the strict backend's kernels).
+ * ref/precision.h emulates exactly these rounding points, and flash attention's.
  *
- * The routed experts: the (token, slot) pairs sorted by expert (cuda_moe_sort: the offsets go to
- * the host, one synchronisation per MoE layer), inputs gathered in sorted order straight into
- * bf16, gate and up as one product per expert, silu(gate)·up written in bf16, down per expert,
- * and the combine reading each (token, slot)'s row through the sort's inverse:
- * routed[n] = Σ_k g_k·o_k in slot order.
+ * Attention: flash attention on the tensor cores (attention.cu) for LLaMA attention and the naive
+ * MLA form (whose latent expansion is a bf16 product); when the hooks want the scores and pattern,
+ * the fp32 row kernel of the strict backend runs first for them. The absorbed MLA form is the
+ * strict backend's fp32 kernels. The routed experts: the pairs sorted by expert on the device,
+ * gathered into bf16, two grouped GEMMs (moe.cu: gate and up with SwiGLU fused, then down), and
+ * the combine reading each (token, slot)'s row through the sort's inverse: routed[n] = Σ_k g_k·o_k
+ * in slot order. No host synchronisation anywhere in a forward but the last.
  *
- * State: the fp32 weights, run state and cache are the model context's (shared with the strict
- * backend: cuda_forward_setup); this backend's part (CudaFastCtx) holds the bf16 weights, made
- * from the fp32 device arena on first use and again after every refresh of it, and the scratch. */
+ * State: the fp32 weights, run state and device cache are the model context's (shared with the
+ * strict backend: cuda_forward_setup); this backend's part (CudaFastCtx) holds the bf16 weights,
+ * made from the fp32 device arena on first use and again after every refresh of it, and the
+ * scratch. The cache stays on the device: the new rows are not copied back (the strict backend
+ * copies them, 67 MB a call for bench-460m's prefill); the host KVCache says so (on_device), and
+ * only this backend continues such a sequence. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,11 +66,11 @@ extern "C" int cuda_fast_check(SeekErr *err) {
 /* ---- the backend's part of the model context ---- */
 
 static void scratch_free(CudaFastCtx *f) {
-    void *p[] = {f->xb, f->ex, f->ea, f->eg, f->eu, f->eo, f->off, f->perm, f->inv};
+    void *p[] = {f->xb, f->ex, f->ea, f->eo, f->off, f->perm, f->inv, f->cnt};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) cuda_dfree(p[i]);
     f->xb = f->ex = f->ea = NULL;
-    f->eg = f->eu = f->eo = NULL;
-    f->off = f->perm = f->inv = NULL;
+    f->eo = NULL;
+    f->off = f->perm = f->inv = f->cnt = NULL;
     f->N = f->xb_n = 0;
 }
 
@@ -126,12 +130,11 @@ static CudaFastCtx *fast_part(CudaModelCtx *x, const Config *c, size_t N, size_t
         if (NK) {
             f->ex = (bf16 *)cuda_dalloc((NK * c->C + 1) / 2, &rc);
             f->ea = (bf16 *)cuda_dalloc((NK * c->Hm + 1) / 2, &rc);
-            f->eg = cuda_dalloc(NK * c->Hm, &rc);
-            f->eu = cuda_dalloc(NK * c->Hm, &rc);
             f->eo = cuda_dalloc(NK * c->C, &rc);
             f->off = (int *)cuda_dalloc((size_t)c->E + 1, &rc);
             f->perm = (int *)cuda_dalloc(NK, &rc);
             f->inv = (int *)cuda_dalloc(NK, &rc);
+            f->cnt = (int *)cuda_dalloc(2 * (size_t)c->E, &rc);
         }
         if (rc) {
             scratch_free(f);
@@ -148,14 +151,66 @@ static inline const bf16 *W16(const CudaFastCtx *f, const CudaFwdCtx *X, const f
     return f->w16 + (w - X->d_arena);
 }
 
+/* ---- where the time goes (seek bench --profile): CUDA events between the phases ----
+ * mark(p) records an event on the stream: the time until the next mark belongs to phase p. After
+ * the forward's final synchronisation the intervals are added to each phase's total. Off, a mark
+ * costs one branch. */
+enum { PH_EMBED, PH_NORM, PH_PROJ, PH_ATTN, PH_OPROJ, PH_RESID, PH_MLP, PH_ROUTER, PH_SORT, PH_EXPERTS, PH_SHARED,
+       PH_HEAD, PH_COPY, PH_N };
+static const char *const ph_names[PH_N] = {"embedding",          "RMSNorm",       "q/kv projections",
+                                           "attention",          "output proj",   "residual adds",
+                                           "dense SwiGLU",       "router + top-k", "expert sort + gather",
+                                           "routed experts",     "shared experts + combine",
+                                           "output head",        "copies to the host"};
+#define PH_EVENTS 4096
+static struct {
+    int on, n;
+    cudaEvent_t ev[PH_EVENTS];
+    int ph[PH_EVENTS];
+    double ms[PH_N];
+} P;
+
+static void mark(int ph, cudaStream_t st) {
+    if (!P.on || P.n >= PH_EVENTS) return;
+    if (!P.ev[P.n]) CU_CHECK(cudaEventCreate(&P.ev[P.n]));
+    P.ph[P.n] = ph;
+    CU_CHECK(cudaEventRecord(P.ev[P.n++], st));
+}
+
+/* after the stream is synchronised: the marked intervals into the totals */
+static void marks_collect(void) {
+    for (int i = 0; i + 1 < P.n; i++) {
+        float ms = 0;
+        if (cudaEventElapsedTime(&ms, P.ev[i], P.ev[i + 1]) == cudaSuccess && P.ph[i] < PH_N) P.ms[P.ph[i]] += ms;
+    }
+    P.n = 0;
+}
+
+extern "C" void cuda_fast_profile(int on) {
+    P.on = on;
+    P.n = 0;
+    if (on)
+        for (int i = 0; i < PH_N; i++) P.ms[i] = 0;
+}
+
+extern "C" int cuda_fast_profile_get(double *ms, const char **names, int n) {
+    for (int i = 0; i < PH_N && i < n; i++) {
+        ms[i] = P.ms[i];
+        names[i] = ph_names[i];
+    }
+    return PH_N;
+}
+
 /* ---- small kernels ---- */
 
-/* X (rows, C) bf16 = inp rows of the sorted pairs: row pos is token perm[pos] / K */
-__global__ static void gather_bf16_kernel(bf16 *X, const float *inp, const int *perm, int rows, int K, int C) {
+/* X (NK, C) bf16 = inp rows of the sorted pairs: row pos is token perm[pos] / K; rows past the
+ * pairs with a valid expert (off[E]) are zero */
+__global__ static void gather_bf16_kernel(bf16 *X, const float *inp, const int *perm, const int *off, int E, int NK,
+                                          int K, int C) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)rows * C) return;
+    if (i >= (size_t)NK * C) return;
     size_t pos = i / C, c = i % C;
-    X[i] = __float2bfloat16_rn(inp[(size_t)(perm[pos] / K) * C + c]);
+    X[i] = __float2bfloat16_rn((int)pos < off[E] ? inp[(size_t)(perm[pos] / K) * C + c] : 0.0f);
 }
 
 /* act = silu(gate)·up in fp32 (the reference's expression), stored in bf16 for the down product */
@@ -219,32 +274,17 @@ static void swiglu_fast(const Ctx *k, float *out, float *gate, float *up, const 
 static void moe_fast(const Ctx *k, LayerState *a, const LayerWeights *w, int N, const Config *c) {
     CudaFastCtx *f = k->f;
     const int C = c->C, Hm = c->Hm, K = c->K, E = c->E;
-    const size_t per = (size_t)Hm * C, NK = (size_t)N * K;
+    const size_t NK = (size_t)N * K;
     cudaStream_t st = k->st;
-    int rows = cuda_moe_sort(f->off, f->perm, f->inv, f->off_h, a->e_idx, NK, E, st);
-    if (rows > 0) {
-        gather_bf16_kernel<<<cdiv((size_t)rows * C, 256), 256, 0, st>>>(f->ex, a->xn2, f->perm, rows, K, C);
-        LAUNCH_CHECK("gather_bf16");
-    }
-    for (int e = 0; e < E; e++) {
-        int o = f->off_h[e], cnt = f->off_h[e + 1] - o;
-        if (cnt <= 0) continue;
-        matmul_forward_bf16(f->eg + (size_t)o * Hm, f->ex + (size_t)o * C, W16(f, k->X, w->exp_gate + e * per), cnt, C,
-                            Hm, 0.0f, st);
-        matmul_forward_bf16(f->eu + (size_t)o * Hm, f->ex + (size_t)o * C, W16(f, k->X, w->exp_up + e * per), cnt, C, Hm,
-                            0.0f, st);
-    }
-    if (rows > 0) {
-        size_t n = (size_t)rows * Hm;
-        swiglu_bf16_kernel<<<cdiv(n, 256), 256, 0, st>>>(f->ea, f->eg, f->eu, n);
-        LAUNCH_CHECK("swiglu_bf16");
-    }
-    for (int e = 0; e < E; e++) {
-        int o = f->off_h[e], cnt = f->off_h[e + 1] - o;
-        if (cnt <= 0) continue;
-        matmul_forward_bf16(f->eo + (size_t)o * C, f->ea + (size_t)o * Hm, W16(f, k->X, w->exp_down + e * per), cnt, Hm,
-                            C, 0.0f, st);
-    }
+    /* sort by expert on the device, gather into bf16, two grouped products: no host round trip */
+    mark(PH_SORT, st);
+    moe_sort_bf16(f->off, f->perm, f->inv, f->cnt, a->e_idx, NK, E, st);
+    gather_bf16_kernel<<<cdiv(NK * C, 256), 256, 0, st>>>(f->ex, a->xn2, f->perm, f->off, E, (int)NK, K, C);
+    LAUNCH_CHECK("gather_bf16");
+    mark(PH_EXPERTS, st);
+    grouped_swiglu_bf16(f->ea, f->ex, W16(f, k->X, w->exp_gate), W16(f, k->X, w->exp_up), f->off, NK, E, C, Hm, st);
+    grouped_down_bf16(f->eo, f->ea, W16(f, k->X, w->exp_down), f->off, NK, E, C, Hm, st);
+    mark(PH_SHARED, st);
     combine_kernel<<<cdiv((size_t)N * C, 256), 256, 0, st>>>(a->routed, f->eo, f->inv, a->e_w, N, K, C);
     LAUNCH_CHECK("combine");
     if (c->Es > 0)
@@ -270,6 +310,7 @@ static void llama_attention_fast(const Ctx *k, const Config *c, RunState *s, KVC
     cuda_hook_dev(hooks, a->q, ha->q, B, T, NH, HS, px, "attn.hook_q", st);
     cuda_hook_dev(hooks, a->k_new, ha->k_new, B, T, NKV, HS, px, "attn.hook_k", st);
     cuda_hook_dev(hooks, a->v_new, ha->v_new, B, T, NKV, HS, px, "attn.hook_v", st);
+    mark(PH_ATTN, st);
     cuda_rope_rows(a->q, N, T, pos0, NH, (size_t)NH * HS, HS, s->inv_freq, s->rope_attn_factor, HS, c->rope_layout, st);
     cuda_rope_rows(a->k_new, N, T, pos0, NKV, (size_t)NKV * HS, HS, s->inv_freq, s->rope_attn_factor, HS,
                    c->rope_layout, st);
@@ -280,13 +321,22 @@ static void llama_attention_fast(const Ctx *k, const Config *c, RunState *s, KVC
     size_t base0 = ((size_t)l * kv->B) * kv->Tmax + pos0;
     CU_CHECK(cudaMemcpy2DAsync(kv->k + base0 * kvw, dpitch, a->k_new, spitch, spitch, (size_t)B, cudaMemcpyDeviceToDevice, st));
     CU_CHECK(cudaMemcpy2DAsync(kv->v + base0 * kvw, dpitch, a->v_new, spitch, spitch, (size_t)B, cudaMemcpyDeviceToDevice, st));
-    for (int b = 0; b < B; b++) {
-        size_t base = ((size_t)l * kv->B + b) * kv->Tmax;
-        size_t att = (size_t)b * NH * T * s->Tmax;
-        attention_forward_cuda(a->z + (size_t)b * T * NH * HS, a->scores ? a->scores + att : NULL,
-                               a->pattern ? a->pattern + att : NULL, a->q + (size_t)b * T * NH * HS, kv->k + base * kvw,
-                               kv->v + base * kvw, T, pos0, s->with_attn ? s->Tmax : Tk, NH, NKV, HS, HS, kvw, kvw,
-                               c->attn_scale, NULL, st);
+    /* the scores and pattern for the hooks come from the fp32 row kernel first (it also writes z,
+     * which flash attention then overwrites); without capture only flash attention runs */
+    int flash = flash_attention_fits(HS, HS);
+    if (s->with_attn || !flash)
+        for (int b = 0; b < B; b++) {
+            size_t base = ((size_t)l * kv->B + b) * kv->Tmax;
+            size_t att = (size_t)b * NH * T * s->Tmax;
+            attention_forward_cuda(a->z + (size_t)b * T * NH * HS, a->scores ? a->scores + att : NULL,
+                                   a->pattern ? a->pattern + att : NULL, a->q + (size_t)b * T * NH * HS,
+                                   kv->k + base * kvw, kv->v + base * kvw, T, pos0, s->with_attn ? s->Tmax : Tk, NH, NKV,
+                                   HS, HS, kvw, kvw, c->attn_scale, NULL, st);
+        }
+    if (flash) {
+        const size_t base0 = (size_t)l * kv->B * kv->Tmax * kvw, bstride = (size_t)kv->Tmax * kvw, qrow = (size_t)NH * HS;
+        flash_attention_bf16(a->z, a->q, kv->k + base0, kv->v + base0, B, T, pos0, Tk, NH, NKV, HS, HS, T * qrow, qrow,
+                             bstride, kvw, bstride, kvw, T * qrow, qrow, c->attn_scale, st);
     }
 }
 
@@ -314,6 +364,7 @@ static void mla_attention_fast(const Ctx *k, const Config *c, RunState *s, RunSt
     if (c->q_lora_rank) cuda_hook_dev(hooks, a->q_latent, ha->q_latent, B, T, c->q_lora_rank, 0, px, "attn.hook_q_latent", st);
     cuda_hook_dev(hooks, a->q, ha->q, B, T, NH, dq, px, "attn.hook_q", st);
     cuda_hook_dev(hooks, a->latent_new, ha->latent_new, B, T, dkv, 0, px, "attn.hook_kv_latent", st);
+    mark(PH_ATTN, st);
     cuda_rope_rows(a->q + dn, N, T, pos0, NH, (size_t)NH * dq, dq, s->inv_freq, s->rope_attn_factor, dr, c->rope_layout, st);
     cuda_rope_rows(a->kpe_new, N, T, pos0, 1, dr, dr, s->inv_freq, s->rope_attn_factor, dr, c->rope_layout, st);
     char name[HOOK_NAME_LEN];
@@ -332,6 +383,7 @@ static void mla_attention_fast(const Ctx *k, const Config *c, RunState *s, RunSt
                                (size_t)T * dr * sizeof(float), (size_t)T * dr * sizeof(float), (size_t)B,
                                cudaMemcpyDeviceToDevice, st));
     int Tbuf = s->with_attn ? s->Tmax : Tk;
+    const int flash = mode == ATTN_NAIVE && flash_attention_fits(dq, dv);
     for (int b = 0; b < B; b++) {
         size_t base = ((size_t)l * kv->B + b) * kv->Tmax;
         size_t att = (size_t)b * NH * T * s->Tmax;
@@ -340,17 +392,24 @@ static void mla_attention_fast(const Ctx *k, const Config *c, RunState *s, RunSt
         const float *q = a->q + (size_t)b * T * NH * dq;
         if (mode == ATTN_NAIVE) {
             /* mla_attend_naive with the latent expansion on the bf16 path: every cached latent
-             * times W_kvb, the keys and values assembled, then the fp32 attention core */
+             * times W_kvb, the keys and values assembled; then (below) flash attention over all
+             * sequences, after the fp32 row kernel when the hooks want the scores and pattern */
             float *kvx = a->kv_exp + (size_t)b * Tk * NH * (dn + dv), *kf = a->k_full + (size_t)b * Tk * NH * dq;
             float *vf = a->v_full + (size_t)b * Tk * NH * dv;
             linear(k, kvx, kv->latent + base * dkv, w->wkv_b, Tk, dkv, NH * (dn + dv));
             cuda_mla_assemble(kf, vf, kvx, kv->k_pe + base * dr, Tk, NH, dn, dr, dv, st);
-            attention_forward_cuda(z, sc, pt, q, kf, vf, T, pos0, Tbuf, NH, NH, dq, dv, (size_t)NH * dq, (size_t)NH * dv,
-                                   c->attn_scale, NULL, st);
-        } else
+            if (s->with_attn || !flash)
+                attention_forward_cuda(z, sc, pt, q, kf, vf, T, pos0, Tbuf, NH, NH, dq, dv, (size_t)NH * dq,
+                                       (size_t)NH * dv, c->attn_scale, NULL, st);
+        } else {
             mla_attend_absorb_cuda(z, sc, pt, a->q_abs + (size_t)b * T * NH * dkv, a->o_lat + (size_t)b * T * NH * dkv, q,
                                    kv->latent + base * dkv, kv->k_pe + base * dr, w, c, T, pos0, Tbuf, NULL, st);
+        }
     }
+    if (flash)
+        flash_attention_bf16(a->z, a->q, a->k_full, a->v_full, B, T, pos0, Tk, NH, NH, dq, dv, (size_t)T * NH * dq,
+                             (size_t)NH * dq, (size_t)Tk * NH * dq, (size_t)NH * dq, (size_t)Tk * NH * dv, (size_t)NH * dv,
+                             (size_t)T * NH * dv, (size_t)NH * dv, c->attn_scale, st);
     if (mode == ATTN_NAIVE && hooks) { /* the expanded keys/values cover every position */
         size_t ks[4] = {(size_t)B, (size_t)Tk, (size_t)NH, (size_t)dq}, vs[4] = {(size_t)B, (size_t)Tk, (size_t)NH, (size_t)dv};
         const char *stage[2] = {"attn.hook_k", "attn.hook_v"};
@@ -375,10 +434,13 @@ static void block_forward_fast(const Ctx *k, const Config *c, RunState *d, RunSt
     const size_t NC = (size_t)N * C;
     cudaStream_t st = k->st;
     cuda_hook_dev(hooks, d->x, hs->x, B, T, C, 0, px, "hook_resid_pre", st);
+    mark(PH_RESID, st);
     CU_CHECK(cudaMemcpyAsync(a->resid, d->x, NC * sizeof(float), cudaMemcpyDeviceToDevice, st));
 
+    mark(PH_NORM, st);
     rmsnorm_forward_cuda(a->xn1, a->rstd1, a->resid, w->attn_norm, N, C, c->eps, st);
     cuda_hook_dev(hooks, a->xn1, ha->xn1, B, T, C, 0, px, "ln1.hook_normalized", st);
+    mark(PH_PROJ, st);
     if (c->mla) mla_attention_fast(k, c, d, hs, kv, w, a, ha, l, px, B, T, pos0, mode, hooks);
     else llama_attention_fast(k, c, d, kv, w, a, ha, l, px, B, T, pos0, hooks);
     if (d->with_attn && hooks) {
@@ -387,18 +449,23 @@ static void block_forward_fast(const Ctx *k, const Config *c, RunState *d, RunSt
     }
     int dv = config_v_dim(c);
     cuda_hook_dev(hooks, a->z, ha->z, B, T, c->NH, dv, px, "attn.hook_z", st);
+    mark(PH_OPROJ, st);
     linear(k, a->attn_out, a->z, w->wo, N, c->NH * dv, C);
     cuda_hook_dev(hooks, a->attn_out, ha->attn_out, B, T, C, 0, px, "hook_attn_out", st);
+    mark(PH_RESID, st);
     cuda_residual_add(d->x, a->attn_out, NC, st);
     cuda_hook_dev(hooks, d->x, hs->x, B, T, C, 0, px, "hook_resid_mid", st);
     CU_CHECK(cudaMemcpyAsync(a->resid_mid, d->x, NC * sizeof(float), cudaMemcpyDeviceToDevice, st));
 
+    mark(PH_NORM, st);
     rmsnorm_forward_cuda(a->xn2, a->rstd2, a->resid_mid, w->mlp_norm, N, C, c->eps, st);
     cuda_hook_dev(hooks, a->xn2, ha->xn2, B, T, C, 0, px, "ln2.hook_normalized", st);
     if (!w->is_moe) {
+        mark(PH_MLP, st);
         swiglu_fast(k, a->mlp_out, a->gate, a->up, a->xn2, w->w_gate, w->w_up, w->w_down, N, C, c->I_ffn);
     } else {
         /* the router stays fp32 (the strict twins): routing is discrete */
+        mark(PH_ROUTER, st);
         moe_router_scores_cuda(a->r_logits, a->r_scores, a->r_choice, a->xn2, w->router, w->router_bias, N, c, st);
         cuda_hook_dev(hooks, a->r_logits, ha->r_logits, B, T, c->E, 0, px, "mlp.hook_router_logits", st);
         cuda_hook_dev(hooks, a->r_scores, ha->r_scores, B, T, c->E, 0, px, "mlp.hook_router_scores", st);
@@ -412,6 +479,7 @@ static void block_forward_fast(const Ctx *k, const Config *c, RunState *d, RunSt
         cuda_hook_dev(hooks, a->shared, ha->shared, B, T, C, 0, px, "mlp.hook_shared_out", st);
     }
     cuda_hook_dev(hooks, a->mlp_out, ha->mlp_out, B, T, C, 0, px, "hook_mlp_out", st);
+    mark(PH_RESID, st);
     cuda_residual_add(d->x, a->mlp_out, NC, st);
     cuda_hook_dev(hooks, d->x, hs->x, B, T, C, 0, px, "hook_resid_post", st);
 }
@@ -435,12 +503,17 @@ extern "C" int model_forward_cuda_fast(const Model *m, RunState *s, KVCache *kv,
         return seek_fail(err, "forward: position %d is beyond max_position_embeddings %d", Tk - 1, c->max_pos);
     if (mode == ATTN_ABSORB && !c->mla)
         return seek_fail(err, "forward: --attn absorb needs an MLA model (this is %s)", c->model_type);
+    cudaStream_t st = cuda_stream();
+    CudaModelCtx *x0 = cuda_model_ctx(m);
+    /* the cache lives on the device: a sequence can only continue where its rows are */
+    if (kv->on_device && pos0 > 0 && (!x0 || x0->fwd.host_kv != kv || x0->fwd.kv_len != pos0 || !x0->fwd.have_kv))
+        return seek_fail(err, "forward (cuda-fast): this cache's %d positions are no longer on the GPU: start over "
+                              "(len 0)", pos0);
     for (int i = 0; i < N; i++) {
         if (ids[i] < 0 || ids[i] >= c->V)
             return seek_fail(err, "forward: token id %d at index %d is out of range [0, %d)", ids[i], i, c->V);
         s->ids[i] = ids[i];
     }
-    cudaStream_t st = cuda_stream();
     cuda_check_error(NULL); /* a stale failure of an earlier call is not this call's */
     CudaModelCtx *x = cuda_forward_setup(m, s, kv, st);
     CudaFastCtx *f = x ? fast_part(x, c, (size_t)N, (size_t)s->Tmax, st) : NULL;
@@ -450,6 +523,7 @@ extern "C" int model_forward_cuda_fast(const Model *m, RunState *s, KVCache *kv,
     const Ctx k = {f, X, st};
     const size_t NC = (size_t)N * C;
 
+    mark(PH_EMBED, st);
     CU_CHECK(cudaMemcpyAsync(d->ids, s->ids, (size_t)N * sizeof(int), cudaMemcpyHostToDevice, st));
     embedding_forward_cuda(d->x, d->ids, X->wte, N, C, st);
     cuda_hook_dev(hooks, d->x, s->x, B, T, C, 0, NULL, "hook_embed", st);
@@ -461,21 +535,27 @@ extern "C" int model_forward_cuda_fast(const Model *m, RunState *s, KVCache *kv,
         if (hidden && l < c->L - 1)
             CU_CHECK(cudaMemcpyAsync(hidden + (size_t)(l + 1) * NC, d->x, NC * sizeof(float), cudaMemcpyDeviceToHost, st));
     }
+    mark(PH_NORM, st);
     CU_CHECK(cudaMemcpyAsync(d->xf, d->x, NC * sizeof(float), cudaMemcpyDeviceToDevice, st));
     rmsnorm_forward_cuda(d->xnf, d->rstdf, d->xf, X->final_norm, N, C, c->eps, st);
     cuda_hook_dev(hooks, d->xnf, s->xnf, B, T, C, 0, NULL, "ln_final.hook_normalized", st);
     if (hidden) CU_CHECK(cudaMemcpyAsync(hidden + (size_t)c->L * NC, d->xnf, NC * sizeof(float), cudaMemcpyDeviceToHost, st));
+    mark(PH_HEAD, st);
     linear(&k, X->logits, d->xnf, X->lm_head, N, C, c->V);
+    mark(PH_COPY, st);
     if (logits) /* NULL: left on the device (a benchmark's forward) */
         CU_CHECK(cudaMemcpyAsync(logits, X->logits, (size_t)N * c->V * sizeof(float), cudaMemcpyDeviceToHost, st));
-    cuda_forward_kv_back(x, c, kv, pos0, T, st);
+    /* the new cache rows stay on the device (kv->on_device): no copy back per call */
+    mark(PH_N, st);
     CU_CHECK(cudaStreamSynchronize(st));
+    if (P.on) marks_collect();
     if (logits) hook_bt(hooks, logits, B, T, c->V, 0, NULL, "unembed.hook_out");
     if (fail_if_error(err)) {
         X->kv_len = -1; /* the device cache is suspect: upload it again next time */
         return -1;
     }
     kv->len = Tk;
+    kv->on_device = 1;
     X->kv_len = Tk;
     if (hooks && hooks->failed) return seek_fail(err, "forward: out of memory capturing activations");
     return 0;

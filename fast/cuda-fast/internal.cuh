@@ -21,6 +21,31 @@ void matmul_forward_bf16(float *out, const bf16 *inp, const bf16 *weight, int N,
 /* dst[i] = bf16(src[i]) (round to nearest even), n values */
 void cuda_to_bf16(bf16 *dst, const float *src, size_t n, cudaStream_t st);
 
+/* ---- attention.cu ----
+ * z = causal softmax attention (ref/attention.c's contract, bf16 operands: the file's header) for
+ * B sequences at once: query t of head h at q + b·q_b + t·q_t + h·DQ; key j of kv head
+ * g = h / (NH/NKV) at k + b·k_b + j·k_j + g·DQ, its value at v + b·v_b + j·v_j + g·DV; z at
+ * z + b·z_b + t·z_t + h·DV (strides in floats). Query t sees keys 0..pos0 + t (Tk in all).
+ * 0, or -1 (nothing launched) when the heads are too wide for the GPU's shared memory:
+ * flash_attention_fits(DQ, DV) says so beforehand. */
+int flash_attention_fits(int DQ, int DV);
+int flash_attention_bf16(float *z, const float *q, const float *k, const float *v, int B, int T, int pos0, int Tk,
+                         int NH, int NKV, int DQ, int DV, size_t q_b, size_t q_t, size_t k_b, size_t k_j, size_t v_b,
+                         size_t v_j, size_t z_b, size_t z_t, float scale, cudaStream_t st);
+
+/* ---- moe.cu: the routed experts' products, grouped (the file's header) ----
+ * X (NK, C) bf16 rows sorted by expert, off (E + 1) the device offsets (moe_sort_bf16); the
+ * weights (E, Hm, C) and (E, C, Hm) bf16. act (NK, Hm) bf16 = silu(X·W_gateᵀ)·(X·W_upᵀ) per
+ * expert; out (NK, C) fp32 = act·W_downᵀ per expert. No host synchronisation. */
+/* The (token, slot) pairs of idx (NK) sorted by expert: off (E + 1) row offsets, perm[pos] = nk,
+ * inv[nk] = pos (-1 for an id outside [0, E)); cnt (2·E ints) scratch. The order inside an
+ * expert's rows is not fixed (atomics), which no output depends on. No host synchronisation. */
+void moe_sort_bf16(int *off, int *perm, int *inv, int *cnt, const int *idx, size_t NK, int E, cudaStream_t st);
+void grouped_swiglu_bf16(bf16 *act, const bf16 *X, const bf16 *w_gate, const bf16 *w_up, const int *off, size_t NK, int E,
+                         int C, int Hm, cudaStream_t st);
+void grouped_down_bf16(float *out, const bf16 *act, const bf16 *w_down, const int *off, size_t NK, int E, int C, int Hm,
+                       cudaStream_t st);
+
 /* ---- the model's bf16 part (forward.cu) ---- */
 struct CudaFastCtx {
     /* the bf16 weights: the fp32 device arena (CudaFwdCtx.d_arena) rounded, element for element,
@@ -35,9 +60,9 @@ struct CudaFastCtx {
                            * or a sequence's cached latents (Tmax, dkv) for the naive MLA form */
     bf16 *ex;             /* (N·K, C) routed experts' inputs, sorted by expert */
     bf16 *ea;             /* (N·K, Hm) routed experts' activations, sorted */
-    float *eg, *eu, *eo;  /* (N·K, Hm), (N·K, Hm), (N·K, C) sorted gate, up and output rows */
-    int *off, *perm, *inv;/* (E + 1), (N·K), (N·K) the sort by expert (cuda_moe_sort) */
-    int off_h[CFG_MAX_EXPERTS + 1];
+    float *eo;            /* (N·K, C) routed experts' outputs, sorted */
+    int *off, *perm, *inv;/* (E + 1), (N·K), (N·K) the sort by expert (moe_sort_bf16) */
+    int *cnt;             /* (2·E) its counts and cursors */
 };
 
 #endif

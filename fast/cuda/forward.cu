@@ -357,10 +357,6 @@ CudaModelCtx *cuda_forward_setup(const Model *m, const RunState *s, KVCache *kv,
     return x;
 }
 
-void cuda_forward_kv_back(CudaModelCtx *x, const Config *c, KVCache *kv, int pos0, int T, cudaStream_t st) {
-    kv_sync_rows(&x->fwd, c, kv, pos0, T, cudaMemcpyDeviceToHost, st);
-}
-
 void cuda_forward_state(CudaModelCtx *x, CudaForwardState *f) {
     CudaFwdCtx *X = &x->fwd;
     f->d = &X->d;
@@ -587,6 +583,9 @@ extern "C" int model_forward_cuda(const Model *m, RunState *s, KVCache *kv, cons
     if (Tk > c->max_pos)
         return seek_fail(err, "forward: position %d is beyond max_position_embeddings %d", Tk - 1, c->max_pos);
     if (mode == ATTN_ABSORB && !c->mla) return seek_fail(err, "forward: --attn absorb needs an MLA model (this is %s)", c->model_type);
+    if (kv->on_device && pos0 > 0)
+        return seek_fail(err, "forward: this cache's %d positions are on the GPU (--backend cuda-fast): continue there, or "
+                              "start over", pos0);
     for (int i = 0; i < N; i++) {
         if (ids[i] < 0 || ids[i] >= c->V)
             return seek_fail(err, "forward: token id %d at index %d is out of range [0, %d)", ids[i], i, c->V);
@@ -634,6 +633,7 @@ extern "C" int model_forward_cuda(const Model *m, RunState *s, KVCache *kv, cons
         return -1;
     }
     kv->len = Tk;
+    kv->on_device = 0;
     X->kv_len = Tk;
     if (hooks && hooks->failed) return seek_fail(err, "forward: out of memory capturing activations");
     return 0;

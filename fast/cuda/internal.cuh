@@ -148,12 +148,6 @@ typedef struct {
 } AttnRows;
 void cuda_attend_rows(const AttnRows *a, cudaStream_t st);
 
-/* moe.cu: the N·K (token, slot) pairs of idx sorted by expert, stably (pairs of one expert keep
- * their (token, slot) order): off (E + 1) row offsets, perm[pos] = nk, inv[nk] = pos (-1 for an
- * expert id outside [0, E)), all device ints; the offsets also brought to the host (off_h, E + 1
- * ints: one synchronisation). Returns the number of pairs with a valid expert. */
-int cuda_moe_sort(int *off, int *perm, int *inv, int *off_h, const int *idx, size_t NK, int E, cudaStream_t st);
-
 /* mla.cu: the naive form's keys and values from the expanded latent kv (Tk, NH, dn + dv) and the
  * rope keys k_pe (Tk, dr): k (Tk, NH, dn + dr) = [kv[:, h, :dn] ; k_pe], v (Tk, NH, dv) = kv[:, h, dn:] */
 void cuda_mla_assemble(float *k, float *v, const float *kv, const float *k_pe, int Tk, int NH, int dn, int dr, int dv,
@@ -253,11 +247,10 @@ typedef struct {
 } CudaForwardState;
 void cuda_forward_state(CudaModelCtx *x, CudaForwardState *f);
 /* forward.cu, for the bf16 backend's forward (fast/cuda-fast), which shares the fp32 weights, the
- * run state and the cache: m's context with its weights current, its device run state sized like
- * s and its device cache holding kv's rows (NULL on failure, recorded in the sticky error); and,
- * after a forward, the new rows [pos0, pos0 + T) back into the host cache kv. */
+ * run state and the device cache: m's context with its weights current, its device run state
+ * sized like s and its device cache holding kv's rows (NULL on failure, recorded in the sticky
+ * error). */
 CudaModelCtx *cuda_forward_setup(const Model *m, const RunState *s, KVCache *kv, cudaStream_t st);
-void cuda_forward_kv_back(CudaModelCtx *x, const Config *c, KVCache *kv, int pos0, int T, cudaStream_t st);
 /* forward.cu: the hook bridge (the file's header): a (B, T, d1[, d2]) device tensor, or a
  * (B, NH, T, Tk) attention tensor held in rows of Tmax, copied to the host RunState buffer of the
  * same name only when the cache wants the stage or edits; an edit goes back to the device. */

@@ -225,7 +225,10 @@ __global__ static void add2_kernel(float *out, const float *a, const float *b, s
     if (i < n) out[i] = a[i] + b[i];
 }
 
-int cuda_moe_sort(int *off, int *perm, int *inv, int *off_h, const int *idx, size_t NK, int E, cudaStream_t st) {
+/* The (token, slot) pairs sorted by expert (moe_sort_kernel, stable), and the expert offsets
+ * brought to the host (off_h, E + 1 ints: the per-expert products are sized there; one
+ * synchronisation). Returns the number of pairs with a valid expert. */
+static int sort_by_expert(int *off, int *perm, int *inv, int *off_h, const int *idx, size_t NK, int E, cudaStream_t st) {
     moe_sort_kernel<<<1, 32, (size_t)E * sizeof(int), st>>>(off, perm, inv, idx, (int)NK, E);
     LAUNCH_CHECK("moe_sort");
     CU_CHECK(cudaMemcpyAsync(off_h, off, ((size_t)E + 1) * sizeof(int), cudaMemcpyDeviceToHost, st));
@@ -247,7 +250,7 @@ extern "C" void moe_forward_cuda(float *out, float *routed, float *shared, float
     float *G = X + NK * C, *U = G + NK * Hm, *A = U + NK * Hm;
     int *off = (int *)(A + NK * Hm), *perm = off + E + 1, *inv = perm + NK;
 
-    int rows = cuda_moe_sort(off, perm, inv, off_h, idx, NK, E, st); /* pairs with a valid expert */
+    int rows = sort_by_expert(off, perm, inv, off_h, idx, NK, E, st); /* pairs with a valid expert */
     if (rows > 0) {
         moe_gather_kernel<<<cdiv((size_t)rows * C, 256), 256, 0, st>>>(X, inp, perm, rows, K, C);
         LAUNCH_CHECK("moe_gather");
@@ -416,7 +419,7 @@ extern "C" void moe_backward_cuda(float *dinp, LayerWeights *g, const float *dou
         if (!X) return;
         float *dO = X + NK * C, *A = dO + NK * C, *dA = A + NK * Hm;
         int *off = (int *)(dA + NK * Hm), *perm = off + E + 1, *inv = perm + NK;
-        int rows = cuda_moe_sort(off, perm, inv, off_h, idx, NK, E, st); /* pairs with a valid expert */
+        int rows = sort_by_expert(off, perm, inv, off_h, idx, NK, E, st); /* pairs with a valid expert */
         if (rows > 0) {
             moe_bwd_gather_c_kernel<<<cdiv((size_t)rows * C, 256), 256, 0, st>>>(X, dO, inp, dout, weights, perm, rows,
                                                                                  K, C);
