@@ -23,6 +23,7 @@
  * pictures in a temporary folder that is kept. */
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +196,18 @@ static void put_wrapped(const Step *s, const char *p, size_t n) {
         while (at < n && p[at] == ' ') at++;
         first = 0;
     }
+}
+
+/* A message of ours, wrapped as prose is. */
+static void say(const Step *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const Step *s, const char *fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    put_wrapped(s, buf, strlen(buf));
 }
 
 static void put_prose(const Step *s, const char *text) {
@@ -428,9 +441,9 @@ int lesson_step(const char *path, const Lesson *l, int restart) {
 
     char rb[48];
     int k = restart ? 1 : load_progress(&s);
-    printf("%s%s%s: %s, %d cells. Enter runs a cell; back goes to the one before; quit leaves, and the lesson resumes "
-           "there next time; any other line is a REPL command.\n",
-           sty(&s, BOLD), path, sty(&s, RESET), l->title, l->cells);
+    printf("%s%s%s (%d cells)\n", sty(&s, BOLD), path, sty(&s, RESET), l->cells);
+    say(&s, "Enter runs a cell; back goes to the one before; quit leaves, and the lesson resumes there next time; any "
+            "other line is a REPL command.");
     if (k > l->cells) {
         printf("You finished this lesson before: starting at the beginning.\n");
         k = 1;
@@ -438,9 +451,9 @@ int lesson_step(const char *path, const Lesson *l, int restart) {
     repl_start(&s);
     if (k > 1) {
         replay(&s, k - 1);
-        printf("Resuming at cell %d of %d (--restart starts at the top): %s ran again quietly, so the REPL is where you "
-               "left it.\n",
-               k, l->cells, before(k, rb, sizeof rb));
+        say(&s, "Resuming at cell %d of %d (--restart starts at the top): %s ran again quietly, so the REPL is where you "
+                "left it.",
+            k, l->cells, before(k, rb, sizeof rb));
     }
     save(&s, k);
     show(&s, k);
@@ -454,8 +467,8 @@ int lesson_step(const char *path, const Lesson *l, int restart) {
     }
     for (;;) {
         char prompt[96];
-        snprintf(prompt, sizeof prompt, "%scell %d/%d%s [Enter runs it, back, quit]> ", sty(&s, BOLD), k, l->cells,
-                 sty(&s, RESET));
+        /* plain: libedit counts an escape sequence in a prompt as printed columns */
+        snprintf(prompt, sizeof prompt, "cell %d/%d [Enter runs it, back, quit]> ", k, l->cells);
         if (ferror(stdout) || read_input(&s, prompt, &buf, &cap, &len)) {
             save(&s, k);
             if (!ferror(stdout)) printf("Left at cell %d of %d: seek lesson %s resumes there.\n", k, l->cells, s.call);
@@ -489,7 +502,7 @@ int lesson_step(const char *path, const Lesson *l, int restart) {
             k--;
             replay(&s, k - 1);
             save(&s, k);
-            if (k > 1) printf("Back to cell %d: %s ran again quietly, so the REPL is as it was then.\n", k, before(k, rb, sizeof rb));
+            if (k > 1) say(&s, "Back to cell %d: %s ran again quietly, so the REPL is as it was then.", k, before(k, rb, sizeof rb));
             else printf("Back to cell 1, with a fresh REPL.\n");
             show(&s, k);
         } else if (is_word(w, wn, "quit") || is_word(w, wn, "q") || is_word(w, wn, "exit")) {
