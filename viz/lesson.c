@@ -67,11 +67,9 @@ static int add_prose(Lesson *l, const char *text, size_t from, size_t to, int li
     }
     if (end <= from || blank_line(text + from, end - from)) return 0;
     int nl_missing = text[end - 1] != '\n';
-    size_t n = end - from;
-    if (nl_missing && text[end - 1] == '\r') n--; /* a last line "...\r" reads as if it were "...\r\n" */
-    if (add_block_extra(l, LESSON_PROSE, line, l->cells, text + from, n, (size_t)nl_missing, err)) return -1;
+    if (add_block_extra(l, LESSON_PROSE, line, l->cells, text + from, end - from, (size_t)nl_missing, err)) return -1;
     LessonBlock *b = &l->b[l->n - 1];
-    if (nl_missing) b->text[b->len - 1] = '\n';
+    if (nl_missing) b->text[b->len - 1] = '\n'; /* so a last line "...\r" reads as "...\r\n" does */
     drop_cr(b);
     return 0;
 }
