@@ -25,6 +25,13 @@ int lesson_html_available(void) {
 #endif
 }
 
+#ifndef SEEK_HAVE_CMARK
+int lesson_html(FILE *f, const Lesson *l, const char *path, const LessonCellOut *cells, SeekErr *err) {
+    (void)f, (void)l, (void)path, (void)cells;
+    return seek_fail(err, "--html needs libcmark, and this seek was built without it");
+}
+#else
+
 /* Text as HTML: & < > " escaped, control bytes (but newline and tab) as U+FFFD. */
 static void put_text(FILE *f, const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
@@ -104,7 +111,6 @@ static const char CSS[] =
     "figure img{max-width:100%;height:auto}\n"
     "figcaption{font-size:.8rem;color:var(--muted);margin-top:.35rem}\n";
 
-#ifdef SEEK_HAVE_CMARK
 static int put_markdown(FILE *f, const char *md, size_t n, SeekErr *err) {
     char *h = cmark_markdown_to_html(md, n, CMARK_OPT_DEFAULT);
     if (!h) return seek_fail(err, "out of memory rendering Markdown");
@@ -114,7 +120,6 @@ static int put_markdown(FILE *f, const char *md, size_t n, SeekErr *err) {
     free(h);
     return 0;
 }
-#endif
 
 /* Is the line s[0, n) one of the lines the cell's expect blocks pin? */
 static int pinned(const Lesson *l, int cell, const char *s, size_t n) {
@@ -148,10 +153,6 @@ static void put_output(FILE *f, const Lesson *l, int cell, const char *s, size_t
 }
 
 int lesson_html(FILE *f, const Lesson *l, const char *path, const LessonCellOut *cells, SeekErr *err) {
-#ifndef SEEK_HAVE_CMARK
-    (void)f, (void)l, (void)path, (void)cells;
-    return seek_fail(err, "--html needs libcmark, and this seek was built without it");
-#else
     fputs("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>",
           f);
@@ -210,5 +211,5 @@ int lesson_html(FILE *f, const Lesson *l, const char *path, const LessonCellOut 
     fputs("</code>.</footer>\n</main>\n</body>\n</html>\n", f);
     if (ferror(f)) return seek_fail(err, "out of memory writing the page");
     return 0;
-#endif
 }
+#endif /* SEEK_HAVE_CMARK */
