@@ -136,7 +136,7 @@ static int load_progress(Step *s) {
         else {
             memcpy(num, text + wn, k - 1);
             num[k - 1] = '\0';
-            if (parse_i64(num, 1, (long long)s->l->cells + 1, &next, "next", &err)) why = "its cell number is out of range";
+            if (parse_i64(num, 1, (long long)s->l->cells + 1, &next, "next", &err)) why = "its cell number is not one of this lesson's cells";
         }
     }
     free(text);
