@@ -1,9 +1,10 @@
 # seek.c: one Makefile.
 #   make          build ./seek (release, -O2)
-#   make test     install missing Debian packages, build, run every test (release and ASan/UBSan)
+#   make test     install missing Debian packages (and chromium, for the browser test), build, run every test (release and ASan/UBSan)
 #   make debug    build ./seek-debug with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make test-cuda on a machine with a GPU: the CUDA twins, seek verify --backend cuda, compute-sanitizer
 #   make demo     install missing packages, build, run the main job on a shipped model
+#   make lessons  render every lesson as a page: $(B)/lessons/NN-*.html (needs libcmark)
 #   make clean
 #   make bench    forward and training tokens/s, --backend ref vs cpu, and sgemm GFLOP/s vs OpenBLAS's peak
 # Opt-outs: NO_CUDA=1, NO_BLAS=1, NO_OPENMP=1. Arch override: CUDA_ARCH=90.
@@ -25,6 +26,7 @@ have = $(shell $(PKG_CONFIG) --exists $(1) 2>/dev/null && echo yes)
 HAVE_JANSSON := $(call have,jansson)
 HAVE_PNG     := $(call have,libpng)
 HAVE_EDIT    := $(call have,libedit)
+HAVE_CMARK   := $(call have,libcmark)
 HAVE_PCRE2   := $(call have,libpcre2-8)
 HAVE_CMOCKA  := $(call have,cmocka)
 HAVE_UTF8PROC := $(call have,libutf8proc)
@@ -58,6 +60,10 @@ endif
 ifeq ($(HAVE_EDIT),yes)
   DEFS += -DSEEK_HAVE_EDIT
   LIBS += $(shell $(PKG_CONFIG) --libs libedit)
+endif
+ifeq ($(HAVE_CMARK),yes)
+  DEFS += -DSEEK_HAVE_CMARK
+  LIBS += $(shell $(PKG_CONFIG) --libs libcmark)
 endif
 ifeq ($(HAVE_BLAS),yes)
   DEFS += -DSEEK_HAVE_BLAS $(shell $(PKG_CONFIG) --cflags openblas)
@@ -109,7 +115,8 @@ all: features seek
 # Installs missing Debian packages when a required library is absent (scripts/install-deps.sh).
 deps:
 	@if [ "$(HAVE_JANSSON)" != yes ] || [ "$(HAVE_CMOCKA)" != yes ] || [ "$(HAVE_PCRE2)" != yes ] || [ "$(HAVE_UTF8PROC)" != yes ] || \
-	    [ "$(HAVE_PNG)" != yes ] || [ "$(HAVE_EDIT)" != yes ] || { [ -z "$(NO_BLAS)" ] && [ "$(HAVE_BLAS)" != yes ]; }; then \
+	    [ "$(HAVE_PNG)" != yes ] || [ "$(HAVE_EDIT)" != yes ] || [ "$(HAVE_CMARK)" != yes ] || \
+	    { [ -z "$(NO_BLAS)" ] && [ "$(HAVE_BLAS)" != yes ]; }; then \
 	  bash scripts/install-deps.sh; fi
 
 mark = $(if $(filter yes,$(1)),✓,✗)
@@ -120,6 +127,7 @@ features:
 	@echo "  $(call mark,$(HAVE_OPENMP)) OpenMP$(if $(NO_OPENMP), (NO_OPENMP=1),)"
 	@echo "  $(call mark,$(HAVE_PNG)) libpng"
 	@echo "  $(call mark,$(HAVE_EDIT)) libedit"
+	@echo "  $(call mark,$(HAVE_CMARK)) libcmark (seek lesson --html, make lessons)"
 	@echo "  $(call mark,$(HAVE_PCRE2)) PCRE2"
 	@echo "  $(call mark,$(HAVE_UTF8PROC)) utf8proc (tokenizer NFC normalizer)"
 	@echo "  $(call mark,$(HAVE_CMOCKA)) cmocka (tests)"
@@ -161,6 +169,7 @@ $(B)/dbg/tests/%: $(B)/dbg/tests/%.o $(DBG_OBJ)
 # the build runs one job per core (JOBS=1 for a serial build); the suites then run one at a time
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 test: deps
+	@command -v chromium >/dev/null 2>&1 || bash scripts/install-deps.sh --browser
 	@$(MAKE) --no-print-directory -j$(JOBS) features seek seek-debug $(REL_TESTS) $(DBG_TESTS) $(if $(NVCC),$(LAB_BIN))
 	@bash scripts/fetch_deepseek_tokenizer.sh || echo "DeepSeek-V3 tokenizer.json unavailable: the tokenizer tests will fail"
 	@B=$(B) bash tests/run.sh
@@ -215,6 +224,21 @@ demo: deps
 	@$(MAKE) --no-print-directory features seek
 	@bash scripts/demo.sh
 
+# `make lessons`: every lessons/NN-*.md as one self-contained page, $(B)/lessons/NN-*.html
+# (seek lesson FILE --html; the cells run as --check runs them, so a lesson that fails its check
+# makes no page and fails the target). The pages are build output, not committed.
+.PHONY: lessons
+LESSON_MD   = $(wildcard lessons/[0-9][0-9]-*.md)
+LESSON_HTML = $(LESSON_MD:lessons/%.md=$(B)/lessons/%.html)
+lessons: deps
+	@$(MAKE) --no-print-directory features seek
+	@$(MAKE) --no-print-directory $(LESSON_HTML)
+	@echo "make lessons: $(words $(LESSON_HTML)) page(s) in $(B)/lessons/"
+
+$(B)/lessons/%.html: lessons/%.md seek
+	@mkdir -p $(dir $@)
+	./seek lesson $< --html $@
+
 # ---- fuzz targets (tests/fuzz/, docs/fuzzing.md) ----------------------------------------------
 # Each tests/fuzz/fuzz_NAME.c defines LLVMFuzzerTestOneInput. `make test` builds it twice with gcc
 # and tests/fuzz/replay.c's main(), as $(B)/rel/fuzz/NAME and $(B)/dbg/fuzz/NAME (ASan/UBSan), and
@@ -243,7 +267,7 @@ FUZZ_KERNELS = ref/matmul.c ref/attention.c ref/mla.c ref/mlp.c ref/rmsnorm.c re
                ref/embedding.c ref/optim.c $(wildcard fast/cpu/*.c)
 $(FUZZ_KERNELS:%.c=$(B)/fuzz/%.o): FUZZ_COV =
 FUZZ_LIBS    = -lm $(shell $(PKG_CONFIG) --libs jansson $(if $(HAVE_PCRE2),libpcre2-8) $(if $(HAVE_UTF8PROC),libutf8proc) \
-               $(if $(HAVE_PNG),libpng) $(if $(HAVE_EDIT),libedit) $(if $(HAVE_BLAS),openblas) 2>/dev/null)
+               $(if $(HAVE_PNG),libpng) $(if $(HAVE_EDIT),libedit) $(if $(HAVE_CMARK),libcmark) $(if $(HAVE_BLAS),openblas) 2>/dev/null)
 
 $(B)/rel/fuzz/%: $(B)/rel/tests/fuzz/fuzz_%.o $(B)/rel/tests/fuzz/replay.o $(REL_OBJ)
 	@mkdir -p $(dir $@)

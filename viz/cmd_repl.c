@@ -49,9 +49,8 @@ static void echo_line(Repl *r, const char *line, size_t len) {
 
 /* ---- plain reading ---- */
 
-/* Reads one line into *buf (grown up to REPL_MAX_LINE + 1 bytes). Returns the length, or -1 at
- * EOF with nothing read, -2 when interrupted, -3 when the line was too long (and discarded). */
-static long read_plain(FILE *in, char **buf, size_t *cap) {
+/* repl.h: one line of plain input, capped (also `seek lesson`'s reader off a terminal) */
+long repl_read_line(FILE *in, char **buf, size_t *cap) {
     size_t n = 0;
     int too_long = 0;
     for (;;) {
@@ -91,7 +90,7 @@ static int run_plain(Repl *r, FILE *in) {
     char *buf = malloc(cap);
     if (!buf) return 1;
     for (;;) {
-        long n = read_plain(in, &buf, &cap);
+        long n = repl_read_line(in, &buf, &cap);
         if (n == -1) break;
         if (n == -2) break; /* Ctrl-C while a script or pipe waits for input: leave */
         if (n == -3) {

@@ -1398,13 +1398,27 @@ static int cmd_set(Repl *r, int argc, char **argv, const char *rest) {
 
 static int cmd_png(Repl *r, int argc, char **argv, const char *rest) {
     if (!r->have_pic) return fail(r, "png: no picture yet (run attn, route, path, latent, top, compare, group or tokens first)");
+    char path[4096];
+    const char *file = argv[1];
+    if (r->pic_dir) { /* a lesson: a bare name, into the lesson's picture folder */
+        if (!file[0] || strchr(file, '/') || !strcmp(file, ".") || !strcmp(file, ".."))
+            return fail(r, "png: in a lesson, FILE is a file name without a folder (it goes into the lesson's picture folder)");
+        SeekErr perr;
+        if (path_join(path, sizeof path, r->pic_dir, file, &perr)) return fail(r, "png: %s", perr.msg);
+        file = path;
+    }
     SeekErr err;
     Image im;
     if (picture_render(&r->pic, &im, &err)) return fail(r, "png: %s", err.msg);
-    int rc = png_write(argv[1], &im, &err);
-    if (!rc) say(r, "wrote %s (%dx%d)\n", argv[1], im.w, im.h);
+    int rc = png_write(file, &im, &err);
+    if (!rc) { /* the name as given (a lesson says where its folder is), escaped as every byte from the user */
+        char esc[4096 * 4 + 8];
+        escape_bytes(esc, sizeof esc, argv[1], strlen(argv[1]), 1);
+        say(r, "wrote %s (%dx%d)\n", esc, im.w, im.h);
+    }
     image_free(&im);
     if (rc) return fail(r, "%s", err.msg);
+    if (r->on_png) r->on_png(r->on_png_ctx, file);
     return 0;
 }
 

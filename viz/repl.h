@@ -76,6 +76,12 @@ typedef struct Repl {
     /* the last picture, for `png FILE` */
     Picture pic;
     int have_pic;
+    /* Lessons (viz/cmd_lesson.c): when pic_dir is set, `png FILE` takes a bare file name (no '/')
+     * and writes it into pic_dir, so a lesson never writes into the folder it runs from; on_png,
+     * when set, is told each PNG written (its path), so the lesson can show or embed it. */
+    const char *pic_dir;
+    void (*on_png)(void *ctx, const char *path);
+    void *on_png_ctx;
 
     /* GRPO views (viz/repl_grpo.c): the kept group, the frozen reference π_ref (the model as
      * loaded) and the optimizer state of `update`; NULL until the first `group`, freed on `load` */
@@ -95,6 +101,11 @@ void repl_free(Repl *r);
 int repl_load(Repl *r, const char *dir, SeekErr *err);
 /* Handles one line of input (len bytes, NUL bytes included). */
 ReplStatus repl_handle_line(Repl *r, const char *line, size_t len);
+
+/* Reads one line of plain input into *buf (malloc'd, *cap bytes, grown up to REPL_MAX_LINE + 2).
+ * Returns its length (the '\n' included, NUL bytes kept), or -1 at EOF with nothing read, -2 when
+ * interrupted (EINTR), -3 when the line was too long (the rest of it read and discarded). */
+long repl_read_line(FILE *in, char **buf, size_t *cap);
 
 /* Prints a one-line error ("error: msg", escaped) and counts it. */
 void repl_error(Repl *r, const char *msg);
