@@ -10,15 +10,31 @@ cd "$(dirname "$0")/.."
 
 expect_ok "lesson list" "$SEEK" lesson
 grep -q '^13  lessons/13-grpo.md .*GRPO.*(5 cells)$' "$TMP/out" && ok || bad "lesson list: $(head -c 300 "$TMP/out")"
+# the course through the architecture, 01-06, each listed with its title and cell count
+for nn in 01 02 03 04 05 06; do
+  grep -q "^$nn  lessons/$nn-[a-z]*\.md  *$nn — .* ([4-8] cells)$" "$TMP/out" && ok || bad "lesson list: $nn missing: $(head -c 600 "$TMP/out")"
+done
+# Lessons write their pictures to out/ (png out/NN-name.png) beside lessons/ and tiny-models/;
+# they run in a folder of their own that links to those, so --check writes nothing into the
+# repository and the release and ASan halves never write the same file.
+W=$TMP/work
+mkdir -p "$W/out"
+for d in lessons tiny-models tests; do ln -s "$PWD/$d" "$W/$d"; done
+case $SEEK in /*) SEEK_ABS=$SEEK ;; *) SEEK_ABS=$PWD/$SEEK ;; esac
 n=0
 for L in lessons/[0-9][0-9]-*.md; do
   [ -e "$L" ] || continue
   n=$((n + 1))
   nn=$(basename "$L" | cut -c1-2)
-  expect_ok "lesson $nn --check" "$SEEK" lesson "$nn" --check
+  expect_ok "lesson $nn --check" sh -c 'cd "$1" && exec "$2" lesson "$3" --check' sh "$W" "$SEEK_ABS" "$nn"
   grep -q "^$L: .*: [0-9]* cells ran, [0-9]* expected lines shown$" "$TMP/out" && ok || bad "lesson $nn: $(head -c 300 "$TMP/out")"
+  # every picture a lesson names was written (and is a PNG)
+  for f in $(sed -n 's/^png \(out\/[^ ]*\.png\)$/\1/p' "$L"); do
+    [ "$(head -c 4 "$W/$f" 2>/dev/null | od -An -c | tr -d ' ')" = '211PNG' ] && ok || bad "lesson $nn: $f was not written"
+  done
 done
 [ $n -ge 1 ] && ok || bad "no lesson found in lessons/"
+[ ! -e out ] || [ -z "$(find out -newer "$W" -name '*.png' 2>/dev/null)" ] && ok || bad "a lesson --check wrote pictures into the repository's out/"
 
 # broken lessons: exit 1, one line with the file and line
 B=$TMP/broken
