@@ -15,6 +15,10 @@ export TMPDIR=$TMP   # the lessons' picture folders, checked for removal at the 
 
 expect_ok "lesson list" "$SEEK" lesson
 grep -q '^13  lessons/13-grpo.md .*GRPO.*(5 cells)$' "$TMP/out" && ok || bad "lesson list: $(head -c 300 "$TMP/out")"
+# the course through the architecture, 01-06, each listed with its title and cell count
+for nn in 01 02 03 04 05 06; do
+  grep -q "^$nn  lessons/$nn-[a-z]*\.md  *$nn — .* ([4-8] cells)$" "$TMP/out" && ok || bad "lesson list: $nn missing: $(head -c 600 "$TMP/out")"
+done
 n=0
 for L in lessons/[0-9][0-9]-*.md; do
   [ -e "$L" ] || continue
@@ -24,6 +28,19 @@ for L in lessons/[0-9][0-9]-*.md; do
   grep -q "^$L: .*: [0-9]* cells ran, [0-9]* expected lines shown$" "$TMP/out" && ok || bad "lesson $nn: $(head -c 300 "$TMP/out")"
 done
 [ $n -ge 1 ] && ok || bad "no lesson found in lessons/"
+# every picture a lesson of the course draws reaches its page (one embedded PNG per png command)
+if "$SEEK" lesson 13 --html "$TMP/probe.html" >/dev/null 2>&1; then
+  for L in lessons/0[1-6]-*.md; do
+    [ -e "$L" ] || continue
+    nn=$(basename "$L" | cut -c1-2)
+    want=$(grep -c '^png [^ ]*\.png$' "$L")
+    expect_ok "lesson $nn --html" "$SEEK" lesson "$nn" --html "$TMP/$nn.html"
+    got=$(grep -o 'src="data:image/png;base64,' "$TMP/$nn.html" | wc -l)
+    [ "$want" -ge 1 ] && [ "$got" = "$want" ] && ok || bad "lesson $nn: $got pictures on its page, $want png commands"
+  done
+else
+  echo "SKIP: lesson pages not checked (this seek has no --html: built without libcmark)"
+fi
 
 # broken lessons: exit 1, one line with the file and line
 B=$TMP/broken

@@ -337,6 +337,13 @@ static void test_escape(void **state) {
     size_t n = escape_bytes(small, sizeof small, "abcdefghijkl", 12, 0);
     assert_string_equal(small, "abcd...");
     assert_int_equal(n, 7);
+    /* a cut where nothing written is taken back reads no byte past what it wrote: it once looked at
+     * the unwritten out[o], and a stale continuation byte there (0x80..0xbf) cut one more character
+     * ("\\xef\\xb..." for DeepSeek's BOS in seek-v3-mini's prompt line, depending on the stack) */
+    char cut[16];
+    memset(cut, 0x80, sizeof cut);
+    escape_bytes(cut, 12, "\xef\xbd\x9c\x9c", 4, 0);
+    assert_string_equal(cut, "\\xef\\xbd...");
     /* every byte value: the result is printable ASCII */
     unsigned char all[256];
     for (int i = 0; i < 256; i++) all[i] = (unsigned char)i;

@@ -78,10 +78,10 @@ size_t escape_bytes(char *out, size_t cap, const void *in, size_t n, int keep_ut
         } else plen = (size_t)snprintf(piece, sizeof piece, "\\x%02x", c);
         if (o + plen + 1 > cap || (i + adv < n && o + plen + 4 > cap)) {
             /* no room for this piece and an ellipsis after it: end with "..." */
-            size_t k = cap >= 4 ? cap - 4 : 0;
+            size_t k = cap >= 4 ? cap - 4 : 0, written = o;
             if (o > k) o = k;
-            /* do not cut a kept UTF-8 sequence in half */
-            while (o > 0 && ((unsigned char)out[o] & 0xc0) == 0x80) o--;
+            /* do not cut a kept UTF-8 sequence in half (out[written] and on were never written) */
+            while (o > 0 && o < written && ((unsigned char)out[o] & 0xc0) == 0x80) o--;
             for (int d = 0; d < 3 && o + 1 < cap; d++) out[o++] = '.';
             out[o] = '\0';
             return o;
