@@ -126,4 +126,13 @@ for f in $twins; do
   grep -q "$f(" tests/test_cuda.c && ok || bad "twin rule: $f is not tested in tests/test_cuda.c"
 done
 
+# the same rule for the bf16 backend: each `_cuda_fast` twin has a ref/ twin and a test
+twins=$(sed -n 's/^extern "C" [a-z][a-z ]* \**\([a-z_0-9]*_cuda_fast\)(.*/\1/p' fast/cuda-fast/*.cu | sort -u)
+[ "$(echo "$twins" | wc -w)" -ge 3 ] && ok || bad "twin rule: expected at least 3 fast/cuda-fast twins, found: $twins"
+for f in $twins; do
+  stem=${f%_cuda_fast}
+  grep -q "^[a-z].* \*\?$stem(" ref/*.c && ok || bad "twin rule: $f has no reference twin $stem in ref/"
+  grep -q "$f(" tests/test_cuda.c && ok || bad "twin rule: $f is not tested in tests/test_cuda.c"
+done
+
 finish

@@ -1884,7 +1884,7 @@ static void test_fast_cache(void **st) {
     assert_int_not_equal(model_forward_on(BACKEND_REF, &m, &s, &kv, ids, 1, 1, ATTN_ABSORB, NULL, NULL, lg, &e), 0);
     assert_non_null(strstr(e.msg, "on the GPU"));
     assert_int_not_equal(model_forward_on(BACKEND_CUDA, &m, &s, &kv, ids, 1, 1, ATTN_ABSORB, NULL, NULL, lg, &e), 0);
-    assert_int_equal(model_forward_on(BACKEND_CUDA_FAST, &m, &s, &kv, ids, 1, 1, ATTN_ABSORB, NULL, NULL, lg, &e), 0);
+    assert_int_equal(model_forward_cuda_fast(&m, &s, &kv, ids, 1, 1, ATTN_ABSORB, NULL, NULL, lg, &e), 0);
     assert_int_equal(kv.len, 5);
     kv.len = 0;
     assert_int_equal(model_forward_on(BACKEND_REF, &m, &s, &kv, ids, 1, 4, ATTN_ABSORB, NULL, NULL, lg, &e), 0);
