@@ -311,16 +311,8 @@ static void llama_attention_fast(const Ctx *k, const Config *c, RunState *s, KVC
     cuda_hook_dev(hooks, a->k_new, ha->k_new, B, T, NKV, HS, px, "attn.hook_k", st);
     cuda_hook_dev(hooks, a->v_new, ha->v_new, B, T, NKV, HS, px, "attn.hook_v", st);
     mark(PH_ATTN, st);
-    cuda_rope_rows(a->q, N, T, pos0, NH, (size_t)NH * HS, HS, s->inv_freq, s->rope_attn_factor, HS, c->rope_layout, st);
-    cuda_rope_rows(a->k_new, N, T, pos0, NKV, (size_t)NKV * HS, HS, s->inv_freq, s->rope_attn_factor, HS,
-                   c->rope_layout, st);
-    cuda_hook_dev(hooks, a->q, ha->q, B, T, NH, HS, px, "attn.hook_rot_q", st);
-    cuda_hook_dev(hooks, a->k_new, ha->k_new, B, T, NKV, HS, px, "attn.hook_rot_k", st);
-    size_t kvw = (size_t)NKV * HS;
-    size_t dpitch = (size_t)kv->Tmax * kvw * sizeof(float), spitch = (size_t)T * kvw * sizeof(float);
-    size_t base0 = ((size_t)l * kv->B) * kv->Tmax + pos0;
-    CU_CHECK(cudaMemcpy2DAsync(kv->k + base0 * kvw, dpitch, a->k_new, spitch, spitch, (size_t)B, cudaMemcpyDeviceToDevice, st));
-    CU_CHECK(cudaMemcpy2DAsync(kv->v + base0 * kvw, dpitch, a->v_new, spitch, spitch, (size_t)B, cudaMemcpyDeviceToDevice, st));
+    cuda_llama_rope_append(s, kv, a, ha, c, l, px, B, T, pos0, hooks, st);
+    const size_t kvw = (size_t)NKV * HS;
     /* the scores and pattern for the hooks come from the fp32 row kernel first (it also writes z,
      * which flash attention then overwrites); without capture only flash attention runs */
     int flash = flash_attention_fits(HS, HS);
@@ -365,23 +357,7 @@ static void mla_attention_fast(const Ctx *k, const Config *c, RunState *s, RunSt
     cuda_hook_dev(hooks, a->q, ha->q, B, T, NH, dq, px, "attn.hook_q", st);
     cuda_hook_dev(hooks, a->latent_new, ha->latent_new, B, T, dkv, 0, px, "attn.hook_kv_latent", st);
     mark(PH_ATTN, st);
-    cuda_rope_rows(a->q + dn, N, T, pos0, NH, (size_t)NH * dq, dq, s->inv_freq, s->rope_attn_factor, dr, c->rope_layout, st);
-    cuda_rope_rows(a->kpe_new, N, T, pos0, 1, dr, dr, s->inv_freq, s->rope_attn_factor, dr, c->rope_layout, st);
-    char name[HOOK_NAME_LEN];
-    snprintf(name, sizeof name, "%s.attn.hook_rot_q", px);
-    if (hook_wants(hooks, name)) {
-        CU_CHECK(cudaMemcpy2DAsync(s->tmp, (size_t)dr * sizeof(float), a->q + dn, (size_t)dq * sizeof(float),
-                                   (size_t)dr * sizeof(float), (size_t)N * NH, cudaMemcpyDeviceToDevice, st));
-        cuda_hook_dev(hooks, s->tmp, hs->tmp, B, T, NH, dr, px, "attn.hook_rot_q", st);
-    }
-    cuda_hook_dev(hooks, a->kpe_new, ha->kpe_new, B, T, dr, 0, px, "attn.hook_rot_k", st);
-    size_t base0 = ((size_t)l * kv->B) * kv->Tmax + pos0;
-    CU_CHECK(cudaMemcpy2DAsync(kv->latent + base0 * dkv, (size_t)kv->Tmax * dkv * sizeof(float), a->latent_new,
-                               (size_t)T * dkv * sizeof(float), (size_t)T * dkv * sizeof(float), (size_t)B,
-                               cudaMemcpyDeviceToDevice, st));
-    CU_CHECK(cudaMemcpy2DAsync(kv->k_pe + base0 * dr, (size_t)kv->Tmax * dr * sizeof(float), a->kpe_new,
-                               (size_t)T * dr * sizeof(float), (size_t)T * dr * sizeof(float), (size_t)B,
-                               cudaMemcpyDeviceToDevice, st));
+    cuda_mla_rope_append(s, hs, kv, a, ha, c, l, px, B, T, pos0, hooks, st);
     int Tbuf = s->with_attn ? s->Tmax : Tk;
     const int flash = mode == ATTN_NAIVE && flash_attention_fits(dq, dv);
     for (int b = 0; b < B; b++) {
@@ -410,20 +386,7 @@ static void mla_attention_fast(const Ctx *k, const Config *c, RunState *s, RunSt
         flash_attention_bf16(a->z, a->q, a->k_full, a->v_full, B, T, pos0, Tk, NH, NH, dq, dv, (size_t)T * NH * dq,
                              (size_t)NH * dq, (size_t)Tk * NH * dq, (size_t)NH * dq, (size_t)Tk * NH * dv, (size_t)NH * dv,
                              (size_t)T * NH * dv, (size_t)NH * dv, c->attn_scale, st);
-    if (mode == ATTN_NAIVE && hooks) { /* the expanded keys/values cover every position */
-        size_t ks[4] = {(size_t)B, (size_t)Tk, (size_t)NH, (size_t)dq}, vs[4] = {(size_t)B, (size_t)Tk, (size_t)NH, (size_t)dv};
-        const char *stage[2] = {"attn.hook_k", "attn.hook_v"};
-        float *dev[2] = {a->k_full, a->v_full}, *host[2] = {ha->k_full, ha->v_full};
-        size_t *shape[2] = {ks, vs};
-        for (int i = 0; i < 2; i++) {
-            snprintf(name, sizeof name, "%s.%s", px, stage[i]);
-            if (!hooks->edit && !hook_wants(hooks, name)) continue;
-            size_t n = shape[i][0] * shape[i][1] * shape[i][2] * shape[i][3];
-            CU_CHECK(cudaMemcpyAsync(host[i], dev[i], n * sizeof(float), cudaMemcpyDeviceToHost, st));
-            CU_CHECK(cudaStreamSynchronize(st));
-            hook_point(hooks, name, host[i], 4, shape[i], -1);
-        }
-    }
+    if (mode == ATTN_NAIVE) cuda_mla_hook_expanded(hooks, a, ha, px, B, Tk, c, st);
 }
 
 /* one decoder block on the device residual stream d->x, in place (block_forward_cuda's stages) */

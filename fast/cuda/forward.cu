@@ -421,6 +421,71 @@ void cuda_int_to_float(float *y, const int *x, size_t n, cudaStream_t st) {
 
 /* ---- attention blocks ---- */
 
+/* LLaMA attention after its projections: RoPE on q and k, their hooks, the new keys and values
+ * appended to the cache (B blocks of T rows). Shared with the bf16 backend (fast/cuda-fast). */
+void cuda_llama_rope_append(RunState *s, KVCache *kv, LayerState *a, LayerState *ha, const Config *c, int l,
+                            const char *px, int B, int T, int pos0, ActCache *hooks, cudaStream_t st) {
+    const int N = B * T, NH = c->NH, NKV = c->NKV, HS = c->HS;
+    cuda_rope_rows(a->q, N, T, pos0, NH, (size_t)NH * HS, HS, s->inv_freq, s->rope_attn_factor, HS, c->rope_layout, st);
+    cuda_rope_rows(a->k_new, N, T, pos0, NKV, (size_t)NKV * HS, HS, s->inv_freq, s->rope_attn_factor, HS,
+                   c->rope_layout, st);
+    cuda_hook_dev(hooks, a->q, ha->q, B, T, NH, HS, px, "attn.hook_rot_q", st);
+    cuda_hook_dev(hooks, a->k_new, ha->k_new, B, T, NKV, HS, px, "attn.hook_rot_k", st);
+    size_t kvw = (size_t)NKV * HS;
+    size_t dpitch = (size_t)kv->Tmax * kvw * sizeof(float), spitch = (size_t)T * kvw * sizeof(float);
+    size_t base0 = ((size_t)l * kv->B) * kv->Tmax + pos0;
+    CU_CHECK(cudaMemcpy2DAsync(kv->k + base0 * kvw, dpitch, a->k_new, spitch, spitch, (size_t)B, cudaMemcpyDeviceToDevice, st));
+    CU_CHECK(cudaMemcpy2DAsync(kv->v + base0 * kvw, dpitch, a->v_new, spitch, spitch, (size_t)B, cudaMemcpyDeviceToDevice, st));
+}
+
+
+/* MLA after its projections: the decoupled RoPE (the rope slice of every query head, and the one
+ * shared rope key), their hooks, the latent and the rotated rope key appended to the cache (B
+ * blocks of T rows). Shared with the bf16 backend (fast/cuda-fast). */
+void cuda_mla_rope_append(RunState *s, RunState *hs, KVCache *kv, LayerState *a, LayerState *ha, const Config *c,
+                          int l, const char *px, int B, int T, int pos0, ActCache *hooks, cudaStream_t st) {
+    const int N = B * T, NH = c->NH, dn = c->dn, dr = c->dr, dq = dn + dr, dkv = c->kv_lora_rank;
+    cuda_rope_rows(a->q + dn, N, T, pos0, NH, (size_t)NH * dq, dq, s->inv_freq, s->rope_attn_factor, dr, c->rope_layout, st);
+    cuda_rope_rows(a->kpe_new, N, T, pos0, 1, dr, dr, s->inv_freq, s->rope_attn_factor, dr, c->rope_layout, st);
+    char name[HOOK_NAME_LEN];
+    snprintf(name, sizeof name, "%s.attn.hook_rot_q", px);
+    if (hook_wants(hooks, name)) { /* gather the rope slices into (N, NH, dr) */
+        CU_CHECK(cudaMemcpy2DAsync(s->tmp, (size_t)dr * sizeof(float), a->q + dn, (size_t)dq * sizeof(float),
+                                   (size_t)dr * sizeof(float), (size_t)N * NH, cudaMemcpyDeviceToDevice, st));
+        cuda_hook_dev(hooks, s->tmp, hs->tmp, B, T, NH, dr, px, "attn.hook_rot_q", st);
+    }
+    cuda_hook_dev(hooks, a->kpe_new, ha->kpe_new, B, T, dr, 0, px, "attn.hook_rot_k", st);
+    /* the cache keeps only the latent and the rotated rope key: B blocks of T rows */
+    size_t base0 = ((size_t)l * kv->B) * kv->Tmax + pos0;
+    CU_CHECK(cudaMemcpy2DAsync(kv->latent + base0 * dkv, (size_t)kv->Tmax * dkv * sizeof(float), a->latent_new,
+                               (size_t)T * dkv * sizeof(float), (size_t)T * dkv * sizeof(float), (size_t)B,
+                               cudaMemcpyDeviceToDevice, st));
+    CU_CHECK(cudaMemcpy2DAsync(kv->k_pe + base0 * dr, (size_t)kv->Tmax * dr * sizeof(float), a->kpe_new,
+                               (size_t)T * dr * sizeof(float), (size_t)T * dr * sizeof(float), (size_t)B,
+                               cudaMemcpyDeviceToDevice, st));
+}
+
+/* The naive MLA form's expanded keys and values (B, Tk, NH, dq) and (B, Tk, NH, dv) for their hooks
+ * (they cover every position: replaced per call). Shared with the bf16 backend. */
+void cuda_mla_hook_expanded(ActCache *hooks, LayerState *a, LayerState *ha, const char *px, int B, int Tk,
+                            const Config *c, cudaStream_t st) {
+    if (!hooks) return;
+    char name[HOOK_NAME_LEN];
+    const int NH = c->NH, dq = c->dn + c->dr, dv = c->dv;
+    size_t ks[4] = {(size_t)B, (size_t)Tk, (size_t)NH, (size_t)dq}, vs[4] = {(size_t)B, (size_t)Tk, (size_t)NH, (size_t)dv};
+    const char *stage[2] = {"attn.hook_k", "attn.hook_v"};
+    float *dev[2] = {a->k_full, a->v_full}, *host[2] = {ha->k_full, ha->v_full};
+    size_t *shape[2] = {ks, vs};
+    for (int i = 0; i < 2; i++) {
+        snprintf(name, sizeof name, "%s.%s", px, stage[i]);
+        if (!hooks->edit && !hook_wants(hooks, name)) continue;
+        size_t n = shape[i][0] * shape[i][1] * shape[i][2] * shape[i][3];
+        CU_CHECK(cudaMemcpyAsync(host[i], dev[i], n * sizeof(float), cudaMemcpyDeviceToHost, st));
+        CU_CHECK(cudaStreamSynchronize(st));
+        hook_point(hooks, name, host[i], 4, shape[i], -1);
+    }
+}
+
 static void llama_attention_cuda(const Model *m, RunState *s, KVCache *kv, const LayerWeights *w, LayerState *a,
                                  LayerState *ha, int l, const char *px, int B, int T, int pos0, ActCache *hooks,
                                  cudaStream_t st) {
@@ -432,17 +497,8 @@ static void llama_attention_cuda(const Model *m, RunState *s, KVCache *kv, const
     cuda_hook_dev(hooks, a->q, ha->q, B, T, NH, HS, px, "attn.hook_q", st);
     cuda_hook_dev(hooks, a->k_new, ha->k_new, B, T, NKV, HS, px, "attn.hook_k", st);
     cuda_hook_dev(hooks, a->v_new, ha->v_new, B, T, NKV, HS, px, "attn.hook_v", st);
-    cuda_rope_rows(a->q, N, T, pos0, NH, (size_t)NH * HS, HS, s->inv_freq, s->rope_attn_factor, HS, c->rope_layout, st);
-    cuda_rope_rows(a->k_new, N, T, pos0, NKV, (size_t)NKV * HS, HS, s->inv_freq, s->rope_attn_factor, HS,
-                   c->rope_layout, st);
-    cuda_hook_dev(hooks, a->q, ha->q, B, T, NH, HS, px, "attn.hook_rot_q", st);
-    cuda_hook_dev(hooks, a->k_new, ha->k_new, B, T, NKV, HS, px, "attn.hook_rot_k", st);
-    /* append the new keys and values to the cache: B blocks of T rows */
+    cuda_llama_rope_append(s, kv, a, ha, c, l, px, B, T, pos0, hooks, st);
     size_t kvw = (size_t)NKV * HS;
-    size_t dpitch = (size_t)kv->Tmax * kvw * sizeof(float), spitch = (size_t)T * kvw * sizeof(float);
-    size_t base0 = ((size_t)l * kv->B) * kv->Tmax + pos0;
-    CU_CHECK(cudaMemcpy2DAsync(kv->k + base0 * kvw, dpitch, a->k_new, spitch, spitch, (size_t)B, cudaMemcpyDeviceToDevice, st));
-    CU_CHECK(cudaMemcpy2DAsync(kv->v + base0 * kvw, dpitch, a->v_new, spitch, spitch, (size_t)B, cudaMemcpyDeviceToDevice, st));
     for (int b = 0; b < B; b++) {
         size_t base = ((size_t)l * kv->B + b) * kv->Tmax;
         size_t att = (size_t)b * NH * T * s->Tmax;
@@ -464,25 +520,7 @@ static void mla_attention_cuda(const Model *m, RunState *s, RunState *hs, KVCach
     cuda_hook_dev(hooks, a->q, ha->q, B, T, NH, dq, px, "attn.hook_q", st);
     mla_kv_forward_cuda(a->latent_new, a->kpe_new, a->kv_a, a->kv_rstd, a->xn1, w, c, N, st);
     cuda_hook_dev(hooks, a->latent_new, ha->latent_new, B, T, dkv, 0, px, "attn.hook_kv_latent", st);
-    /* decoupled RoPE: the rope slice of every query head, and the one shared rope key */
-    cuda_rope_rows(a->q + dn, N, T, pos0, NH, (size_t)NH * dq, dq, s->inv_freq, s->rope_attn_factor, dr, c->rope_layout, st);
-    cuda_rope_rows(a->kpe_new, N, T, pos0, 1, dr, dr, s->inv_freq, s->rope_attn_factor, dr, c->rope_layout, st);
-    char name[HOOK_NAME_LEN];
-    snprintf(name, sizeof name, "%s.attn.hook_rot_q", px);
-    if (hook_wants(hooks, name)) { /* gather the rope slices into (N, NH, dr) */
-        CU_CHECK(cudaMemcpy2DAsync(s->tmp, (size_t)dr * sizeof(float), a->q + dn, (size_t)dq * sizeof(float),
-                                   (size_t)dr * sizeof(float), (size_t)N * NH, cudaMemcpyDeviceToDevice, st));
-        cuda_hook_dev(hooks, s->tmp, hs->tmp, B, T, NH, dr, px, "attn.hook_rot_q", st);
-    }
-    cuda_hook_dev(hooks, a->kpe_new, ha->kpe_new, B, T, dr, 0, px, "attn.hook_rot_k", st);
-    /* the cache keeps only the latent and the rotated rope key: B blocks of T rows */
-    size_t base0 = ((size_t)l * kv->B) * kv->Tmax + pos0;
-    CU_CHECK(cudaMemcpy2DAsync(kv->latent + base0 * dkv, (size_t)kv->Tmax * dkv * sizeof(float), a->latent_new,
-                               (size_t)T * dkv * sizeof(float), (size_t)T * dkv * sizeof(float), (size_t)B,
-                               cudaMemcpyDeviceToDevice, st));
-    CU_CHECK(cudaMemcpy2DAsync(kv->k_pe + base0 * dr, (size_t)kv->Tmax * dr * sizeof(float), a->kpe_new,
-                               (size_t)T * dr * sizeof(float), (size_t)T * dr * sizeof(float), (size_t)B,
-                               cudaMemcpyDeviceToDevice, st));
+    cuda_mla_rope_append(s, hs, kv, a, ha, c, l, px, B, T, pos0, hooks, st);
     int Tbuf = s->with_attn ? s->Tmax : Tk;
     for (int b = 0; b < B; b++) {
         size_t base = ((size_t)l * kv->B + b) * kv->Tmax;
@@ -499,20 +537,7 @@ static void mla_attention_cuda(const Model *m, RunState *s, RunState *hs, KVCach
                                    kv->latent + base * dkv, kv->k_pe + base * dr, w, c, T, pos0, Tbuf, NULL, st);
         }
     }
-    if (mode == ATTN_NAIVE && hooks) { /* the expanded keys/values cover every position: replaced per call */
-        size_t ks[4] = {(size_t)B, (size_t)Tk, (size_t)NH, (size_t)dq}, vs[4] = {(size_t)B, (size_t)Tk, (size_t)NH, (size_t)dv};
-        const char *stage[2] = {"attn.hook_k", "attn.hook_v"};
-        float *dev[2] = {a->k_full, a->v_full}, *host[2] = {ha->k_full, ha->v_full};
-        size_t *shape[2] = {ks, vs};
-        for (int i = 0; i < 2; i++) {
-            snprintf(name, sizeof name, "%s.%s", px, stage[i]);
-            if (!hooks->edit && !hook_wants(hooks, name)) continue;
-            size_t n = shape[i][0] * shape[i][1] * shape[i][2] * shape[i][3];
-            CU_CHECK(cudaMemcpyAsync(host[i], dev[i], n * sizeof(float), cudaMemcpyDeviceToHost, st));
-            CU_CHECK(cudaStreamSynchronize(st));
-            hook_point(hooks, name, host[i], 4, shape[i], -1);
-        }
-    }
+    if (mode == ATTN_NAIVE) cuda_mla_hook_expanded(hooks, a, ha, px, B, Tk, c, st);
 }
 
 /* Twin of block_forward: one decoder block on the device residual stream d->x, in place.

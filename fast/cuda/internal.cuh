@@ -258,6 +258,14 @@ void cuda_hook_dev(ActCache *h, float *dev, float *host, int B, int T, size_t d1
                    const char *stage, cudaStream_t st);
 void cuda_hook_attn_dev(ActCache *h, const float *dev, float *host, int B, int NH, int T, int Tk, int Tmax,
                         const char *px, const char *stage, cudaStream_t st);
+/* forward.cu: the attention blocks' steps between the projections and attention's core (RoPE,
+ * the hooks of the rotated q and k, the new rows appended to the device cache), for both backends */
+void cuda_llama_rope_append(RunState *s, KVCache *kv, LayerState *a, LayerState *ha, const Config *c, int l,
+                            const char *px, int B, int T, int pos0, ActCache *hooks, cudaStream_t st);
+void cuda_mla_rope_append(RunState *s, RunState *hs, KVCache *kv, LayerState *a, LayerState *ha, const Config *c,
+                          int l, const char *px, int B, int T, int pos0, ActCache *hooks, cudaStream_t st);
+void cuda_mla_hook_expanded(ActCache *hooks, LayerState *a, LayerState *ha, const char *px, int B, int Tk,
+                            const Config *c, cudaStream_t st);
 /* forward.cu: y[i] = (float)x[i] (expert indices for their hook) */
 void cuda_int_to_float(float *y, const int *x, size_t n, cudaStream_t st);
 
