@@ -67,7 +67,12 @@ expect_fail "verify backend ref" "verify compares a fast backend against ref" "$
 if "$SEEK" forward $FX/v3 --ids "1,2" --logits "$TMP/probe" --backend cuda >/dev/null 2>&1; then HAVE_GPU=1; else HAVE_GPU=0; fi
 if [ $HAVE_GPU = 0 ]; then
   expect_fail "verify backend cuda" "backend cuda" "$SEEK" verify $FX/v3 --backend cuda
+  # the bf16 backend names itself in its refusal (not the strict backend's name)
+  expect_fail "verify backend cuda-fast" "^seek verify: --backend cuda-fast: " "$SEEK" verify $FX/v3 --backend cuda-fast
+  expect_fail "forward cuda-fast" "^seek forward: --backend cuda-fast: " "$SEEK" forward $FX/v3 --ids "1,2" --logits "$TMP/x" --backend cuda-fast
+  expect_fail "bench cuda-fast" "^seek bench: --backend cuda-fast: " "$SEEK" bench --backend cuda-fast --profile
 fi
+expect_fail "bench profile strict" "--profile times the phases of --backend cuda-fast" "$SEEK" bench --backend cuda --profile
 expect_fail "verify backend junk" "'gpu' is not a backend" "$SEEK" verify $FX/v3 --backend gpu
 expect_fail "verify absorb llama" "needs an MLA model" "$SEEK" verify $FX/llama_gqa --attn absorb
 expect_fail "verify ids range" "token id 300 is out of range" "$SEEK" verify $FX/v3 --ids "1,300"

@@ -27,7 +27,9 @@
 #include "image.h"
 #include "plot.h"
 #include "repl.h"
+#include "stagecmp.h"
 #include "term.h"
+#include "tolerances.h"
 
 static int rgb_eq(Rgb a, Rgb b) { return a.r == b.r && a.g == b.g && a.b == b.b; }
 
@@ -772,13 +774,65 @@ static void test_repl_compare(void **state) {
     session_close(&s);
 }
 
+/* stagecmp.c: a bf16 backend's routing difference is a near tie only when the reference's own
+ * selection, run on the backend's router values, picks the backend's experts; and the bf16 stage
+ * limits are twice the baseline's error plus the fp32 floor. Values by hand: 4 experts, top-2,
+ * greedy on the choice values, no renormalisation. */
+static void test_stagecmp(void **st) {
+    (void)st;
+    Config c;
+    memset(&c, 0, sizeof c);
+    c.E = 4;
+    c.K = 2;
+    c.G = 1;
+    c.TG = 1;
+    c.topk_method = TOPK_GREEDY;
+    c.routed_scaling = 1.0;
+    /* token 0: both chose {0, 1}; token 1: ref chose {0, 2}, the backend {0, 3}, and on the
+     * backend's values expert 3 (0.5001) does beat expert 2 (0.5000): a near tie; token 2: ref
+     * {1, 2}, backend {1, 3}, but on the backend's values expert 2 still wins: a real difference */
+    float want_idx[6] = {0, 1, 0, 2, 1, 2}, got_idx[6] = {1, 0, 0, 3, 1, 3};
+    float ch[12] = {0.9f, 0.8f, 0.1f, 0.2f, 0.9f, 0.1f, 0.5000f, 0.5001f, 0.1f, 0.9f, 0.7f, 0.3f};
+    size_t sh_idx[3] = {1, 3, 2}, sh_e[3] = {1, 3, 4};
+    ActCache want, got;
+    actcache_init(&want);
+    actcache_init(&got);
+    hook_point(&want, "blocks.1.mlp.hook_expert_indices", want_idx, 3, sh_idx, -1);
+    hook_point(&got, "blocks.1.mlp.hook_expert_indices", got_idx, 3, sh_idx, -1);
+    hook_point(&got, "blocks.1.mlp.hook_router_scores", ch, 3, sh_e, -1);
+    hook_point(&got, "blocks.1.mlp.hook_router_choice", ch, 3, sh_e, -1);
+    const Activation *w = actcache_get(&want, "blocks.1.mlp.hook_expert_indices");
+    const Activation *g = actcache_get(&got, "blocks.1.mlp.hook_expert_indices");
+    assert_non_null(w);
+    assert_non_null(g);
+    size_t differ = 0, near = routing_near_ties(w, g, &got, &c, &differ);
+    assert_int_equal(differ, 2);
+    assert_int_equal(near, 1);
+    /* limits: fixed without a baseline; 2 x the baseline's rel + the fp32 floor with one */
+    float a[4] = {1, 2, 3, 4}, b[4] = {1, 2, 3, 4.04f};
+    size_t sh4[1] = {4};
+    ActCache ref, base;
+    actcache_init(&ref);
+    actcache_init(&base);
+    hook_point(&ref, "x", a, 1, sh4, -1);
+    hook_point(&base, "x", b, 1, sh4, -1);
+    Limits l0 = stage_limits(actcache_get(&ref, "x"), NULL), l1 = stage_limits(actcache_get(&ref, "x"), &base);
+    assert_true(l0.base_rel < 0 && l0.rel == TOL_CPU_STAGE_REL);
+    assert_true(fabs(l1.base_rel - 0.01) < 1e-6); /* |4.04 - 4| / 4 */
+    assert_true(fabs(l1.rel - (TOL_BF16_BASELINE_FACTOR * 0.01 + TOL_CUDA_STAGE_REL)) < 1e-6);
+    actcache_free(&want);
+    actcache_free(&got);
+    actcache_free(&ref);
+    actcache_free(&base);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_colormap),        cmocka_unit_test(test_font),
         cmocka_unit_test(test_png_roundtrip),   cmocka_unit_test(test_heatmap_pixels),
         cmocka_unit_test(test_bars_and_lines), cmocka_unit_test(test_bar_labels),  cmocka_unit_test(test_escape),
         cmocka_unit_test(test_term_picture),    cmocka_unit_test(test_repl_every_fixture),
-        cmocka_unit_test(test_repl_bias_flips), cmocka_unit_test(test_repl_ablate),
+        cmocka_unit_test(test_repl_bias_flips), cmocka_unit_test(test_repl_ablate), cmocka_unit_test(test_stagecmp),
         cmocka_unit_test(test_repl_bad_input),  cmocka_unit_test(test_repl_step_speed),
         cmocka_unit_test(test_repl_gen_interrupt), cmocka_unit_test(test_repl_png),
         cmocka_unit_test(test_repl_compare),
