@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "speculative.h"
 #include "commands.h"
 #include "config.h"
 #include "forward.h"
@@ -337,13 +338,14 @@ static int encode_prompt(const char *dir, const char *prompt, int V, Tokenizer *
 
 int cmd_generate(int argc, char **argv) {
     const char *dir = NULL, *ids_s = NULL, *prompt = NULL, *attn_s = "naive", *backend_s = NULL;
-    const char *n_s = NULL, *temp_s = "0", *topk_s = "0", *topp_s = "1", *seed_s = "0";
+    const char *n_s = NULL, *temp_s = "0", *topk_s = "0", *topp_s = "1", *seed_s = "0", *draft_s = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **dst = !strcmp(a, "--ids") ? &ids_s : !strcmp(a, "--prompt") ? &prompt : !strcmp(a, "-n") ? &n_s
                          : !strcmp(a, "--temp") ? &temp_s : !strcmp(a, "--top-k") ? &topk_s
                          : !strcmp(a, "--top-p") ? &topp_s : !strcmp(a, "--seed") ? &seed_s
-                         : !strcmp(a, "--attn") ? &attn_s : !strcmp(a, "--backend") ? &backend_s : NULL;
+                         : !strcmp(a, "--attn") ? &attn_s : !strcmp(a, "--backend") ? &backend_s
+                         : !strcmp(a, "--draft") ? &draft_s : NULL;
         if (dst) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "seek generate: %s needs a value\n", a);
@@ -376,6 +378,14 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "seek generate: --top-p: %s is out of range (0, 1]\n", topp_s);
         return 1;
     }
+    if (draft_s && strcmp(draft_s, "mtp")) {
+        fprintf(stderr, "seek generate: --draft: '%s' is not a draft (expected mtp: the model's MTP module)\n", draft_s);
+        return 1;
+    }
+    if (draft_s && temp > 0.0) {
+        fprintf(stderr, "seek generate: --draft mtp decodes greedily (--temp 0); sampling with a draft is not built yet\n");
+        return 1;
+    }
     Model m;
     if (model_load(&m, dir, &err)) return fail("generate", &err);
     int *ids = NULL, B = 1, T = 0, rc = 0;
@@ -386,7 +396,17 @@ int cmd_generate(int argc, char **argv) {
     int *out = rc ? NULL : malloc((size_t)B * (size_t)n * sizeof(int));
     if (!rc && !out) rc = seek_fail(&err, "out of memory");
     SampleParams sp = {(float)temp, (int)topk, (float)topp, (uint64_t)seed};
-    if (!rc) rc = model_generate_on(be, &m, ids, B, T, (int)n, mode, &sp, NULL, out, NULL, &err);
+    if (!rc && draft_s && B != 1) rc = seek_fail(&err, "--draft mtp decodes one sequence at a time (got %d)", B);
+    if (!rc && draft_s) {
+        DraftStats ds;
+        rc = model_generate_draft_on(be, &m, ids, T, (int)n, mode, out, &ds, &err);
+        if (!rc)
+            fprintf(stderr, "draft mtp: %ld of %ld drafts accepted (%.1f%%), %lld tokens in %ld calls after the prefill "
+                            "(%.2f a call)\n",
+                    ds.accepted, ds.drafted, ds.drafted ? 100.0 * ds.accepted / ds.drafted : 0.0, n, ds.calls,
+                    ds.calls ? (double)(n - 1) / ds.calls : 0.0);
+    } else if (!rc)
+        rc = model_generate_on(be, &m, ids, B, T, (int)n, mode, &sp, NULL, out, NULL, &err);
     if (!rc && tok) {
         /* text: the continuation up to (not including) the first end-of-sentence token */
         int32_t eos = tokenizer_eos_id(tok);

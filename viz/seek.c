@@ -19,7 +19,7 @@ typedef struct {
 static const Command COMMANDS[] = {
     {"info", cmd_info, "info DIR [--check-finite]     the config in words, parameters, KV-cache bytes (NaN/Inf count per tensor)"},
     {"forward", cmd_forward, "forward DIR --ids \"1,2;3,4\" --logits OUT.f32 [--hidden OUT.f32] [--attn naive|absorb] [--backend ref|cpu|cuda|cuda-fast]"},
-    {"generate", cmd_generate, "generate DIR --ids \"...\" -n N [--temp T --top-k K --top-p P --seed S --attn naive|absorb] [--backend ref|cpu|cuda|cuda-fast]"},
+    {"generate", cmd_generate, "generate DIR --ids \"...\" -n N [--temp T --top-k K --top-p P --seed S --attn naive|absorb] [--backend ref|cpu|cuda|cuda-fast] [--draft mtp]"},
     {"verify", cmd_verify, "verify DIR [--backend cpu|cuda|cuda-fast] [--ids \"1,2;3,4\"] [--attn naive|absorb] [--decode N] [--grad [--prompt-len \"P0;P1\"]]   ref vs backend, stage by stage (--grad: every parameter gradient)"},
     {"eval", cmd_eval, "eval [DIR] (--text FILE | --data TOKENS.bin | --bytes FILE) [--seq-len T] [--windows N] [--val-fraction F] [--experts K] [--backend ref|cpu|cuda]   held-out loss, perplexity, MTP accuracy and acceptance, what each expert learned"},
     {"bench", cmd_bench, "bench [DIR...] [--quick] | --profile-train N [--batch B] | --backend cuda|cuda-fast [CONFIG.json|DIR] [--batch B] [--seq-len T] [--steps N] [--peak-tflops P] [--profile]   tokens/s, ref vs cpu, and sgemm GFLOP/s vs OpenBLAS's peak; cuda, cuda-fast: bench-460m forward, decode and training tokens/s, MFU"},
