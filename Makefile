@@ -268,12 +268,13 @@ FUZZ_KERNELS = ref/matmul.c ref/attention.c ref/mla.c ref/mlp.c ref/rmsnorm.c re
                ref/embedding.c ref/optim.c $(wildcard fast/cpu/*.c)
 FUZZ_NOCOV   = $(FUZZ_KERNELS) viz/image.c
 $(FUZZ_NOCOV:%.c=$(B)/fuzz/%.o): FUZZ_COV =
-# The tokenizer keeps its edge coverage but its comparisons are not traced: its per-byte loops
-# (added-token scan, pre-tokenizer, word cache, BPE) spent over half the tokenizer target's time in
-# __sanitizer_cov_trace_cmp*, two thirds of the calls for UBSan's own alignment, null and
-# pointer-overflow checks, which clang 14 traces as well. Its JSON is read by jansson (never
+# These keep their edge coverage but their comparisons are not traced. The tokenizer's per-byte
+# loops (added-token scan, pre-tokenizer, word cache, BPE) spent over half the tokenizer target's
+# time in __sanitizer_cov_trace_cmp*, two thirds of the calls for UBSan's own alignment, null and
+# pointer-overflow checks, which clang 14 traces as well; its JSON is read by jansson (never
 # instrumented) and its string comparisons still reach libFuzzer through the strcmp/memcmp hooks.
-FUZZ_NOCMP   = ref/tokenizer.c
+# The forward's sampler sorts the vocabulary for every token drawn: a sixth of the REPL target.
+FUZZ_NOCMP   = ref/tokenizer.c ref/forward.c
 $(FUZZ_NOCMP:%.c=$(B)/fuzz/%.o): FUZZ_COV = -fsanitize=fuzzer-no-link -fno-sanitize-coverage=trace-cmp
 FUZZ_LIBS    = -lm $(shell $(PKG_CONFIG) --libs jansson $(if $(HAVE_PCRE2),libpcre2-8) $(if $(HAVE_UTF8PROC),libutf8proc) \
                $(if $(HAVE_PNG),libpng) $(if $(HAVE_EDIT),libedit) $(if $(HAVE_CMARK),libcmark) $(if $(HAVE_BLAS),openblas) 2>/dev/null)
