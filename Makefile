@@ -262,10 +262,20 @@ FUZZ_COV     = -fsanitize=fuzzer-no-link
 FUZZ_CFLAGS  = -g -O1 $(FUZZ_COV) -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
                $(CSTD) $(WARN) $(INCLUDES) $(FUZZ_DEFS) -MMD -MP
 # The numeric kernels are built without libFuzzer's coverage (still with ASan and UBSan): their
-# loops' comparisons, traced, took three quarters of the REPL target's time and guide nothing.
+# loops' comparisons, traced, took three quarters of the REPL target's time and guide nothing. So
+# are the pixel loops of viz/image.c (the rllog target draws pictures of up to 1920 x 1262).
 FUZZ_KERNELS = ref/matmul.c ref/attention.c ref/mla.c ref/mlp.c ref/rmsnorm.c ref/rope.c ref/loss.c ref/backward.c \
                ref/embedding.c ref/optim.c $(wildcard fast/cpu/*.c)
-$(FUZZ_KERNELS:%.c=$(B)/fuzz/%.o): FUZZ_COV =
+FUZZ_NOCOV   = $(FUZZ_KERNELS) viz/image.c
+$(FUZZ_NOCOV:%.c=$(B)/fuzz/%.o): FUZZ_COV =
+# These keep their edge coverage but their comparisons are not traced. The tokenizer's per-byte
+# loops (added-token scan, pre-tokenizer, word cache, BPE) spent over half the tokenizer target's
+# time in __sanitizer_cov_trace_cmp*, two thirds of the calls for UBSan's own alignment, null and
+# pointer-overflow checks, which clang 14 traces as well; its JSON is read by jansson (never
+# instrumented) and its string comparisons still reach libFuzzer through the strcmp/memcmp hooks.
+# The forward's sampler sorts the vocabulary for every token drawn: a sixth of the REPL target.
+FUZZ_NOCMP   = ref/tokenizer.c ref/forward.c
+$(FUZZ_NOCMP:%.c=$(B)/fuzz/%.o): FUZZ_COV = -fsanitize=fuzzer-no-link -fno-sanitize-coverage=trace-cmp
 FUZZ_LIBS    = -lm $(shell $(PKG_CONFIG) --libs jansson $(if $(HAVE_PCRE2),libpcre2-8) $(if $(HAVE_UTF8PROC),libutf8proc) \
                $(if $(HAVE_PNG),libpng) $(if $(HAVE_EDIT),libedit) $(if $(HAVE_CMARK),libcmark) $(if $(HAVE_BLAS),openblas) 2>/dev/null)
 

@@ -16,11 +16,14 @@ int image_init(Image *im, int w, int h, Rgb fill, SeekErr *err) {
     if (!im->px) return seek_fail(err, "image: out of memory for %dx%d pixels", w, h);
     im->w = w;
     im->h = h;
-    for (size_t i = 0; i < (size_t)w * h; i++) {
-        im->px[3 * i] = fill.r;
-        im->px[3 * i + 1] = fill.g;
-        im->px[3 * i + 2] = fill.b;
+    /* the first row pixel by pixel, then every other row a copy of it (a 1920-wide picture has
+     * two million pixels: one loop over them all was most of the rllog fuzz target's time) */
+    for (int x = 0; x < w; x++) {
+        im->px[3 * x] = fill.r;
+        im->px[3 * x + 1] = fill.g;
+        im->px[3 * x + 2] = fill.b;
     }
+    for (int y = 1; y < h; y++) memcpy(im->px + (size_t)y * w * 3, im->px, (size_t)w * 3);
     return 0;
 }
 

@@ -1,10 +1,17 @@
 /* fuzz_repl.c: fuzz target for the REPL's line handler (viz/repl.h: repl_init, repl_load,
  * repl_handle_line), the commands of `seek repl`.
  *
- * Once per process the target loads tiny-models/seek-r1-base (the smallest shipped model with a
- * tokenizer: DeepSeek-V3 layout, MLA, 8 routed experts, vocabulary 320, 192 positions;
- * $SEEK_FUZZ_REPL_MODEL overrides the folder; paths are relative to the repository root) with
- * repl_load into a template REPL. Each input gets a fresh Repl (repl_init) that borrows the
+ * Once per process the target makes a small model of tiny-models/seek-r1-base's architecture (the
+ * smallest shipped model with a tokenizer: DeepSeek-V3 layout, MLA, 8 routed experts in 4 groups,
+ * a dense first layer, MTP, vocabulary 320, 192 positions; $SEEK_FUZZ_REPL_MODEL names another
+ * folder; paths are relative to the repository root): its config.json with the widths cut to 4 a
+ * head (hidden size 16; the layers, heads, experts, vocabulary, positions, latent width and every
+ * other field kept), seeded weights, and its tokenizer files, saved in the target's private folder
+ * (fuzz_util.h) and loaded with repl_load into a template REPL. The commands take the same paths
+ * as on the shipped model (their views come from the same layers, heads, experts, latent width and
+ * vocabulary), while a forward does about a thirtieth of the multiply-adds: with seek-r1-base's
+ * own widths the model's runs were nine tenths of the target's time. $SEEK_FUZZ_REPL_AS_IS=1
+ * loads the folder itself instead. Each input gets a fresh Repl (repl_init) that borrows the
  * template's model and tokenizer, so inputs are independent: nothing of one input's sequence,
  * captured run, cursor, settings, ablations or picture reaches the next. The input is split on
  * '\n' and its first 64 lines are handed to repl_handle_line one by one, results to a memory
@@ -18,12 +25,12 @@
  *     of up to 48 tokens), several under ASan, and update works on a group (and is the one command
  *     that changes the model); `tokens` still runs (and refuses: no group);
  *   - a command that would run the model long: gen N taking the input's generated tokens past 8
- *     or the sequence past 64 tokens (gen 8 takes about half a second under ASan: a decode step a
- *     token, then the whole sequence again with every stage captured), ids with 49 to 192 ids,
- *     prompt with more than 64 bytes of text, and any command that runs the model (ids, prompt,
- *     gen, compare, ablate, set attn, set backend) after the first 6 of the input. What the REPL
- *     refuses before running anything still runs: ids with more than the model's 192 positions,
- *     gen past them, counts that are not numbers;
+ *     or the sequence past 64 tokens (a decode step a token, then the whole sequence again with
+ *     every stage captured: on seek-r1-base's widths gen 8 took half a second under ASan), ids
+ *     with 49 to 192 ids, prompt with more than 64 bytes of text, and any command that runs the
+ *     model (ids, prompt, gen, compare, ablate, set attn, set backend) after the first 6 of the
+ *     input. What the REPL refuses before running anything still runs: ids with more than the
+ *     model's 192 positions, gen past them, counts that are not numbers;
  *   - set backend cuda (a GPU where there is one; CUDA is not built into the libFuzzer build).
  * Everything else runs: help, prompt, ids, step, back, goto, where, stages, show, attn, route,
  * path, latent, top, gen, ablate, compare (ref against cpu), set (every other key and value),
@@ -42,9 +49,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "fuzz_util.h"
+#include "model.h"
 #include "repl.h"
+#include "safetensors.h"
 #include "tokenizer.h"
+#include "train_parts.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -58,17 +70,85 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static Repl tmpl;          /* the template: the loaded model and tokenizer */
 static float *pristine;    /* its parameters as loaded */
 
+/* The widths of the target's model: 4 per attention head (hidden_size 16 for seek-r1-base's 4
+ * heads), every other field of the folder's config.json as it is, kv_lora_rank included: the
+ * `latent` view draws that many columns, and 64 of them are too wide for the 120 columns the REPL
+ * gets (not a terminal), so the view takes the path that bins columns, as with seek-r1-base. */
+static const struct {
+    const char *key;
+    int value; /* 0: 4 per head */
+} SMALL[] = {{"hidden_size", 0},      {"intermediate_size", 32}, {"moe_intermediate_size", 8},
+             {"q_lora_rank", 8},      {"qk_nope_head_dim", 4},   {"qk_rope_head_dim", 4},
+             {"v_head_dim", 4},       {"head_dim", 4}};
+
+static void die(const char *what, const SeekErr *e) {
+    fprintf(stderr, "fuzz_repl: %s: %s\n", what, e->msg);
+    exit(2);
+}
+
+/* SRC's architecture made small: its config.json with the SMALL widths (a key the config has, and
+ * not null), seeded weights, saved with SRC's tokenizer files as a model folder in the target's
+ * private folder, whose path goes to out. */
+static void make_small(const char *src, char *out, size_t cap) {
+    char path[4096], dir[4096];
+    SeekErr e;
+    fuzz_path(path, sizeof path, src, "config.json");
+    json_error_t je;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        fprintf(stderr, "fuzz_repl: %s: %s (run from the repository root)\n", path, je.text);
+        exit(2);
+    }
+    const json_t *heads = json_object_get(root, "num_attention_heads");
+    json_int_t per_head = json_is_integer(heads) && json_integer_value(heads) > 0 ? json_integer_value(heads) : 4;
+    for (size_t i = 0; i < sizeof SMALL / sizeof SMALL[0]; i++) {
+        const json_t *v = json_object_get(root, SMALL[i].key);
+        if (v && !json_is_null(v))
+            json_object_set_new(root, SMALL[i].key, json_integer(SMALL[i].value ? SMALL[i].value : 4 * per_head));
+    }
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    CHECK(text != NULL);
+    /* DIR/src: the small config.json beside copies of the tokenizer files */
+    fuzz_path(dir, sizeof dir, fuzz_tmpdir(), "src");
+    CHECK(mkdir(dir, 0700) == 0);
+    fuzz_path(path, sizeof path, dir, "config.json");
+    fuzz_write(path, text, strlen(text));
+    static const char *const tok_files[] = {"tokenizer.json", "tokenizer_config.json"};
+    for (size_t i = 0; i < sizeof tok_files / sizeof tok_files[0]; i++) {
+        char from[4096], to[4096];
+        fuzz_path(from, sizeof from, src, tok_files[i]);
+        fuzz_path(to, sizeof to, dir, tok_files[i]);
+        if (access(from, F_OK) == 0 && copy_file_atomic(from, to, &e)) die("copying the tokenizer", &e);
+    }
+    Config cfg;
+    Model m;
+    if (config_parse(&cfg, text, strlen(text), path, &e)) die("the small config", &e);
+    free(text);
+    if (model_init(&m, &cfg, &e)) die("the small model", &e);
+    /* transformers' initialisation (init.c), and a balancing bias that is not all zeros */
+    model_init_weights(&m, 23, 0.15f);
+    Rng rng;
+    rng_seed(&rng, 29);
+    for (size_t i = 0; i < m.n_params; i++)
+        if (strstr(m.params[i].name, "e_score_correction_bias"))
+            for (size_t k = 0; k < m.params[i].numel; k++) m.params[i].ptr[k] = 0.1f * rng_normal(&rng);
+    fuzz_path(out, cap, fuzz_tmpdir(), "model");
+    if (model_save(&m, dir, out, ST_BF16, &e)) die("saving the small model", &e);
+    model_free(&m);
+}
+
 static void setup(void) {
-    const char *dir = getenv("SEEK_FUZZ_REPL_MODEL");
-    if (!dir) dir = "tiny-models/seek-r1-base";
+    const char *src = getenv("SEEK_FUZZ_REPL_MODEL");
+    if (!src) src = "tiny-models/seek-r1-base";
+    char dir[4096];
+    if (getenv("SEEK_FUZZ_REPL_AS_IS")) snprintf(dir, sizeof dir, "%s", src);
+    else make_small(src, dir, sizeof dir);
     FILE *null = fopen("/dev/null", "w");
     CHECK(null != NULL);
     repl_init(&tmpl, null, null);
     SeekErr e;
-    if (repl_load(&tmpl, dir, &e)) {
-        fprintf(stderr, "fuzz_repl: %s (run from the repository root)\n", e.msg);
-        exit(2);
-    }
+    if (repl_load(&tmpl, dir, &e)) die("loading the model (run from the repository root)", &e);
     pristine = malloc(tmpl.model.n_floats * sizeof(float));
     CHECK(pristine != NULL);
     memcpy(pristine, tmpl.model.arena, tmpl.model.n_floats * sizeof(float));

@@ -4,7 +4,9 @@
  *   - an error is one line of printable text naming the file, and leaves the log empty;
  *   - an accepted log has a record; its series have distinct valid keys, increasing x in
  *     [-1, 10^15], values finite with magnitude at most 1e100 or NaN (counted as gaps), no more
- *     points than records of their kind;
+ *     points than records of their kind (rl: the kept (step, update) records; eval: the `eval`
+ *     lines, as RlLog counts eval steps, not records, and a step's eval lines with different
+ *     updates are points of their own);
  *   - every series equals a naive oracle written from the rules in rl_plot.h: split the lines, read
  *     each `rl`/`eval` line's KEY=VALUE pairs with strtod, keep the last line of each (kind, step,
  *     update), and place a step's n kept lines at step - 1 + i/n by update (inputs up to 64 KiB);
@@ -38,6 +40,21 @@ typedef struct {
 } Line;
 
 static int same(double a, double b) { return (isnan(a) && isnan(b)) || a == b; }
+
+/* Lines whose first word (after spaces and tabs) is `word`: a bound on the records of that kind. */
+static long long count_lines(const char *text, size_t size, const char *word) {
+    size_t m = strlen(word);
+    long long n = 0;
+    for (size_t pos = 0; pos < size;) {
+        const char *s = text + pos, *nl = memchr(s, '\n', size - pos);
+        size_t len = nl ? (size_t)(nl - s) : size - pos, i = 0;
+        pos += len + (nl != NULL);
+        while (i < len && (s[i] == ' ' || s[i] == '\t')) i++;
+        if (len - i < m || memcmp(s + i, word, m)) continue;
+        n += len - i == m || s[i + m] == ' ' || s[i + m] == '\t' || s[i + m] == '\r';
+    }
+    return n;
+}
 
 /* Naively re-reads text (accepted by the reader) and compares every series with it. */
 static void oracle(const RlLog *log, const char *text, size_t size) {
@@ -136,13 +153,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     }
     CHECK(log.rl_steps + log.eval_steps >= 1 && log.rl_steps <= log.rl_updates && log.n_series <= RLLOG_MAX_KEYS);
-    long long gaps = 0;
+    long long gaps = 0, eval_lines = -1;
     for (int i = 0; i < log.n_series; i++) {
         const RlSeries *s = &log.series[i];
         size_t kn = strlen(s->key);
         CHECK(kn >= 1 && kn < RLLOG_KEY_LEN && strcmp(s->key, "step"));
         for (int j = 0; j < i; j++) CHECK(log.series[j].kind != s->kind || strcmp(log.series[j].key, s->key));
-        CHECK(s->n >= 1 && s->n <= (s->kind == RLLOG_RL ? log.rl_updates : log.eval_steps));
+        if (s->kind == RLLOG_EVAL && eval_lines < 0) eval_lines = count_lines((const char *)data, size, "eval");
+        CHECK(s->n >= 1 && s->n <= (s->kind == RLLOG_RL ? log.rl_updates : eval_lines));
         for (int j = 0; j < s->n; j++) {
             CHECK(s->x[j] >= -1 && s->x[j] <= RLLOG_MAX_STEP);
             if (j) CHECK(s->x[j] >= s->x[j - 1]);
