@@ -15,9 +15,9 @@ export TMPDIR=$TMP   # the lessons' picture folders, checked for removal at the 
 
 expect_ok "lesson list" "$SEEK" lesson
 grep -q '^13  lessons/13-grpo.md .*GRPO.*(5 cells)$' "$TMP/out" && ok || bad "lesson list: $(head -c 300 "$TMP/out")"
-# the course through the architecture, 01-06, each listed with its title and cell count
-for nn in 01 02 03 04 05 06; do
-  grep -q "^$nn  lessons/$nn-[a-z]*\.md  *$nn — .* ([4-8] cells)$" "$TMP/out" && ok || bad "lesson list: $nn missing: $(head -c 600 "$TMP/out")"
+# the course through the architecture, 01-12, each listed with its title and cell count
+for nn in 01 02 03 04 05 06 07 08 09 10 11 12; do
+  grep -q "^$nn  lessons/$nn-[a-z0-9-]*\.md  *$nn — .* ([4-8] cells)$" "$TMP/out" && ok || bad "lesson list: $nn missing: $(head -c 600 "$TMP/out")"
 done
 n=0
 for L in lessons/[0-9][0-9]-*.md; do
@@ -30,7 +30,7 @@ done
 [ $n -ge 1 ] && ok || bad "no lesson found in lessons/"
 # every picture a lesson of the course draws reaches its page (one embedded PNG per png command)
 if "$SEEK" lesson 13 --html "$TMP/probe.html" >/dev/null 2>&1; then
-  for L in lessons/0[1-6]-*.md; do
+  for L in lessons/0[1-9]-*.md lessons/1[0-2]-*.md; do
     [ -e "$L" ] || continue
     nn=$(basename "$L" | cut -c1-2)
     want=$(grep -c '^png [^ ]*\.png$' "$L")
