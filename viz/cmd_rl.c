@@ -147,6 +147,7 @@ int cmd_rl(int argc, char **argv) {
     if (!rc && beta > 0 && (rc = model_load(&ref, dir, &err)) == 0) have_ref = 1;
     if (!rc) rc = path_join(tokpath, sizeof tokpath, dir, "tokenizer.json", &err);
     if (!rc && (rc = tokenizer_load(&tok, tokpath, &err))) seek_fail_prefix(&err, "--init %s needs its tokenizer", init);
+    char *config_text = NULL; /* before the first goto done: freed there */
     if (!rc && steps == 0) {   /* the held-out evaluation alone */
         RlEvalOpts eo = {(int)eval_n, (int)eval_s, (int)pass_k, (float)eval_t, (float)eval_p, (uint64_t)seed, (int)show, stdout};
         RlEval e;
@@ -155,7 +156,6 @@ int cmd_rl(int argc, char **argv) {
         goto done;
     }
     if (!rc && (rc = rl_step_init(&x, &o, &m.cfg, tok, &err)) == 0) have_x = 1;
-    char *config_text = NULL;
     size_t cl;
     char cfgpath[4096];
     if (!rc) rc = path_join(cfgpath, sizeof cfgpath, dir, "config.json", &err);
