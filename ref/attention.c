@@ -1,4 +1,4 @@
-/* attention.c: causal scaled dot-product attention over a key/value cache.
+/* attention.c: causal scaled dot-product attention over a key/value cache (docs/model.md §3).
  *   score(i, j) = (q_i · k_j) · scale   for j <= pos0 + i, -inf otherwise
  *   P = softmax_j(score);  z_i = Σ_j P(i, j) · v_j
  * Used by LLaMA attention (MHA, and GQA where query head h reads kv head h / (NH/NKV)) and by

@@ -1,4 +1,4 @@
-/* balance.c: load balancing for DeepSeekMoE. See balance.h for the equations.
+/* balance.c: load balancing for DeepSeekMoE. See balance.h and docs/model.md §7 for the equations.
  * Gradient of the sequence loss with respect to the scores, for one sequence:
  *   sigmoid (renormalised): dL/ds_{j,t} = (α/T)·( f_j / S_t − Σ_i f_i·s_{i,t} / S_t² ),  S_t = Σ_i s_{i,t}
  *   softmax:                dL/ds_{j,t} = (α/T)·f_j

@@ -1,4 +1,4 @@
-/* balance.h: DeepSeekMoE load balancing (spec §4).
+/* balance.h: DeepSeekMoE load balancing (docs/model.md §7).
  *   - auxiliary-loss-free balancing (V3): after each step, b_i += γ·sign(mean_load − load_i);
  *   - the complementary sequence-wise balance loss (V3, α) and V2's expert-level auxiliary loss
  *     (α1), both L = α Σ_i f_i·P_i per sequence, averaged over the batch's sequences;

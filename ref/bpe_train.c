@@ -27,7 +27,7 @@
 
 #include <jansson.h>
 
-/* DeepSeek-V3's normalizer, pre-tokenizer and decoder (spec section 7), for trained tokenizers. */
+/* DeepSeek-V3's normalizer, pre-tokenizer and decoder (docs/tokenizer.md), for trained tokenizers. */
 static const char SKELETON[] =
     "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":[],"
     "\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[]},"

@@ -1,10 +1,10 @@
 /* config.c: config.json -> Config, with transformers' defaults and strict validation.
  *
- * Defaults follow LlamaConfig, DeepseekV2Config and DeepseekV3Config (spec §1.1, §1.7, §10).
- * RoPE follows transformers' rope utilities (spec §1.5): `rope_parameters` (new) or
+ * Defaults follow LlamaConfig, DeepseekV2Config and DeepseekV3Config (docs/model.md §2.4).
+ * RoPE follows transformers' rope utilities (docs/model.md §4.3, §4.4): `rope_parameters` (new) or
  * `rope_scaling` + top-level `rope_theta` (old); types default, linear and yarn.
  * The MLA softmax scale is dq^-0.5, times mscale(factor, mscale_all_dim)^2 when a scaled rope
- * type is configured and mscale_all_dim is non-zero (spec §1.4).
+ * type is configured and mscale_all_dim is non-zero (docs/model.md §4.5).
  */
 #include "config.h"
 #include "jsonutil.h"
@@ -303,7 +303,7 @@ static int parse_root(const Ctx *c, const json_t *root, Config *cfg) {
             if (!strcmp(topk, "greedy")) cfg->topk_method = TOPK_GREEDY;
             else if (!strcmp(topk, "group_limited_greedy")) cfg->topk_method = TOPK_GROUP_LIMITED_GREEDY;
             else return seek_fail(c->err, "%s: field 'topk_method': '%s' is not supported (expected greedy or group_limited_greedy)", c->path, topk);
-            /* V2 never renormalises the selected weights (spec §1.7). */
+            /* V2 never renormalises the selected weights (docs/model.md §6.3). */
             cfg->norm_topk_prob = 0;
         }
         if (!isfinite(cfg->routed_scaling) || cfg->routed_scaling <= 0)

@@ -2,7 +2,7 @@
  *
  * model_type "llama" (DeepSeek LLM / V1), "deepseek_v2" and "deepseek_v3", with the keys and
  * defaults of transformers' LlamaConfig, DeepseekV2Config and DeepseekV3Config
- * (docs/architecture.md has the architecture in words). Both `rope_parameters` and the older
+ * (docs/model.md §2.4 lists them). Both `rope_parameters` and the older
  * `rope_scaling` + `rope_theta` are accepted.
  *
  * Dimension alphabet (docs/conventions.md): C hidden, V vocab, L layers, NH heads, NKV kv heads,

@@ -1,4 +1,4 @@
-/* embedding.c: token embedding lookup, h = Emb[t] (spec §1.3 step 1).
+/* embedding.c: token embedding lookup, h = Emb[t] (docs/model.md §2.1).
  * Shapes: ids (N), wte (V, C), out (N, C). Ids are validated by the caller. */
 #include <string.h>
 

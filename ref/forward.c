@@ -1,4 +1,4 @@
-/* forward.c: the model forward pass (spec §1.3), the KV cache, and generation.
+/* forward.c: the model forward pass (docs/model.md §2.1), the KV cache, and generation.
  *
  *   h = Emb[t]
  *   for each layer: h = h + Attn(RMSNorm_in(h));  h = h + FFN(RMSNorm_post(h))
@@ -325,7 +325,7 @@ static void mla_attention(const Model *m, RunState *s, KVCache *kv, const LayerW
     }
 }
 
-/* One decoder block on the residual stream s->x, in place (spec §1.3 step 2):
+/* One decoder block on the residual stream s->x, in place (docs/model.md §2.1):
  *   x = x + Attn(RMSNorm_in(x));  x = x + FFN(RMSNorm_post(x))
  * w the block's weights, a its LayerState, kv_layer its slot in the cache, px the hook-name
  * prefix ("blocks.L", or "mtp.K" for an MTP module's block). */

@@ -118,7 +118,7 @@ typedef struct {
     uint64_t seed;
 } SampleParams;
 
-/* Picks the next token from one row of logits (V). Greedy: argmax, ties to the lower id.
+/* Picks the next token from one row of logits (V) (docs/model.md §10). Greedy: argmax, ties to the lower id.
  * Otherwise softmax(logits / T) restricted to the top-k, then the smallest set whose
  * probability reaches top-p, renormalised, sampled with rng. probs/order (V) are scratch. */
 int sample_token(const float *logits, int V, const SampleParams *sp, Rng *rng, float *probs, int *order);

@@ -1,7 +1,7 @@
-/* grpo.h: one GRPO group (DeepSeekMath §4.1) — a prompt, G sampled completions and their rewards —
- * read from a GROUP.json file and turned into a policy TrainBatch (backward.h: PolicyTerms), so
- * `seek grad --grpo` can print one group's loss and every parameter's gradient for checking
- * against other implementations.
+/* grpo.h: one GRPO group (DeepSeekMath §4.1; docs/model.md §9.8) — a prompt, G sampled
+ * completions and their rewards — read from a GROUP.json file and turned into a policy
+ * TrainBatch (backward.h: PolicyTerms), so `seek grad --grpo` can print one group's loss and
+ * every parameter's gradient for checking against other implementations.
  *
  * GROUP.json:
  *   {"prompt": [ids], "completions": [[ids], ...], "rewards": [r, ...],

@@ -1,4 +1,4 @@
-/* init.c: seeded initialisation of a model's parameters (train_parts.h).
+/* init.c: seeded initialisation of a model's parameters (train_parts.h; docs/model.md §9.7).
  *
  * The distributions are those of transformers' `_init_weights` with initializer_range σ:
  *   every linear weight (attention, dense FFN, experts, shared experts), the token embeddings,

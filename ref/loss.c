@@ -1,4 +1,5 @@
-/* loss.c: cross-entropy of next-token prediction, each prediction optionally weighted.
+/* loss.c: cross-entropy of next-token prediction, each prediction optionally weighted
+ * (docs/model.md §9.1), and the GRPO policy term (§9.8).
  *   loss = (1/count) Σ_{n with a target} w_n · −log softmax(logits_n)[target_n]
  * count is the number of rows with a target (target >= 0); w_n = weights[n], or 1 when weights
  * is NULL (then this is the plain mean). Weights carry an objective's per-token factor (train.h).

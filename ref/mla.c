@@ -1,4 +1,5 @@
-/* mla.c: Multi-head Latent Attention (DeepSeek-V2 §2.1; spec §1.4 naive form, §2 absorbed form).
+/* mla.c: Multi-head Latent Attention (DeepSeek-V2 §2.1; docs/model.md §5.4, §5.5: the
+ * naive and absorbed forms).
  *
  * Per token x (already RMS-normed):
  *   q      = RMSNorm_qa(x·W_qaᵀ)·W_qbᵀ  (or x·W_qᵀ),  split per head into q_nope (dn), q_pe (dr)

@@ -1,4 +1,4 @@
-/* mla.h: Multi-head Latent Attention (DeepSeek-V2 §2.1, spec §1.4 and §2).
+/* mla.h: Multi-head Latent Attention (DeepSeek-V2 §2.1, docs/model.md §5).
  * Shapes use T new tokens of one sequence and Tk cached positions (Tk >= pos0 + T). */
 #ifndef SEEK_MLA_H
 #define SEEK_MLA_H
@@ -25,7 +25,7 @@ void mla_attend_naive(float *z, float *scores, float *pattern, float *kv, float 
                       const float *latent, const float *k_pe, const LayerWeights *w, const Config *cfg, int T,
                       int pos0, int Tk, float *row);
 
-/* Absorbed attention (spec §2): W_UK folded into the query, W_UV applied after attending over
+/* Absorbed attention (docs/model.md §5.5): W_UK folded into the query, W_UV applied after attending over
  * the latent. q_abs (T, NH, dkv) = q_nope·W_UK; score = (q_abs·c + q_pe·k_pe)·scale;
  * o_lat (T, NH, dkv) = Σ P·c; z (T, NH, dv) = o_lat·W_UVᵀ. Same scores/pattern/row as naive. */
 void mla_attend_absorb(float *z, float *scores, float *pattern, float *q_abs, float *o_lat, const float *q,

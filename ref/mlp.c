@@ -1,5 +1,5 @@
 /* mlp.c: the SwiGLU feed-forward block used by dense layers, routed experts and shared experts
- * (spec §1.3): MLP(x) = down( silu(gate(x)) ⊙ up(x) ), silu(z) = z·σ(z).
+ * (Shazeer 2020; docs/model.md §2.3): MLP(x) = down( silu(gate(x)) ⊙ up(x) ), silu(z) = z·σ(z).
  * Shapes: inp (N, C), w_gate/w_up (H, C), w_down (C, H); gate, up, act (N, H) saved for
  * backward; out (N, C). */
 #include "ops.h"

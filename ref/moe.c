@@ -1,11 +1,11 @@
 /* moe.c: DeepSeekMoE routing and the expert mixture.
  *
- * V3 (spec §1.6, V3 paper eq. 12-16), for one token u:
+ * V3 (docs/model.md §6.4, DeepSeek-V3 eq. 12-16), for one token u:
  *   logits = u·W_gateᵀ;  s = sigmoid(logits);  s_b = s + b   (b only chooses experts)
  *   group score = sum of the top-2 s_b in each of G groups; keep the TG best groups;
  *   experts of the other groups are masked to -inf; pick the K largest masked s_b;
  *   g_k = s_{e_k} / (Σ s_{e_k'} + 1e-20) if norm_topk_prob, then g_k *= routed_scaling_factor.
- * V2 (spec §1.7): s = softmax(logits); greedy: the K largest s; group_limited_greedy: group
+ * V2 (docs/model.md §6.3): s = softmax(logits); greedy: the K largest s; group_limited_greedy: group
  *   score = max s in the group, keep TG groups, mask the rest to 0; g_k = s_{e_k} · scaling
  *   (never renormalised).
  * FFN(u) = Σ_k g_k · Expert_{e_k}(u) + SharedExperts(u); the residual add is the block's.

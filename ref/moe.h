@@ -6,7 +6,7 @@
 #include "config.h"
 #include "model.h"
 
-/* Router scores for N tokens (spec §1.6, §1.7): logits = x·W_gateᵀ, scores (sigmoid or
+/* Router scores for N tokens (docs/model.md §6.3, §6.4): logits = x·W_gateᵀ, scores (sigmoid or
  * softmax) and choice (what selection sees: scores + bias for V3, scores for V2), all (N, E). */
 void moe_router_scores(float *logits, float *scores, float *choice, const float *inp, const float *router,
                        const float *bias, int N, const Config *cfg);

@@ -1,4 +1,4 @@
-/* mtp.c: Multi-Token Prediction forward and backward. See mtp.h for the equations.
+/* mtp.c: Multi-Token Prediction forward and backward. See mtp.h and docs/model.md §8 for the equations.
  * Each depth owns a one-block RunState/KVCache/GradState sized for its Tk positions; the block
  * code is the main model's (block_forward / block_backward), the embedding and the output head
  * are the main model's tensors, so their gradients accumulate into the same places. */

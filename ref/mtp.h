@@ -1,4 +1,4 @@
-/* mtp.h: Multi-Token Prediction (DeepSeek-V3 §2.2, spec §3), forward and backward for training.
+/* mtp.h: Multi-Token Prediction (DeepSeek-V3 §2.2, docs/model.md §8), forward and backward for training.
  *
  * Depth k = 1..D predicts the token k+1 positions ahead. For position i of each sequence
  * (i = 0 .. T−k−1, so depth k runs over Tk = T − k positions):

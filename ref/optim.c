@@ -1,4 +1,5 @@
-/* optim.c: AdamW, gradient clipping by global norm, and learning-rate schedules (train_parts.h).
+/* optim.c: AdamW, gradient clipping by global norm, and learning-rate schedules (train_parts.h;
+ * docs/model.md §9.4, §9.5, §9.6).
  *
  * AdamW (Loshchilov & Hutter 2019, decoupled weight decay), step t = 1, 2, ... for every
  * trained parameter element p with gradient g:

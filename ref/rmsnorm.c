@@ -1,4 +1,4 @@
-/* rmsnorm.c: RMSNorm (Zhang & Sennrich 2019) as transformers computes it in fp32:
+/* rmsnorm.c: RMSNorm (Zhang & Sennrich 2019; docs/model.md §2.2) as transformers computes it in fp32:
  *   y = w ⊙ (x · rsqrt(mean(x²) + eps))
  * The mean of squares accumulates in double; the normalised value is formed first, then scaled
  * by the weight (the order transformers uses). Shapes: inp/out (N, C), weight (C), rstd (N)

@@ -1,5 +1,5 @@
 /* rope.c: rotary position embedding (Su et al. 2021) with default, linear and YaRN
- * (Peng et al. 2023) frequencies, in both layouts (spec §1.5).
+ * (Peng et al. 2023) frequencies, in both layouts (docs/model.md §4).
  *
  * Frequencies, computed in float32 as transformers does, for rotary dim d and base θ:
  *   f_i = 1 / θ^(2i/d), i = 0..d/2-1                                   (default)

@@ -684,7 +684,7 @@ int stset_open_dir(StSet *s, const char *dir, SeekErr *err) {
 
 /* ---- loading with shape checks and FP8 block dequantisation ---- */
 
-/* F8 weight W (rows, cols) with block scales S (ceil(rows/br), ceil(cols/bc)):
+/* F8 weight W (rows, cols) with block scales S (ceil(rows/br), ceil(cols/bc)) (docs/model.md §11.2):
  *   W[r, c] = float(q[r, c]) * S[r / br, c / bc]
  * A weight of other rank counts as rows = shape[0] and cols = the product of the rest. */
 static int load_fp8(const StSet *s, const StFile *f, const StTensor *t, float *dst, int block_r,

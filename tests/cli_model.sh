@@ -7,13 +7,13 @@ cd "$(dirname "$0")/.."
 . tests/lib.sh
 FX=tests/fixtures
 
-# ---- info: figures from the DeepSeek-V3 paper and spec, not from our code ----
+# ---- info: figures from the DeepSeek-V3 paper and docs/model.md, not from our code ----
 expect_ok "info v3-671b" "$SEEK" info tests/configs/deepseek-v3-671b
 grep -q "total 671.0" "$TMP/out" && ok || bad "info: V3 total parameters should be 671B: $(grep parameters "$TMP/out")"
 grep -q "active per token 37.[0-9]" "$TMP/out" && ok || bad "info: V3 active parameters should be ~37B"
-grep -q "70272 B/token in bf16" "$TMP/out" && ok || bad "info: V3 MLA cache should be 70,272 B/token (spec §2)"
-grep -q "(71.1[0-9]x)" "$TMP/out" && ok || bad "info: V3 MLA vs MHA ratio should be 71.1x (spec §2)"
-grep -q "scale 0.1352338" "$TMP/out" && ok || bad "info: V3 softmax scale should be 0.1352338 (spec §1.4)"
+grep -q "70272 B/token in bf16" "$TMP/out" && ok || bad "info: V3 MLA cache should be 70,272 B/token (docs/model.md §5.6)"
+grep -q "(71.1[0-9]x)" "$TMP/out" && ok || bad "info: V3 MLA vs MHA ratio should be 71.1x (docs/model.md §5.6)"
+grep -q "scale 0.1352338" "$TMP/out" && ok || bad "info: V3 softmax scale should be 0.1352338 (docs/model.md §4.6)"
 expect_ok "info llama" "$SEEK" info $FX/llama_gqa
 grep -q "grouped-query: 4 query heads, 2 kv heads, head_dim 16" "$TMP/out" && ok || bad "info llama: $(sed -n 3p "$TMP/out")"
 

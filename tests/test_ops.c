@@ -145,7 +145,7 @@ static void test_rope_default(void **st) {
 }
 
 /* DeepSeek-V3's released YaRN settings: d = 64, theta 1e4, factor 40, L0 4096, beta 32/1.
- * Spec §1.5: low = floor(10.47) = 10, high = ceil(22.51) = 23, attention factor 1,
+ * docs/model.md §4.6: low = floor(10.47) = 10, high = ceil(22.51) = 23, attention factor 1,
  * softmax scale 192^-0.5 · (0.1·ln 40 + 1)² = 0.1352338. */
 static const char *V3_YARN =
     "{\"model_type\":\"deepseek_v3\",\"max_position_embeddings\":163840,\"rope_theta\":10000,"
@@ -157,7 +157,7 @@ static void test_rope_yarn_v3(void **st) {
     Config c;
     assert_int_equal(parse(&c, V3_YARN), 0);
     assert_int_equal(c.rope_type, ROPE_YARN);
-    NEAR(c.attn_scale, 0.1352338, 5e-7); /* the spec quotes 7 digits */
+    NEAR(c.attn_scale, 0.1352338, 5e-7); /* docs/model.md §4.6 quotes 7 digits */
     float inv[32], af;
     rope_inv_freq(inv, &af, &c);
     NEAR(af, 1.0, TOL_HAND_ABS);

@@ -9,9 +9,9 @@
  * same values rounded to bf16 at the same points (ref/precision.h) and holds every stage to twice
  * that run's distance from the fp32 reference.
  *
- * What runs here today: the forward (prefill, decode through the KV cache, every hook stage, both
- * MLA attention forms), so `seek verify`, `forward`, `generate`, `bench` and the REPL take it.
- * Training, flash attention, the grouped expert GEMM and CUDA-graph decoding are the next steps
+ * What runs here: the forward (prefill, decode through the KV cache, every hook stage, both MLA
+ * attention forms) with flash attention and grouped expert GEMMs, so `seek verify`, `forward`,
+ * `generate`, `bench` and the REPL take it. Training and CUDA-graph decoding are not built
  * (docs/cuda-fast.md, "Status").
  *
  * The interface is the reference's, host pointers as in ref/forward.h; the device state lives in

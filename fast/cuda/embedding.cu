@@ -1,5 +1,5 @@
-/* embedding.cu (CUDA twin of ref/embedding.c): out[n] = wte[ids[n]], h = Emb[t] (spec §1.3
- * step 1). Shapes: ids (N) device ints, validated by the caller; wte (V, C); out (N, C).
+/* embedding.cu (CUDA twin of ref/embedding.c): out[n] = wte[ids[n]], h = Emb[t]
+ * (docs/model.md §2.1). Shapes: ids (N) device ints, validated by the caller; wte (V, C); out (N, C).
  * A copy: bitwise equal to the reference.
  * Backward (ACCUMULATES): dwte[ids[n]] += dout[n]. One block per token position n; the block of a
  * token's first occurrence sums every occurrence's row in token order (the reference's order,

@@ -1,6 +1,6 @@
-/* mla.cu (CUDA twin of ref/mla.c): Multi-head Latent Attention (DeepSeek-V2 §2.1; spec §1.4
- * naive form, §2 absorbed form), same arguments as the reference plus a stream; tensors on the
- * device, `w` a LayerWeights of device pointers, `cfg` on the host.
+/* mla.cu (CUDA twin of ref/mla.c): Multi-head Latent Attention (DeepSeek-V2 §2.1;
+ * docs/model.md §5.4, §5.5: the naive and absorbed forms), same arguments as the reference plus a
+ * stream; tensors on the device, `w` a LayerWeights of device pointers, `cfg` on the host.
  *   q      = RMSNorm_qa(x·W_qaᵀ)·W_qbᵀ  (or x·W_qᵀ)
  *   kv_a   = x·W_kvaᵀ = [c_kv (dkv) ; k_pe (dr)];  c = RMSNorm_kva(c_kv)
  *   naive:  [k_nope ; v]_h = (c·W_kvbᵀ)_h;  k_h = [k_nope_h ; k_pe];  attention_forward_cuda

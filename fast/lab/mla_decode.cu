@@ -1,6 +1,6 @@
 /* mla_decode.cu (kernel lab): absorbed MLA attention for one decode step over the latent cache,
- * the attention core of ref/mla.c's mla_attend_absorb (spec §2; ref/mla.h). For every head h of
- * every sequence b, with the latent cache c_j (Tk, dkv) and the rope-key cache k_pe_j (Tk, dr):
+ * the attention core of ref/mla.c's mla_attend_absorb (docs/model.md §5.5; ref/mla.h). For every
+ * head h of every sequence b, with the latent cache c_j (Tk, dkv) and the rope-key cache k_pe_j (Tk, dr):
  *   s_j = (q̃_h · c_j + q_pe_h · k_pe_j) · scale,   P = softmax_j(s),   õ_h = Σ_j P_j c_j
  * where q̃_h = q_nope_h · W_UK_h (mla_attend_absorb's step 1). All NH heads read the same cache:
  * absorbed MLA is multi-query attention with a (dkv + dr)-wide key whose first dkv columns are
