@@ -224,8 +224,7 @@ int cmd_repl(int argc, char **argv) {
             }
             script = argv[++i];
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "seek repl: unknown option '%s' (expected: seek repl [DIR] [--script FILE])\n", argv[i]);
-            return 2;
+            return cli_bad_option("repl", argv[i]);
         } else if (!dir) dir = argv[i];
         else {
             fprintf(stderr, "seek repl: unexpected argument '%s' (expected: seek repl [DIR] [--script FILE])\n", argv[i]);
@@ -257,7 +256,7 @@ int cmd_repl(int argc, char **argv) {
     if (dir) {
         SeekErr err;
         if (repl_load(&r, dir, &err)) {
-            fprintf(stderr, "seek repl: %s\n", err.msg);
+            cli_fail("repl", err.msg);
             repl_free(&r);
             if (script) fclose(in);
             return 1;
