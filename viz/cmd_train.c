@@ -614,8 +614,12 @@ int cmd_train(int argc, char **argv) {
     if (!rc) {
         char png[4096];
         if (!path_join(png, sizeof png, t.out, "loss.png", &err)) loss_plot(png, tr.curve, (int)t.steps, tr.vcurve, &err);
-        printf("done: %lld steps, final train loss %.4f, validation loss %.4f, %llu skipped; checkpoint in %s/latest, log %s\n",
-               t.steps, tr.curve[t.steps - 1], tr.last_val, (unsigned long long)tr.st.skipped_steps, t.out, logpath);
+        char val[96];
+        if (!isnan(tr.last_val)) snprintf(val, sizeof val, "validation loss %.4f", tr.last_val);
+        else if (t.eval_interval == 0) snprintf(val, sizeof val, "validation not run (eval_interval 0)");
+        else snprintf(val, sizeof val, "validation not run (no validation windows)");
+        printf("done: %lld steps, final train loss %.4f, %s, %llu skipped; checkpoint in %s/latest, log %s\n",
+               t.steps, tr.curve[t.steps - 1], val, (unsigned long long)tr.st.skipped_steps, t.out, logpath);
     }
 done:
     if (log) fclose(log);
