@@ -211,4 +211,18 @@ printf 'prompt And he said unto them, keep my commandments and my statutes\nattn
 grep -q '^ *0:<bos> @@//' "$TMP/lab.out" && ok || bad "labels: no '0:<bos>' row: $(grep -m1 '^ *0:' "$TMP/lab.out")"
 grep -q '^9: commandm\.\.\. ' "$TMP/lab.out" && ok || bad "labels: the long label is not cut with '...': $(grep -m1 '^ *9:' "$TMP/lab.out")"
 grep -q 'xef' <(grep '^ *[0-9]*:.* [ .:=+*#%@/-]*$' "$TMP/lab.out") && bad "labels: an escaped byte in a heatmap label" || ok
+
+# latent on a model without MLA: one line on what its cache holds instead, not an error (a script
+# comparing models goes on); it was "error: latent: ... (MHA; MHA: 384)"
+printf 'latent 1\n' >"$TMP/latent.cmd"
+"$SEEK" repl tiny-models/seek-v1-mini --script "$TMP/latent.cmd" >"$TMP/latent.out" 2>"$TMP/latent.err"
+rc=$?
+[ $rc -eq 0 ] && [ ! -s "$TMP/latent.err" ] && grep -q '^no latent cache: llama uses multi-head attention, so its cache holds K and V: 6 heads x (32 + 32) = 384 values = 768 B per token per layer in bf16$' "$TMP/latent.out" \
+  && ok || bad "latent on MHA: exit $rc: $(cat "$TMP/latent.out" "$TMP/latent.err" | tail -2)"
+printf 'latent 9\n' | "$SEEK" repl tiny-models/seek-v1-mini 2>&1 | grep -q '^error: layer 9 is out of range \[0, 4)' && ok || bad "latent on MHA: layer out of range not refused"
+
+# ablate says which token was top-1 and which is now, with probabilities (it was "top-1 was 282, now 51")
+printf 'prompt In the beginning\nablate head 0 3\n' | "$SEEK" repl tiny-models/seek-v3-mini >"$TMP/abl.out" 2>&1
+grep -q "^last position: top-1 was 275 ' of' (p 0\.4682 -> 0\.1828), now 51 ',' (p 0\.1944 -> 0\.3530); max |change| of a logit 2\.5353$" "$TMP/abl.out" \
+  && ok || bad "ablate: $(grep 'last position' "$TMP/abl.out")"
 finish
