@@ -259,7 +259,7 @@ static void train_key_hint(const char *key, int as_flag, char *out, size_t cap) 
 }
 
 void train_print_keys(FILE *out) {
-    fprintf(out, "KEY: a train.json key as a flag with its value, e.g. --seq-len 64 (dashes or underscores; it overrides\nthe file):\n ");
+    fprintf(out, "--KEY VALUE: any train.json key as a flag, e.g. --seq-len 64 (dashes or underscores), over the file's value:\n ");
     size_t col = 1;
     for (size_t k = 0; k < N_TRAIN_KEYS; k++) {
         char flag[40];
