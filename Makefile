@@ -3,7 +3,7 @@
 #   make test     install missing Debian packages (and chromium, for the browser test), build, run every test (release and ASan/UBSan)
 #   make debug    build ./seek-debug with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make test-cuda on a machine with a GPU: the CUDA twins, seek verify --backend cuda, compute-sanitizer
-#   make demo     install missing packages, build, run the main job on a shipped model
+#   make demo     install missing packages and build (output in $(B)/demo.log), run the main job on a shipped model
 #   make lessons  render every lesson as a page: $(B)/lessons/NN-*.html (needs libcmark)
 #   make clean
 #   make bench    forward and training tokens/s, --backend ref vs cpu, and sgemm GFLOP/s vs OpenBLAS's peak
@@ -220,8 +220,15 @@ bench-cpu: deps
 	  echo "AVX-512 kernels seek picks itself when nothing is pinned (OPENBLAS_CORETYPE=SkylakeX):"; \
 	  OPENBLAS_CORETYPE=SkylakeX ./seek bench; fi
 
-demo: deps
-	@$(MAKE) --no-print-directory features seek
+# `make demo`: the package installation and the compiler go to $(DEMO_LOG) (one line says so), so the
+# first screen is the model and the tour (scripts/demo.sh); when they fail, the log's last lines.
+# The build is a second make, so the libraries the first one installed are detected.
+DEMO_LOG = $(B)/demo.log
+demo:
+	@mkdir -p $(B)
+	@echo "make demo: installing missing Debian packages and building ./seek (their output goes to $(DEMO_LOG))"
+	@if ! { $(MAKE) --no-print-directory deps && $(MAKE) --no-print-directory features seek; } >$(DEMO_LOG) 2>&1 </dev/null; then \
+	  echo "make demo: the build failed; the end of $(DEMO_LOG):"; tail -n 20 $(DEMO_LOG); exit 1; fi
 	@bash scripts/demo.sh
 
 # `make lessons`: every lessons/NN-*.md as one self-contained page, $(B)/lessons/NN-*.html

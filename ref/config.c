@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CONFIG_MAX_BYTES (4u << 20)
 
 typedef struct {
     const char *path;
@@ -348,7 +347,7 @@ int config_parse(Config *cfg, const char *text, size_t len, const char *path, Se
     Ctx c = {path, err};
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) return seek_fail(err, "%s: invalid JSON at line %d column %d: %s", path, jerr.line, jerr.column, jerr.text);
+    if (!root) return json_parse_fail(err, path, &jerr);
     int rc = parse_root(&c, root, cfg);
     json_decref(root);
     return rc;

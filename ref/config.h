@@ -25,6 +25,7 @@ typedef enum { TOPK_GREEDY, TOPK_GROUP_LIMITED_GREEDY, TOPK_NOAUX_TC } TopkMetho
 typedef enum { ROPE_LAYOUT_HALF, ROPE_LAYOUT_INTERLEAVED } RopeLayout;
 
 /* Caps that keep file-controlled counts sane (reliability row 9). */
+#define CONFIG_MAX_BYTES (4u << 20)     /* config.json is read whole, up to this size */
 #define CFG_MAX_LAYERS 512
 #define CFG_MAX_DIM (1 << 20)          /* any width */
 #define CFG_MAX_VOCAB (1 << 22)

@@ -488,7 +488,8 @@ static int generate(Backend be, const Model *m, const int *ids, int B, int T, in
     const Config *c = &m->cfg;
     if (n < 1) return seek_fail(err, "generate: -n must be at least 1");
     if ((long long)T + n > c->max_pos)
-        return seek_fail(err, "generate: prompt %d + %d new tokens exceeds max_position_embeddings %d", T, n, c->max_pos);
+        return seek_fail(err, "generate: prompt %d + %d new tokens exceeds max_position_embeddings %d (at most %d new after this prompt)",
+                         T, n, c->max_pos, T < c->max_pos ? c->max_pos - T : 0);
     int Tmax = T + n;
     KVCache kv;
     RunState s;

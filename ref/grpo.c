@@ -80,7 +80,7 @@ int grpo_group_parse(GrpoGroup *g, const char *text, size_t len, const char *pat
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
-        seek_fail(err, "%s: invalid JSON at line %d: %s", name, je.line, je.text);
+        json_parse_fail(err, name, &je);
         printable(err);
         return -1;
     }

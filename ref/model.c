@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "jsonutil.h"
 #include "safetensors.h"
 #include "train_parts.h"
 
@@ -431,10 +432,15 @@ static int write_config(const char *src_dir, const char *out_dir, StDtype dtype,
     if (path_join(src, sizeof src, src_dir, "config.json", err) || path_join(dst, sizeof dst, out_dir, "config.json", err))
         return -1;
     json_error_t je;
-    json_t *root = json_load_file(src, JSON_REJECT_DUPLICATES, &je);
-    if (!root || !json_is_object(root)) {
+    char *src_text = NULL;
+    size_t src_len = 0;
+    if (read_text_file(src, CONFIG_MAX_BYTES, &src_text, &src_len, err)) return -1;
+    json_t *root = json_loadb(src_text, src_len, JSON_REJECT_DUPLICATES, &je);
+    free(src_text);
+    if (!root) return json_parse_fail(err, src, &je);
+    if (!json_is_object(root)) {
         json_decref(root);
-        return seek_fail(err, "%s: invalid JSON at line %d: %s", src, je.line, je.text);
+        return seek_fail(err, "%s: expected a JSON object", src);
     }
     json_object_del(root, "quantization_config"); /* the weights are written dequantised */
     const char *dt = dtype == ST_BF16 ? "bfloat16" : dtype == ST_F16 ? "float16" : "float32";

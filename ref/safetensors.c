@@ -633,8 +633,9 @@ static int open_index(StSet *s, const char *index, SeekErr *err) {
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     free(text);
-    if (!root)
+    if (!root && je.line > 0)
         return seek_fail(err, "%s: not valid JSON: %s (line %d, column %d)", index, je.text, je.line, je.column);
+    if (!root) return seek_fail(err, "%s: not valid JSON: %s", index, je.text);
     int rc = -1;
     const char **names = NULL;
     const json_t *wm = json_object_get(root, "weight_map");

@@ -11,6 +11,7 @@
  * Decoding only reads.
  */
 #define _GNU_SOURCE
+#include "jsonutil.h"
 #include "tokenizer.h"
 
 #include <errno.h>
@@ -854,7 +855,10 @@ int tokenizer_load_json(Tokenizer **out, const char *json, size_t len, const cha
     json_error_t je;
     if (len > TOK_MAX_FILE_BYTES) FAIL("%s: %zu bytes, more than the cap of %u", name, len, TOK_MAX_FILE_BYTES);
     root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
-    if (!root) FAIL("%s: invalid JSON at line %d column %d: %s", name, je.line, je.column, je.text);
+    if (!root) {
+        json_parse_fail(err, name, &je);
+        goto fail;
+    }
     if (!json_is_object(root)) FAIL("%s: expected a JSON object at the top", name);
     json_t *tr = json_object_get(root, "truncation");
     if (tr && !json_is_null(tr)) FAIL("%s: truncation: not supported (must be null)", name);
@@ -879,8 +883,13 @@ int tokenizer_load_json(Tokenizer **out, const char *json, size_t len, const cha
     root = NULL;
     if (config_json) {
         cfg = json_loadb(config_json, config_len, 0, &je);
-        if (!cfg || !json_is_object(cfg))
-            FAIL("%s: tokenizer_config.json: invalid JSON at line %d column %d: %s", name, je.line, je.column, cfg ? "not an object" : je.text);
+        if (!cfg) {
+            char what[sizeof t->name + 32];
+            snprintf(what, sizeof what, "%s: tokenizer_config.json", name);
+            json_parse_fail(err, what, &je);
+            goto fail;
+        }
+        if (!json_is_object(cfg)) FAIL("%s: tokenizer_config.json: expected a JSON object at the top", name);
         if (get_bool(cfg, "add_bos_token", false, &t->add_bos, name, "tokenizer_config", err) ||
             get_bool(cfg, "add_eos_token", false, &t->add_eos, name, "tokenizer_config", err)) goto fail;
         json_t *b = json_object_get(cfg, "bos_token"), *e = json_object_get(cfg, "eos_token");

@@ -158,17 +158,25 @@ static void progress_line(const Trainer *tr, const StepReport *r, int evaluated)
     long long done = (long long)tr->st.step;
     double tok_s = o->B * o->T / (r->ms / 1000);
     const StepLosses *sl = &r->loss;
+    char val[32];
+    if (isnan(tr->last_val)) snprintf(val, sizeof val, "-");
+    else snprintf(val, sizeof val, "%.4f", tr->last_val);
     if (o->tty) {
         int width = 30, done_w = (int)(width * done / o->steps);
-        fprintf(o->progress, "\r[%.*s%*s] %lld/%lld loss %.4f mtp %.4f val %.4f lr %.2e %.0f tok/s ", done_w,
-                "##############################", width - done_w, "", done, o->steps, sl->main, sl->mtp, tr->last_val, r->lr,
-                tok_s);
+        fprintf(o->progress, "\r[%.*s%*s] %lld/%lld loss %.4f mtp %.4f val %s lr %.2e %.0f tok/s ", done_w,
+                "##############################", width - done_w, "", done, o->steps, sl->main, sl->mtp, val, r->lr, tok_s);
         if (evaluated) fprintf(o->progress, "\n");
     } else {
-        fprintf(o->progress, "step %lld/%lld loss %.4f main %.4f mtp %.4f bal %.5f lr %.3e norm %.3f load %.2f idle %.2f %.0f tok/s %.1f ms%s",
-                done, o->steps, sl->total, sl->main, sl->mtp, sl->balance, r->lr, r->norm, r->max_load, r->idle, tok_s, r->ms,
+        /* the experts' load in this step's batch (MoE models): the busiest expert's tokens against
+         * the mean (1.00 = even; max over the MoE layers) and the share of experts given no token
+         * (mean over the MoE layers) */
+        char experts[80] = "";
+        if (tr->m->cfg.E > 0)
+            snprintf(experts, sizeof experts, " experts: busiest %.2fx mean, %.0f%% idle;", r->max_load, 100.0 * r->idle);
+        fprintf(o->progress, "step %lld/%lld loss %.4f main %.4f mtp %.4f bal %.5f lr %.3e norm %.3f;%s %.0f tok/s %.1f ms%s",
+                done, o->steps, sl->total, sl->main, sl->mtp, sl->balance, r->lr, r->norm, experts, tok_s, r->ms,
                 evaluated ? "" : "\n");
-        if (evaluated) fprintf(o->progress, " | val %.4f\n", tr->last_val);
+        if (evaluated) fprintf(o->progress, " | val %s\n", val);
     }
     fflush(o->progress);
 }

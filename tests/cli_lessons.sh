@@ -81,7 +81,7 @@ expect_ok "a CRLF lesson" "$SEEK" lesson "$B/crlf.md" --check
 # usage
 expect_code "no such lesson" 1 "no lesson 99 in lessons/" "$SEEK" lesson 99 --check
 expect_code "unreadable file" 1 "cannot open" "$SEEK" lesson "$B/none.md" --check
-expect_code "unknown flag" 2 "unknown option --htm" "$SEEK" lesson 13 --htm x.html
+expect_code "unknown flag" 2 "unknown option '--htm' (did you mean '--html'?)" "$SEEK" lesson 13 --htm x.html
 expect_code "--check alone" 2 "--check needs a lesson" "$SEEK" lesson --check
 expect_code "--html alone" 2 "--html needs a lesson" "$SEEK" lesson --html "$TMP/x.html"
 expect_code "--html without a file" 2 "--html needs an output file" "$SEEK" lesson 13 --html

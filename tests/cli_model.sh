@@ -147,4 +147,50 @@ expect_fail "shard absolute" "/etc/passwd" run_fwd
 mk v3_yarn; rm "$TMP/m/$first"
 expect_fail "shard missing" "$first" run_fwd
 
+# ---- the command line itself: --help, did you mean, one prefix (ux.md) ----
+cmds=$("$SEEK" help | sed -n 's/^  seek \([a-z-]*\).*/\1/p')
+[ "$(echo "$cmds" | wc -l)" -ge 18 ] && ok || bad "seek help lists $(echo "$cmds" | wc -l) commands"
+for c in $cmds; do
+  # --help (and -h, and seek help CMD) on every command: its usage on stdout, exit 0, nothing on stderr
+  "$SEEK" "$c" --help >"$TMP/help" 2>"$TMP/help.err"
+  rc=$?
+  [ $rc -eq 0 ] && [ ! -s "$TMP/help.err" ] && head -1 "$TMP/help" | grep -q "^usage: seek $c\( \|$\)" && ok ||
+    bad "seek $c --help: exit $rc, $(head -c 200 "$TMP/help.err" "$TMP/help")"
+  "$SEEK" help "$c" | cmp -s - "$TMP/help" && "$SEEK" "$c" -h | cmp -s - "$TMP/help" && ok || bad "seek help $c / seek $c -h differ from --help"
+  # every flag the help names is one the command accepts (the help is the list did-you-mean uses)
+  for f in $(grep -o '[[ (|]-\{1,2\}[a-z][-a-z0-9]*' "$TMP/help" | cut -c2- | sort -u); do
+    extra=(); [ "$c" = bench ] && [[ " --seq-len --steps --peak-tflops --profile " == *" $f "* ]] && extra=(--backend cuda)
+    timeout 60 "$SEEK" "$c" "${extra[@]}" "$f" --zzz-bogus </dev/null >/dev/null 2>"$TMP/flag.err"
+    grep -q "unknown option '$f'" "$TMP/flag.err" && bad "seek $c --help names $f, which seek $c refuses: $(cat "$TMP/flag.err")" || ok
+  done
+done
+"$SEEK" generate $FX/v3 --ids 1 --help >"$TMP/out" 2>&1 && head -1 "$TMP/out" | grep -q '^usage: seek generate' && ok || bad "generate DIR --help: $(head -1 "$TMP/out")"
+"$SEEK" train --steps 3 --help >"$TMP/out" 2>&1 && grep -q -- '--eval-interval' "$TMP/out" && ok || bad "train --help does not list the keys"
+grep -q '^-n N: how many tokens to generate (default 32)' <("$SEEK" generate --help) && ok || bad "generate --help does not say the default -n"
+# did you mean: the nearest command or flag, one line, exit 2
+expect_code "mistyped command" 2 "^seek: unknown command 'genrate' (did you mean 'generate'?)$" "$SEEK" genrate
+expect_code "far command" 2 "^seek: unknown command 'frobnicate' (try 'seek help')$" "$SEEK" frobnicate
+expect_code "help of a mistyped command" 2 "^seek: unknown command 'tokenise' (did you mean 'tokenize'?)$" "$SEEK" help tokenise
+expect_code "mistyped flag" 2 "^seek generate: unknown option '--tmp' (did you mean '--temp'?)$" "$SEEK" generate --ids 1 --tmp 1
+expect_code "mistyped flag, a start of two" 2 "^seek rl: unknown option '--eval-t' (did you mean '--eval-temperature' or '--eval-top-p'?)$" \
+  "$SEEK" rl --init x --eval-t 1
+expect_code "mistyped switch" 2 "^seek info: unknown option '--chek-finite' (did you mean '--check-finite'?)$" "$SEEK" info --chek-finite
+expect_code "far flag" 2 "^seek forward: unknown option '--frobnicate' (see 'seek forward --help')$" "$SEEK" forward --frobnicate
+# generate without -n: the default, 32 tokens
+expect_ok "generate default -n" "$SEEK" generate $FX/v3 --ids "5,6,7"
+[ "$(wc -w <"$TMP/out")" = 32 ] && ok || bad "generate without -n: $(wc -w <"$TMP/out") ids, expected the default 32"
+# one "seek CMD: " prefix, never "seek generate: generate: ..." (library reasons name their step)
+expect_fail "generate too long, one prefix" "^seek generate: prompt 2 + 100000 new tokens exceeds max_position_embeddings 128 (at most 126 new after this prompt)$" \
+  "$SEEK" generate $FX/v3 --ids "1,2" -n 100000
+expect_fail "rl too long, one prefix" "^seek rl: a prompt of 33 tokens + max_new 4000 exceed" "$SEEK" rl --init tiny-models/seek-r1-base --steps 0 --max-new 4000 --eval 1
+for args in "generate $FX/v3 --ids 1,2 -n 100000" "rl --init tiny-models/seek-r1-base --steps 0 --max-new 4000 --eval 1" \
+            "forward $FX/v3 --ids 1 --logits /nonexistent/x" "eval $FX/v3 --text /nonexistent" "verify $FX/v3 --ids 1,999" \
+            "grad $FX/v3 --ids 1,2 -o /nonexistent/x" "convert $FX/v3 /nonexistent/x/y" "info /nonexistent" "tokenize /nonexistent --text a" \
+            "train --model tiny-v3 --data /nonexistent --out $TMP/t" "plot /nonexistent -o $TMP/x.png" "lesson 99" "tasks --digits 0..3"; do
+  # shellcheck disable=SC2086
+  "$SEEK" $args >/dev/null 2>"$TMP/err"
+  c=${args%% *}
+  [ -s "$TMP/err" ] && ! grep -q "^seek $c: $c[: ]" "$TMP/err" && ok || bad "seek $args: '$(cat "$TMP/err")'"
+done
+
 finish

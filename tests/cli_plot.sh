@@ -168,7 +168,7 @@ expect_code "OUT is a folder" 1 "png: $TMP/outdir: is a folder, not a file" "$SE
 
 # ---- usage: exit 2 ----
 expect_code "no arguments" 2 "seek plot: no LOG given (usage: seek plot LOG" "$SEEK" plot
-expect_refused "unknown option" 2 "unknown option --color" "$TMP/grpo-a" --color red
+expect_refused "unknown option" 2 "unknown option '--color'" "$TMP/grpo-a" --color red
 expect_code "no -o" 2 "no -o OUT.png given" "$SEEK" plot "$TMP/grpo-a"
 expect_code "-o without a value" 2 "needs a value: -o" "$SEEK" plot "$TMP/grpo-a" -o
 expect_refused "more labels than logs" 2 "more --label than logs: b" "$TMP/grpo-a" --label a --label b

@@ -88,7 +88,6 @@ if [ $rc -eq 1 ]; then ok; else bad "script with an error: exit $rc, expected 1"
 # fails and the views run on ref (slower; the same checks, one more error line).
 R1=tiny-models/seek-r1-base
 cat >"$TMP/grpo.cmd" <<CMDS
-group 3
 load $R1
 update
 tokens 0
@@ -124,10 +123,10 @@ rc=$?
 if [ $rc -eq 0 ] && no_sanitizer "$TMP/grpo.err"; then ok; else bad "grpo: exit $rc $(head -c 400 "$TMP/grpo.err")"; fi
 # the output of the n-th command CMD: its lines after "seek> CMD" up to the next prompt
 section() { awk -v c="seek> $1" -v n="${2:-1}" '/^seek> /{on = ($0 == c && ++k == n); next} on' "$TMP/grpo.out"; }
-# (the script's first `group 3`, `update` and `tokens 0` were errors: the views are their later ones)
+# (the script's first `update` and `tokens 0` were errors: the views are their later ones)
 # the rows of the n-th `group N`: #, reward, accuracy, format, advantage, tokens
 group_rows() { section "group $1" "$2" | awk '$1 ~ /^[0-9]+$/ && $2 ~ /^[0-9]+[.][0-9]+$/ {print $1, $2, $3, $4, $5, $6}'; }
-group_rows 3 2 >"$TMP/g1.txt"
+group_rows 3 1 >"$TMP/g1.txt"
 awk '{ n++; r[n] = $2; a[n] = $5; s += $2
        if (($2 - $3 - 0.1 * $4) ^ 2 > 1e-6) { print "row " $1 ": reward " $2 " is not accuracy + 0.1 x format"; e++ }
        if ($2 != "0.000" && $2 != "0.100" && $2 != "1.000" && $2 != "1.100") { print "row " $1 ": reward " $2; e++ } }
@@ -171,14 +170,13 @@ token_rows 0 4 >"$TMP/t3.txt"
 if cmp -s "$TMP/t2.txt" "$TMP/t3.txt"; then ok; else bad "grpo: bad input changed the kept group"; fi
 if [ "$(group_rows "5 4" 1 | wc -l)" -eq 4 ]; then ok; else bad "grpo: group 5 4 did not give 4 rows"; fi
 # load restores the model: the same seed draws the same group as before the update
-group_rows 3 3 >"$TMP/g2.txt"
+group_rows 3 2 >"$TMP/g2.txt"
 if cmp -s "$TMP/g1.txt" "$TMP/g2.txt"; then ok; else bad "grpo: after load, group 3 differs: $(diff "$TMP/g1.txt" "$TMP/g2.txt" | head -4)"; fi
 if [ "$(head -c 8 "$TMP/tokens.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] &&
    [ "$(od -An -tu1 -j 20 -N 4 "$TMP/tokens.png" | awk '{print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4}')" -gt 200 ]; then ok; else
   bad "grpo: tokens.png is not a PNG of the heatmap"; fi
 # every bad input: one error line each, in order
 cat >"$TMP/grpo.want" <<ERRS
-error: group: no model loaded (load DIR first)
 error: update: no group yet (group N [G] first)
 error: tokens: no group yet (group N [G] first)
 error: group size 1 is out of range [2, 65) (usage: group N [G])
@@ -211,4 +209,49 @@ printf 'prompt And he said unto them, keep my commandments and my statutes\nattn
 grep -q '^ *0:<bos> @@//' "$TMP/lab.out" && ok || bad "labels: no '0:<bos>' row: $(grep -m1 '^ *0:' "$TMP/lab.out")"
 grep -q '^9: commandm\.\.\. ' "$TMP/lab.out" && ok || bad "labels: the long label is not cut with '...': $(grep -m1 '^ *9:' "$TMP/lab.out")"
 grep -q 'xef' <(grep '^ *[0-9]*:.* [ .:=+*#%@/-]*$' "$TMP/lab.out") && bad "labels: an escaped byte in a heatmap label" || ok
+
+# no DIR: the default model, piped or with --script as at a terminal (it was "error: prompt: no
+# model loaded" off a terminal)
+printf 'prompt And God said\n' >"$TMP/default.cmd"
+"$SEEK" repl --script "$TMP/default.cmd" >"$TMP/default.out" 2>&1
+rc=$?
+[ $rc -eq 0 ] && grep -q '^loaded tiny-models/seek-v3-mini: deepseek_v3' "$TMP/default.out" && grep -q "^next token: 355 ' unto'" "$TMP/default.out" \
+  && ok || bad "script without DIR: exit $rc: $(head -c 300 "$TMP/default.out")"
+"$SEEK" repl <"$TMP/default.cmd" >"$TMP/default.out" 2>&1
+rc=$?
+[ $rc -eq 0 ] && grep -q "^next token: 355 ' unto'" "$TMP/default.out" && ok || bad "piped without DIR: exit $rc: $(head -c 300 "$TMP/default.out")"
+# no default model (a seek away from tiny-models/, no SEEK_MODEL): one note, then every command
+# that needs a model says so and changes nothing
+mkdir -p "$TMP/bin" && cp "$SEEK" "$TMP/bin/seek"
+printf 'step\nroute 1\nprompt hello\ngroup 1\nupdate\ntokens 0\nlatent 0\n' | env -u SEEK_MODEL "$TMP/bin/seek" repl >/dev/null 2>"$TMP/nomodel.err"
+rc=$?
+cat >"$TMP/nomodel.want" <<ERRS
+seek repl: no model folder given, and the default model $TMP/bin/tiny-models/seek-v3-mini is missing (give DIR or set SEEK_MODEL); starting with no model ('load DIR' loads one)
+error: step: no model loaded (load DIR first)
+error: route: no model loaded (load DIR first)
+error: prompt: no model loaded (load DIR first)
+error: group: no model loaded (load DIR first)
+error: update: no model loaded (load DIR first)
+error: tokens: no model loaded (load DIR first)
+error: latent: no model loaded (load DIR first)
+ERRS
+[ $rc -eq 0 ] && diff "$TMP/nomodel.want" "$TMP/nomodel.err" >"$TMP/nomodel.diff" && ok || bad "no default model: exit $rc: $(head -6 "$TMP/nomodel.diff")"
+# SEEK_MODEL names the default; one that does not load is an error naming it
+printf 'where\n' | SEEK_MODEL=tests/fixtures/v3 "$SEEK" repl 2>&1 | grep -q '^loaded tests/fixtures/v3: ' && ok || bad "SEEK_MODEL: not loaded"
+expect_code "SEEK_MODEL broken" 1 'seek repl: the default model (\$SEEK_MODEL) did not load: /nonexistent/config.json: cannot open' \
+  env SEEK_MODEL=/nonexistent "$SEEK" repl </dev/null
+
+# latent on a model without MLA: one line on what its cache holds instead, not an error (a script
+# comparing models goes on); it was "error: latent: ... (MHA; MHA: 384)"
+printf 'latent 1\n' >"$TMP/latent.cmd"
+"$SEEK" repl tiny-models/seek-v1-mini --script "$TMP/latent.cmd" >"$TMP/latent.out" 2>"$TMP/latent.err"
+rc=$?
+[ $rc -eq 0 ] && [ ! -s "$TMP/latent.err" ] && grep -q '^no latent cache: llama uses multi-head attention, so its cache holds K and V: 6 heads x (32 + 32) = 384 values = 768 B per token per layer in bf16$' "$TMP/latent.out" \
+  && ok || bad "latent on MHA: exit $rc: $(cat "$TMP/latent.out" "$TMP/latent.err" | tail -2)"
+printf 'latent 9\n' | "$SEEK" repl tiny-models/seek-v1-mini 2>&1 | grep -q '^error: layer 9 is out of range \[0, 4)' && ok || bad "latent on MHA: layer out of range not refused"
+
+# ablate says which token was top-1 and which is now, with probabilities (it was "top-1 was 282, now 51")
+printf 'prompt In the beginning\nablate head 0 3\n' | "$SEEK" repl tiny-models/seek-v3-mini >"$TMP/abl.out" 2>&1
+grep -q "^last position: top-1 was 275 ' of' (p 0\.4682 -> 0\.1828), now 51 ',' (p 0\.1944 -> 0\.3530); max |change| of a logit 2\.5353$" "$TMP/abl.out" \
+  && ok || bad "ablate: $(grep 'last position' "$TMP/abl.out")"
 finish

@@ -64,7 +64,7 @@ expect_fail "rl digits" "digits" "$SEEK" rl --init $MINI --out "$TMP/x" --digits
 expect_fail "rl family" "family" "$SEEK" rl --init $MINI --out "$TMP/x" --family mul
 expect_fail "rl too long" "max_position_embeddings" "$SEEK" rl --init $MINI --out "$TMP/x" --max-new 400
 expect_fail "rl unknown" "unknown option" "$SEEK" rl --init $MINI --out "$TMP/x" --lernrate 1
-expect_fail "rl unknown last" "unknown option --lernrate" "$SEEK" rl --init $MINI --out "$TMP/x" --lernrate
+expect_fail "rl unknown last" "unknown option '--lernrate'" "$SEEK" rl --init $MINI --out "$TMP/x" --lernrate
 expect_fail "rl missing value" "needs a value: --steps" "$SEEK" rl --init $MINI --out "$TMP/x" --steps
 expect_fail "rl init" "config.json" "$SEEK" rl --init "$TMP/none" --out "$TMP/x"
 [ ! -e "$TMP/x" ] && ok || bad "rl: a refused run created its folder"

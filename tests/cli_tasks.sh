@@ -119,7 +119,7 @@ head -c 3000000 /dev/zero | tr '\0' '9' | { printf 'x</think><answer>'; cat; pri
 expect_ok "check file: 3 MB answer" sh -c "$SEEK tasks --check --answer 433 --completion-file '$TMP/huge.txt' | grep -q 'integer out of range'"
 
 # ---- bad flags: one line, exit 2 for usage, 1 for a bad value ----
-expect_code "unknown flag" 2 "unknown argument --bogus" $SEEK tasks --bogus
+expect_code "unknown flag" 2 "unknown option '--bogus' (see 'seek tasks --help')" $SEEK tasks --bogus
 expect_code "flag without value" 2 "a value is missing after --n" $SEEK tasks --n
 expect_code "flag twice" 2 "given twice" $SEEK tasks --n 1 --n 2
 expect_code "--check without --answer" 2 "needs --answer" $SEEK tasks --check --completion x
@@ -127,7 +127,7 @@ expect_code "--check without completion" 2 "one of --completion" $SEEK tasks --c
 expect_code "--check with both completions" 2 "one of --completion" $SEEK tasks --check --answer 1 --completion x --completion-file y
 expect_code "--check with --n" 2 "takes only" $SEEK tasks --check --answer 1 --completion x --n 3
 expect_code "--answer without --check" 2 "go with --check" $SEEK tasks --answer 1
-expect_code "control bytes in a bad flag" 2 "unknown argument --a?b" $SEEK tasks "$(printf -- '--a\nb')"
+expect_code "control bytes in a bad flag" 2 "unknown option '--a?b'" $SEEK tasks "$(printf -- '--a\nb')"
 expect_code "--digits 0..3" 1 "each bound must be in 1..18" $SEEK tasks --digits 0..3
 expect_code "--digits 19" 1 "each bound must be in 1..18" $SEEK tasks --digits 19
 expect_code "--digits 3..2" 1 "minimum is above the maximum" $SEEK tasks --digits 3..2

@@ -100,13 +100,32 @@ expect_fail "id out of range" "out of range" $SEEK detokenize --tokenizer $DS --
 expect_fail "negative id" "out of range" $SEEK detokenize --tokenizer $DS --ids "-1"
 expect_fail "id not a number" "not an integer" $SEEK detokenize --tokenizer $DS --ids "12abc"
 expect_fail "text and file" "usage" $SEEK tokenize --tokenizer $DS --text a --file b
-expect_fail "unknown flag" "unknown argument" $SEEK tokenize --tokenizer $DS --txt a
+expect_fail "unknown flag" "^seek tokenize: unknown option '--txt' (did you mean '--text'?)$" $SEEK tokenize --tokenizer $DS --txt a
 expect_fail "flag without value" "needs a value" $SEEK tokenize --tokenizer
 expect_fail "no BOS known" "no BOS token" $SEEK tokenize --tokenizer $FIX/variant_llama3.json --text a --bos
 expect_fail "vocab too small" "too small" $SEEK bpe-train --corpus $FIX/corpus.txt --vocab 100 -o "$TMP/x.json"
 expect_fail "vocab not a number" "not an integer" $SEEK bpe-train --corpus $FIX/corpus.txt --vocab 1e3 -o "$TMP/x.json"
-expect_fail "bpe-train unknown flag" "unknown argument '--split-digit'.*\\[--split-digits\\]" $SEEK bpe-train --corpus $FIX/corpus.txt --vocab 300 --split-digit -o "$TMP/x.json"
+expect_fail "bpe-train unknown flag" "unknown option '--split-digit' (did you mean '--split-digits'?)" $SEEK bpe-train --corpus $FIX/corpus.txt --vocab 300 --split-digit -o "$TMP/x.json"
 expect_fail "bpe-train usage names --split-digits" "usage: .*\\[--split-digits\\]" $SEEK bpe-train --corpus $FIX/corpus.txt --split-digits
 expect_fail "missing corpus" "cannot open" $SEEK tokenize-corpus --tokenizer $DS --corpus "$TMP/nope.txt" -o "$TMP/x.bin"
+
+# a model folder or the default model's tokenizer (it was "--tokenizer FILE" or a usage error),
+# and each token's text beside its id with --strings (and at a terminal)
+MINI=tiny-models/seek-v3-mini
+expect_out "tokenize the default model's" "325 438 428" env -u SEEK_MODEL $SEEK tokenize --text "And God said"
+expect_out "tokenize a model folder" "325 438 428" $SEEK tokenize tiny-models/seek-v1-mini --text "And God said"
+expect_out "tokenize SEEK_MODEL's" "325 438 428" env SEEK_MODEL=$MINI $SEEK tokenize --text "And God said"
+expect_out "tokenize --strings" "325'And' 438' God' 428' said'" $SEEK tokenize --text "And God said" --strings
+expect_out "tokenize --strings --bos" "0'<｜begin▁of▁sentence｜>' 325'And'" $SEEK tokenize $MINI --text "And" --bos --strings
+expect_out "tokenize --strings escapes" "201'\\n'" $SEEK tokenize --tokenizer $DS --text $'\n' --strings
+expect_out "tokenize --strings --lines" "$(printf "325'And'\n438' God'")" sh -c "printf 'And\n God' | $SEEK tokenize --file - --lines --strings"
+expect_out "detokenize the default model's" "And God said" $SEEK detokenize --ids "325 438 428"
+expect_out "detokenize a model folder" "And God said" $SEEK detokenize $MINI --ids "325 438 428"
+expect_code "tokenize folder and --tokenizer" 2 "give a model folder or --tokenizer, not both" $SEEK tokenize $MINI --tokenizer $DS --text a
+expect_fail "tokenize a folder without a tokenizer" "tests/fixtures/v3/tokenizer.json: cannot open" $SEEK tokenize tests/fixtures/v3 --text a
+if command -v script >/dev/null; then   # at a terminal the strings come without asking
+  script -qec "$SEEK tokenize --text 'And God said'" /dev/null </dev/null | tr -d '\r' >"$TMP/tty.out"
+  grep -q "^325'And' 438' God' 428' said'$" "$TMP/tty.out" && ok || bad "tokenize at a terminal: '$(cat "$TMP/tty.out")'"
+fi
 
 finish

@@ -64,6 +64,11 @@ printf '{"model": "tiny-v3", "data": "%s", "data_format": "bytes", "out": "%s/ru
  "steps": 24, "warmup": 4, "lr": 3e-3, "lr_min": 3e-4, "mtp_depth": 1, "eval_interval": 12, "eval_batches": 2,
  "checkpoint_interval": 12, "seed": 5}' "$CORPUS" "$TMP" >"$TMP/t.json"
 expect_ok "train" "$SEEK" train --config "$TMP/t.json"
+# the progress lines name what they show (it was "load 3.66 idle 0.50"): the experts' load in words
+grep -q '^step 1/24 loss [0-9.]* main [0-9.]* mtp [0-9.]* bal [0-9.]* lr [0-9.e+-]* norm [0-9.]*; experts: busiest [0-9.]*x mean, [0-9]*% idle; [0-9]* tok/s' "$TMP/out" &&
+  ! grep -q ' load [0-9]\| idle [0-9]' "$TMP/out" && ok || bad "train: progress line '$(grep -m1 '^step 1/' "$TMP/out")'"
+grep -q '^step 12/24 .* | val [0-9.]*$' "$TMP/out" && grep -q '^done: 24 steps, final train loss [0-9.]*, validation loss [0-9.]*, 0 skipped' "$TMP/out" &&
+  ok || bad "train: validation in the progress and done lines: $(grep '^done' "$TMP/out")"
 first=$(grep -m1 '^step=1 ' "$TMP/run/train.log" | sed 's/.* main=\([0-9.]*\).*/\1/')
 last=$(grep '^eval step=24 ' "$TMP/run/train.log" | sed 's/.*val_loss=//')
 awk -v a="$first" -v b="$last" 'BEGIN { exit !(b + 0 < a - 0.5) }' && ok || bad "train: validation loss '$last' is not well below the first loss '$first'"
@@ -149,14 +154,36 @@ cmp -s "$TMP/nan/step-00000004/model.safetensors" "$TMP/nan/step-00000006/model.
 expect_ok "non-finite: saved weights are finite" "$SEEK" info "$TMP/nan" --check-finite
 # flags instead of (or over) a train.json
 expect_ok "train with flags" "$SEEK" train --model tiny-llama --data "$CORPUS" --data-format bytes --out "$TMP/fl" --steps 2 --batch 2 --seq-len 16 --eval-interval 0
-expect_fail "unknown flag" "unknown key 'lernrate'" "$SEEK" train --model tiny-llama --data x --out y --lernrate 3
+# --eval-interval 0: the summary says validation was not run (it said "validation loss nan"); a
+# dense model's progress has no experts
+grep -q '^done: 2 steps, final train loss [0-9.]*, validation not run (eval_interval 0), 0 skipped' "$TMP/out" && ! grep -qi nan "$TMP/out" &&
+  ok || bad "train --eval-interval 0: $(grep '^done' "$TMP/out")"
+grep -q '^step 1/2 .*norm [0-9.]*; [0-9]* tok/s' "$TMP/out" && ! grep -q experts "$TMP/out" && ok || bad "train dense: progress '$(grep -m1 '^step 1/' "$TMP/out")'"
+expect_code "unknown flag" 2 "^seek train: unknown option '--lernrate' (see 'seek train --help')$" "$SEEK" train --model tiny-llama --data x --out y --lernrate 3
+expect_code "mistyped flag" 2 "^seek train: unknown option '--eval-intervl' (did you mean '--eval-interval'?)$" "$SEEK" train --model tiny-llama --eval-intervl 0
+expect_code "mistyped flag with underscores" 2 "^seek train: unknown option '--seq_lem' (did you mean '--seq-len'?)$" "$SEEK" train --seq_lem 8
+# a model that is neither a preset nor a file: the presets, the nearest one, and never jansson's
+# "(line -1)" (it was "tiny-v4: unable to open tiny-v4: No such file or directory (line -1)")
+expect_fail "no such preset" "^seek train: model 'tiny-v4' is neither a preset (tiny-v3, tiny-llama) nor a config.json file (did you mean 'tiny-v3'?)$" \
+  "$SEEK" train --model tiny-v4 --data "$CORPUS" --data-format bytes --out "$TMP/nx"
+expect_fail "no such config" "^seek train: $TMP/none.json: cannot open: No such file or directory$" "$SEEK" train --config "$TMP/none.json"
+mkdir -p "$TMP/emptydir"
+expect_fail "init without config" "^seek train: init: $TMP/emptydir/config.json: cannot open: No such file or directory$" \
+  "$SEEK" train --init "$TMP/emptydir" --data "$CORPUS" --data-format bytes --out "$TMP/nx"
+printf '{"model": "tiny-v3",\n "data": x}' >"$TMP/badjson.json"
+expect_fail "bad train.json" "^seek train: $TMP/badjson.json: invalid JSON at line 2 column [0-9]*: " "$SEEK" train --config "$TMP/badjson.json"
+printf '{"model_type": "llama",' >"$TMP/badcfg.json"
+expect_fail "bad model config" "badcfg.json: invalid JSON at line 1 column [0-9]*: " \
+  "$SEEK" train --model "$TMP/badcfg.json" --data "$CORPUS" --data-format bytes --out "$TMP/nx"
+grep -q 'line -1' "$TMP/err" && bad "jansson's (line -1) reached a message: $(cat "$TMP/err")" || ok
 
 # ---- bad train configs and data: one-line errors before any work ----
 bad_cfg() { # name pattern json
   printf '%s' "$3" >"$TMP/bad.json"
   expect_fail "$1" "$2" "$SEEK" train --config "$TMP/bad.json"
 }
-bad_cfg "unknown key" "unknown key 'lerning_rate'" '{"model": "tiny-v3", "data": "x", "out": "y", "lerning_rate": 1}'
+bad_cfg "unknown key" "unknown key 'lerning_rate' (see docs/training.md for the keys)" '{"model": "tiny-v3", "data": "x", "out": "y", "lerning_rate": 1}'
+bad_cfg "mistyped key" "unknown key 'eval_intervl' (did you mean 'eval_interval'?)" '{"model": "tiny-v3", "data": "x", "out": "y", "eval_intervl": 1}'
 bad_cfg "batch 0" "'batch' = 0 is out of range" '{"model": "tiny-v3", "data": "x", "out": "y", "batch": 0}'
 bad_cfg "negative lr" "'lr' = -1 is out of range" '{"model": "tiny-v3", "data": "x", "out": "y", "lr": -1}'
 bad_cfg "seq_len too long" "seq_len 1000 exceeds the model's max_position_embeddings 256" "{\"model\": \"tiny-v3\", \"data\": \"$CORPUS\", \"data_format\": \"bytes\", \"out\": \"$TMP/y\", \"seq_len\": 1000}"

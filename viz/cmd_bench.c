@@ -36,6 +36,21 @@
 #include "train.h"
 #include "train_parts.h"
 
+/* --backend cuda or cuda-fast: the GPU bench (cmd_bench_cuda); any other --backend is refused
+ * (the CPU bench always runs ref and cpu side by side). Returns -1 when there is no --backend. */
+static int bench_backend(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--backend")) continue;
+        if (i + 1 < argc && (!strcmp(argv[i + 1], "cuda") || !strcmp(argv[i + 1], "cuda-fast"))) return cmd_bench_cuda(argc, argv);
+        char a[48];
+        if (i + 1 >= argc) fprintf(stderr, "seek bench: --backend needs a value (cuda or cuda-fast)\n");
+        else fprintf(stderr, "seek bench: --backend %s: expected cuda or cuda-fast (without --backend the bench runs ref and cpu side by side)\n",
+                     arg_for_message(a, argv[i + 1]));
+        return 2;
+    }
+    return -1;
+}
+
 #ifdef SEEK_HAVE_BLAS
 #include <cblas.h>
 #ifdef _OPENMP
@@ -327,8 +342,8 @@ static int profile_train(int steps, int B, SeekErr *err) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    for (int i = 1; i + 1 < argc; i++)
-        if (!strcmp(argv[i], "--backend") && (!strcmp(argv[i + 1], "cuda") || !strcmp(argv[i + 1], "cuda-fast"))) return cmd_bench_cuda(argc, argv);
+    int brc = bench_backend(argc, argv);
+    if (brc >= 0) return brc;
     int quick = 0, n_dirs = 0;
     long long prof_steps = 0, prof_batch = 1;
     const char *dirs[16];
@@ -344,8 +359,7 @@ int cmd_bench(int argc, char **argv) {
             }
             i++;
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "seek bench: unknown option '%s' (see 'seek help')\n", argv[i]);
-            return 2;
+            return cli_bad_option("bench", argv[i]);
         } else if (n_dirs < 16) dirs[n_dirs++] = argv[i];
         else {
             fprintf(stderr, "seek bench: at most 16 model folders\n");
@@ -354,7 +368,7 @@ int cmd_bench(int argc, char **argv) {
     }
     if (prof_steps) {
         if (profile_train((int)prof_steps, (int)prof_batch, &e)) {
-            fprintf(stderr, "seek bench: %s\n", e.msg);
+            cli_fail("bench", e.msg);
             return 1;
         }
         return 0;
@@ -397,15 +411,15 @@ int cmd_bench(int argc, char **argv) {
         }
     }
     if (rc) {
-        fprintf(stderr, "seek bench: %s\n", err.msg);
+        cli_fail("bench", err.msg);
         return 1;
     }
     return 0;
 }
 #else
 int cmd_bench(int argc, char **argv) {
-    for (int i = 1; i + 1 < argc; i++)
-        if (!strcmp(argv[i], "--backend") && (!strcmp(argv[i + 1], "cuda") || !strcmp(argv[i + 1], "cuda-fast"))) return cmd_bench_cuda(argc, argv);
+    int brc = bench_backend(argc, argv);
+    if (brc >= 0) return brc;
     fprintf(stderr, "seek bench: this seek was built without OpenBLAS, so there is no cpu backend to measure\n");
     return 1;
 }

@@ -173,8 +173,7 @@ int cmd_bench_cuda(int argc, char **argv) {
             }
             i++;
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "seek bench: unknown option '%s' with --backend %s (see 'seek help')\n", argv[i], backend_name(be));
-            return 2;
+            return cli_bad_option("bench", argv[i]);
         } else if (!src) src = argv[i];
         else {
             fprintf(stderr, "seek bench: --backend %s measures one config at a time ('%s' and '%s')\n", backend_name(be), src,
@@ -188,19 +187,19 @@ int cmd_bench_cuda(int argc, char **argv) {
         return 2;
     }
     if (backend_check(be, &err)) {
-        fprintf(stderr, "seek bench: %s\n", err.msg);
+        cli_fail("bench", err.msg);
         return 1;
     }
     Config c;
     Model m, g;
     if (load_config(&c, src, &err) || model_init(&m, &c, &err)) {
-        fprintf(stderr, "seek bench: %s\n", err.msg);
+        cli_fail("bench", err.msg);
         return 1;
     }
     if (T > c.max_pos) T = c.max_pos;
     if (model_init(&g, &c, &err)) {
         model_free(&m);
-        fprintf(stderr, "seek bench: %s\n", err.msg);
+        cli_fail("bench", err.msg);
         return 1;
     }
     bench_random_weights(&m, 1234);
@@ -276,7 +275,7 @@ int cmd_bench_cuda(int argc, char **argv) {
                    first, last);
         trainbuf_free(&tb);
     }
-    if (rc) fprintf(stderr, "seek bench: %s\n", err.msg);
+    if (rc) cli_fail("bench", err.msg);
     free(ids);
     free(logits);
     free(mom1);

@@ -163,8 +163,7 @@ int cmd_eval(int argc, char **argv) {
             }
             *slot = argv[++i];
         } else if (a[0] == '-') {
-            fprintf(stderr, "seek eval: unknown option '%s' (see 'seek help')\n", a);
-            return 2;
+            return cli_bad_option("eval", a);
         } else if (!dir) dir = a;
         else {
             fprintf(stderr, "seek eval: unexpected argument '%s'\n", a);
@@ -178,23 +177,23 @@ int cmd_eval(int argc, char **argv) {
     SeekErr err;
     char dbuf[4096];
     if (model_dir_or_default(&dir, dbuf, sizeof dbuf, &err)) {
-        fprintf(stderr, "seek eval: %s\n", err.msg);
+        cli_fail("eval", err.msg);
         return 1;
     }
     Backend be = backend_default();
     if (backend_s && backend_parse(backend_s, &be, &err)) {
-        fprintf(stderr, "seek eval: %s\n", err.msg);
+        cli_fail("eval", err.msg);
         return 1;
     }
     Model m;
     if (model_load(&m, dir, &err)) {
-        fprintf(stderr, "seek eval: %s\n", err.msg);
+        cli_fail("eval", err.msg);
         return 1;
     }
     char mdir[4096];
     if (model_resolve_dir(dir, mdir, sizeof mdir, &err)) {
         model_free(&m);
-        fprintf(stderr, "seek eval: %s\n", err.msg);
+        cli_fail("eval", err.msg);
         return 1;
     }
     const Config *c = &m.cfg;
@@ -291,7 +290,7 @@ int cmd_eval(int argc, char **argv) {
     if (tb_ok) trainbuf_free(&tb);
     model_free(&m);
     if (rc) {
-        fprintf(stderr, "seek eval: %s\n", err.msg);
+        cli_fail("eval", err.msg);
         return 1;
     }
     return 0;

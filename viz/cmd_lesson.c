@@ -83,7 +83,7 @@ static int list(void) {
     char **v;
     int n = list_files(&v, &err);
     if (n < 0) {
-        fprintf(stderr, "seek lesson: %s\n", err.msg);
+        cli_fail("lesson", err.msg);
         return 1;
     }
     for (int i = 0; i < n; i++) {
@@ -238,7 +238,7 @@ static int run_lesson(const char *path, const Lesson *l, LessonCellOut *cells_ou
     size_t on = 0, en = 0;
     SeekErr err;
     if (make_pic_dir(pic_dir, sizeof pic_dir, &err)) {
-        fprintf(stderr, "seek lesson: %s\n", err.msg);
+        cli_fail("lesson", err.msg);
         return 1;
     }
     FILE *out = open_memstream(&obuf, &on), *errf = out ? open_memstream(&ebuf, &en) : NULL;
@@ -361,7 +361,7 @@ static int html(const char *path, const Lesson *l, const char *out_path) {
         return 1;
     }
     if (html_target_ok(out_path, &err)) {
-        fprintf(stderr, "seek lesson: %s\n", err.msg);
+        cli_fail("lesson", err.msg);
         return 1;
     }
     LessonCellOut *cells = calloc((size_t)l->cells, sizeof *cells);
@@ -391,7 +391,7 @@ static int html(const char *path, const Lesson *l, const char *out_path) {
     free(ebuf);
     free(page);
     if (rc) {
-        fprintf(stderr, "seek lesson: %s\n", err.msg);
+        cli_fail("lesson", err.msg);
         return 1;
     }
     printf("wrote %s (%zu KiB): %s, %d cells, %d picture%s\n", out_path, (n + 1023) / 1024, l->title, l->cells, pics,
@@ -408,7 +408,7 @@ int cmd_lesson(int argc, char **argv) {
         else if (!strcmp(argv[i], "--html")) {
             if (i + 1 >= argc) return usage("--html needs an output file", NULL);
             html_out = argv[++i];
-        } else if (!strncmp(argv[i], "--", 2)) return usage("unknown option", argv[i]);
+        } else if (argv[i][0] == '-') return cli_bad_option("lesson", argv[i]);
         else if (which) return usage("one lesson at a time; also got", argv[i]);
         else which = argv[i];
     }
@@ -423,7 +423,7 @@ int cmd_lesson(int argc, char **argv) {
     SeekErr err;
     Lesson l;
     if (resolve(which, path, sizeof path, &err) || read_lesson(path, &l, &err)) {
-        fprintf(stderr, "seek lesson: %s\n", err.msg);
+        cli_fail("lesson", err.msg);
         return 1;
     }
     int rc = check_mode ? run_lesson(path, &l, NULL, NULL, NULL) : html_out ? html(path, &l, html_out) : lesson_step(path, &l, restart);

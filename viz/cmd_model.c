@@ -17,13 +17,10 @@
 
 #define MAX_IDS (1 << 20)
 
-static int fail(const char *cmd, const SeekErr *e) {
-    fprintf(stderr, "seek %s: %s\n", cmd, e->msg);
-    return 1;
-}
+static int fail(const char *cmd, const SeekErr *e) { return cli_fail(cmd, e->msg); }
 
 static int usage_error(const char *cmd, const char *msg) {
-    fprintf(stderr, "seek %s: %s (see 'seek help')\n", cmd, msg);
+    fprintf(stderr, "seek %s: %s (see 'seek %s --help')\n", cmd, msg, cmd);
     return 2;
 }
 
@@ -170,7 +167,8 @@ int cmd_info(int argc, char **argv) {
     int finite = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--check-finite")) finite = 1;
-        else if (argv[i][0] != '-' && !arg) arg = argv[i];
+        else if (argv[i][0] == '-') return cli_bad_option("info", argv[i]);
+        else if (!arg) arg = argv[i];
         else return usage_error("info", "expected: seek info [DIR] [--check-finite]");
     }
     SeekErr err;
@@ -254,8 +252,7 @@ int cmd_forward(int argc, char **argv) {
             }
             *dst = argv[++i];
         } else if (a[0] == '-') {
-            fprintf(stderr, "seek forward: unknown option '%s' (see 'seek help')\n", a);
-            return 2;
+            return cli_bad_option("forward", a);
         } else if (!dir) dir = a;
         else {
             fprintf(stderr, "seek forward: unexpected argument '%s'\n", a);
@@ -338,7 +335,8 @@ static int encode_prompt(const char *dir, const char *prompt, int V, Tokenizer *
 
 int cmd_generate(int argc, char **argv) {
     const char *dir = NULL, *ids_s = NULL, *prompt = NULL, *attn_s = "naive", *backend_s = NULL;
-    const char *n_s = NULL, *temp_s = "0", *topk_s = "0", *topp_s = "1", *seed_s = "0", *draft_s = NULL;
+    const char *n_s = GENERATE_DEFAULT_N_STR, *temp_s = "0", *topk_s = "0", *topp_s = "1", *seed_s = "0";
+    const char *draft_s = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **dst = !strcmp(a, "--ids") ? &ids_s : !strcmp(a, "--prompt") ? &prompt : !strcmp(a, "-n") ? &n_s
@@ -353,16 +351,15 @@ int cmd_generate(int argc, char **argv) {
             }
             *dst = argv[++i];
         } else if (a[0] == '-') {
-            fprintf(stderr, "seek generate: unknown option '%s' (see 'seek help')\n", a);
-            return 2;
+            return cli_bad_option("generate", a);
         } else if (!dir) dir = a;
         else {
             fprintf(stderr, "seek generate: unexpected argument '%s'\n", a);
             return 2;
         }
     }
-    if ((!ids_s == !prompt) || !n_s)
-        return usage_error("generate", "expected: seek generate [DIR] (--ids \"...\" | --prompt \"...\") -n N");
+    if (!ids_s == !prompt)
+        return usage_error("generate", "expected: seek generate [DIR] (--ids \"...\" | --prompt \"...\") [-n N]");
     SeekErr err;
     char dbuf[4096];
     if (model_dir_or_default(&dir, dbuf, sizeof dbuf, &err)) return fail("generate", &err);
@@ -446,8 +443,7 @@ int cmd_convert(int argc, char **argv) {
             if (i + 1 >= argc) return usage_error("convert", "--dtype needs a value");
             dtype_s = argv[++i];
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "seek convert: unknown option '%s' (see 'seek help')\n", argv[i]);
-            return 2;
+            return cli_bad_option("convert", argv[i]);
         } else if (!src) src = argv[i];
         else if (!out) out = argv[i];
         else {

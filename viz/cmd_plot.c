@@ -76,17 +76,13 @@ int cmd_plot(int argc, char **argv) {
     int n = 0, n_labels = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: " PLOT_USAGE "\n");
-            return 0;
-        }
         if (a[0] != '-' || !a[1]) {
             if (n == RLPLOT_MAX_RUNS) return usage("too many logs, at most 8:", a);
             args[n++] = a;
             continue;
         }
         if (strcmp(a, "-o") && strcmp(a, "--out") && strcmp(a, "--label") && strcmp(a, "--title"))
-            return usage("unknown option", a);
+            return cli_bad_option("plot", a);
         if (i + 1 >= argc) return usage("needs a value:", a);
         const char *v = argv[++i];
         if (!strcmp(a, "--label")) {
@@ -110,7 +106,7 @@ int cmd_plot(int argc, char **argv) {
     for (int i = 0; i < n; i++) {
         if (log_path(args[i], paths[i], sizeof paths[i], labels[i], sizeof labels[i], &err)) {
             printable(err.msg);
-            fprintf(stderr, "seek plot: %s\n", err.msg);
+            cli_fail("plot", err.msg);
             return 1;
         }
         if (i < n_labels) snprintf(labels[i], sizeof labels[i], "%s", given[i]);
@@ -132,7 +128,7 @@ int cmd_plot(int argc, char **argv) {
     if (!rc) rc = png_write(out, &im, &err);
     if (rc) {
         printable(err.msg); /* a path with a newline in it must not break the line */
-        fprintf(stderr, "seek plot: %s\n", err.msg);
+        cli_fail("plot", err.msg);
     } else {
         for (int i = 0; i < n; i++) {
             const RlLog *l = &logs[i];

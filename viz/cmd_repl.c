@@ -4,6 +4,9 @@
  * commands, stage names, parameter names and keywords. Otherwise (a pipe, a file, --script):
  * plain reading, each line echoed after the prompt so the output reads as a transcript.
  * Lines are capped at REPL_MAX_LINE bytes ("line too long", the rest of the line discarded).
+ * Without DIR the default model is loaded (model_dir_or_default: $SEEK_MODEL, else
+ * tiny-models/seek-v3-mini beside the binary), whatever the input; when there is none the session
+ * starts with no model and says so on stderr.
  * EOF ends the session with status 0 (a last line without a newline still runs); with --script
  * the status is 1 when any command failed, so lessons double as tests.
  * Signals: Ctrl-C during `gen` stops the generation; at an interactive prompt the first Ctrl-C
@@ -224,8 +227,7 @@ int cmd_repl(int argc, char **argv) {
             }
             script = argv[++i];
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "seek repl: unknown option '%s' (expected: seek repl [DIR] [--script FILE])\n", argv[i]);
-            return 2;
+            return cli_bad_option("repl", argv[i]);
         } else if (!dir) dir = argv[i];
         else {
             fprintf(stderr, "seek repl: unexpected argument '%s' (expected: seek repl [DIR] [--script FILE])\n", argv[i]);
@@ -250,14 +252,23 @@ int cmd_repl(int argc, char **argv) {
     g_repl = &r;
     int interactive = !script && isatty(STDIN_FILENO);
     r.interactive = interactive;
-    /* at a terminal with no DIR: the default model (a script or a pipe says `load` itself) */
-    char dbuf[4096];
+    /* no DIR: the default model, at a terminal, from a pipe or with --script alike; shown relative
+     * to the working folder when it lies below it (tiny-models/seek-v3-mini from the repository) */
+    char dbuf[4096], cwd[4096];
     SeekErr derr;
-    if (interactive) (void)model_dir_or_default(&dir, dbuf, sizeof dbuf, &derr); /* none: start empty */
+    const int given = dir != NULL;
+    if (!given && model_dir_or_default(&dir, dbuf, sizeof dbuf, &derr))
+        fprintf(stderr, "seek repl: %s; starting with no model ('load DIR' loads one)\n", derr.msg);
+    if (!given && dir && getcwd(cwd, sizeof cwd)) {
+        size_t n = strlen(cwd);
+        if (n > 1 && !strncmp(dir, cwd, n) && dir[n] == '/' && dir[n + 1]) dir += n + 1;
+    }
     if (dir) {
         SeekErr err;
         if (repl_load(&r, dir, &err)) {
-            fprintf(stderr, "seek repl: %s\n", err.msg);
+            fprintf(stderr, "seek repl: %s%s\n",
+                    given ? "" : getenv("SEEK_MODEL") && *getenv("SEEK_MODEL") ? "the default model ($SEEK_MODEL) did not load: "
+                                                                              : "the default model did not load: ", err.msg);
             repl_free(&r);
             if (script) fclose(in);
             return 1;

@@ -71,7 +71,8 @@ int cmd_rl(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--no-scale-rewards")) { scale = 0; continue; }
         if (!strcmp(a, "--no-length-norm")) { lnorm = 0; continue; }
-        if (strncmp(a, "--", 2)) return usage("unexpected argument", a);
+        if (a[0] != '-') return usage("unexpected argument", a);
+        if (strncmp(a, "--", 2) || !strcmp(a, "--help")) return cli_bad_option("rl", a);
         /* a flag last on the line has no value: "" stands in, and a known flag says so below */
         const int missing = i + 1 >= argc;
         const char *v = missing ? "" : argv[++i];
@@ -101,11 +102,11 @@ int cmd_rl(int argc, char **argv) {
         else if (!strcmp(a, "--clip")) rc = parse_f64(v, 1e-6, 0.999999, &clip, "--clip", &err);
         else if (!strcmp(a, "--lr")) rc = parse_f64(v, 0, 10, &lr, "--lr", &err);
         else if (!strcmp(a, "--w-format")) rc = parse_f64(v, 0, 100, &w_fmt, "--w-format", &err);
-        else return usage("unknown option", a);
+        else return cli_bad_option("rl", a);
         if (missing) return usage("needs a value:", a);
     }
     if (rc) {
-        fprintf(stderr, "seek rl: %s\n", err.msg);
+        cli_fail("rl", err.msg);
         return 1;
     }
     if (!init) return usage("--init is required", NULL);
@@ -123,14 +124,14 @@ int cmd_rl(int argc, char **argv) {
     }
     Backend be = backend_default();
     if (backend_s && backend_parse(backend_s, &be, &err)) {
-        fprintf(stderr, "seek rl: %s\n", err.msg);
+        cli_fail("rl", err.msg);
         return 1;
     }
     RlOpts o = {(int)prompts, (int)group, (int)max_new, (float)temperature, (float)top_p, (uint64_t)seed, (float)beta,
                 (float)clip, scale, lnorm, 1.0f, (float)w_fmt, {0}};
     o.task.allow_negative = 0;
     if (task_parse_family(&o.task, family, &err) || task_parse_digits(&o.task, digits, &err)) {
-        fprintf(stderr, "seek rl: %s\n", err.msg);
+        cli_fail("rl", err.msg);
         return 1;
     }
     /* everything checked before any work: the policy, its frozen reference, the tokenizer */
@@ -152,7 +153,7 @@ int cmd_rl(int argc, char **argv) {
         RlEvalOpts eo = {(int)eval_n, (int)eval_s, (int)pass_k, (float)eval_t, (float)eval_p, (uint64_t)seed, (int)show, stdout};
         RlEval e;
         if ((rc = rl_eval(be, &m, tok, &o, &eo, &e, &err)) == 0) print_eval(stdout, NULL, &eo, &e, 0);
-        if (rc) fprintf(stderr, "seek rl: %s\n", err.msg);
+        if (rc) cli_fail("rl", err.msg);
         goto done;
     }
     if (!rc && (rc = rl_step_init(&x, &o, &m.cfg, tok, &err)) == 0) have_x = 1;
@@ -171,7 +172,7 @@ int cmd_rl(int argc, char **argv) {
         rc = seek_fail(&err, "%s: cannot open: %s", logpath, strerror(errno));
     if (log) setvbuf(log, NULL, _IOLBF, 0); /* each line reaches the file as it is written: a kill loses none */
     if (rc) {
-        fprintf(stderr, "seek rl: %s\n", err.msg);
+        cli_fail("rl", err.msg);
         goto done;
     }
     tr.o.log = log;
@@ -231,7 +232,7 @@ int cmd_rl(int argc, char **argv) {
     }
     printf("done: %lld steps; checkpoint in %s/latest, log %s, curves %s/curves.png\n", steps, out, logpath, out);
 fail:
-    if (rc) fprintf(stderr, "seek rl: %s\n", err.msg);
+    if (rc) cli_fail("rl", err.msg);
 done:
     if (log) fclose(log);
     if (have_tr) trainer_free(&tr);

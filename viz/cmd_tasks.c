@@ -46,7 +46,7 @@ static int usage_tasks(const char *msg, const char *arg) {
 }
 
 static int bad_value(const SeekErr *e) {
-    fprintf(stderr, "seek tasks: %s\n", e->msg);
+    cli_fail("tasks", e->msg);
     return 1;
 }
 
@@ -174,7 +174,8 @@ int cmd_tasks(int argc, char **argv) {
         else if (!strcmp(argv[i], "--jsonl")) { jsonl = 1; continue; }
         else if (!strcmp(argv[i], "--negative")) { negative = 1; continue; }
         else if (!strcmp(argv[i], "--check")) { check_mode = 1; continue; }
-        else return usage_tasks("unknown argument", argv[i]);
+        else if (argv[i][0] == '-') return cli_bad_option("tasks", argv[i]);
+        else return usage_tasks("unexpected argument", argv[i]);
         if (i + 1 >= argc) return usage_tasks("a value is missing after", argv[i]);
         if (*dst) return usage_tasks("given twice:", argv[i]);
         *dst = argv[++i];

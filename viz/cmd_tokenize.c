@@ -1,10 +1,13 @@
 /* cmd_tokenize.c: `seek tokenize`, `seek detokenize`, `seek bpe-train`, `seek tokenize-corpus`.
  *
- *   seek tokenize --tokenizer FILE (--text "..." | --file F) [--lines] [--bos]
+ *   seek tokenize [DIR] [--tokenizer FILE] (--text "..." | --file F) [--lines] [--bos] [--strings]
  *       prints the ids separated by spaces; with --lines, one output line per input line (the
- *       newline itself not encoded). FILE is a tokenizer.json or a folder holding one; F may be
- *       "-" for standard input. --bos puts the BOS id first (each line's, with --lines).
- *   seek detokenize --tokenizer FILE --ids "1 2 3"
+ *       newline itself not encoded). FILE is a tokenizer.json or a folder holding one; without it
+ *       the model folder DIR's (a run folder: its latest checkpoint's), or the default model's
+ *       (model_dir_or_default). F may be "-" for standard input. --bos puts the BOS id first
+ *       (each line's, with --lines). --strings, and any output to a terminal, shows each token's
+ *       text beside its id as the REPL does, 325'And' 438' God' (escaped; UTF-8 kept).
+ *   seek detokenize [DIR] [--tokenizer FILE] --ids "1 2 3"
  *       prints the text (the decoded bytes exactly, then a newline).
  *   seek bpe-train --corpus F --vocab N [--special TOK]... [--no-default-special] [--split-digits]
  *                  -o tokenizer.json
@@ -26,6 +29,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "term.h"
 #include "tokenizer.h"
 
 #define MAX_INPUT_BYTES ((size_t)4 << 30)
@@ -82,23 +86,49 @@ static int flush_stdout(const char *cmd) {
     return 0;
 }
 
-static void print_ids(const int32_t *ids, size_t n) {
-    for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
+static void print_ids(const Tokenizer *t, const int32_t *ids, size_t n, bool strings) {
+    for (size_t i = 0; i < n; i++) {
+        printf(i ? " %d" : "%d", ids[i]);
+        if (!strings) continue;
+        size_t len = 0;
+        const uint8_t *b = tokenizer_token_bytes(t, ids[i], &len);
+        char esc[256];
+        escape_bytes(esc, sizeof esc, b ? b : (const uint8_t *)"", b ? len : 0, 1);
+        printf("'%s'", esc);
+    }
     putchar('\n');
+}
+
+/* The tokenizer a command uses: --tokenizer FILE when given, else the model folder dir's (a run
+ * folder: its latest checkpoint's), else the default model's. Writes the path into buf. */
+static int tokenizer_path(const char *cmd, const char *tok_path, const char *dir, char *buf, size_t cap, const char **out) {
+    SeekErr err;
+    if (tok_path && dir) {
+        fprintf(stderr, "seek %s: give a model folder or --tokenizer, not both ('%s' and --tokenizer %s)\n", cmd, dir, tok_path);
+        return 2;
+    }
+    if (tok_path) {
+        *out = tok_path;
+        return 0;
+    }
+    char dbuf[4096];
+    if (model_dir_or_default(&dir, dbuf, sizeof dbuf, &err) || model_resolve_dir(dir, buf, cap, &err)) return cli_fail(cmd, err.msg);
+    *out = buf;
+    return 0;
 }
 
 /* Flag parsing shared by the four commands: --name VALUE pairs and bare switches. */
 static const char *take(int argc, char **argv, int *i, const char *cmd) {
     if (*i + 1 >= argc) {
-        fprintf(stderr, "seek %s: %s needs a value (try 'seek help')\n", cmd, argv[*i]);
+        fprintf(stderr, "seek %s: %s needs a value (see 'seek %s --help')\n", cmd, argv[*i], cmd);
         return NULL;
     }
     return argv[++*i];
 }
 
 int cmd_tokenize(int argc, char **argv) {
-    const char *tok_path = NULL, *text = NULL, *file = NULL;
-    bool lines = false, bos = false;
+    const char *tok_path = NULL, *text = NULL, *file = NULL, *dir = NULL;
+    bool lines = false, bos = false, strings = isatty(STDOUT_FILENO);
     for (int i = 1; i < argc; i++) {
         const char **dst = NULL;
         if (!strcmp(argv[i], "--tokenizer")) dst = &tok_path;
@@ -106,27 +136,33 @@ int cmd_tokenize(int argc, char **argv) {
         else if (!strcmp(argv[i], "--file")) dst = &file;
         else if (!strcmp(argv[i], "--lines")) { lines = true; continue; }
         else if (!strcmp(argv[i], "--bos")) { bos = true; continue; }
+        else if (!strcmp(argv[i], "--strings")) { strings = true; continue; }
+        else if (argv[i][0] == '-') return cli_bad_option("tokenize", argv[i]);
+        else if (!dir) { dir = argv[i]; continue; }
         else {
-            fprintf(stderr, "seek tokenize: unknown argument '%s' (usage: seek tokenize --tokenizer FILE (--text \"...\" | --file F) [--lines] [--bos])\n", argv[i]);
+            fprintf(stderr, "seek tokenize: unexpected argument '%s' (one model folder at most; see 'seek tokenize --help')\n", argv[i]);
             return 2;
         }
         if (!(*dst = take(argc, argv, &i, "tokenize"))) return 2;
     }
-    if (!tok_path || (!text) == (!file)) {
-        fprintf(stderr, "seek tokenize: usage: seek tokenize --tokenizer FILE (--text \"...\" | --file F) [--lines] [--bos]\n");
+    if ((!text) == (!file)) {
+        fprintf(stderr, "seek tokenize: usage: seek tokenize [DIR] [--tokenizer FILE] (--text \"...\" | --file F) [--lines] [--bos] [--strings]\n");
         return 2;
     }
+    char tbuf[4096];
+    int prc = tokenizer_path("tokenize", tok_path, dir, tbuf, sizeof tbuf, &tok_path);
+    if (prc) return prc;
     SeekErr err = {{0}};
     Tokenizer *t = NULL;
     char *buf = NULL;
     size_t n = 0;
     if (tokenizer_load(&t, tok_path, &err)) {
-        fprintf(stderr, "seek tokenize: %s\n", err.msg);
+        cli_fail("tokenize", err.msg);
         return 1;
     }
     if (file) {
         if (read_input(file, &buf, &n, &err)) {
-            fprintf(stderr, "seek tokenize: %s\n", err.msg);
+            cli_fail("tokenize", err.msg);
             tokenizer_free(t);
             return 1;
         }
@@ -143,12 +179,12 @@ int cmd_tokenize(int argc, char **argv) {
             size_t end = nl ? (size_t)(nl - s) : n;
             ids.n = 0;
             if (tokenizer_encode(t, s + start, end - start, bos, &ids, &err)) { rc = 1; break; }
-            print_ids(ids.ids, ids.n);
+            print_ids(t, ids.ids, ids.n, strings);
             start = end + 1;
         }
     } else if (tokenizer_encode(t, s, n, bos, &ids, &err)) rc = 1;
-    else print_ids(ids.ids, ids.n);
-    if (rc) fprintf(stderr, "seek tokenize: %s\n", err.msg);
+    else print_ids(t, ids.ids, ids.n, strings);
+    if (rc) cli_fail("tokenize", err.msg);
     else rc = flush_stdout("tokenize");
     free(ids.ids);
     free(buf);
@@ -177,32 +213,37 @@ static int parse_ids(const char *s, int32_t n_ids, TokIds *out, SeekErr *err) {
 }
 
 int cmd_detokenize(int argc, char **argv) {
-    const char *tok_path = NULL, *ids_s = NULL;
+    const char *tok_path = NULL, *ids_s = NULL, *dir = NULL;
     for (int i = 1; i < argc; i++) {
         const char **dst = NULL;
         if (!strcmp(argv[i], "--tokenizer")) dst = &tok_path;
         else if (!strcmp(argv[i], "--ids")) dst = &ids_s;
+        else if (argv[i][0] == '-') return cli_bad_option("detokenize", argv[i]);
+        else if (!dir) { dir = argv[i]; continue; }
         else {
-            fprintf(stderr, "seek detokenize: unknown argument '%s' (usage: seek detokenize --tokenizer FILE --ids \"1 2 3\")\n", argv[i]);
+            fprintf(stderr, "seek detokenize: unexpected argument '%s' (one model folder at most; see 'seek detokenize --help')\n", argv[i]);
             return 2;
         }
         if (!(*dst = take(argc, argv, &i, "detokenize"))) return 2;
     }
-    if (!tok_path || !ids_s) {
-        fprintf(stderr, "seek detokenize: usage: seek detokenize --tokenizer FILE --ids \"1 2 3\"\n");
+    if (!ids_s) {
+        fprintf(stderr, "seek detokenize: usage: seek detokenize [DIR] [--tokenizer FILE] --ids \"1 2 3\"\n");
         return 2;
     }
+    char tbuf[4096];
+    int prc = tokenizer_path("detokenize", tok_path, dir, tbuf, sizeof tbuf, &tok_path);
+    if (prc) return prc;
     SeekErr err = {{0}};
     Tokenizer *t = NULL;
     if (tokenizer_load(&t, tok_path, &err)) {
-        fprintf(stderr, "seek detokenize: %s\n", err.msg);
+        cli_fail("detokenize", err.msg);
         return 1;
     }
     TokIds ids = {0};
     TokBytes out = {0};
     int rc = 0;
     if (parse_ids(ids_s, tokenizer_n_ids(t), &ids, &err) || tokenizer_decode(t, ids.ids, ids.n, &out, &err)) {
-        fprintf(stderr, "seek detokenize: %s\n", err.msg);
+        cli_fail("detokenize", err.msg);
         rc = 1;
     } else {
         fwrite(out.data, 1, out.n, stdout);
@@ -247,8 +288,7 @@ int cmd_bpe_train(int argc, char **argv) {
             n_extra++;
             continue;
         } else {
-            fprintf(stderr, "seek bpe-train: unknown argument '%s' (%s)\n", argv[i], usage);
-            return 2;
+            return cli_bad_option("bpe-train", argv[i]);
         }
         if (!(*dst = take(argc, argv, &i, "bpe-train"))) return 2;
     }
@@ -256,7 +296,7 @@ int cmd_bpe_train(int argc, char **argv) {
     SeekErr err = {{0}};
     long long vocab;
     if (parse_i64(vocab_s, 1, (long long)TOK_MAX_VOCAB, &vocab, "--vocab", &err)) {
-        fprintf(stderr, "seek bpe-train: %s\n", err.msg);
+        cli_fail("bpe-train", err.msg);
         return 2;
     }
     int ns = 0;
@@ -265,7 +305,7 @@ int cmd_bpe_train(int argc, char **argv) {
     for (int i = 0; i < n_extra; i++) { special[ns] = extra[i]; is_special[ns++] = true; }
     char *text = NULL;
     size_t n = 0;
-    if (read_input(corpus, &text, &n, &err)) { fprintf(stderr, "seek bpe-train: %s\n", err.msg); return 1; }
+    if (read_input(corpus, &text, &n, &err)) { cli_fail("bpe-train", err.msg); return 1; }
     BpeTrainConfig cfg = {.vocab_size = (int32_t)vocab, .special = special, .special_is_special = is_special, .n_special = ns,
                          .split_digits = split_digits};
     Progress pr = {"bpe-train merges", -1, isatty(2), now_s()};
@@ -273,11 +313,11 @@ int cmd_bpe_train(int argc, char **argv) {
     double t0 = now_s();
     int rc = 0;
     if (bpe_train(text, n, &cfg, &json, progress_cb, &pr, &err)) {
-        fprintf(stderr, "seek bpe-train: %s\n", err.msg);
+        cli_fail("bpe-train", err.msg);
         rc = 1;
         goto done;
     }
-    if (write_file_atomic(out_path, json, strlen(json), &err)) { fprintf(stderr, "seek bpe-train: %s\n", err.msg); rc = 1; goto done; }
+    if (write_file_atomic(out_path, json, strlen(json), &err)) { cli_fail("bpe-train", err.msg); rc = 1; goto done; }
     char cfgpath[4096], dir[4096];
     snprintf(dir, sizeof dir, "%s", out_path);
     char *slash = strrchr(dir, '/');
@@ -313,7 +353,7 @@ int cmd_tokenize_corpus(int argc, char **argv) {
         else if (!strcmp(argv[i], "--corpus")) dst = &corpus;
         else if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--out")) dst = &out_path;
         else if (!strcmp(argv[i], "--bos")) { bos = true; continue; }
-        else { fprintf(stderr, "seek tokenize-corpus: unknown argument '%s' (%s)\n", argv[i], usage); return 2; }
+        else return cli_bad_option("tokenize-corpus", argv[i]);
         if (!(*dst = take(argc, argv, &i, "tokenize-corpus"))) return 2;
     }
     if (!tok_path || !corpus || !out_path) { fprintf(stderr, "seek tokenize-corpus: %s\n", usage); return 2; }
@@ -335,7 +375,7 @@ int cmd_tokenize_corpus(int argc, char **argv) {
     rc = flush_stdout("tokenize-corpus");
     goto done;
 fail:
-    fprintf(stderr, "seek tokenize-corpus: %s\n", err.msg);
+    cli_fail("tokenize-corpus", err.msg);
 done:
     free(ids.ids);
     free(text);

@@ -6,11 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend.h"
 #include "backward.h"
 #include "commands.h"
+#include "config.h"
+#include "jsonutil.h"
 #include "model.h"
 #include "plot.h"
 #include "safetensors.h"
@@ -76,8 +79,7 @@ int cmd_grad(int argc, char **argv) {
             }
             *dst = argv[++i];
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "seek grad: unknown option '%s' (see 'seek help')\n", argv[i]);
-            return 2;
+            return cli_bad_option("grad", argv[i]);
         } else if (!dir) dir = argv[i];
         else {
             fprintf(stderr, "seek grad: unexpected argument '%s'\n", argv[i]);
@@ -91,12 +93,12 @@ int cmd_grad(int argc, char **argv) {
     SeekErr err;
     Backend be = backend_default();
     if (backend_s && backend_parse(backend_s, &be, &err)) {
-        fprintf(stderr, "seek grad: %s\n", err.msg);
+        cli_fail("grad", err.msg);
         return 1;
     }
     int *ids = NULL, *targets = NULL, B = 0, T = 0;
     if (ids_s && (parse_id_batch(ids_s, &ids, &B, &T, &err) || (plen_s && parse_prompt_lens(plen_s, ids, B, T, &targets, &err)))) {
-        fprintf(stderr, "seek grad: %s\n", err.msg);
+        cli_fail("grad", err.msg);
         free(ids);
         return 1;
     }
@@ -105,7 +107,7 @@ int cmd_grad(int argc, char **argv) {
     if (rc) {
         free(ids);
         free(targets);
-        fprintf(stderr, "seek grad: %s\n", err.msg);
+        cli_fail("grad", err.msg);
         return 1;
     }
     for (int i = 0; !rc && i < B * T; i++)
@@ -148,7 +150,7 @@ int cmd_grad(int argc, char **argv) {
     free(ids);
     free(targets);
     if (rc) {
-        fprintf(stderr, "seek grad: %s\n", err.msg);
+        cli_fail("grad", err.msg);
         return 1;
     }
     return 0;
@@ -214,30 +216,84 @@ static int tc_defaults(TrainConfig *t) {
     return 0;
 }
 
+/* The keys of train.json, each also a flag (--seq-len or --seq_len), with its JSON type:
+ * 's' string, 'i' integer, 'f' number, 'm' the model (a string or an object). */
+static const struct { const char *key; char type; } TRAIN_KEYS[] = {
+    {"model", 'm'}, {"init", 's'}, {"objective", 's'}, {"data", 's'}, {"data_format", 's'}, {"tokenizer", 's'},
+    {"out", 's'}, {"log", 's'},
+    {"seed", 'i'}, {"batch", 'i'}, {"seq_len", 'i'}, {"steps", 'i'}, {"warmup", 'i'}, {"decay_steps", 'i'},
+    {"eval_interval", 'i'}, {"eval_batches", 'i'}, {"checkpoint_interval", 'i'}, {"mtp_depth", 'i'},
+    {"max_bad_steps", 'i'}, {"init_std", 'f'}, {"lr", 'f'}, {"lr_min", 'f'}, {"weight_decay", 'f'},
+    {"beta1", 'f'}, {"beta2", 'f'}, {"eps", 'f'}, {"grad_clip", 'f'}, {"mtp_lambda", 'f'}, {"bias_gamma", 'f'},
+    {"balance_alpha", 'f'}, {"val_fraction", 'f'}, {"spike_z", 'f'}, {"schedule", 's'}};
+#define N_TRAIN_KEYS (sizeof TRAIN_KEYS / sizeof TRAIN_KEYS[0])
+
+/* The presets `model` names; anything else is a config.json path. */
+#define TRAIN_PRESETS "tiny-v3, tiny-llama"
+
+static int train_key_index(const char *key) {
+    for (size_t k = 0; k < N_TRAIN_KEYS; k++)
+        if (!strcmp(TRAIN_KEYS[k].key, key)) return (int)k;
+    return -1;
+}
+
+/* " (did you mean 'lr'?)" for an unknown key, as keys (underscores) or as flags (--dashes) */
+static void train_key_hint(const char *key, int as_flag, char *out, size_t cap) {
+    char names[N_TRAIN_KEYS + 3][40];
+    const char *cands[N_TRAIN_KEYS + 3];
+    static const char *const extra[3] = {"config", "resume", "backend"};
+    size_t n = 0;
+    for (size_t k = 0; k < N_TRAIN_KEYS + (as_flag ? 3 : 0); k++) {
+        const char *name = k < N_TRAIN_KEYS ? TRAIN_KEYS[k].key : extra[k - N_TRAIN_KEYS];
+        snprintf(names[n], sizeof names[n], "%s%s", as_flag ? "--" : "", name);
+        for (char *c = names[n]; as_flag && *c; c++)
+            if (*c == '_') *c = '-';
+        cands[n] = names[n];
+        n++;
+    }
+    char word[80];
+    snprintf(word, sizeof word, "%s%s", as_flag ? "--" : "", key);
+    for (char *c = word; as_flag && *c; c++)
+        if (*c == '_') *c = '-';
+    cli_suggest(word, cands, n, out, cap);
+}
+
+void train_print_keys(FILE *out) {
+    fprintf(out, "--KEY VALUE: any train.json key as a flag, e.g. --seq-len 64 (dashes or underscores), over the file's value:\n ");
+    size_t col = 1;
+    for (size_t k = 0; k < N_TRAIN_KEYS; k++) {
+        char flag[40];
+        snprintf(flag, sizeof flag, " --%s", TRAIN_KEYS[k].key);
+        for (char *c = flag; *c; c++)
+            if (*c == '_') *c = '-';
+        if (col + strlen(flag) > 100) {
+            fprintf(out, "\n ");
+            col = 1;
+        }
+        fprintf(out, "%s", flag);
+        col += strlen(flag);
+    }
+    fprintf(out, "\n(defaults and meanings: docs/training.md)\n");
+}
+
 /* Reads train.json strictly: every key known, every value of its type and range. */
 static int tc_parse(TrainConfig *t, json_t *root, const char *path, SeekErr *err) {
     if (!json_is_object(root)) return seek_fail(err, "%s: expected a JSON object", path);
-    static const struct { const char *key; char type; } known[] = {
-        {"model", 'm'}, {"data", 's'}, {"data_format", 's'}, {"out", 's'}, {"log", 's'}, {"tokenizer", 's'},
-        {"init", 's'}, {"objective", 's'},
-        {"seed", 'i'}, {"batch", 'i'}, {"seq_len", 'i'}, {"steps", 'i'}, {"warmup", 'i'}, {"decay_steps", 'i'},
-        {"eval_interval", 'i'}, {"eval_batches", 'i'}, {"checkpoint_interval", 'i'}, {"mtp_depth", 'i'},
-        {"max_bad_steps", 'i'}, {"init_std", 'f'}, {"lr", 'f'}, {"lr_min", 'f'}, {"weight_decay", 'f'},
-        {"beta1", 'f'}, {"beta2", 'f'}, {"eps", 'f'}, {"grad_clip", 'f'}, {"mtp_lambda", 'f'}, {"bias_gamma", 'f'},
-        {"balance_alpha", 'f'}, {"val_fraction", 'f'}, {"spike_z", 'f'}, {"schedule", 's'}};
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v) {
-        size_t k = 0;
-        while (k < sizeof known / sizeof known[0] && strcmp(known[k].key, key)) k++;
-        if (k == sizeof known / sizeof known[0])
-            return seek_fail(err, "%s: unknown key '%s' (see docs/training.md for the keys)", path, key);
-        char ty = known[k].type;
+        int k = train_key_index(key);
+        if (k < 0) {
+            char hint[160];
+            train_key_hint(key, 0, hint, sizeof hint);
+            return seek_fail(err, "%s: unknown key '%s'%s", path, key, hint[0] ? hint : " (see docs/training.md for the keys)");
+        }
+        char ty = TRAIN_KEYS[k].type;
         if (ty == 's' && !json_is_string(v)) return seek_fail(err, "%s: '%s' must be a string", path, key);
         if (ty == 'i' && !json_is_integer(v)) return seek_fail(err, "%s: '%s' must be an integer", path, key);
         if (ty == 'f' && !json_is_number(v)) return seek_fail(err, "%s: '%s' must be a number", path, key);
         if (ty == 'm' && !json_is_string(v) && !json_is_object(v))
-            return seek_fail(err, "%s: 'model' must be a config.json path, a preset name (tiny-v3, tiny-llama) or an object", path);
+            return seek_fail(err, "%s: 'model' must be a config.json path, a preset name (" TRAIN_PRESETS ") or an object", path);
     }
 #define S(name) if ((v = json_object_get(root, #name))) t->name = json_string_value(v)
 #define I(name, lo, hi) if ((v = json_object_get(root, #name))) { t->name = json_integer_value(v); \
@@ -280,7 +336,7 @@ static int tc_parse(TrainConfig *t, json_t *root, const char *path, SeekErr *err
     if (t->init && (t->model || t->model_obj))
         return seek_fail(err, "%s: 'init' (a model folder to start from) and 'model' (a new model) exclude each other", path);
     if (!t->model && !t->model_obj && !t->init)
-        return seek_fail(err, "%s: 'model' is missing (a config.json path, tiny-v3 or tiny-llama; or 'init', a model folder to fine-tune)", path);
+        return seek_fail(err, "%s: 'model' is missing (a config.json path or a preset: " TRAIN_PRESETS "; or 'init', a model folder to fine-tune)", path);
     if (!t->data)
         return seek_fail(err, "%s: 'data' is missing (%s)", path,
                          t->sft ? "a JSONL file of {\"prompt\": ..., \"response\": ...} lines" : "a token file, or a text file with data_format bytes");
@@ -289,6 +345,18 @@ static int tc_parse(TrainConfig *t, json_t *root, const char *path, SeekErr *err
     if (t->lr_min > t->lr) return seek_fail(err, "%s: 'lr_min' %g is above 'lr' %g", path, t->lr_min, t->lr);
     if (t->schedule == SCHED_WSD && t->decay_steps <= 0) return seek_fail(err, "%s: schedule wsd needs 'decay_steps' > 0", path);
     return 0;
+}
+
+/* A JSON file read whole (read_text_file: "PATH: cannot open: REASON"), parsed strictly. */
+static json_t *load_json_file(const char *path, SeekErr *err) {
+    char *text = NULL;
+    size_t len = 0;
+    if (read_text_file(path, CONFIG_MAX_BYTES, &text, &len, err)) return NULL;
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    free(text);
+    if (!root) json_parse_fail(err, path, &je);
+    return root;
 }
 
 /* The model's config.json text: a preset, a file or the inline object, with
@@ -303,20 +371,26 @@ static char *model_config_text(const TrainConfig *t, SeekErr *err) {
             seek_fail_prefix(err, "init");
             return NULL;
         }
-        root = json_load_file(init_cfg, JSON_REJECT_DUPLICATES, &je);
-        if (!root) {
-            seek_fail(err, "init: %s: %s (line %d)", init_cfg, je.text, je.line);
+        if (!(root = load_json_file(init_cfg, err))) {
+            seek_fail_prefix(err, "init");
             return NULL;
         }
     } else if (t->model_obj) root = json_deep_copy(t->model_obj);
     else if (!strcmp(t->model, "tiny-v3")) root = json_loads(PRESET_TINY_V3, 0, &je);
     else if (!strcmp(t->model, "tiny-llama")) root = json_loads(PRESET_TINY_LLAMA, 0, &je);
     else {
-        root = json_load_file(t->model, JSON_REJECT_DUPLICATES, &je);
-        if (!root) {
-            seek_fail(err, "%s: %s (line %d)", t->model, je.text, je.line);
+        struct stat st;
+        if (stat(t->model, &st) != 0) { /* neither a preset nor a file: say what model takes */
+            static const char *const presets[] = {"tiny-v3", "tiny-llama"};
+            char hint[96];
+            cli_suggest(t->model, presets, 2, hint, sizeof hint);
+            seek_fail(err, "model '%s' is neither a preset (" TRAIN_PRESETS ") nor a config.json file%s", t->model, hint);
             return NULL;
         }
+        /* a model folder holds its config.json */
+        char path[4096];
+        if (S_ISDIR(st.st_mode) && path_join(path, sizeof path, t->model, "config.json", err)) return NULL;
+        if (!(root = load_json_file(S_ISDIR(st.st_mode) ? path : t->model, err))) return NULL;
     }
     if (!root || !json_is_object(root)) {
         json_decref(root);
@@ -399,20 +473,35 @@ int cmd_train(int argc, char **argv) {
     TrainConfig t;
     tc_defaults(&t);
     /* train.json first, then every other --key value overrides (or replaces) its keys */
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--config") && i + 1 < argc) cfg_path = argv[i + 1];
-    json_error_t je;
-    json_t *root = cfg_path ? json_load_file(cfg_path, JSON_REJECT_DUPLICATES, &je) : json_object();
-    if (!root) {
-        fprintf(stderr, "seek train: %s: invalid JSON at line %d: %s\n", cfg_path, je.line, je.text);
-        return 1;
-    }
-    for (int i = 1; i < argc; i++) {
-        if (strncmp(argv[i], "--", 2) || i + 1 >= argc) {
-            fprintf(stderr, "seek train: unexpected argument '%s' (expected: seek train [--config train.json] [--KEY VALUE]... [--resume DIR])\n", argv[i]);
-            json_decref(root);
+    /* every flag first: --help, then unknown keys (with the nearest known) before any file is read */
+    for (int i = 1; i < argc; i += 2) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return cli_help("train");
+        if (strncmp(argv[i], "--", 2)) {
+            char a[48];
+            fprintf(stderr, "seek train: unexpected argument '%s' (expected --KEY VALUE pairs; see 'seek train --help')\n",
+                    arg_for_message(a, argv[i]));
             return 2;
         }
+        char k[64];
+        snprintf(k, sizeof k, "%s", argv[i] + 2);
+        for (char *p = k; *p; p++)
+            if (*p == '-') *p = '_';
+        if (strcmp(k, "config") && strcmp(k, "resume") && strcmp(k, "backend") && train_key_index(k) < 0) {
+            char a[48], hint[160];
+            train_key_hint(k, 1, hint, sizeof hint);
+            fprintf(stderr, "seek train: unknown option '%s'%s\n", arg_for_message(a, argv[i]),
+                    hint[0] ? hint : " (see 'seek train --help')");
+            return 2;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "seek train: %s needs a value (see 'seek train --help')\n", argv[i]);
+            return 2;
+        }
+        if (!strcmp(argv[i], "--config")) cfg_path = argv[i + 1];
+    }
+    json_t *root = cfg_path ? load_json_file(cfg_path, &err) : json_object();
+    if (!root) return cli_fail("train", err.msg);
+    for (int i = 1; i < argc; i++) {
         const char *key = argv[i] + 2, *val = argv[++i];
         if (!strcmp(key, "config")) continue;
         if (!strcmp(key, "resume")) {
@@ -501,7 +590,7 @@ int cmd_train(int argc, char **argv) {
         if (log) setvbuf(log, NULL, _IOLBF, 0); /* each line reaches the file as it is written: a kill loses none */
     }
     if (rc) {
-        fprintf(stderr, "seek train: %s\n", err.msg);
+        cli_fail("train", err.msg);
         goto done;
     }
 
@@ -521,12 +610,16 @@ int cmd_train(int argc, char **argv) {
             t.steps, t.seed, resume ? resume : "-", t.sft ? "sft" : "pretrain", t.init ? t.init : "-", backend_name(be));
     tr.o.log = log;
     TrainData td = t.sft ? (TrainData){DATA_PAIRS, NULL, &PL} : (TrainData){DATA_WINDOWS, &L, NULL};
-    if ((rc = trainer_run(&tr, &td, &err))) fprintf(stderr, "seek train: %s\n", err.msg);
+    if ((rc = trainer_run(&tr, &td, &err))) cli_fail("train", err.msg);
     if (!rc) {
         char png[4096];
         if (!path_join(png, sizeof png, t.out, "loss.png", &err)) loss_plot(png, tr.curve, (int)t.steps, tr.vcurve, &err);
-        printf("done: %lld steps, final train loss %.4f, validation loss %.4f, %llu skipped; checkpoint in %s/latest, log %s\n",
-               t.steps, tr.curve[t.steps - 1], tr.last_val, (unsigned long long)tr.st.skipped_steps, t.out, logpath);
+        char val[96];
+        if (!isnan(tr.last_val)) snprintf(val, sizeof val, "validation loss %.4f", tr.last_val);
+        else if (t.eval_interval == 0) snprintf(val, sizeof val, "validation not run (eval_interval 0)");
+        else snprintf(val, sizeof val, "validation not run (no validation windows)");
+        printf("done: %lld steps, final train loss %.4f, %s, %llu skipped; checkpoint in %s/latest, log %s\n",
+               t.steps, tr.curve[t.steps - 1], val, (unsigned long long)tr.st.skipped_steps, t.out, logpath);
     }
 done:
     if (log) fclose(log);

@@ -38,7 +38,7 @@
 #include "tolerances.h"
 
 static int vfail(const SeekErr *e) {
-    fprintf(stderr, "seek verify: %s\n", e->msg);
+    cli_fail("verify", e->msg);
     return 1;
 }
 
@@ -304,8 +304,7 @@ int cmd_verify(int argc, char **argv) {
             }
             *dst = argv[++i];
         } else if (a[0] == '-') {
-            fprintf(stderr, "seek verify: unknown option '%s' (see 'seek help')\n", a);
-            return 2;
+            return cli_bad_option("verify", a);
         } else if (!dir) dir = a;
         else {
             fprintf(stderr, "seek verify: unexpected argument '%s'\n", a);

@@ -4,6 +4,9 @@
 #ifndef SEEK_COMMANDS_H
 #define SEEK_COMMANDS_H
 
+#include <stddef.h>
+#include <stdio.h>
+
 int cmd_info(int argc, char **argv);        /* viz/cmd_model.c */
 int cmd_forward(int argc, char **argv);     /* viz/cmd_model.c */
 int cmd_generate(int argc, char **argv);    /* viz/cmd_model.c */
@@ -23,6 +26,26 @@ int cmd_tasks(int argc, char **argv);       /* viz/cmd_tasks.c */
 int cmd_rl(int argc, char **argv);          /* viz/cmd_rl.c */
 int cmd_plot(int argc, char **argv);        /* viz/cmd_plot.c */
 int cmd_lesson(int argc, char **argv);      /* viz/cmd_lesson.c */
+
+/* viz/cli.c: the command table and what the commands share about their command lines. */
+int cli_run(int argc, char **argv);            /* dispatch argv[1] (help, --help, did you mean) */
+void cli_overview(FILE *out);                  /* every command's first usage line and summary */
+int cli_help(const char *cmd);                 /* cmd's usage lines and notes on stdout; returns 0 */
+int cli_unknown_command(const char *name);     /* "seek: unknown command 'x' (did you mean ...)"; returns 2 */
+/* An argument cmd does not know: --help and -h print the help (returns 0); anything else is
+ * "seek CMD: unknown option 'ARG' (did you mean '--flag'?)" from the flags its usage names
+ * (returns 2). Every command's parser sends its unknown options here. */
+int cli_bad_option(const char *cmd, const char *arg);
+/* " (did you mean 'a' or 'b'?)" for the nearest of cands, or "" (edit distance, viz/cli.c) */
+void cli_suggest(const char *word, const char *const *cands, size_t n, char *out, size_t cap);
+/* "seek CMD: msg" on stderr, with a leading "CMD: " of a library reason dropped; returns 1 */
+int cli_fail(const char *cmd, const char *msg);
+/* the train.json keys, as seek train --help lists them (viz/cmd_train.c) */
+void train_print_keys(FILE *out);
+
+/* seek generate's -n when none is given */
+#define GENERATE_DEFAULT_N 32
+#define GENERATE_DEFAULT_N_STR "32"
 
 #include "common.h"
 #include "model.h"

@@ -956,15 +956,23 @@ static int cmd_path(Repl *r, int argc, char **argv, const char *rest) {
 /* ---- the MLA latent ---- */
 
 static int cmd_latent(Repl *r, int argc, char **argv, const char *rest) {
-    if (need_run(r, "latent")) return -1;
+    if (need_model(r, "latent")) return -1;
     const Config *c = &r->model.cfg;
     long long L;
     if (arg_int(r, argv[1], 0, c->L, "layer", "latent L", &L)) return -1;
     if (!c->mla) {
+        /* not an error (a script comparing models goes on): what this model caches instead */
         long kv = 2L * c->NKV * c->HS, mha = 2L * c->NH * c->HS;
-        return fail(r, "latent: %s has no MLA latent; its cache holds K and V: %ld values/token/layer (%s; MHA: %ld)",
-                    c->model_type, kv, c->NKV == c->NH ? "MHA" : "GQA", mha);
+        if (c->NKV == c->NH)
+            say(r, "no latent cache: %s uses multi-head attention, so its cache holds K and V: %d heads x (%d + %d) = %ld values "
+                   "= %ld B per token per layer in bf16\n", c->model_type, c->NH, c->HS, c->HS, kv, 2 * kv);
+        else
+            say(r, "no latent cache: %s uses grouped-query attention, so its cache holds K and V of %d kv heads (for %d query "
+                   "heads): %d x (%d + %d) = %ld values = %ld B per token per layer in bf16 (multi-head attention: %ld values)\n",
+                c->model_type, c->NKV, c->NH, c->NKV, c->HS, c->HS, kv, 2 * kv, mha);
+        return 0;
     }
+    if (need_run(r, "latent")) return -1;
     const Activation *a = get_act(r, "latent", "blocks.%d.attn.hook_kv_latent", (int)L);
     if (!a) return -1;
     int T = (int)a->shape[1], dkv = (int)a->shape[2];
@@ -1188,13 +1196,27 @@ static int cmd_ablate(Repl *r, int argc, char **argv, const char *rest) {
         return -1;
     }
     say_run(r);
-    if (keep) {
+    float *p0 = keep ? malloc((size_t)V * sizeof(float)) : NULL, *p1 = p0 ? malloc((size_t)V * sizeof(float)) : NULL;
+    if (p1) {
+        /* the top-1 token before and after, by id and text, with its probability then and now */
         const float *now = r->logits + (size_t)(r->T - 1) * V;
         double d = 0.0;
         for (int i = 0; i < V; i++) d = fmax(d, fabs((double)now[i] - keep[i]));
-        say(r, "last position: top-1 was %d, now %d; max |change| of a logit %.4f\n", b0, argmax(now, V), d);
-        free(keep);
+        softmax_row(keep, V, p0);
+        softmax_row(now, V, p1);
+        int b1 = argmax(now, V);
+        char t0[64], t1[64];
+        token_text(r, b0, t0, sizeof t0, term_utf8(r));
+        token_text(r, b1, t1, sizeof t1, term_utf8(r));
+        if (b1 == b0)
+            say(r, "last position: top-1 still %d '%s', p %.4f -> %.4f; max |change| of a logit %.4f\n", b0, t0, p0[b0], p1[b0], d);
+        else
+            say(r, "last position: top-1 was %d '%s' (p %.4f -> %.4f), now %d '%s' (p %.4f -> %.4f); max |change| of a logit %.4f\n",
+                b0, t0, p0[b0], p1[b0], b1, t1, p0[b1], p1[b1], d);
     }
+    free(p0);
+    free(p1);
+    free(keep);
     return 0;
 }
 

@@ -1,10 +1,5 @@
-# Bad input: each line is one error with a hint; the state never changes.
-step
-route 1
-prompt hello
-group 1
-update
-tokens 0
+# Bad input: each line is one error with a hint; the state never changes. (Commands without
+# a model: tests/cli_repl.sh, with a seek that has no default model.)
 load /nonexistent
 load tests/fixtures/v3
 group 1
