@@ -34,6 +34,7 @@ static const Command COMMANDS[] = {
     {"rl", cmd_rl, "rl --init DIR --out RUN [--steps N] [--prompts P] [--group G] [--max-new N] [--beta B] [--clip E] [--lr LR] [--updates U] [--eval N] [--backend ref|cpu|cuda] [--resume DIR] | --steps 0 (evaluate)   GRPO with rule-based rewards on verifiable tasks (docs/rl.md)"},
     {"lesson", cmd_lesson, "lesson [NN|FILE --check]   list the lessons (lessons/), or run one's cells in the REPL and check its expected lines"},
     {"plot", cmd_plot, "plot LOG [LOG...] [--label NAME]... [--title TEXT] -o OUT.png   the curves of seek rl runs (rl.log) overlaid, one panel a metric, as a PNG (docs/rl.md)"},
+    {"solve", cmd_solve, "solve MODEL [--family add|sub|addsub] [--digits A..B] [--split test|train] [--problems P] [--samples N] [--temperature T] [--seed S] [--budget B[,B...]] [--force F[,F...]] [--show K] [--backend ref|cpu|cuda] [--plot OUT.png] [--json OUT.json]   test-time compute: greedy, pass@1, maj@N (majority vote), best-of-N, a thinking budget and s1's budget forcing (docs/rl.md)"},
     {"tasks", cmd_tasks, "tasks [--family add|sub|addsub] [--digits A..B] [--negative] [--split train|test] [--n N] [--seed S] [--jsonl] | --documents [--n N] [--worked P] [--tagged P] [--slip-worked P] [--slip-direct P] | --check --answer A (--completion TEXT | --completion-file F) [--eos TEXT]   verifiable tasks and their rule-based rewards (docs/rl.md)"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
