@@ -62,7 +62,11 @@ g() { awk -v run="$1" '/^== / { r = substr($0, 4) } r == run && /^  greedy  / { 
 [ "$(g 'budget 40')" = "$(g 'no budget')" ] && ok || bad "budget 40 changed the answer: $(g 'budget 40')"
 [ "$(g 'budget 40, force 1')" = '  greedy  (49 tokens, thinking 40, Wait 1, capped):  5+4=9, 7+5=12, 0+9+1=10, 0+0+1=1 [Wait]0+[ </think>] <answer>020</answer>' ] \
   && ok || bad "budget 40, force 1: $(g 'budget 40, force 1')"
-grep -q '^40  *1 ' "$TMP/out" && grep -q '^none  *0  *1.000' "$TMP/out" && ok || bad "the summary table is missing"
+grep -q '^40  *1  *2 ' "$TMP/out" && grep -q '^none  *0  *2  *1.000' "$TMP/out" && ok || bad "the summary table is missing"
+# --budget-samples: the budgeted runs' own N, the run without a budget keeps --samples
+expect_ok "budget samples" "$SEEK" solve $ZERO --problems 1 --samples 4 --budget 40 --budget-samples 2 --backend cpu
+grep -q '^none  *0  *4 ' "$TMP/out" && grep -q '^40  *0  *2 ' "$TMP/out" && grep -q '^total (budget 40, 1 problems x 2 samples)' "$TMP/out" \
+  && ok || bad "--budget-samples 2: $(grep '^total' "$TMP/out")"
 [ "$(png_size "$TMP/b.png")" = 1920x550 ] && ok || bad "the budget picture: $(png_size "$TMP/b.png")"
 
 # 5. bad input: one line naming the flag or file, exit 1 (a value) or 2 (usage), nothing written
@@ -71,6 +75,8 @@ expect_code "samples 0" 1 '^seek solve: --samples: 0 is out of range' "$SEEK" so
 expect_code "budget 0" 1 '^seek solve: --budget: 0 is out of range' "$SEEK" solve $ZERO --budget 0 --plot "$TMP/keep.png"
 expect_code "budget -4" 1 '^seek solve: --budget: -4 is out of range' "$SEEK" solve $ZERO --budget 8,-4
 expect_code "budget text" 1 "^seek solve: --budget: 'x' is not an integer" "$SEEK" solve $ZERO --budget 8,x
+expect_code "budget samples alone" 1 '^seek solve: --budget-samples: .*need --budget' "$SEEK" solve $ZERO --budget-samples 4
+expect_code "budget samples 0" 1 '^seek solve: --budget-samples: 0 is out of range' "$SEEK" solve $ZERO --budget 8 --budget-samples 0
 expect_code "force alone" 1 '^seek solve: --force: .*needs a thinking budget' "$SEEK" solve $ZERO --force 2
 expect_code "budget room" 1 '^seek solve: --budget 60 leaves no room to answer within --max-new 48' "$SEEK" solve $ZERO --budget 60 --max-new 48
 expect_code "unknown task" 1 "^seek solve: .*mul" "$SEEK" solve $ZERO --family mul

@@ -6,11 +6,11 @@
  *
  *   seek solve MODEL [--family add|sub|addsub] [--digits A..B] [--split test|train] [--problems P]
  *              [--samples N] [--max-new M] [--temperature T] [--top-p P] [--seed S]
- *              [--budget B[,B...]] [--force F[,F...]] [--show K] [--backend ref|cpu|cuda]
- *              [--plot OUT.png] [--json OUT.json]
+ *              [--budget B[,B...]] [--force F[,F...]] [--budget-samples M] [--show K]
+ *              [--backend ref|cpu|cuda] [--plot OUT.png] [--json OUT.json]
  *
- * Runs: first the one without a budget, then one for each budget B and force setting F in the
- * lists' order. Program tier: errors are one line on stderr starting with "seek solve: "; exit
+ * Runs: first the one without a budget (N samples a problem), then one for each budget B and force
+ * setting F in the lists' order (M samples a problem, N unless --budget-samples says otherwise). Program tier: errors are one line on stderr starting with "seek solve: "; exit
  * status 0 ok, 1 a bad value, an unloadable model or an unwritable output, 2 usage. The outputs
  * are checked for a writable folder before any work and written whole or not at all
  * (png_write, write_file_atomic).
@@ -31,7 +31,8 @@
 
 #define SOLVE_USAGE                                                                                                     \
     "seek solve MODEL [--family add|sub|addsub] [--digits A..B] [--split test|train] [--problems P] [--samples N] "    \
-    "[--max-new M] [--temperature T] [--top-p P] [--seed S] [--budget B[,B...]] [--force F[,F...]] [--show K] "        \
+    "[--max-new M] [--temperature T] [--top-p P] [--seed S] [--budget B[,B...]] [--force F[,F...]] [--budget-samples M] "    \
+    "[--show K] "        \
     "[--backend ref|cpu|cuda] [--plot OUT.png] [--json OUT.json]"
 
 #define MAX_LIST 16          /* budgets, force settings */
@@ -101,17 +102,18 @@ static void run_name(char *out, size_t cap, int budget, int force) {
     else snprintf(out, cap, "budget %d, force %d", budget, force);
 }
 
-static json_t *problem_json(const SolveProblem *p, int samples) {
+static json_t *problem_json(const SolveProblem *p, int index) {
     json_t *o = json_object(), *g = json_object(), *ks = json_array();
     char a[96];
     answer_text(a, sizeof a, &p->greedy);
     json_object_set_new(g, "answer", json_string(a));
     json_object_set_new(g, "correct", json_boolean(p->greedy.accuracy));
-    json_object_set_new(g, "format", json_integer(p->greedy.format));
+    json_object_set_new(g, "format", json_boolean(p->greedy.format));
     json_object_set_new(g, "tokens", json_integer(p->greedy_tokens));
     json_object_set_new(g, "thinking", json_integer(p->greedy_think));
     json_object_set_new(g, "waits", json_integer(p->greedy_waits));
     json_object_set_new(g, "capped", json_boolean(p->greedy_capped));
+    json_object_set_new(o, "index", json_integer(index));
     json_object_set_new(o, "question", json_string(p->task.question));
     json_object_set_new(o, "answer", json_integer((json_int_t)p->task.answer));
     json_object_set_new(o, "greedy", g);
@@ -134,7 +136,6 @@ static json_t *problem_json(const SolveProblem *p, int samples) {
         json_array_append_new(ks, k);
     }
     json_object_set_new(o, "by_n", ks);
-    (void)samples;
     return o;
 }
 
@@ -192,7 +193,7 @@ static void print_totals(const SolveTotals *t, int budget, int force) {
 int cmd_solve(int argc, char **argv) {
     const char *model = NULL, *backend_s = NULL, *digits = "2..3", *family = "add", *split_s = "test";
     const char *plot = NULL, *json_path = NULL, *budget_s = NULL, *force_s = NULL;
-    long long problems = 32, samples = 16, max_new = -1, seed = 1, show = 0;
+    long long problems = 32, samples = 16, bsamples = -1, max_new = -1, seed = 1, show = 0;
     double temperature = 0.6, top_p = 0.95;
     SeekErr err;
     int rc = 0;
@@ -215,6 +216,7 @@ int cmd_solve(int argc, char **argv) {
         else if (!strcmp(a, "--force")) force_s = v;
         else if (!strcmp(a, "--problems")) rc = parse_i64(v, 1, 1 << 20, &problems, "--problems", &err);
         else if (!strcmp(a, "--samples")) rc = parse_i64(v, 1, 1024, &samples, "--samples", &err);
+        else if (!strcmp(a, "--budget-samples")) rc = parse_i64(v, 1, 1024, &bsamples, "--budget-samples", &err);
         else if (!strcmp(a, "--max-new")) rc = parse_i64(v, 1, 4096, &max_new, "--max-new", &err);
         else if (!strcmp(a, "--seed")) rc = parse_i64(v, 0, 0x7fffffffffffffffLL, &seed, "--seed", &err);
         else if (!strcmp(a, "--show")) rc = parse_i64(v, 0, 1 << 20, &show, "--show", &err);
@@ -230,6 +232,8 @@ int cmd_solve(int argc, char **argv) {
     if (budget_s && parse_list(budget_s, 1, 1 << 20, budgets, &nb, "--budget", &err)) return fail(err.msg);
     if (force_s && parse_list(force_s, 0, 1 << 20, forces, &nf, "--force", &err)) return fail(err.msg);
     if (force_s && !budget_s) return fail("--force: budget forcing needs a thinking budget (--budget B)");
+    if (bsamples > 0 && !budget_s) return fail("--budget-samples: the samples of the budgeted runs need --budget B");
+    if (bsamples < 0) bsamples = samples;
     int bmax = 0;
     for (int j = 0; j < nb; j++) bmax = budgets[j] > bmax ? budgets[j] : bmax;
     if (max_new < 0) max_new = nb && bmax + ANSWER_ROOM > DEFAULT_MAX_NEW ? bmax + ANSWER_ROOM : DEFAULT_MAX_NEW;
@@ -259,9 +263,9 @@ int cmd_solve(int argc, char **argv) {
     const int n_runs = 1 + nb * nf;
     Model m = {0};
     Tokenizer *tok = NULL;
-    Solver sv = {0};
+    Solver sv = {0}, svb = {0};   /* N samples (no budget), M samples (the budgeted runs) */
     ThinkBudget tb[1 + MAX_LIST * MAX_LIST];
-    int rb[1 + MAX_LIST * MAX_LIST], rf[1 + MAX_LIST * MAX_LIST], n_tb = 0, have_m = 0, have_sv = 0;
+    int rb[1 + MAX_LIST * MAX_LIST], rf[1 + MAX_LIST * MAX_LIST], n_tb = 0, have_m = 0, have_sv = 0, have_svb = 0;
     SolveTotals *tot = calloc((size_t)n_runs, sizeof *tot);
     json_t *runs_json = json_path ? json_array() : NULL;
     char dir[4096], tokpath[4096];
@@ -280,23 +284,30 @@ int cmd_solve(int argc, char **argv) {
         } else n_tb++;
     }
     if (!rc && (rc = solver_init(&sv, &so, &m.cfg, tok, &err)) == 0) have_sv = 1;
+    SolveOpts sob = so;
+    sob.samples = (int)bsamples;
+    if (!rc && nb && bsamples != samples && (rc = solver_init(&svb, &sob, &m.cfg, tok, &err)) == 0) have_svb = 1;
     if (rc) {
         fprintf(stderr, "seek solve: %s\n", err.msg);
         goto done;
     }
     printf("solve: %s (%s), %d %s problems of %s %s, %d samples each at temperature %g, top-p %g, greedy besides; "
-           "max-new %d, seed %lld, backend %s\n",
+           "max-new %d, seed %lld, backend %s",
            dir, m.cfg.model_type, so.problems, split_s, family, digits, so.samples, temperature, top_p, so.max_new, seed,
            backend_name(be));
+    if (nb) printf("; %d budgeted runs of %lld samples", n_runs - 1, bsamples);
+    printf("\n");
     for (int r = 0; r < n_runs && !rc; r++) {
         char name[64];
         run_name(name, sizeof name, rb[r], rf[r]);
         printf("== %s\n", name);
         json_t *probs = json_path ? json_array() : NULL;
-        solve_totals_init(&tot[r], so.samples);
+        Solver *s = r > 0 && have_svb ? &svb : &sv;
+        const int S = s->o.samples;
+        solve_totals_init(&tot[r], S);
         for (int i = 0; i < so.problems; i++) {
             SolveProblem p;
-            if ((rc = solve_problem(&sv, be, &m, tok, &tb[r], i, &p, &err))) break;
+            if ((rc = solve_problem(s, be, &m, tok, &tb[r], i, &p, &err))) break;
             solve_totals_add(&tot[r], &p);
             char ga[96], va[32];
             answer_text(ga, sizeof ga, &p.greedy);
@@ -304,21 +315,21 @@ int cmd_solve(int argc, char **argv) {
             else snprintf(va, sizeof va, "none");
             printf("problem %d: %s = %lld  greedy %s %s  samples right %d/%d  vote %s %d/%d %s  best-of-%d %s  tokens %d "
                    "(%.1f a sample)",
-                   i, p.task.question, (long long)p.task.answer, ga, p.greedy.accuracy ? "right" : "wrong", p.correct,
-                   so.samples, va, p.votes, so.samples, p.maj_correct ? "right" : "wrong", so.samples,
-                   p.correct ? "right" : "wrong", p.tokens, (double)p.tokens / so.samples);
+                   i, p.task.question, (long long)p.task.answer, ga, p.greedy.accuracy ? "right" : "wrong", p.correct, S,
+                   va, p.votes, S, p.maj_correct ? "right" : "wrong", S, p.correct ? "right" : "wrong", p.tokens,
+                   (double)p.tokens / S);
             if (rb[r]) printf(" Wait %d capped %d", p.waits, p.capped);
             printf("\n");
             if (i < show) {
                 printf("  greedy  (%d tokens, thinking %d, Wait %d%s): ", p.greedy_tokens, p.greedy_think, p.greedy_waits,
                        p.greedy_capped ? ", capped" : "");
-                solve_show(stdout, &sv, tok, so.samples, m.cfg.eos_id);
-                printf("  sample  (thinking %d, Wait %d%s): ", sv.rows[0].think, sv.rows[0].waits,
-                       sv.rows[0].capped ? ", capped" : "");
-                solve_show(stdout, &sv, tok, 0, m.cfg.eos_id);
+                solve_show(stdout, s, tok, S, m.cfg.eos_id);
+                printf("  sample  (thinking %d, Wait %d%s): ", s->rows[0].think, s->rows[0].waits,
+                       s->rows[0].capped ? ", capped" : "");
+                solve_show(stdout, s, tok, 0, m.cfg.eos_id);
             }
             fflush(stdout);
-            if (probs) json_array_append_new(probs, problem_json(&p, so.samples));
+            if (probs) json_array_append_new(probs, problem_json(&p, i));
         }
         if (rc) {
             json_decref(probs);
@@ -338,13 +349,14 @@ int cmd_solve(int argc, char **argv) {
         goto done;
     }
     if (n_runs > 1) {
-        printf("\n%-8s %5s %7s %7s %7s %8s %14s %16s %6s %7s\n", "budget", "force", "greedy", "pass@1", "maj@N", "pass@N",
-               "tokens/sample", "thinking/sample", "Wait", "capped");
+        printf("\n%-8s %5s %7s %7s %7s %7s %8s %14s %16s %6s %7s\n", "budget", "force", "N", "greedy", "pass@1", "maj@N",
+               "pass@N", "tokens/sample", "thinking/sample", "Wait", "capped");
         for (int r = 0; r < n_runs; r++) {
             char b[16];
             if (rb[r]) snprintf(b, sizeof b, "%d", rb[r]);
             else snprintf(b, sizeof b, "none");
-            printf("%-8s %5d %7.3f %7.3f %7.3f %8.3f %14.1f %16.1f %6.2f %7.3f\n", b, rf[r], tot[r].greedy, tot[r].pass1,
+            printf("%-8s %5d %7d %7.3f %7.3f %7.3f %8.3f %14.1f %16.1f %6.2f %7.3f\n", b, rf[r], tot[r].samples, tot[r].greedy,
+                   tot[r].pass1,
                    tot[r].maj, tot[r].passn, (double)tot[r].tokens / ((double)tot[r].problems * tot[r].samples),
                    tot[r].think, tot[r].waits, tot[r].capped);
         }
@@ -396,6 +408,7 @@ int cmd_solve(int argc, char **argv) {
 done:
     json_decref(runs_json);
     if (have_sv) solver_free(&sv);
+    if (have_svb) solver_free(&svb);
     for (int r = 0; r < n_tb; r++) think_budget_free(&tb[r]);
     if (tok) tokenizer_free(tok);
     if (have_m) model_free(&m);

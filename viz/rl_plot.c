@@ -983,7 +983,7 @@ int solveplot_render(const char *title, const SolveTotals *runs, const int *budg
         Area A = {x0 + left, header + PLOT_TOP, PANEL_W - left - PLOT_RIGHT, SP_PANEL_H - PLOT_TOP - SP_BOTTOM};
         const Axis *ya = p == 0 ? &unit : &ta;
         char pt[64];
-        if (p == 0) snprintf(pt, sizeof pt, "accuracy vs thinking budget (N %d)", t0->samples);
+        if (p == 0) snprintf(pt, sizeof pt, "accuracy vs thinking budget (N %d)", runs[1].samples);
         else snprintf(pt, sizeof pt, "tokens a sample vs thinking budget");
         sp_frame(out, &A, ya, pt, x0, header);
         for (int k = 0; k < ticks_of(&xa); k++) {
