@@ -992,8 +992,12 @@ int solveplot_render(const char *title, const SolveTotals *runs, const int *budg
             sp_xtick(out, &A, to_px(v, xa.lo, xa.hi, A.x, A.w, 0), s, NULL);
         }
         image_rect_outline(out, A.x - 1, A.y - 1, A.w + 2, A.h + 2, FRAME);
-        /* the run without a budget, for reference: a dotted line at its value */
-        const double ref[2][3] = {{t0->maj, t0->pass1, t0->greedy},
+        /* the run without a budget, for reference: a dotted line at its value; its maj@M at the
+         * budgeted runs' M samples (from its N sweep), none when M is not among its k */
+        double maj_ref = NAN;
+        for (int j = 0; j < t0->nk; j++)
+            if (t0->ks[j] == runs[1].samples) maj_ref = t0->maj_k[j];
+        const double ref[2][3] = {{maj_ref, t0->pass1, t0->greedy},
                                   {(double)t0->tokens / (t0->problems * (double)t0->samples), t0->think, NAN}};
         const Rgb rc[2][3] = {{C_MAJ, C_PASS1, C_GREEDY}, {C_TOKENS, C_THINK, C_REF}};
         for (int k = 0; k < 3; k++) {
