@@ -226,6 +226,8 @@ double rl_pass_at_k(int s, int c, int k) {
     return 1.0 - miss;
 }
 
+uint64_t rl_eval_seed(uint64_t seed, uint64_t i) { return seed_mix(seed ^ seed_mix(0x6576616cull + i)); }
+
 int rl_eval(Backend be, const Model *m, Tokenizer *tok, const RlOpts *o, const RlEvalOpts *e, RlEval *out,
             SeekErr *err) {
     memset(out, 0, sizeof *out);
@@ -256,7 +258,7 @@ int rl_eval(Backend be, const Model *m, Tokenizer *tok, const RlOpts *o, const R
             rc = seek_fail(err, "rl: a prompt of %d tokens + max_new %d exceed max_position_embeddings %d", P, o->max_new,
                            m->cfg.max_pos);
         for (int g = 0; !rc && g < S; g++) memcpy(prompt + (size_t)g * P, pid.ids, (size_t)P * sizeof(int));
-        SampleParams sp = {e->temperature, 0, e->top_p, seed_mix(e->seed ^ seed_mix(0x6576616cull + (uint64_t)i))};
+        SampleParams sp = {e->temperature, 0, e->top_p, rl_eval_seed(e->seed, (uint64_t)i)};
         SampleParams greedy = {0, 0, 1.0f, 0};
         if (!rc) rc = model_generate_stop_on(be, m, prompt, S, P, o->max_new, ATTN_NAIVE, &sp, eos, out_ids, err);
         if (!rc)

@@ -101,6 +101,9 @@ typedef struct {
     double length;                 /* mean completion tokens of the samples */
 } RlEval;
 
+/* The sampling seed of test task i under seed: its samples are one model_generate_stop_on call
+ * seeded with it (seek solve draws the same samples as this evaluation). */
+uint64_t rl_eval_seed(uint64_t seed, uint64_t i);
 /* pass@k from c correct of s samples (the formula above); k <= s. */
 double rl_pass_at_k(int s, int c, int k);
 /* Errors: n < 1, samples < 1, k outside 1..samples; a prompt that does not fit. */

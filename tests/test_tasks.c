@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "rl.h"
+#include "solve.h"
 #include "tasks.h"
 
 /* ---- independent helpers ---- */
@@ -880,6 +881,225 @@ static void test_pass_at_k(void **state) {
     assert_true(rl_pass_at_k(16, 4, 1) == 0.25);
 }
 
+/* ---- test-time compute (solve.h): the vote, maj@k, the thinking budget ---- */
+
+/* each completion scored by the task's own checker (a buffer of exactly its length), answer 433 */
+static void rewards_of(TaskReward *r, const char *const *completions, int n) {
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(completions[i]);
+        char *buf = malloc(len ? len : 1);
+        memcpy(buf, completions[i], len);
+        r[i] = task_check(buf, len, 433, NULL);
+        free(buf);
+    }
+}
+
+static void test_vote(void **state) {
+    (void)state;
+    TaskReward r[8];
+    int64_t v = -1;
+    /* 433 and 432 two votes each ("0433" is 433); the rest abstain: not an integer, no answer, out
+     * of int64, cut before </answer>. The tie goes to 433, whose first vote came first. */
+    const char *tie[] = {"<answer>433</answer>", "x</think> <answer>432</answer>", "<answer>4 33</answer>",
+                         "no answer at all", "</think> <answer> 0433 </answer>", "<answer>99999999999999999999</answer>",
+                         "<answer>432</answer>", "<answer>433"};
+    rewards_of(r, tie, 8);
+    assert_int_equal(solve_vote(r, 8, &v), 2);
+    assert_true(v == 433);
+    /* the same votes with 432's first: 432 wins the tie */
+    const char *tie2[] = {"<answer>432</answer>", "<answer>433</answer>", "<answer>433</answer>", "<answer>432</answer>"};
+    rewards_of(r, tie2, 4);
+    assert_int_equal(solve_vote(r, 4, &v), 2);
+    assert_true(v == 432);
+    /* more votes beat an earlier first vote; "-0" and "+0" are one answer, 0 */
+    const char *maj[] = {"<answer>5</answer>", "<answer>-0</answer>", "<answer>7</answer>", "<answer>+0</answer>",
+                         "<answer>7</answer>", "<answer>0</answer>"};
+    rewards_of(r, maj, 6);
+    assert_int_equal(solve_vote(r, 6, &v), 3);
+    assert_true(v == 0);
+    /* everyone abstains: no answer, and 0 in *value */
+    const char *none[] = {"<answer>x</answer>", "", "<answer>99999999999999999999</answer>", "<answer></answer>"};
+    rewards_of(r, none, 4);
+    v = 77;
+    assert_int_equal(solve_vote(r, 4, &v), 0);
+    assert_true(v == 0);
+    assert_int_equal(solve_vote(r, 0, &v), 0);
+    /* against counting: values 0..3 or an abstention at random; the winner by a count table and a
+     * scan for the first value reaching the most votes */
+    Rng g;
+    rng_seed(&g, 18);
+    TaskReward rr[16];
+    for (int trial = 0; trial < 2000; trial++) {
+        int n = 1 + (int)(rng_u32(&g) % 16), count[4] = {0}, first[4] = {-1, -1, -1, -1};
+        for (int i = 0; i < n; i++) {
+            memset(&rr[i], 0, sizeof rr[i]);
+            int x = (int)(rng_u32(&g) % 5);
+            rr[i].kind = x == 4 ? TASK_ANSWER_NOT_INT : TASK_ANSWER_INT;
+            rr[i].value = x == 4 ? 0 : x;
+            if (x == 4) continue;
+            count[x]++;
+            if (first[x] < 0) first[x] = i;
+        }
+        int best = -1;
+        for (int x = 0; x < 4; x++)
+            if (count[x] && (best < 0 || count[x] > count[best] || (count[x] == count[best] && first[x] < first[best])))
+                best = x;
+        assert_int_equal(solve_vote(rr, n, &v), best < 0 ? 0 : count[best]);
+        assert_true(v == (best < 0 ? 0 : best));
+    }
+}
+
+static void test_maj_at_k(void **state) {
+    (void)state;
+    TaskReward r[7];
+    /* right, wrong, right, right, none, wrong(432), right: blocks of 2 are (R,W) (R,R) (none,W);
+     * (R,W) ties and goes to the first vote, right; (none, 432) votes 432, wrong */
+    const char *c[] = {"<answer>433</answer>", "<answer>5</answer>", "<answer>433</answer>", "<answer>433</answer>",
+                       "none", "<answer>432</answer>", "<answer>433</answer>"};
+    rewards_of(r, c, 7);
+    assert_true(fabs(solve_maj_at_k(r, 7, 1, 433) - 4.0 / 7) < 1e-15);   /* maj@1 = pass@1 */
+    assert_true(fabs(solve_maj_at_k(r, 7, 2, 433) - 2.0 / 3) < 1e-15);   /* 3 blocks, sample 6 left out */
+    assert_true(solve_maj_at_k(r, 7, 4, 433) == 1.0);                    /* 433 433 433 vs 5 */
+    assert_true(solve_maj_at_k(r, 7, 7, 433) == 1.0);
+    assert_true(solve_maj_at_k(r + 4, 2, 2, 433) == 0.0);                 /* none and 432: 432 */
+    assert_true(solve_maj_at_k(r, 7, 8, 433) == 0.0);                     /* k outside 1..n */
+    int ks[SOLVE_MAX_KS];
+    assert_int_equal(solve_ks(64, ks), 7);
+    assert_int_equal(ks[0], 1);
+    assert_int_equal(ks[6], 64);
+    assert_int_equal(solve_ks(12, ks), 5);
+    assert_int_equal(ks[3], 8);
+    assert_int_equal(ks[4], 12);
+    assert_int_equal(solve_ks(1, ks), 1);
+    assert_int_equal(solve_ks(1024, ks), 11);
+}
+
+/* A budget by hand over a made-up vocabulary: 1 EOS, 2 'a', 3 'b', 4 ' ', 5 'W', 6 "</think>";
+ * "Wait" is 5 5 and " Wait" 4 5 5; " </think>" is 4 6. */
+static ThinkBudget toy_budget(int budget, int force, unsigned char *ws) {
+    ThinkBudget b;
+    memset(&b, 0, sizeof b);
+    b.budget = budget;
+    b.force = force;
+    b.close_id = 6;
+    b.eos = 1;
+    b.V = 7;
+    memset(ws, 0, 7);
+    ws[4] = 1;
+    b.ws_end = ws;
+    b.close[0][0] = 6, b.n_close[0] = 1;
+    b.close[1][0] = 4, b.close[1][1] = 6, b.n_close[1] = 2;
+    b.wait[0][0] = 5, b.wait[0][1] = 5, b.n_wait[0] = 2;
+    b.wait[1][0] = 4, b.wait[1][1] = 5, b.wait[1][2] = 5, b.n_wait[1] = 3;
+    return b;
+}
+
+/* feeds sampled[0..n) through think_step after a prompt ending in last; checks the fed tokens and forced flags */
+static void run_steps(const ThinkBudget *b, int last, const int *sampled, const int *fed, const int *forced, int n,
+                      ThinkRow *r) {
+    think_row_init(r, b, last);
+    for (int i = 0; i < n; i++) {
+        int f, t = think_step(r, b, sampled[i], &f);
+        if (t != fed[i] || f != forced[i]) fail_msg("step %d: fed %d (forced %d), expected %d (%d)", i, t, f, fed[i], forced[i]);
+    }
+}
+
+static void test_think_budget(void **state) {
+    (void)state;
+    unsigned char ws[7];
+    ThinkRow r;
+    {   /* s1: the close at 1 thinking token becomes " Wait" (the prompt did not end in a space); the
+         * samples drawn while it is fed are dropped; the second close is taken (force 1) */
+        ThinkBudget b = toy_budget(6, 1, ws);
+        const int sm[] = {2, 6, 3, 3, 2, 6, 2, 1, 2}, f[] = {2, 4, 5, 5, 2, 6, 2, 1, 2},
+                  z[] = {0, 1, 1, 1, 0, 0, 0, 0, 0};
+        run_steps(&b, 2, sm, f, z, 9, &r);
+        assert_int_equal(r.phase, THINK_ENDED);
+        assert_int_equal(r.think, 5);   /* 'a', " Wait" (3), 'a' */
+        assert_int_equal(r.waits, 1);
+        assert_int_equal(r.capped, 0);
+    }
+    {   /* after whitespace the forced string is "Wait" */
+        ThinkBudget b = toy_budget(6, 1, ws);
+        const int sm[] = {4, 6, 2, 2}, f[] = {4, 5, 5, 2}, z[] = {0, 1, 1, 0};
+        run_steps(&b, 2, sm, f, z, 4, &r);
+        assert_int_equal(r.think, 4);
+    }
+    {   /* the budget spent: " </think>" forced in place of the next sample, not counted as thinking */
+        ThinkBudget b = toy_budget(3, 0, ws);
+        const int sm[] = {2, 3, 2, 3, 3, 2, 1}, f[] = {2, 3, 2, 4, 6, 2, 1}, z[] = {0, 0, 0, 1, 1, 0, 0};
+        run_steps(&b, 2, sm, f, z, 7, &r);
+        assert_int_equal(r.think, 3);
+        assert_int_equal(r.capped, 1);
+        assert_int_equal(r.phase, THINK_ENDED);
+    }
+    {   /* "Wait" does not fit (2 + 3 >= 5): the close is taken; a close sampled at the budget is taken */
+        ThinkBudget b = toy_budget(5, 2, ws);
+        const int sm[] = {2, 2, 6, 2}, f[] = {2, 2, 6, 2}, z[] = {0, 0, 0, 0};
+        run_steps(&b, 2, sm, f, z, 4, &r);
+        assert_int_equal(r.waits, 0);
+        assert_int_equal(r.phase, THINK_CLOSED);
+        ThinkBudget b2 = toy_budget(2, 0, ws);
+        const int sm2[] = {2, 2, 6}, f2[] = {2, 2, 6};
+        run_steps(&b2, 2, sm2, f2, z, 3, &r);
+        assert_int_equal(r.capped, 0);
+    }
+    {   /* EOS at the budget ends the row; after EOS samples pass through */
+        ThinkBudget b = toy_budget(2, 0, ws);
+        const int sm[] = {2, 2, 1, 3, 6}, f[] = {2, 2, 1, 3, 6}, z[] = {0, 0, 0, 0, 0};
+        run_steps(&b, 2, sm, f, z, 5, &r);
+        assert_int_equal(r.phase, THINK_ENDED);
+        assert_int_equal(r.think, 2);
+    }
+    /* random streams: no budget passes every sample through; a budget is never exceeded, never
+     * more than `force` Waits, and every forced token is one of the forced strings' */
+    Rng g;
+    rng_seed(&g, 1818);
+    for (int trial = 0; trial < 3000; trial++) {
+        const int budget = (int)(rng_u32(&g) % 12), force = budget ? (int)(rng_u32(&g) % 4) : 0;
+        ThinkBudget b = toy_budget(budget, force, ws);
+        think_row_init(&r, &b, 2 + (int)(rng_u32(&g) % 3));
+        for (int i = 0; i < 40; i++) {
+            int f, smp = 2 + (int)(rng_u32(&g) % 6);   /* 2..7: 6 often, EOS never */
+            if (smp == 7) smp = 6;
+            int t = think_step(&r, &b, smp, &f);
+            if (!budget) assert_true(t == smp && !f);
+            if (f) assert_true(t >= 4 && t <= 6);
+            assert_true(r.think <= (budget ? budget : 1 << 30));
+            assert_true(r.waits <= force);
+        }
+    }
+}
+
+/* the forced strings under the shipped reasoner's tokenizer, and the refusals */
+static void test_think_budget_tokens(void **state) {
+    (void)state;
+    Tokenizer *tok = NULL;
+    SeekErr err;
+    if (tokenizer_load(&tok, "tiny-models/seek-r1-zero/tokenizer.json", &err)) fail_msg("%s", err.msg);
+    ThinkBudget b;
+    assert_int_equal(think_budget_init(&b, tok, 16, 2, 1, 320, &err), 0);
+    assert_int_equal(b.close_id, tokenizer_token_id(tok, "</think>", 8));
+    assert_int_equal(b.n_close[0], 1);
+    assert_int_equal(b.n_close[1], 2);   /* ' ' then </think> */
+    for (int s = 0; s < 2; s++) {        /* the forced strings decode back to their text */
+        TokBytes t = {0};
+        int32_t ids[THINK_FORCED_MAX];
+        for (int i = 0; i < b.n_wait[s]; i++) ids[i] = b.wait[s][i];
+        assert_int_equal(tokenizer_decode(tok, ids, (size_t)b.n_wait[s], &t, &err), 0);
+        assert_true(t.n == (size_t)(4 + s) && !memcmp(t.data, s ? " Wait" : "Wait", t.n));
+        free(t.data);
+    }
+    int space = tokenizer_token_id(tok, "\xc4\xa0", 2);   /* byte-level ' ' */
+    assert_true(space >= 0 && b.ws_end[space] && !b.ws_end[b.close_id]);
+    think_budget_free(&b);
+    assert_int_equal(think_budget_init(&b, tok, 0, 1, 1, 320, &err), -1);   /* forcing without a budget */
+    assert_int_equal(think_budget_init(&b, tok, -1, 0, 1, 320, &err), -1);
+    assert_int_equal(think_budget_init(&b, tok, 0, 0, 1, 320, &err), 0);    /* no budget */
+    think_budget_free(&b);
+    tokenizer_free(tok);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_options),
@@ -897,6 +1117,10 @@ int main(void) {
         cmocka_unit_test(test_documents_replayed),
         cmocka_unit_test(test_documents_errors),
         cmocka_unit_test(test_pass_at_k),
+        cmocka_unit_test(test_vote),
+        cmocka_unit_test(test_maj_at_k),
+        cmocka_unit_test(test_think_budget),
+        cmocka_unit_test(test_think_budget_tokens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -77,6 +77,12 @@ static const CliCommand COMMANDS[] = {
     {"bpe-train", cmd_bpe_train,
      "bpe-train --corpus F --vocab N [--special TOK]... [--no-default-special] [--split-digits] -o tokenizer.json",
      "train a byte-level BPE tokenizer (docs/tokenizer.md)", NULL},
+    {"solve", cmd_solve,
+     "solve MODEL [--family add|sub|addsub] [--digits A..B] [--split test|train] [--problems P] [--samples N]\n"
+     "      [--temperature T] [--seed S] [--budget B[,B...]] [--force F[,F...]] [--budget-samples M] [--show K]\n"
+     "      [--backend ref|cpu|cuda] [--plot OUT.png] [--json OUT.json]",
+     "test-time compute: greedy, pass@1, maj@N (majority vote), best-of-N, a thinking budget and s1's budget forcing (docs/rl.md)",
+     NULL},
     {"repl", cmd_repl, "repl [DIR] [--script FILE]",
      "step through a model: stages, attention, routing, latents, PNG pictures (docs/repl.md)",
      "at a terminal: line editing, history, Tab completion; piped or with --script: each line echoed\n"

@@ -25,6 +25,7 @@ int cmd_eval(int argc, char **argv);        /* viz/cmd_eval.c */
 int cmd_tasks(int argc, char **argv);       /* viz/cmd_tasks.c */
 int cmd_rl(int argc, char **argv);          /* viz/cmd_rl.c */
 int cmd_plot(int argc, char **argv);        /* viz/cmd_plot.c */
+int cmd_solve(int argc, char **argv);       /* viz/cmd_solve.c */
 int cmd_lesson(int argc, char **argv);      /* viz/cmd_lesson.c */
 
 /* viz/cli.c: the command table and what the commands share about their command lines. */

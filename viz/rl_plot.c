@@ -804,3 +804,245 @@ int rlplot_render(const RlLog *const *logs, const char *const *labels, int n, co
     return 0;
 }
 
+
+/* ---- test-time compute: seek solve's picture ---------------------------------------------------- */
+
+#define SP_PANEL_H 440
+#define SP_BOTTOM 90                /* tick labels, the tokens under them (panel 1), the axis name */
+
+typedef enum { LINE_SOLID, LINE_DASHED, LINE_DOTTED } LineStyle;
+
+/* the metrics' colours (Okabe and Ito), the same in every panel */
+static const Rgb C_PASSN = {0, 114, 178}, C_MAJ = {213, 94, 0}, C_PASS1 = {0, 158, 115}, C_GREEDY = {0, 0, 0},
+                 C_TOKENS = {204, 121, 167}, C_THINK = {86, 180, 233}, C_REF = {128, 128, 128};
+
+/* a 2-pixel line, solid, dashed (8 on, 6 off) or dotted (3 on, 5 off), stepped one pixel at a time */
+static void styled_line(Image *im, int x0, int y0, int x1, int y1, Rgb c, LineStyle st) {
+    int steps = abs(x1 - x0) > abs(y1 - y0) ? abs(x1 - x0) : abs(y1 - y0);
+    const int on = st == LINE_DASHED ? 8 : 3, period = st == LINE_DASHED ? 14 : 8;
+    for (int i = 0; i <= steps; i++) {
+        if (st != LINE_SOLID && i % period >= on) continue;
+        int x = steps ? x0 + (int)lround((double)(x1 - x0) * i / steps) : x0;
+        int y = steps ? y0 + (int)lround((double)(y1 - y0) * i / steps) : y0;
+        image_fill_rect(im, x, y, 2, 2, c);
+    }
+}
+
+/* the frame, y grid and y tick labels of a plot area; the x ticks are the caller's */
+static void sp_frame(Image *im, const Area *A, const Axis *ya, const char *title, int x0, int y0) {
+    char s[32];
+    font_draw(im, A->x, y0 + 8, title, BLACK, TS);
+    for (int k = 0; k < ticks_of(ya); k++) {
+        double v = tick_at(ya, k);
+        int y = to_px(v, ya->lo, ya->hi, A->y, A->h, 1);
+        image_hline(im, A->x, A->x + A->w - 1, y, GRID);
+        image_hline(im, A->x - 5, A->x - 1, y, FRAME);
+        fmt_tick(s, sizeof s, v, ya);
+        font_draw(im, A->x - 8 - font_width(s, TS), y - TH / 2 + 1, s, BLACK, TS);
+    }
+    (void)x0;
+}
+
+static void sp_xtick(Image *im, const Area *A, int x, const char *label, const char *below) {
+    image_vline(im, x, A->y, A->y + A->h - 1, GRID);
+    image_vline(im, x, A->y + A->h, A->y + A->h + 4, FRAME);
+    font_draw(im, x - font_width(label, TS) / 2, A->y + A->h + 8, label, BLACK, TS);
+    if (below) font_draw(im, x - font_width(below, TS) / 2, A->y + A->h + 8 + TH + 4, below, TEXT_GREY, TS);
+}
+
+static void sp_xname(Image *im, const Area *A, const char *name) {
+    font_draw(im, A->x + A->w / 2 - font_width(name, TS) / 2, A->y + A->h + SP_BOTTOM - TH - 10, name, TEXT_GREY, TS);
+}
+
+/* a series: points (px) joined in style st, a marker at each */
+static void sp_series(Image *im, const int *x, const int *y, int n, Rgb c, LineStyle st, Marker m, int markers) {
+    for (int j = 0; j + 1 < n; j++) styled_line(im, x[j], y[j], x[j + 1], y[j + 1], c, st);
+    for (int j = 0; markers && j < n; j++) marker(im, x[j], y[j], m, c);
+}
+
+/* "2048" -> "2048", 53120 -> "53.1k" */
+static void fmt_count(char *out, size_t cap, double v) {
+    if (v < 9999.5) snprintf(out, cap, "%.0f", v);
+    else if (v < 999950) snprintf(out, cap, "%.1fk", v / 1e3);
+    else snprintf(out, cap, "%.1fM", v / 1e6);
+}
+
+typedef struct {
+    Rgb c;
+    LineStyle st;
+    int mark; /* -1: none */
+    char label[64];
+} LegendItem;
+
+/* lays out the items from y0 in a picture W wide (draws them when im is not NULL); returns the rows */
+static int sp_legend(Image *im, int W, int y0, const LegendItem *it, int n) {
+    int x = PAD, rows = 1;
+    for (int i = 0; i < n; i++) {
+        int w = 44 + font_width(it[i].label, TS);
+        if (x > PAD && x + w > W - PAD) {
+            x = PAD;
+            rows++;
+        }
+        int y = y0 + (rows - 1) * LEGEND_ROW;
+        if (im) {
+            styled_line(im, x, y + 7, x + 32, y + 7, it[i].c, it[i].st);
+            if (it[i].mark >= 0) marker(im, x + 16, y + 8, (Marker)it[i].mark, it[i].c);
+            font_draw(im, x + 40, y, it[i].label, BLACK, TS);
+        }
+        x += w + 28;
+    }
+    return rows;
+}
+
+int solveplot_render(const char *title, const SolveTotals *runs, const int *budget, const int *force, int n, Image *out,
+                     SeekErr *err) {
+    memset(out, 0, sizeof *out);
+    if (n < 1 || budget[0] != 0) return seek_fail(err, "solve plot: the first run must be the one without a budget");
+    const SolveTotals *t0 = &runs[0];
+    const int nb = n - 1, W = (nb > 0 ? 3 : 1) * PANEL_W + (nb > 0 ? 0 : 2 * PAD);
+    /* the force settings among the budgeted runs, in order of appearance (one line style each) */
+    int forces[2], nf = 0;   /* the first two force settings are drawn (solid, dashed); the rest only in the table */
+    for (int r = 1; r < n; r++) {
+        int seen = 0;
+        for (int j = 0; j < nf; j++) seen |= forces[j] == force[r];
+        if (!seen && nf < 2) forces[nf++] = force[r];
+    }
+    LegendItem it[16];
+    int ni = 0;
+    char kN[16];
+    snprintf(kN, sizeof kN, "%d", t0->samples);
+    it[ni++] = (LegendItem){C_MAJ, LINE_SOLID, MARK_SQUARE, "maj@N (majority vote)"};
+    it[ni++] = (LegendItem){C_PASSN, LINE_SOLID, MARK_UP, "pass@N = best-of-N (verifier knows the answer)"};
+    it[ni++] = (LegendItem){C_PASS1, LINE_SOLID, MARK_DOWN, "pass@1 (mean sample)"};
+    it[ni++] = (LegendItem){C_GREEDY, LINE_DASHED, MARK_DIAMOND, "greedy"};
+    if (nb > 0) {
+        it[ni++] = (LegendItem){C_TOKENS, LINE_SOLID, -1, "tokens a sample"};
+        it[ni++] = (LegendItem){C_THINK, LINE_SOLID, -1, "thinking tokens a sample"};
+        it[ni++] = (LegendItem){C_REF, LINE_DOTTED, -1, "no budget"};
+        for (int j = 0; j < nf && ni < 16; j++) {
+            it[ni] = (LegendItem){C_REF, j == 0 ? LINE_SOLID : LINE_DASHED, -1, {0}};
+            if (forces[j] == 0) snprintf(it[ni].label, sizeof it[ni].label, "budget only");
+            else snprintf(it[ni].label, sizeof it[ni].label, "budget + up to %d Wait", forces[j]);
+            ni++;
+        }
+    }
+    char ttl[256];
+    clean_text(ttl, sizeof ttl, title ? title : "", (W - 2 * PAD) / (FONT_CW * TITLE_S));
+    const int header = LEGEND_Y + sp_legend(NULL, W, LEGEND_Y, it, ni) * LEGEND_ROW + 6;
+    if (image_init(out, W, header + SP_PANEL_H, WHITE, err)) return -1;
+    font_draw(out, PAD, 14, ttl, BLACK, TITLE_S);
+    sp_legend(out, W, LEGEND_Y, it, ni);
+    Axis unit;
+    axis_nice(&unit, 0, 1, 0);
+    const int left = 12 + 6 * TW + 8;
+    char s[32], below[32];
+    /* panel 1: accuracy against N, from the run without a budget */
+    {
+        const int x0 = nb > 0 ? 0 : PAD;
+        Area A = {x0 + left, header + PLOT_TOP, PANEL_W - left - PLOT_RIGHT, SP_PANEL_H - PLOT_TOP - SP_BOTTOM};
+        sp_frame(out, &A, &unit, "held-out accuracy vs samples N", x0, header);
+        const double lmax = log2((double)t0->ks[t0->nk - 1]);
+        const double xlo = lmax > 0 ? 0 : -0.5, xhi = lmax > 0 ? lmax : 0.5;
+        int xs[SOLVE_MAX_KS], ym[SOLVE_MAX_KS], yp[SOLVE_MAX_KS], y1[SOLVE_MAX_KS];
+        for (int j = 0; j < t0->nk; j++) {
+            xs[j] = to_px(log2((double)t0->ks[j]), xlo, xhi, A.x, A.w, 0);
+            ym[j] = to_px(t0->maj_k[j], 0, 1, A.y, A.h, 1);
+            yp[j] = to_px(t0->pass_k[j], 0, 1, A.y, A.h, 1);
+            y1[j] = to_px(t0->pass1, 0, 1, A.y, A.h, 1);
+            snprintf(s, sizeof s, "%d", t0->ks[j]);
+            /* the tokens N samples spend on a problem, at the run's mean a sample */
+            fmt_count(below, sizeof below, (double)t0->tokens / (t0->problems * (double)t0->samples) * t0->ks[j]);
+            sp_xtick(out, &A, xs[j], s, below);
+        }
+        image_rect_outline(out, A.x - 1, A.y - 1, A.w + 2, A.h + 2, FRAME);
+        const int yg = to_px(t0->greedy, 0, 1, A.y, A.h, 1);
+        styled_line(out, A.x, yg, A.x + A.w - 2, yg, C_GREEDY, LINE_DASHED);
+        marker(out, A.x + A.w - 8, yg, MARK_DIAMOND, C_GREEDY);
+        sp_series(out, xs, y1, t0->nk, C_PASS1, LINE_SOLID, MARK_DOWN, 1);
+        sp_series(out, xs, yp, t0->nk, C_PASSN, LINE_SOLID, MARK_UP, 1);
+        sp_series(out, xs, ym, t0->nk, C_MAJ, LINE_SOLID, MARK_SQUARE, 1);
+        sp_xname(out, &A, "samples N (grey: tokens a problem)");
+    }
+    if (nb == 0) return 0;
+    /* the budget axis, shared by panels 2 and 3 */
+    double blo = INFINITY, bhi = -INFINITY, tmax = (double)t0->tokens / (t0->problems * (double)t0->samples);
+    for (int r = 1; r < n; r++) {
+        blo = fmin(blo, budget[r]);
+        bhi = fmax(bhi, budget[r]);
+        tmax = fmax(tmax, (double)runs[r].tokens / (runs[r].problems * (double)runs[r].samples));
+    }
+    Axis xa, ta;
+    if (bhi <= blo) {
+        blo = blo >= 1 ? blo - 1 : 0;
+        bhi += 1;
+    }
+    axis_nice(&xa, fmin(blo, 0), bhi, 1);
+    axis_nice(&ta, 0, tmax, 0);
+    for (int p = 0; p < 2; p++) {
+        const int x0 = (p + 1) * PANEL_W;
+        Area A = {x0 + left, header + PLOT_TOP, PANEL_W - left - PLOT_RIGHT, SP_PANEL_H - PLOT_TOP - SP_BOTTOM};
+        const Axis *ya = p == 0 ? &unit : &ta;
+        char pt[64];
+        if (p == 0) snprintf(pt, sizeof pt, "accuracy vs thinking budget (N %d)", runs[1].samples);
+        else snprintf(pt, sizeof pt, "tokens a sample vs thinking budget");
+        sp_frame(out, &A, ya, pt, x0, header);
+        for (int k = 0; k < ticks_of(&xa); k++) {
+            double v = tick_at(&xa, k);
+            fmt_tick(s, sizeof s, v, &xa);
+            sp_xtick(out, &A, to_px(v, xa.lo, xa.hi, A.x, A.w, 0), s, NULL);
+        }
+        image_rect_outline(out, A.x - 1, A.y - 1, A.w + 2, A.h + 2, FRAME);
+        /* the run without a budget, for reference: a dotted line at its value; its maj@M at the
+         * budgeted runs' M samples (from its N sweep), none when M is not among its k */
+        double maj_ref = NAN;
+        for (int j = 0; j < t0->nk; j++)
+            if (t0->ks[j] == runs[1].samples) maj_ref = t0->maj_k[j];
+        const double ref[2][3] = {{maj_ref, t0->pass1, t0->greedy},
+                                  {(double)t0->tokens / (t0->problems * (double)t0->samples), t0->think, NAN}};
+        const Rgb rc[2][3] = {{C_MAJ, C_PASS1, C_GREEDY}, {C_TOKENS, C_THINK, C_REF}};
+        for (int k = 0; k < 3; k++) {
+            if (!isfinite(ref[p][k])) continue;
+            int y = to_px(ref[p][k], ya->lo, ya->hi, A.y, A.h, 1);
+            styled_line(out, A.x, y, A.x + A.w - 2, y, rc[p][k], LINE_DOTTED);
+        }
+        for (int j = 0; j < nf; j++) {
+            int xs[64], yv[3][64], m = 0;
+            for (int r = 1; r < n && m < 64; r++) {
+                if (force[r] != forces[j]) continue;
+                const SolveTotals *t = &runs[r];
+                double v[3] = {t->maj, t->pass1, t->greedy};
+                if (p == 1) {
+                    v[0] = (double)t->tokens / (t->problems * (double)t->samples);
+                    v[1] = t->think;
+                    v[2] = NAN;
+                }
+                xs[m] = to_px(budget[r], xa.lo, xa.hi, A.x, A.w, 0);
+                for (int k = 0; k < 3; k++) yv[k][m] = isfinite(v[k]) ? to_px(v[k], ya->lo, ya->hi, A.y, A.h, 1) : -1;
+                m++;
+            }
+            /* budgets in increasing order (a run's list may be unsorted): sort the points by x */
+            for (int a = 1; a < m; a++)
+                for (int b = a; b > 0 && xs[b - 1] > xs[b]; b--) {
+                    int t = xs[b];
+                    xs[b] = xs[b - 1];
+                    xs[b - 1] = t;
+                    for (int k = 0; k < 3; k++) {
+                        t = yv[k][b];
+                        yv[k][b] = yv[k][b - 1];
+                        yv[k][b - 1] = t;
+                    }
+                }
+            const LineStyle st = j == 0 ? LINE_SOLID : LINE_DASHED;
+            if (p == 0) {
+                sp_series(out, xs, yv[2], m, C_GREEDY, st, MARK_DIAMOND, 1);
+                sp_series(out, xs, yv[1], m, C_PASS1, st, MARK_DOWN, 1);
+                sp_series(out, xs, yv[0], m, C_MAJ, st, MARK_SQUARE, 1);
+            } else {
+                sp_series(out, xs, yv[1], m, C_THINK, st, MARK_DOWN, 1);
+                sp_series(out, xs, yv[0], m, C_TOKENS, st, MARK_SQUARE, 1);
+            }
+        }
+        sp_xname(out, &A, "thinking budget B (tokens)");
+    }
+    return 0;
+}

@@ -40,6 +40,7 @@
 
 #include "common.h"
 #include "image.h"
+#include "solve.h"
 
 #define RLLOG_MAX_BYTES ((size_t)256 << 20)
 #define RLLOG_MAX_LINE 65536
@@ -93,5 +94,16 @@ typedef struct {
 int rlplot_render(const RlLog *const *logs, const char *const *labels, int n, const char *title, Image *out,
                   RlPlotInfo *info, SeekErr *err);
 
+/* seek solve's picture (docs/rl.md, "Test-time compute"): held-out accuracy against the samples N
+ * (maj@N, pass@N, pass@1 at 1, 2, 4, ... N; greedy as a dashed level), with the tokens N samples
+ * spend on a problem under each N; and, when there are budgeted runs, accuracy (maj@N, pass@1,
+ * greedy) and tokens a sample (all, thinking) against the thinking budget, the run without a
+ * budget as dotted levels (its maj@M at the budgeted runs' M samples), one line style a force
+ * setting (the first two settings: solid, dashed). runs[0] is the run without a budget
+ * (budget[0] = 0), runs[1..n) the budgeted ones. One panel 640 + 48 wide without budgeted runs,
+ * three 640 wide with them, 440 high under the title and legend. out is initialised here (free
+ * with image_free). */
+int solveplot_render(const char *title, const SolveTotals *runs, const int *budget, const int *force, int n, Image *out,
+                     SeekErr *err);
 
 #endif
