@@ -79,6 +79,8 @@ expect_code "budget samples alone" 1 '^seek solve: --budget-samples: .*need --bu
 expect_code "budget samples 0" 1 '^seek solve: --budget-samples: 0 is out of range' "$SEEK" solve $ZERO --budget 8 --budget-samples 0
 expect_code "force alone" 1 '^seek solve: --force: .*needs a thinking budget' "$SEEK" solve $ZERO --force 2
 expect_code "budget room" 1 '^seek solve: --budget 60 leaves no room to answer within --max-new 48' "$SEEK" solve $ZERO --budget 60 --max-new 48
+expect_code "budget past the context" 1 '^seek solve: --max-new 232 (the largest --budget + 32): .*max_position_embeddings 192' \
+  "$SEEK" solve $ZERO --budget 200
 expect_code "unknown task" 1 "^seek solve: .*mul" "$SEEK" solve $ZERO --family mul
 expect_code "unknown task alias" 1 "^seek solve: .*mul" "$SEEK" solve $ZERO --task mul
 expect_code "bad split" 1 '^seek solve: --split dev: expected test or train' "$SEEK" solve $ZERO --split dev

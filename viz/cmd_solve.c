@@ -236,6 +236,7 @@ int cmd_solve(int argc, char **argv) {
     if (bsamples < 0) bsamples = samples;
     int bmax = 0;
     for (int j = 0; j < nb; j++) bmax = budgets[j] > bmax ? budgets[j] : bmax;
+    const int max_new_default = max_new < 0;
     if (max_new < 0) max_new = nb && bmax + ANSWER_ROOM > DEFAULT_MAX_NEW ? bmax + ANSWER_ROOM : DEFAULT_MAX_NEW;
     else if (nb && bmax >= max_new) {
         fprintf(stderr, "seek solve: --budget %d leaves no room to answer within --max-new %lld\n", bmax, max_new);
@@ -287,6 +288,9 @@ int cmd_solve(int argc, char **argv) {
     SolveOpts sob = so;
     sob.samples = (int)bsamples;
     if (!rc && nb && bsamples != samples && (rc = solver_init(&svb, &sob, &m.cfg, tok, &err)) == 0) have_svb = 1;
+    if (have_m && tok && n_tb == n_runs && rc)   /* the solver's sizes: name the flag that set them */
+        seek_fail_prefix(&err, "--max-new %lld%s", max_new,
+                         max_new_default && nb && bmax + ANSWER_ROOM > DEFAULT_MAX_NEW ? " (the largest --budget + 32)" : "");
     if (rc) {
         fprintf(stderr, "seek solve: %s\n", err.msg);
         goto done;
